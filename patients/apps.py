@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class PatientsConfig(AppConfig):
+    name = "patients"
+    verbose_name = "Patients and practices"
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
+        from . import roles, signals  # noqa: F401  (connects receivers)
+
+        post_migrate.connect(roles.sync_role_groups, dispatch_uid="patients.sync_role_groups")

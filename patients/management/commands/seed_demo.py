@@ -1,0 +1,170 @@
+"""Demo data: two practices, their staff (one a member of both) and realistic patients.
+
+Bulk inserts throughout: 100,000 patients take seconds, with a progress bar on large runs.
+"""
+
+import datetime
+import random
+import unicodedata
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from patients.models import BirthSex, EmailOptOut, Membership, OptOutReason, Patient, Practice, Role
+
+DEMO_PASSWORD = "portal-demo-2026"
+PATIENT_PASSWORD = "patient-demo-2026"
+PRACTICES = [
+    {"name": "Maple Street Dental", "time_zone": "America/New_York", "contact_email": "frontdesk@maple-dental.example", "contact_phone": "(617) 555-0142"},
+    {"name": "Riverside Aesthetics", "time_zone": "America/Chicago", "contact_email": "hello@riverside-aesthetics.example", "contact_phone": "(312) 555-0199"},
+]
+# username, first, last, [(practice index, role)], superuser
+STAFF = [
+    ("admin", "Ada", "Admin", [], True),
+    ("maple.admin", "Morgan", "Lee", [(0, Role.ADMIN)], False),
+    ("frontdesk", "Frankie", "Desk", [(0, Role.FRONT_DESK)], False),
+    ("manager", "Riley", "Both", [(0, Role.MANAGER), (1, Role.ADMIN)], False),
+    ("viewer", "Vic", "Viewer", [(1, Role.VIEWER)], False),
+]
+FIRST_NAMES = "Olivia Liam Emma Noah Ava Elijah Sophia James Isabella Lucas Mia Mateo Amelia Benjamin Harper Theo Chloé José Zoë Renée Seán Aaliyah Nguyen Priya Wei".split()
+LAST_NAMES = "Smith Johnson Williams Brown Jones García Miller Davis Rodríguez Martínez Hernández López Gonzalez Wilson Anderson Thomas Taylor Moore Jackson Martin Lee Pérez Thompson White Harris O'Brien Nguyen Patel Kim Müller".split()
+DOMAINS = ["example.com", "mail.example", "inbox.example", "family.example"]
+
+
+class Command(BaseCommand):
+    help = "Load demo practices, staff users and patients (prints the logins)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--patients", type=int, default=300, help="Patients per practice (default 300).")
+        parser.add_argument("--if-empty", action="store_true", help="Do nothing if demo practices exist.")
+        parser.add_argument("--seed", type=int, default=2026, help="Random seed, for repeatable data.")
+        parser.add_argument("--batch-size", type=int, default=5000)
+
+    def handle(self, *args, patients: int, if_empty: bool, seed: int, batch_size: int, **options):
+        existing = Practice.objects.filter(name__in=[p["name"] for p in PRACTICES]).exists()
+        if existing and if_empty:
+            self.stdout.write("Demo data already loaded.")
+            self._print_logins()
+            return
+        rng = random.Random(seed)
+        practices = [Practice.objects.get_or_create(name=p["name"], defaults=p)[0] for p in PRACTICES]
+        self._create_staff(practices)
+        for practice in practices:
+            self._create_patients(practice, patients, rng, batch_size)
+        self._print_logins()
+
+    def _create_staff(self, practices: list[Practice]) -> None:
+        User = get_user_model()
+        for username, first, last, roles, superuser in STAFF:
+            user, created = User.objects.get_or_create(
+                username=username,
+                defaults={"first_name": first, "last_name": last, "email": f"{username}@staff.example", "is_staff": True, "is_superuser": superuser},
+            )
+            if created:
+                user.set_password(DEMO_PASSWORD)
+                user.save()
+            for index, role in roles:
+                Membership.objects.get_or_create(user=user, practice=practices[index], defaults={"role": role})
+
+    def _create_patients(self, practice: Practice, count: int, rng: random.Random, batch_size: int) -> None:
+        User = get_user_model()
+        start = Patient.objects.filter(practice=practice).count()
+        today = timezone.localdate()
+        password_hash = make_password(PATIENT_PASSWORD)  # hashed once, shared by demo accounts
+        opted_out: list[str] = []
+        family_email = ""
+        progress = Progress(self.stderr, total=count, label=practice.name, enabled=count >= 20_000)
+        made = 0
+        while made < count:
+            size = min(batch_size, count - made)
+            batch: list[Patient] = []
+            registered: list[tuple[Patient, str]] = []
+            for offset in range(size):
+                number = start + made + offset + 1
+                first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+                dob = today - datetime.timedelta(days=rng.randint(365 * 2, 365 * 95))
+                email = f"{_ascii(first)}.{_ascii(last)}{number}@{rng.choice(DOMAINS)}".lower()
+                kind = rng.random()
+                patient = Patient(
+                    practice=practice,
+                    chart_number=f"{practice.pk:02d}-{number:07d}",
+                    first_name=first,
+                    last_name=last,
+                    date_of_birth=dob,
+                    zip_code=f"{rng.randint(1000, 99999):05d}",
+                    email=email,
+                    phone=f"(555) 01{rng.randint(0, 99):02d}-{rng.randint(0, 9999):04d}",
+                    birth_sex=rng.choice([BirthSex.FEMALE, BirthSex.MALE]),
+                    email_consent=True,
+                )
+                if kind < 0.06:
+                    patient.email = ""  # no email on file
+                elif kind < 0.10:
+                    patient.email_consent = False
+                elif kind < 0.12:
+                    opted_out.append(patient.email)
+                elif kind < 0.13:
+                    patient.deceased = True
+                elif kind < 0.15:
+                    patient.zip_code = ""  # incomplete chart
+                elif kind < 0.19:
+                    # a family sharing one address
+                    family_email = family_email if family_email and rng.random() < 0.6 else email
+                    patient.email = family_email
+                elif kind < 0.29:
+                    registered.append((patient, f"{_ascii(first)}.{practice.pk}.{number}".lower()))
+                batch.append(patient)
+            with transaction.atomic():
+                Patient.objects.bulk_create(batch, batch_size=1000)
+                if registered:
+                    users = User.objects.bulk_create(
+                        [User(username=username, email=p.email, first_name=p.first_name, last_name=p.last_name, password=password_hash) for p, username in registered],
+                        batch_size=1000,
+                    )
+                    now = timezone.now()
+                    for (patient, _), user in zip(registered, users):
+                        patient.portal_user = user
+                        patient.registered_at = now
+                    Patient.objects.bulk_update([p for p, _ in registered], ["portal_user", "registered_at"], batch_size=1000)
+            made += size
+            progress.update(made)
+        EmailOptOut.objects.bulk_create(
+            [EmailOptOut(practice=practice, email=e, reason=OptOutReason.PATIENT_REQUEST) for e in set(opted_out)],
+            ignore_conflicts=True,
+        )
+        progress.finish()
+        self.stdout.write(f"{practice.name}: {count:,} patients added.")
+
+    def _print_logins(self) -> None:
+        self.stdout.write("\nStaff logins (password for all: %s):" % DEMO_PASSWORD)
+        for username, _first, _last, roles, superuser in STAFF:
+            where = "superuser, every practice" if superuser else ", ".join(
+                f"{Role(role).label} at {PRACTICES[i]['name']}" for i, role in roles
+            )
+            self.stdout.write(f"  {username:<12} {where}")
+        self.stdout.write(f"Registered demo patients log in with their username and '{PATIENT_PASSWORD}'.\n")
+
+
+def _ascii(text: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if c.isalnum() and c.isascii())
+
+
+class Progress:
+    def __init__(self, stream, *, total: int, label: str, enabled: bool):
+        self.stream, self.total, self.label, self.enabled = stream, total, label, enabled and total > 0
+
+    def update(self, done: int) -> None:
+        if not self.enabled:
+            return
+        width = 30
+        filled = int(width * done / self.total)
+        self.stream.write(f"\r{self.label}: [{'#' * filled}{'.' * (width - filled)}] {done:,}/{self.total:,}", ending="")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self.enabled:
+            self.stream.write("")
+

@@ -1,0 +1,263 @@
+"""Practices (the tenant), their staff memberships, patients and the email opt-out list."""
+
+import datetime
+import zoneinfo
+from typing import Optional
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.utils import timezone
+
+MAX_AGE_YEARS = 125
+ZIP_CODE_VALIDATOR = RegexValidator(
+    r"^\d{5}(-\d{4})?$", "Enter a 5-digit ZIP code or ZIP+4, for example 02139 or 02139-4307."
+)
+
+
+def _time_zone_choices() -> list[tuple[str, str]]:
+    return [(name, name) for name in sorted(zoneinfo.available_timezones())]
+
+
+def normalise_email(address: Optional[str]) -> str:
+    """Emails are stored trimmed and lower-cased so that every comparison is case-insensitive."""
+    return (address or "").strip().lower()
+
+
+class Practice(models.Model):
+    """One office. Every row a staff user can see hangs off a practice."""
+
+    name = models.CharField(max_length=200)
+    time_zone = models.CharField(max_length=64, default="America/New_York", choices=_time_zone_choices)
+    contact_email = models.EmailField(blank=True)
+    contact_phone = models.CharField(max_length=32, blank=True)
+    logo = models.ImageField(upload_to="practice-logos/", blank=True)
+
+    # Portal switches (the "Patient Activation" solution of the source products).
+    invitations_enabled = models.BooleanField(
+        "patient portal invitations enabled",
+        default=True,
+        help_text="Off: no portal invitation of any kind is sent for this practice.",
+    )
+    activation_email_enabled = models.BooleanField(
+        "activation email enabled",
+        default=True,
+        help_text="Off: invitation emails are not sent (the switch on the portal access page).",
+    )
+    link_lifetime_days = models.PositiveSmallIntegerField(
+        "invitation link lifetime (days)",
+        default=7,
+        validators=[MinValueValidator(1), MaxValueValidator(30)],
+    )
+    self_signup_enabled = models.BooleanField(
+        "patients may request portal access",
+        default=False,
+        help_text="Opens a public 'Request portal access' page for this practice.",
+    )
+    monthly_reinvite_enabled = models.BooleanField("monthly re-invite", default=False)
+    monthly_reinvite_day = models.PositiveSmallIntegerField(
+        "monthly re-invite day of the month",
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(28)],
+    )
+    monthly_reinvite_cap = models.PositiveSmallIntegerField(
+        "stop after this many unanswered invitations in a row",
+        default=3,
+        validators=[MinValueValidator(1), MaxValueValidator(12)],
+    )
+
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", "Practice admin"
+    MANAGER = "manager", "Manager"
+    FRONT_DESK = "front_desk", "Front desk"
+    VIEWER = "viewer", "Viewer"
+
+
+class Membership(models.Model):
+    """A staff user's place in one practice. A user may belong to several practices."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.FRONT_DESK)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "practice"],
+                name="membership_unique_user_practice",
+                violation_error_message="This user is already a member of this practice.",
+            )
+        ]
+        ordering = ["practice__name", "user__username"]
+
+    def __str__(self) -> str:
+        return f"{self.user} at {self.practice} ({self.get_role_display()})"
+
+
+class BirthSex(models.TextChoices):
+    FEMALE = "F", "Female"
+    MALE = "M", "Male"
+    UNKNOWN = "U", "Unknown"
+
+
+class PatientQuerySet(models.QuerySet):
+    def for_practices(self, practice_ids) -> "PatientQuerySet":
+        return self.filter(practice_id__in=practice_ids)
+
+    def with_portal_account(self) -> "PatientQuerySet":
+        return self.filter(portal_user__isnull=False)
+
+    def without_portal_account(self) -> "PatientQuerySet":
+        return self.filter(portal_user__isnull=True)
+
+
+class Patient(models.Model):
+    """A patient's chart as the practice keeps it.
+
+    Fields an invitation needs are optional here on purpose: the chart is always saved, and
+    eligibility names every missing field instead.
+    """
+
+    practice = models.ForeignKey(Practice, on_delete=models.PROTECT, related_name="patients")
+    chart_number = models.CharField(max_length=32)
+    first_name = models.CharField(max_length=100, blank=True)
+    last_name = models.CharField(max_length=100, blank=True)
+    date_of_birth = models.DateField(null=True, blank=True)
+    zip_code = models.CharField(max_length=10, blank=True, validators=[ZIP_CODE_VALIDATOR])
+    email = models.EmailField(
+        blank=True, help_text="Family members may share one address."
+    )
+    phone = models.CharField(max_length=32, blank=True)
+    birth_sex = models.CharField(max_length=1, choices=BirthSex.choices, blank=True)
+    email_consent = models.BooleanField(
+        "consents to email", default=False, help_text="The patient agreed to receive email."
+    )
+    deceased = models.BooleanField(default=False)
+    portal_user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="patient_record",
+        editable=False,
+        help_text="The patient's portal account, once registered.",
+    )
+    registered_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PatientQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["last_name", "first_name", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["practice", "chart_number"],
+                name="patient_unique_chart_number_per_practice",
+                violation_error_message="Another patient of this practice has this chart number.",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["practice", "last_name", "first_name", "id"], name="patient_name_idx"),
+            models.Index(fields=["last_name", "first_name", "id"], name="patient_sort_idx"),
+            models.Index(fields=["practice", "date_of_birth"], name="patient_dob_idx"),
+            models.Index(fields=["practice", "email"], name="patient_email_idx"),
+            models.Index(fields=["chart_number"], name="patient_chart_idx"),
+            models.Index(fields=["practice", "created_at"], name="patient_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        # Shown in admin history and messages: chart number and name only, nothing clinical.
+        name = " ".join(part for part in (self.first_name, self.last_name) if part)
+        return f"{name or 'Unnamed patient'} (chart {self.chart_number})"
+
+    @property
+    def has_portal_account(self) -> bool:
+        return self.portal_user_id is not None
+
+    def clean_fields(self, exclude=None) -> None:
+        for field in ("first_name", "last_name", "chart_number", "phone", "zip_code"):
+            setattr(self, field, (getattr(self, field) or "").strip())
+        self.email = normalise_email(self.email)
+        super().clean_fields(exclude=exclude)
+
+    def clean(self) -> None:
+        validate_date_of_birth(self.date_of_birth)
+
+    def save(self, *args, **kwargs) -> None:
+        self.email = normalise_email(self.email)
+        super().save(*args, **kwargs)
+
+
+def validate_date_of_birth(value: Optional[datetime.date], *, today: Optional[datetime.date] = None) -> None:
+    if value is None:
+        return
+    today = today or timezone.localdate()
+    if value > today:
+        raise ValidationError({"date_of_birth": "Date of birth cannot be in the future."})
+    if value < today.replace(year=today.year - MAX_AGE_YEARS):
+        raise ValidationError(
+            {"date_of_birth": f"Date of birth is more than {MAX_AGE_YEARS} years ago; check the year."}
+        )
+
+
+class OptOutReason(models.TextChoices):
+    PATIENT_REQUEST = "patient_request", "Patient asked to stop emails"
+    SPAM_COMPLAINT = "spam_complaint", "Marked an email as spam"
+    HARD_BOUNCE = "hard_bounce", "Address bounced permanently"
+    STAFF = "staff", "Added by staff"
+
+
+class EmailOptOutQuerySet(models.QuerySet):
+    def matching(self, practice_id: int, email: str) -> "EmailOptOutQuerySet":
+        return self.filter(practice_id=practice_id, email=normalise_email(email))
+
+
+class EmailOptOut(models.Model):
+    """An address the practice must not email."""
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="email_opt_outs")
+    email = models.EmailField()
+    reason = models.CharField(max_length=20, choices=OptOutReason.choices, default=OptOutReason.STAFF)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = EmailOptOutQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "email opt-out"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["practice", "email"],
+                name="optout_unique_practice_email",
+                violation_error_message="This address is already on the practice's opt-out list.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.get_reason_display()})"
+
+    def clean_fields(self, exclude=None) -> None:
+        self.email = normalise_email(self.email)
+        super().clean_fields(exclude=exclude)
+
+    def save(self, *args, **kwargs) -> None:
+        self.email = normalise_email(self.email)
+        super().save(*args, **kwargs)

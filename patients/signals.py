@@ -1,0 +1,12 @@
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from .models import Membership
+from .roles import sync_user_groups
+from .tenancy import forget_memberships
+
+
+@receiver([post_save, post_delete], sender=Membership, dispatch_uid="patients.membership_changed")
+def membership_changed(sender, instance: Membership, **kwargs) -> None:
+    forget_memberships(instance.user)
+    sync_user_groups(instance.user)
