@@ -26,7 +26,11 @@ ensure_venv() {
     echo "Installing dependencies into .venv ..."
     local target="."
     [ -n "$extras" ] && target=".[$extras]"
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$target"
+    if ! .venv/bin/python -m pip install --disable-pip-version-check -e "$target" > .venv/install.log 2>&1; then
+      cat .venv/install.log >&2
+      echo "Installing dependencies failed (log above, also in .venv/install.log)." >&2
+      exit 1
+    fi
     echo "$digest" > "$stamp"
   fi
 }

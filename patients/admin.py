@@ -194,7 +194,7 @@ class PatientImportForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["practice"].queryset = practices
         if len(practices) == 1:
-            self.fields["practice"].initial = practices[0]
+            self.fields["practice"].initial = practices[0].pk
             self.fields["practice"].widget = forms.HiddenInput()
 
     def clean_file(self):
@@ -257,7 +257,7 @@ class PatientAdmin(PracticeScopedAdmin):
     def import_view(self, request: HttpRequest):
         if not self.has_add_permission(request):
             raise PermissionDenied("Your role does not allow adding patients.")
-        practices = list(self.scoped_practices(request, "add"))
+        practices = self.scoped_practices(request, "add")
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,

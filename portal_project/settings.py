@@ -20,7 +20,7 @@ if (BASE_DIR / ".env").is_file():
 
 VAR_DIR = Path(env.str("PORTAL_VAR_DIR", default=str(BASE_DIR / "var")))
 # The embedded defaults (SQLite, filesystem broker, mail files) all live under var/.
-for _folder in ("", "mail", "media", "static", "celery/queue", "celery/processed", "celery/results"):
+for _folder in ("", "mail", "media", "static", "celery/queue", "celery/processed", "celery/results", "celery/control"):
     (VAR_DIR / _folder).mkdir(parents=True, exist_ok=True)
 
 # --- Core -----------------------------------------------------------------------------
@@ -204,6 +204,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
         "processed_folder": str(VAR_DIR / "celery" / "processed"),
+        "control_folder": str(VAR_DIR / "celery" / "control"),
         "store_processed": False,
     }
     _default_result_backend = f"file://{VAR_DIR / 'celery' / 'results'}"

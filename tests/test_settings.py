@@ -1,0 +1,101 @@
+"""Settings come from the environment; production refuses to start without real secrets."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_settings(tmp_path, **env):
+    """Import the real settings module in a fresh interpreter with only `env` set."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_", "CELERY_", "EMAIL_", "ANYMAIL_", "CACHE_"))}
+    base.update({"DJANGO_SETTINGS_MODULE": "portal_project.settings", "PORTAL_VAR_DIR": str(tmp_path / "var")}, **env)
+    code = (
+        "import django, json; from django.conf import settings; django.setup();"
+        "print(json.dumps({'debug': settings.DEBUG, 'db': settings.DATABASES['default']['ENGINE'],"
+        "'broker': settings.CELERY_BROKER_URL, 'email': settings.EMAIL_BACKEND, 'hosts': settings.ALLOWED_HOSTS,"
+        "'anymail': settings.ANYMAIL, 'cache': settings.CACHES['default']['BACKEND'], 'tz': settings.TIME_ZONE,"
+        "'base_url': settings.PORTAL_BASE_URL, 'from': settings.DEFAULT_FROM_EMAIL, 'ssl': settings.SECURE_SSL_REDIRECT,"
+        "'hsts': settings.SECURE_HSTS_SECONDS, 'secure_cookie': settings.SESSION_COOKIE_SECURE}))"
+    )
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=base, capture_output=True, text=True)
+
+
+def test_it_runs_on_embedded_defaults_with_debug(tmp_path):
+    import json
+
+    result = load_settings(tmp_path, DJANGO_DEBUG="true")
+    assert result.returncode == 0, result.stderr
+    values = json.loads(result.stdout)
+    assert values["db"] == "django.db.backends.sqlite3"
+    assert values["broker"] == "filesystem://"
+    assert values["email"] == "django.core.mail.backends.filebased.EmailBackend"
+    assert (tmp_path / "var" / "mail").is_dir()
+    assert (tmp_path / "var" / "celery" / "queue").is_dir()
+
+
+def test_it_refuses_production_without_a_secret_key(tmp_path):
+    result = load_settings(tmp_path, DJANGO_DEBUG="false", DJANGO_ALLOWED_HOSTS="portal.example.com")
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY must be set" in result.stderr
+
+
+def test_it_refuses_production_with_a_short_secret_key(tmp_path):
+    result = load_settings(tmp_path, DJANGO_SECRET_KEY="short", DJANGO_ALLOWED_HOSTS="portal.example.com")
+    assert "DJANGO_SECRET_KEY must be set" in result.stderr
+
+
+def test_it_refuses_production_without_allowed_hosts(tmp_path):
+    result = load_settings(tmp_path, DJANGO_SECRET_KEY="x" * 50)
+    assert result.returncode != 0
+    assert "DJANGO_ALLOWED_HOSTS" in result.stderr
+
+
+def test_it_reads_production_settings_from_the_environment(tmp_path):
+    import json
+
+    result = load_settings(
+        tmp_path,
+        DJANGO_SECRET_KEY="k" * 50,
+        DJANGO_ALLOWED_HOSTS="portal.example.com,www.portal.example.com",
+        DATABASE_URL="postgres://portal:pw@db.internal:5432/portal",
+        CELERY_BROKER_URL="redis://cache.internal:6379/0",
+        EMAIL_PROVIDER="postmark",
+        ANYMAIL_POSTMARK_SERVER_TOKEN="token-123",
+        CACHE_URL="redis://cache.internal:6379/2",
+        TIME_ZONE="America/Chicago",
+        PORTAL_BASE_URL="https://portal.example.com/",
+        DEFAULT_FROM_EMAIL="Portal <no-reply@portal.example.com>",
+    )
+    assert result.returncode == 0, result.stderr
+    values = json.loads(result.stdout)
+    assert values["debug"] is False
+    assert values["db"] == "django.db.backends.postgresql"
+    assert values["broker"] == "redis://cache.internal:6379/0"
+    assert values["email"] == "anymail.backends.postmark.EmailBackend"
+    assert values["anymail"] == {"POSTMARK_SERVER_TOKEN": "token-123"}
+    assert values["cache"] == "django.core.cache.backends.redis.RedisCache"
+    assert values["hosts"] == ["portal.example.com", "www.portal.example.com"]
+    assert values["tz"] == "America/Chicago"
+    assert values["base_url"] == "https://portal.example.com"
+    assert values["from"] == "Portal <no-reply@portal.example.com>"
+    assert values["ssl"] is True and values["hsts"] == 31536000 and values["secure_cookie"] is True
+
+
+def test_check_deploy_reports_nothing_serious(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_", "CELERY_"))}
+    env.update(
+        DJANGO_SETTINGS_MODULE="portal_project.settings",
+        PORTAL_VAR_DIR=str(tmp_path / "var"),
+        DJANGO_SECRET_KEY="a-long-random-production-secret-" + "q8Zr" * 10,
+        DJANGO_ALLOWED_HOSTS="portal.example.com",
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT, env=env, capture_output=True, text=True,
+    )
+    # Only the HSTS preload advice may remain: preloading is a decision for the practice's domain.
+    issues = [line for line in result.stderr.splitlines() + result.stdout.splitlines() if line.startswith("?:")]
+    assert all("W021" in line for line in issues), result.stdout + result.stderr
