@@ -11,6 +11,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.http import HttpRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.template.defaultfilters import pluralize
 from django.urls import path, reverse
 
 from . import imports
@@ -309,7 +310,7 @@ class PatientAdmin(PracticeScopedAdmin):
             default_storage.delete(name)
             request.session.pop(f"patient_import_{token}", None)
         skipped = len(report.invalid_rows)
-        text = f"Imported {created:,} patients into {practice}."
+        text = f"Imported {created:,} patient{pluralize(created)} into {practice}."
         if skipped:
             text += f" Skipped {skipped:,} rows with errors (lines {_line_summary(report.invalid_rows)})."
         self.message_user(request, text, messages.SUCCESS if not skipped else messages.WARNING)
