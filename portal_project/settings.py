@@ -237,6 +237,14 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celery" / "beat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     # -- invitations --
     # -- notifications --
+    "notifications-sweep": {  # 14-day and 48-hour alerts from stored due times
+        "task": "notifications.sweep",
+        "schedule": crontab(minute="*/15"),
+    },
+    "notifications-daily-digests": {  # each office's 7:00 digest, caught up if beat was down
+        "task": "notifications.send_due_digests",
+        "schedule": crontab(minute=5),
+    },
 }
 
 # --- Logging: no health information is ever logged; patient ids only. ---------------------

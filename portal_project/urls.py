@@ -35,6 +35,7 @@ urlpatterns = [
         name="password_reset_complete",
     ),
     path("admin/", admin.site.urls),
+    path("api/payment-plans/", include("notifications.urls")),
 ]
 
 if settings.DEBUG:

@@ -1,0 +1,39 @@
+"""Celery entry points: thin, take ids, idempotent (the services claim rows before sending)."""
+
+from celery import shared_task
+
+from . import services
+
+RETRY_DELAYS = (60, 300)  # seconds before the 2nd and 3rd attempt of a failed send
+
+
+@shared_task(bind=True, max_retries=len(RETRY_DELAYS), name="notifications.send_delivery")
+def send_delivery(self, delivery_id: int) -> str:
+    try:
+        return services.deliver_alert(delivery_id)
+    except services.RetryLater as exc:
+        raise self.retry(exc=exc, countdown=RETRY_DELAYS[min(self.request.retries, len(RETRY_DELAYS) - 1)])
+
+
+@shared_task(name="notifications.sweep")
+def sweep() -> dict:
+    """Every 15 minutes: 14-day and 48-hour alerts that are due, lost and interrupted sends."""
+    report = services.sweep(now=services._now())
+    return vars(report)
+
+
+@shared_task(name="notifications.send_due_digests")
+def send_due_digests() -> int:
+    """Hourly: enqueue one digest per member and office whose daily digest time has passed."""
+    due = services.digests_due(now=services._now())
+    for user_id, practice_id in due:
+        send_digest.delay(user_id, practice_id)
+    return len(due)
+
+
+@shared_task(bind=True, max_retries=len(RETRY_DELAYS), name="notifications.send_digest")
+def send_digest(self, user_id: int, practice_id: int) -> str:
+    try:
+        return services.send_digest(user_id=user_id, practice_id=practice_id)
+    except services.RetryLater as exc:
+        raise self.retry(exc=exc, countdown=RETRY_DELAYS[min(self.request.retries, len(RETRY_DELAYS) - 1)])
