@@ -156,6 +156,20 @@ class Patient(models.Model):
         help_text="The patient's portal account, once registered.",
     )
     registered_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The address that bounced permanently. Eligibility blocks invitations only while it is
+    # still the address on file, so correcting the email clears the block by itself.
+    bounced_email = models.EmailField(
+        "hard-bounced address",
+        blank=True,
+        editable=False,
+        help_text="The email service reported this address as undeliverable.",
+    )
+    self_signup_unverified = models.BooleanField(
+        "self sign-up, unverified",
+        default=False,
+        help_text="Created from the public 'Request portal access' page; staff have not yet "
+        "checked this chart. Untick once verified.",
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -178,6 +192,11 @@ class Patient(models.Model):
             models.Index(fields=["practice", "email"], name="patient_email_idx"),
             models.Index(fields=["chart_number"], name="patient_chart_idx"),
             models.Index(fields=["practice", "created_at"], name="patient_created_idx"),
+            models.Index(
+                fields=["practice"],
+                condition=models.Q(self_signup_unverified=True),
+                name="patient_selfsignup_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -188,6 +207,10 @@ class Patient(models.Model):
     @property
     def has_portal_account(self) -> bool:
         return self.portal_user_id is not None
+
+    @property
+    def email_bounced(self) -> bool:
+        return bool(self.email) and self.bounced_email == normalise_email(self.email)
 
     def clean_fields(self, exclude=None) -> None:
         for field in ("first_name", "last_name", "chart_number", "phone", "zip_code"):

@@ -35,6 +35,8 @@ urlpatterns = [
         name="password_reset_complete",
     ),
     path("admin/", admin.site.urls),
+    path("", include("invitations.urls")),
+    path("portal/", include("invitations.portal_urls")),
     path("api/payment-plans/", include("notifications.urls")),
 ]
 

@@ -1,0 +1,159 @@
+"""Why a patient cannot be invited now: every rule in one place.
+
+Each rule is a database condition that is true when it *blocks* an invitation. The same
+conditions serve one patient (`reasons_for`: one query, every reason) and a whole practice
+(`annotate_blocks`, `eligible`, `skip_counts` for Activate Now's preview and the monthly run),
+so the single invite, the new-patient checkbox, resend and bulk runs can never disagree.
+"""
+
+import datetime
+from dataclasses import dataclass
+from typing import Callable
+
+from django.db.models import BooleanField, Case, Count, Exists, F, OuterRef, Q, Value, When
+from django.db.models.expressions import Expression
+
+from patients.models import EmailOptOut, Patient, PatientQuerySet
+
+from .models import Invitation
+
+#: Another invitation to the same address within this window is refused (deliverability).
+RECENT_INVITATION_WINDOW = datetime.timedelta(hours=1)
+# Portable across SQLite and PostgreSQL; the form fields validate more strictly on entry,
+# this catches what came in through imports or the shell.
+EMAIL_SHAPE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    message: str
+    #: Builds the blocking condition for patient rows at `now`.
+    blocks: Callable[[datetime.datetime], "Q | Expression"]
+    #: Rules that only apply to a fresh invite: resend replaces the open link on purpose.
+    resend_ignores: bool = False
+
+    @property
+    def reason(self) -> Reason:
+        return Reason(self.code, self.message)
+
+
+def _has_email() -> Q:
+    return ~Q(email="")
+
+
+def _opted_out(now):
+    return Exists(EmailOptOut.objects.filter(practice_id=OuterRef("practice_id"), email=OuterRef("email")))
+
+
+def _invited_recently(now):
+    return Exists(
+        Invitation.objects.filter(
+            patient_id=OuterRef("pk"), email=OuterRef("email"), created_at__gt=now - RECENT_INVITATION_WINDOW
+        )
+    )
+
+
+def _open_invitation(now):
+    return Exists(Invitation.objects.usable(now).filter(patient_id=OuterRef("pk")))
+
+
+def _missing(field: str) -> Callable[[datetime.datetime], Q]:
+    if field == "date_of_birth":
+        return lambda now: Q(date_of_birth__isnull=True)
+    return lambda now: Q(**{field: ""})
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("invitations_disabled", "Portal invitations are turned off for this practice (practice settings).",
+         lambda now: Q(practice__invitations_enabled=False)),
+    Rule("activation_email_disabled", "The activation email is turned off for this practice (practice settings).",
+         lambda now: Q(practice__activation_email_enabled=False)),
+    Rule("registered", "Already registered: the patient has a portal account.",
+         lambda now: Q(portal_user__isnull=False)),
+    Rule("deceased", "The patient is marked deceased.", lambda now: Q(deceased=True)),
+    Rule("missing_first_name", "First name is missing.", _missing("first_name")),
+    Rule("missing_last_name", "Last name is missing.", _missing("last_name")),
+    Rule("missing_date_of_birth", "Date of birth is missing.", _missing("date_of_birth")),
+    Rule("missing_zip_code", "ZIP code is missing.", _missing("zip_code")),
+    Rule("missing_email", "Email address is missing.", _missing("email")),
+    Rule("missing_birth_sex", "Birth sex is missing.", _missing("birth_sex")),
+    Rule("invalid_email", "The email address is not valid; check it for typos.",
+         lambda now: _has_email() & ~Q(email__regex=EMAIL_SHAPE)),
+    Rule("no_consent", "The patient has not consented to email.", lambda now: Q(email_consent=False)),
+    Rule("opted_out", "The email address is on the practice's opt-out list.",
+         lambda now: _has_email() & Q(_opted_out(now))),
+    Rule("hard_bounce", "Email to this address bounced permanently; correct the address.",
+         lambda now: _has_email() & Q(bounced_email=F("email"))),
+    Rule("open_invitation", "The patient already has a valid invitation; use Resend to send a new link.",
+         lambda now: Q(_open_invitation(now)), resend_ignores=True),
+    Rule("invited_recently", "An invitation went to this address less than an hour ago; try again later.",
+         lambda now: _has_email() & Q(_invited_recently(now))),
+)
+RULES_BY_CODE = {rule.code: rule for rule in RULES}
+
+
+def _rules(*, for_resend: bool) -> list[Rule]:
+    return [rule for rule in RULES if not (for_resend and rule.resend_ignores)]
+
+
+def _flag(code: str) -> str:
+    return f"blocked_{code}"
+
+
+def annotate_blocks(queryset: PatientQuerySet, *, now: datetime.datetime, for_resend: bool = False) -> PatientQuerySet:
+    """Add one boolean column per rule, `blocked_<code>`, true when the rule blocks the row."""
+    return queryset.annotate(
+        **{
+            _flag(rule.code): Case(When(rule.blocks(now), then=Value(True)), default=Value(False), output_field=BooleanField())
+            for rule in _rules(for_resend=for_resend)
+        }
+    )
+
+
+def blocking_condition(*, now: datetime.datetime, for_resend: bool = False) -> Q:
+    """True for a patient that any rule blocks."""
+    condition = Q(pk__in=[])
+    for rule in _rules(for_resend=for_resend):
+        condition |= Q(rule.blocks(now))
+    return condition
+
+
+def eligible(queryset: PatientQuerySet, *, now: datetime.datetime, for_resend: bool = False) -> PatientQuerySet:
+    """The patients of `queryset` that can be invited now (for bulk runs)."""
+    return queryset.exclude(blocking_condition(now=now, for_resend=for_resend))
+
+
+def skip_counts(queryset: PatientQuerySet, *, now: datetime.datetime, for_resend: bool = False) -> dict[str, int]:
+    """How many patients each rule blocks (a patient blocked twice counts under both)."""
+    annotated = annotate_blocks(queryset, now=now, for_resend=for_resend)
+    return annotated.aggregate(
+        **{rule.code: Count("pk", filter=Q(**{_flag(rule.code): True})) for rule in _rules(for_resend=for_resend)}
+    )
+
+
+def reasons_for(patient: Patient, *, now: datetime.datetime, for_resend: bool = False) -> list[Reason]:
+    """Every reason `patient` cannot be invited now, in plain words. Empty means eligible."""
+    if patient.pk is None:
+        raise ValueError("Save the patient before checking eligibility.")
+    flags = (
+        annotate_blocks(Patient.objects.filter(pk=patient.pk), now=now, for_resend=for_resend)
+        .values(*[_flag(rule.code) for rule in _rules(for_resend=for_resend)])
+        .first()
+    )
+    if flags is None:
+        raise Patient.DoesNotExist(patient.pk)
+    return [rule.reason for rule in _rules(for_resend=for_resend) if flags[_flag(rule.code)]]
+
+
+def reasons_text(reasons: list[Reason]) -> str:
+    return " ".join(reason.message for reason in reasons)

@@ -1,0 +1,244 @@
+"""The invitation email: snippets, the default template, sanitising and rendering.
+
+Staff templates use bracketed snippets such as ``[First Name]``. They are replaced by plain
+string substitution with HTML-escaped values, so a template can never run code or reach data
+other than the few values listed here. No last name, date of birth or health information is
+ever offered as a snippet.
+"""
+
+import datetime
+import html
+import re
+import zoneinfo
+from dataclasses import dataclass
+from email.utils import formataddr, parseaddr
+from html.parser import HTMLParser
+from typing import Optional
+
+import nh3
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import EmailMultiAlternatives
+from django.urls import reverse
+
+SNIPPETS = {
+    "[First Name]": "the patient's first name",
+    "[Practice Name]": "the practice's name",
+    "[Practice Contact]": "the practice's phone number and email address",
+    "[Registration Link]": "the patient's personal registration link (required)",
+    "[Expiry Date]": "the date the link stops working",
+    "[Logo]": "the practice's logo (nothing if none is uploaded)",
+}
+SUBJECT_SNIPPETS = {"[Practice Name]"}
+REQUIRED_SNIPPET = "[Registration Link]"
+_SNIPPET_RE = re.compile(r"\[[^\[\]\n]{1,40}\]")
+_TEMPLATE_LANGUAGE_RE = re.compile(r"\{\{|\{%|%\}|\}\}")
+
+DEFAULT_SUBJECT = "Your patient portal invitation from [Practice Name]"
+DEFAULT_HTML_BODY = """\
+<div style="font-family: Arial, Helvetica, sans-serif; font-size: 16px; line-height: 1.5; color: #1f2933; max-width: 560px;">
+[Logo]
+<p>Hello [First Name],</p>
+<p>[Practice Name] invites you to set up your patient portal account. In the portal you can see your details and hear from the practice online.</p>
+<p><a href="[Registration Link]" style="display: inline-block; background-color: #0b5cad; color: #ffffff; padding: 12px 20px; border-radius: 4px; text-decoration: none; font-weight: bold;">Set up my portal account</a></p>
+<p>If the button does not work, copy this address into your browser:<br>[Registration Link]</p>
+<p>To keep your information safe we will ask for your last name and date of birth. The link works once and expires on <strong>[Expiry Date]</strong>.</p>
+<p>Did not expect this email? You can ignore it. Questions? Contact [Practice Name]: [Practice Contact].</p>
+</div>
+"""
+
+_ALLOWED_TAGS = {
+    "a", "b", "blockquote", "br", "center", "div", "em", "h1", "h2", "h3", "h4", "hr", "i", "img", "li",
+    "ol", "p", "small", "span", "strong", "table", "tbody", "td", "th", "thead", "tr", "u", "ul",
+}
+_ALLOWED_ATTRIBUTES = {
+    "*": {"style", "align", "title"},
+    "a": {"href"},
+    "img": {"src", "alt", "width", "height"},
+    "td": {"colspan", "rowspan", "width"},
+    "th": {"colspan", "rowspan", "width"},
+    "table": {"width", "cellpadding", "cellspacing", "border", "role"},
+}
+_ALLOWED_CSS = {
+    "background-color", "border", "border-radius", "color", "display", "font-family", "font-size",
+    "font-style", "font-weight", "height", "line-height", "margin", "margin-bottom", "margin-top",
+    "max-width", "padding", "text-align", "text-decoration", "width",
+}
+
+
+def sanitise_html(body: str) -> str:
+    return nh3.clean(
+        body or "",
+        tags=_ALLOWED_TAGS,
+        attributes=_ALLOWED_ATTRIBUTES,
+        filter_style_properties=_ALLOWED_CSS,
+        url_schemes={"https", "http", "mailto"},
+        link_rel="noopener noreferrer",
+        strip_comments=True,
+    )
+
+
+def validate_template(*, subject: str, html_body: str) -> None:
+    errors: dict[str, list[str]] = {}
+    subject = subject or ""
+    if "\n" in subject or "\r" in subject:
+        errors.setdefault("subject", []).append("Email subject must not contain newlines.")
+    for snippet in _SNIPPET_RE.findall(subject):
+        if snippet not in SUBJECT_SNIPPETS:
+            errors.setdefault("subject", []).append(
+                f"{snippet} cannot be used in the subject; only [Practice Name] can."
+            )
+    unknown = sorted({s for s in _SNIPPET_RE.findall(html_body or "") if s not in SNIPPETS})
+    if unknown:
+        errors.setdefault("html_body", []).append(
+            f"Unknown snippet{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}. "
+            f"Use only {', '.join(SNIPPETS)}."
+        )
+    if REQUIRED_SNIPPET not in (html_body or ""):
+        errors.setdefault("html_body", []).append(
+            "Add [Registration Link]: without it the patient cannot register."
+        )
+    for field, value in (("subject", subject), ("html_body", html_body or "")):
+        if _TEMPLATE_LANGUAGE_RE.search(value):
+            errors.setdefault(field, []).append(
+                "Use bracketed snippets such as [First Name]; {{ }} and {% %} are not supported."
+            )
+    if errors:
+        raise ValidationError(errors)
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+def registration_url(token: str) -> str:
+    return settings.PORTAL_BASE_URL + reverse("invitations:register", args=[token])
+
+
+def format_expiry(expires_at: datetime.datetime, time_zone: str) -> str:
+    local = expires_at.astimezone(zoneinfo.ZoneInfo(time_zone))
+    return f"{local:%A, %B} {local.day}, {local:%Y}"
+
+
+def contact_line(practice) -> str:
+    parts = [p for p in (practice.contact_phone, practice.contact_email) if p]
+    return " or ".join(parts) if parts else "by phone at the office"
+
+
+def logo_html(practice) -> str:
+    if not practice.logo:
+        return ""
+    src = practice.logo.url
+    if not src.startswith(("http://", "https://")):
+        src = settings.PORTAL_BASE_URL + "/" + src.lstrip("/")
+    return (
+        f'<p><img src="{html.escape(src)}" alt="{html.escape(practice.name)}" '
+        'style="max-width: 200px; height: auto;"></p>'
+    )
+
+
+def render(*, practice, first_name: str, link: str, expires_at: datetime.datetime, template=None) -> RenderedEmail:
+    """Fill a template (the practice's, else the default) for one recipient."""
+    if template is None:
+        template = getattr(practice, "invitation_template", None) if practice.pk else None
+    subject_source = template.subject if template else DEFAULT_SUBJECT
+    body_source = template.html_body if template else DEFAULT_HTML_BODY
+
+    values = {
+        "[First Name]": first_name or "there",
+        "[Practice Name]": practice.name,
+        "[Practice Contact]": contact_line(practice),
+        "[Registration Link]": link,
+        "[Expiry Date]": format_expiry(expires_at, practice.time_zone),
+    }
+    html_body = body_source
+    for snippet, value in values.items():
+        html_body = html_body.replace(snippet, html.escape(value))
+    html_body = html_body.replace("[Logo]", logo_html(practice))
+
+    subject = subject_source.replace("[Practice Name]", practice.name)
+    subject = " ".join(subject.split())  # never a newline in a header
+    return RenderedEmail(subject=subject, text=html_to_text(html_body), html=html_body)
+
+
+class _TextExtractor(HTMLParser):
+    _BLOCKS = {"p", "div", "h1", "h2", "h3", "h4", "li", "tr", "table", "blockquote", "hr"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._href: Optional[str] = None
+        self._link_text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "br":
+            self.parts.append("\n")
+        elif tag in self._BLOCKS:
+            self.parts.append("\n\n")
+        elif tag == "a":
+            self._href = dict(attrs).get("href")
+            self._link_text = []
+        elif tag == "li":
+            self.parts.append("- ")
+
+    def handle_endtag(self, tag):
+        if tag == "a" and self._href is not None:
+            label = " ".join("".join(self._link_text).split())
+            if label and label != self._href:
+                self.parts.append(f"{label}: {self._href}")
+            else:
+                self.parts.append(self._href)
+            self._href = None
+        elif tag in self._BLOCKS:
+            self.parts.append("\n\n")
+
+    def handle_data(self, data):
+        if self._href is not None:
+            self._link_text.append(data)
+        else:
+            self.parts.append(data)
+
+
+def html_to_text(body: str) -> str:
+    extractor = _TextExtractor()
+    extractor.feed(body)
+    extractor.close()
+    text = "".join(extractor.parts)
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    text = "\n".join(lines)
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+
+
+def from_address(practice) -> str:
+    """The practice's name with the project's sending address."""
+    _name, address = parseaddr(settings.DEFAULT_FROM_EMAIL)
+    name = " ".join(practice.name.split())
+    return formataddr((name, address)) if address else settings.DEFAULT_FROM_EMAIL
+
+
+def build_message(invitation, token: str) -> EmailMultiAlternatives:
+    """The email for one claimed invitation. Metadata carries only the opaque public id."""
+    practice = invitation.practice
+    rendered = render(
+        practice=practice,
+        first_name=invitation.patient.first_name,
+        link=registration_url(token),
+        expires_at=invitation.expires_at,
+    )
+    message = EmailMultiAlternatives(
+        subject=rendered.subject,
+        body=rendered.text,
+        from_email=from_address(practice),
+        to=[invitation.email],
+        reply_to=[practice.contact_email] if practice.contact_email else None,
+    )
+    message.attach_alternative(rendered.html, "text/html")
+    # Read by anymail backends, ignored by Django's own.
+    message.metadata = {"invitation": str(invitation.public_id)}
+    message.tags = ["portal-invitation"]
+    # Click tracking would route the patient's token through the provider's redirector.
+    message.track_clicks = False
+    return message

@@ -1,0 +1,376 @@
+"""Portal invitations: one emailed registration link for one patient at one address.
+
+The status column is written only by the transition methods of `Invitation`. Each is one
+conditional ``UPDATE ... WHERE status IN (...)``: when two processes race (a worker and a
+click, two workers, the expiry sweep and a registration), exactly one of them changes the
+row and records the event; the other learns from the row count that it lost and does nothing.
+"""
+
+import datetime
+import hashlib
+import hmac
+import secrets
+import uuid
+from typing import Iterable, Optional
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from patients.models import Patient, Practice
+
+#: How many wrong identity answers void a link.
+MAX_FAILED_ATTEMPTS = 5
+#: A worker that claimed an invitation for sending but never finished (it died) gives it up
+#: after this long, so a redelivered task can send it.
+SEND_CLAIM_LEASE = datetime.timedelta(minutes=10)
+
+
+def new_token() -> str:
+    """A fresh 256-bit, URL-safe token. Only its hash is ever stored."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class Status(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENT = "sent", "Sent"
+    ACCEPTED = "accepted", "Accepted"
+    EXPIRED = "expired", "Expired"
+    REVOKED = "revoked", "Revoked"
+    FAILED = "failed", "Failed"
+
+
+OPEN_STATUSES = (Status.PENDING, Status.SENT)
+
+
+class RevokeReason(models.TextChoices):
+    RESENT = "resent", "Replaced by a new link (resent)"
+    EMAIL_CHANGED = "email_changed", "The patient's email address changed"
+    OPTED_OUT = "opted_out", "The address is on the opt-out list"
+    TOO_MANY_ATTEMPTS = "too_many_attempts", "Too many failed attempts"
+    STAFF = "staff", "Revoked by staff"
+    REGISTERED = "registered", "The patient registered with another link"
+
+
+class Source(models.TextChoices):
+    NEW_PATIENT = "new_patient", "New patient"
+    MANUAL = "manual", "Manual"
+    RESEND = "resend", "Resend"
+    BULK = "bulk", "Activate Now"
+    MONTHLY = "monthly", "Monthly re-invite"
+    SELF_SIGNUP = "self_signup", "Patient asked for access"
+
+
+class EventKind(models.TextChoices):
+    CREATED = "created", "Created"
+    SENT = "sent", "Sent"
+    SEND_RETRY = "send_retry", "Sending delayed (will retry)"
+    DELIVERED = "delivered", "Delivered"
+    BOUNCED = "bounced", "Bounced"
+    COMPLAINED = "complained", "Marked as spam"
+    LINK_OPENED = "link_opened", "Opened the link"
+    VERIFICATION_FAILED = "verification_failed", "Failed verification"
+    ACCEPTED = "accepted", "Accepted (registered)"
+    EXPIRED = "expired", "Expired"
+    REVOKED = "revoked", "Revoked"
+    FAILED = "failed", "Failed"
+
+
+class InvitationQuerySet(models.QuerySet):
+    def open(self) -> "InvitationQuerySet":
+        """Pending or sent, whatever the clock says (see `usable` for links that still work)."""
+        return self.filter(status__in=OPEN_STATUSES)
+
+    # Expiry, expressed once for querysets; `Invitation.is_expired` is the same rule for one row.
+    def expired_as_of(self, now: datetime.datetime) -> "InvitationQuerySet":
+        """Open invitations whose link has run out (the sweep has not marked them yet)."""
+        return self.open().filter(expires_at__lte=now)
+
+    def usable(self, now: datetime.datetime) -> "InvitationQuerySet":
+        return self.open().filter(expires_at__gt=now)
+
+    def for_practices(self, practice_ids) -> "InvitationQuerySet":
+        return self.filter(practice_id__in=practice_ids)
+
+    def expire_due(self, now: datetime.datetime, *, batch_size: int = 500) -> int:
+        """Mark every open, run-out invitation in this queryset `expired`, with one event each.
+
+        Set-based: rows are locked in batches (skipping rows another process holds), updated
+        with one statement and their events written with one bulk insert.
+        """
+        total = 0
+        while True:
+            with transaction.atomic():
+                ids = list(
+                    self.expired_as_of(now)
+                    .select_for_update(skip_locked=True)
+                    .order_by("pk")
+                    .values_list("pk", flat=True)[:batch_size]
+                )
+                if not ids:
+                    return total
+                changed = Invitation.objects.filter(pk__in=ids, status__in=OPEN_STATUSES).update(
+                    status=Status.EXPIRED, ended_at=now, sending_started_at=None
+                )
+                InvitationEvent.objects.bulk_create(
+                    [InvitationEvent(invitation_id=pk, kind=EventKind.EXPIRED, at=now) for pk in ids]
+                )
+                total += changed
+            if len(ids) < batch_size:
+                return total
+
+
+class Invitation(models.Model):
+    public_id = models.UUIDField(
+        default=uuid.uuid4, unique=True, editable=False,
+        help_text="Opaque id shared with the email service; reveals nothing.",
+    )
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="invitations")
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField(help_text="The address this link was sent to (a snapshot).")
+    # Set when a worker claims the invitation for sending: the token is made there, put in
+    # the email and forgotten, so it never sits in the database or the task queue.
+    token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, editable=False)
+    revoke_reason = models.CharField(max_length=20, choices=RevokeReason.choices, blank=True, editable=False)
+    failure_reason = models.CharField(max_length=300, blank=True, editable=False)
+    source = models.CharField(max_length=12, choices=Source.choices, default=Source.MANUAL)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(editable=False)
+    sending_started_at = models.DateTimeField(null=True, blank=True, editable=False)
+    sent_at = models.DateTimeField(null=True, blank=True, editable=False)
+    expires_at = models.DateTimeField(editable=False)
+    accepted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    ended_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When it was revoked, expired or failed."
+    )
+    provider_message_id = models.CharField(max_length=200, blank=True, editable=False)
+    failed_attempts = models.PositiveSmallIntegerField(default=0, editable=False)
+
+    objects = InvitationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # At most one live link per patient: a resend revokes the old one first, and two
+            # staff clicking "Invite" at once cannot both create one.
+            models.UniqueConstraint(
+                fields=["patient"],
+                condition=Q(status__in=["pending", "sent"]),
+                name="invitation_one_open_per_patient",
+                violation_error_message="This patient already has an open invitation.",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["patient", "-created_at", "-id"], name="invitation_latest_idx"),
+            models.Index(fields=["practice", "status", "-created_at"], name="invitation_status_idx"),
+            models.Index(
+                fields=["expires_at"], condition=Q(status__in=["pending", "sent"]), name="invitation_open_expiry_idx"
+            ),
+            models.Index(fields=["practice", "email"], name="invitation_email_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Invitation {self.public_id} ({self.get_status_display()})"
+
+    # -- reading ---------------------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    def is_expired(self, now: datetime.datetime) -> bool:
+        """Same rule as `InvitationQuerySet.expired_as_of`, for one row."""
+        return self.status == Status.EXPIRED or (self.is_open and self.expires_at <= now)
+
+    def is_usable(self, now: datetime.datetime) -> bool:
+        return self.is_open and self.expires_at > now
+
+    def token_matches(self, token: str) -> bool:
+        return bool(self.token_hash) and hmac.compare_digest(self.token_hash, hash_token(token))
+
+    @classmethod
+    def find_by_token(cls, token: str) -> Optional["Invitation"]:
+        if not token or len(token) > 100:
+            return None
+        invitation = cls.objects.select_related("practice", "patient").filter(token_hash=hash_token(token)).first()
+        if invitation is None or not invitation.token_matches(token):
+            return None
+        return invitation
+
+    def display_status(self, now: datetime.datetime) -> str:
+        return "Expired" if self.is_expired(now) else self.get_status_display()
+
+    # -- transitions: the only code that writes `status` -------------------------------------
+
+    def _transition(
+        self,
+        *,
+        from_statuses: Iterable[str],
+        now: datetime.datetime,
+        event: str,
+        actor=None,
+        detail: str = "",
+        extra_filter: Optional[Q] = None,
+        **fields,
+    ) -> bool:
+        rows = Invitation.objects.filter(pk=self.pk, status__in=list(from_statuses))
+        if extra_filter is not None:
+            rows = rows.filter(extra_filter)
+        with transaction.atomic():
+            if not rows.update(**fields):
+                self.refresh_from_db()
+                return False
+            self.record(event, now=now, actor=actor, detail=detail)
+        for name, value in fields.items():
+            setattr(self, name, value)
+        return True
+
+    def record(self, kind: str, *, now: datetime.datetime, actor=None, detail: str = "") -> "InvitationEvent":
+        """Add a timeline entry. `detail` must never contain health information."""
+        return InvitationEvent.objects.create(
+            invitation=self, kind=kind, at=now, actor=actor if actor is not None and actor.pk else None,
+            detail=detail[:300],
+        )
+
+    def claim_for_sending(self, now: datetime.datetime) -> Optional[str]:
+        """Claim a pending invitation for one send attempt; return the new token, or None.
+
+        None means another worker holds it, or it was already sent, revoked or expired.
+        The token is made here and only its hash is stored.
+        """
+        token = new_token()
+        claimed = (
+            Invitation.objects.filter(pk=self.pk, status=Status.PENDING, expires_at__gt=now)
+            .filter(Q(sending_started_at__isnull=True) | Q(sending_started_at__lte=now - SEND_CLAIM_LEASE))
+            .update(sending_started_at=now, token_hash=hash_token(token))
+        )
+        if not claimed:
+            return None
+        self.sending_started_at, self.token_hash = now, hash_token(token)
+        return token
+
+    def release_claim(self, now: datetime.datetime, *, detail: str) -> None:
+        """The email service failed for a reason that may pass; let the retry claim it again."""
+        if Invitation.objects.filter(pk=self.pk, status=Status.PENDING).update(sending_started_at=None):
+            self.sending_started_at = None
+            self.record(EventKind.SEND_RETRY, now=now, detail=detail)
+
+    def mark_sent(self, now: datetime.datetime, *, message_id: str = "") -> bool:
+        return self._transition(
+            from_statuses=[Status.PENDING], now=now, event=EventKind.SENT,
+            status=Status.SENT, sent_at=now, provider_message_id=message_id[:200], sending_started_at=None,
+        )
+
+    def fail(self, now: datetime.datetime, *, reason: str) -> bool:
+        """The email service refused the message or it bounced."""
+        return self._transition(
+            from_statuses=OPEN_STATUSES, now=now, event=EventKind.FAILED, detail=reason,
+            status=Status.FAILED, failure_reason=reason[:300], ended_at=now, sending_started_at=None,
+        )
+
+    def accept(self, now: datetime.datetime) -> bool:
+        """The patient registered with this link. Only a link that has not run out can be used."""
+        return self._transition(
+            from_statuses=OPEN_STATUSES, now=now, event=EventKind.ACCEPTED,
+            extra_filter=Q(expires_at__gt=now),
+            status=Status.ACCEPTED, accepted_at=now, ended_at=now, sending_started_at=None,
+        )
+
+    def revoke(self, now: datetime.datetime, *, reason: str, actor=None) -> bool:
+        return self._transition(
+            from_statuses=OPEN_STATUSES, now=now, event=EventKind.REVOKED, actor=actor,
+            detail=RevokeReason(reason).label,
+            status=Status.REVOKED, revoke_reason=reason, ended_at=now, sending_started_at=None,
+        )
+
+    def expire(self, now: datetime.datetime) -> bool:
+        return self._transition(
+            from_statuses=OPEN_STATUSES, now=now, event=EventKind.EXPIRED,
+            extra_filter=Q(expires_at__lte=now),
+            status=Status.EXPIRED, ended_at=now, sending_started_at=None,
+        )
+
+    def record_failed_attempt(self, now: datetime.datetime) -> bool:
+        """Count one wrong identity answer; the fifth voids the link. Returns True if voided."""
+        with transaction.atomic():
+            counted = Invitation.objects.filter(pk=self.pk, status__in=OPEN_STATUSES).update(
+                failed_attempts=F("failed_attempts") + 1
+            )
+            self.refresh_from_db(fields=["failed_attempts", "status"])
+            if counted:
+                self.record(
+                    EventKind.VERIFICATION_FAILED, now=now,
+                    detail=f"Attempt {self.failed_attempts} of {MAX_FAILED_ATTEMPTS}",
+                )
+        if counted and self.failed_attempts >= MAX_FAILED_ATTEMPTS:
+            self.revoke(now, reason=RevokeReason.TOO_MANY_ATTEMPTS)
+            return True
+        return False
+
+
+class InvitationEvent(models.Model):
+    """One line of an invitation's timeline: the audit trail. Never holds health information."""
+
+    invitation = models.ForeignKey(Invitation, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20, choices=EventKind.choices)
+    at = models.DateTimeField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    detail = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["invitation", "at"], name="invitation_event_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class InvitationTemplate(models.Model):
+    """A practice's own wording for the invitation email.
+
+    Staff write plain HTML with bracketed snippets (see `invitations.emails.SNIPPETS`), never
+    template language; the HTML is sanitised on save. A practice without one uses the default.
+    """
+
+    practice = models.OneToOneField(Practice, on_delete=models.CASCADE, related_name="invitation_template")
+    subject = models.CharField(
+        max_length=150,
+        help_text="Keep it generic: no health information. Snippet allowed: [Practice Name].",
+    )
+    html_body = models.TextField(
+        "email body (HTML)",
+        help_text="Snippets: [First Name], [Practice Name], [Practice Contact], [Registration Link], "
+        "[Expiry Date], [Logo]. [Registration Link] is required.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = "invitation email template"
+
+    def __str__(self) -> str:
+        return f"Invitation email of {self.practice}"
+
+    def clean(self) -> None:
+        from .emails import validate_template
+
+        validate_template(subject=self.subject, html_body=self.html_body)
+
+    def save(self, *args, **kwargs) -> None:
+        from .emails import sanitise_html
+
+        self.subject = " ".join(self.subject.split())
+        self.html_body = sanitise_html(self.html_body)
+        super().save(*args, **kwargs)

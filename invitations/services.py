@@ -1,0 +1,287 @@
+"""Invitation workflows that touch several models or send email.
+
+Views, admin actions, tasks and (later) bulk runs call these; none of them writes an
+invitation's status itself (the transition methods on `Invitation` do).
+"""
+
+import datetime
+import logging
+import secrets
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Optional
+
+from anymail.exceptions import AnymailAPIError, AnymailInvalidAddress, AnymailRecipientsRefused
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+
+from patients.models import EmailOptOut, OptOutReason, Patient, Practice, normalise_email
+
+from . import eligibility, emails
+from .eligibility import Reason
+from .models import EventKind, Invitation, RevokeReason, Source
+
+logger = logging.getLogger(__name__)
+User = get_user_model()
+
+
+# -- creating invitations ------------------------------------------------------------------
+
+
+@dataclass
+class InviteOutcome:
+    patient: Patient
+    invitation: Optional[Invitation] = None
+    reasons: list[Reason] = field(default_factory=list)
+    revoked: int = 0
+
+    @property
+    def created(self) -> bool:
+        return self.invitation is not None
+
+
+def invite(
+    patient: Patient,
+    *,
+    now: datetime.datetime,
+    source: str = Source.MANUAL,
+    actor=None,
+    resend: bool = False,
+) -> InviteOutcome:
+    """Check eligibility and, if the patient may be invited, create the invitation.
+
+    With `resend`, the patient's open link is revoked (reason "resent") and a new one made.
+    The email is enqueued only once the transaction commits, so the worker always finds the row.
+    """
+    with transaction.atomic():
+        # Serialises concurrent invites of one patient (PostgreSQL); SQLite serialises writers.
+        patient = Patient.objects.select_for_update().select_related("practice").get(pk=patient.pk)
+        Invitation.objects.filter(patient=patient).expire_due(now)
+        reasons = eligibility.reasons_for(patient, now=now, for_resend=resend)
+        if reasons:
+            return InviteOutcome(patient=patient, reasons=reasons)
+        revoked = 0
+        if resend:
+            for old in Invitation.objects.open().filter(patient=patient):
+                revoked += old.revoke(now, reason=RevokeReason.RESENT, actor=actor)
+        try:
+            with transaction.atomic():
+                invitation = Invitation.objects.create(
+                    practice_id=patient.practice_id,
+                    patient=patient,
+                    email=normalise_email(patient.email),
+                    source=source,
+                    created_by=actor if actor is not None and actor.pk else None,
+                    created_at=now,
+                    expires_at=now + datetime.timedelta(days=patient.practice.link_lifetime_days),
+                )
+        except IntegrityError:
+            # Another request created the open invitation a moment ago.
+            return InviteOutcome(patient=patient, reasons=[eligibility.RULES_BY_CODE["open_invitation"].reason])
+        invitation.record(EventKind.CREATED, now=now, actor=actor, detail=Source(source).label)
+        from .tasks import send_invitation
+
+        send_invitation.delay_on_commit(invitation.pk)
+    return InviteOutcome(patient=patient, invitation=invitation, revoked=revoked)
+
+
+def revoke_open(patient: Patient, *, now: datetime.datetime, reason: str, actor=None) -> int:
+    """Revoke the patient's open invitations; returns how many."""
+    return sum(
+        invitation.revoke(now, reason=reason, actor=actor)
+        for invitation in Invitation.objects.open().filter(patient_id=patient.pk)
+    )
+
+
+def revoke_for_email_change(patient: Patient, *, now: datetime.datetime) -> int:
+    """Open links that went to an address the patient no longer has are revoked for good."""
+    stale = Invitation.objects.open().filter(patient_id=patient.pk).exclude(email=normalise_email(patient.email))
+    return sum(invitation.revoke(now, reason=RevokeReason.EMAIL_CHANGED) for invitation in stale)
+
+
+def revoke_for_opt_out(*, practice_id: int, email: str, now: datetime.datetime, actor=None) -> int:
+    stale = Invitation.objects.open().filter(practice_id=practice_id, email=normalise_email(email))
+    return sum(invitation.revoke(now, reason=RevokeReason.OPTED_OUT, actor=actor) for invitation in stale)
+
+
+def opt_out(*, practice: Practice, email: str, now: datetime.datetime, reason: str = OptOutReason.PATIENT_REQUEST) -> EmailOptOut:
+    """Stop all of the practice's emails to `email` (the opt-out signal revokes open links)."""
+    entry, _ = EmailOptOut.objects.get_or_create(
+        practice=practice, email=normalise_email(email), defaults={"reason": reason, "created_at": now}
+    )
+    return entry
+
+
+# -- sending --------------------------------------------------------------------------------
+
+
+class TransientSendError(Exception):
+    """The email service may accept the message if asked again later."""
+
+
+def is_permanent(exc: Exception) -> bool:
+    if isinstance(exc, (AnymailRecipientsRefused, AnymailInvalidAddress)):
+        return True
+    if isinstance(exc, AnymailAPIError):
+        status = getattr(exc, "status_code", None)
+        return status is not None and 400 <= status < 500 and status not in (408, 429)
+    return False
+
+
+def describe(exc: Exception) -> str:
+    # The exception's own message, not str(): anymail appends the provider's raw response.
+    message = str(exc.args[0]) if exc.args else type(exc).__name__
+    first_line = (message.strip().splitlines() or [""])[0]
+    status = getattr(exc, "status_code", None)
+    prefix = f"{type(exc).__name__}" + (f" (HTTP {status})" if status else "")
+    return f"{prefix}: {first_line}"[:300]
+
+
+def deliver(invitation_id: int, *, now: datetime.datetime) -> str:
+    """Send one invitation's email at most once. Returns what happened (for logs and tests).
+
+    Raises TransientSendError when the email service should be asked again later.
+    """
+    invitation = Invitation.objects.select_related("practice", "patient").filter(pk=invitation_id).first()
+    if invitation is None:
+        return "missing"
+    if invitation.is_open and invitation.is_expired(now):
+        invitation.expire(now)
+        return "expired"
+    token = invitation.claim_for_sending(now)
+    if token is None:
+        return "not-claimed"  # sent, revoked, or another worker has it
+    message = emails.build_message(invitation, token)
+    try:
+        message.send()
+    except Exception as exc:  # noqa: BLE001 - classified below, never swallowed silently
+        if is_permanent(exc):
+            invitation.fail(now, reason=describe(exc))
+            logger.warning("invitation %s failed permanently: %s", invitation.public_id, type(exc).__name__)
+            return "failed"
+        invitation.release_claim(now, detail=describe(exc))
+        raise TransientSendError(describe(exc)) from exc
+    status = getattr(message, "anymail_status", None)
+    message_id = str(status.message_id) if status is not None and status.message_id is not None else ""
+    invitation.mark_sent(now, message_id=message_id)
+    return "sent"
+
+
+def give_up_sending(invitation_id: int, *, now: datetime.datetime, reason: str) -> None:
+    invitation = Invitation.objects.filter(pk=invitation_id).first()
+    if invitation is not None:
+        invitation.fail(now, reason=f"Gave up after repeated errors: {reason}"[:300])
+
+
+# -- registration ---------------------------------------------------------------------------
+
+
+def normalise_name(name: str) -> str:
+    """Case, accents and surrounding or repeated spaces do not matter when comparing names."""
+    decomposed = unicodedata.normalize("NFKD", name or "")
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(stripped.casefold().split())
+
+
+def identity_matches(patient: Patient, *, last_name: str, date_of_birth: Optional[datetime.date]) -> bool:
+    expected = normalise_name(patient.last_name)
+    given = normalise_name(last_name)
+    # Compare both parts every time, so a wrong last name and a wrong date take the same path.
+    name_ok = bool(expected) and secrets.compare_digest(expected.encode(), given.encode())
+    date_ok = patient.date_of_birth is not None and patient.date_of_birth == date_of_birth
+    return name_ok and date_ok
+
+
+class RegistrationRefused(Exception):
+    """The link cannot be used any more (used, expired, revoked) or the patient already registered."""
+
+
+def register(invitation: Invitation, *, username: str, password: str, now: datetime.datetime):
+    """Create the patient's portal account from a verified link, in one transaction."""
+    with transaction.atomic():
+        patient = Patient.objects.select_for_update().get(pk=invitation.patient_id)
+        if patient.portal_user_id is not None:
+            raise RegistrationRefused("already registered")
+        if not invitation.accept(now):
+            raise RegistrationRefused("link no longer valid")
+        user = User(
+            username=username,
+            email=patient.email,
+            first_name=patient.first_name[:150],
+            last_name=patient.last_name[:150],
+            is_staff=False,
+            is_superuser=False,
+        )
+        user.set_password(password)
+        user.save()
+        Patient.objects.filter(pk=patient.pk, portal_user__isnull=True).update(portal_user=user, registered_at=now)
+        for other in Invitation.objects.open().filter(patient_id=patient.pk).exclude(pk=invitation.pk):
+            other.revoke(now, reason=RevokeReason.REGISTERED)
+    return user
+
+
+# -- patients asking for access -------------------------------------------------------------
+
+
+def _find_requesting_patient(practice: Practice, *, first_name: str, last_name: str, date_of_birth, email: str):
+    candidates = [
+        p
+        for p in Patient.objects.filter(practice=practice, date_of_birth=date_of_birth, email=normalise_email(email))
+        if normalise_name(p.last_name) == normalise_name(last_name)
+    ]
+    if len(candidates) > 1:  # e.g. twins sharing the family address
+        candidates = [p for p in candidates if normalise_name(p.first_name) == normalise_name(first_name)]
+    return candidates[0] if len(candidates) == 1 else (None if not candidates else False)
+
+
+def request_access(
+    *,
+    practice: Practice,
+    first_name: str,
+    last_name: str,
+    date_of_birth: datetime.date,
+    email: str,
+    zip_code: str,
+    birth_sex: str,
+    now: datetime.datetime,
+) -> str:
+    """Handle a "Request portal access" form. Returns what happened, for logs and tests only:
+    the page says the same thing whatever this returns.
+
+    A chart matching last name, date of birth and email is invited at the address on file;
+    with no match a new chart flagged "self sign-up, unverified" is created and invited.
+    """
+    match = _find_requesting_patient(
+        practice, first_name=first_name, last_name=last_name, date_of_birth=date_of_birth, email=email
+    )
+    if match is False:
+        logger.info("access request for practice %s matched several charts; nothing sent", practice.pk)
+        return "ambiguous"
+    if match is not None:
+        if match.has_portal_account:
+            return "already-registered"
+        outcome = invite(match, now=now, source=Source.SELF_SIGNUP)
+        return "matched" if outcome.created else "matched-not-eligible"
+    with transaction.atomic():
+        patient = Patient.objects.create(
+            practice=practice,
+            chart_number=f"WEB-{secrets.token_hex(5).upper()}",
+            first_name=first_name,
+            last_name=last_name,
+            date_of_birth=date_of_birth,
+            email=normalise_email(email),
+            zip_code=zip_code,
+            birth_sex=birth_sex,
+            # They typed the address and asked us to email it.
+            email_consent=True,
+            self_signup_unverified=True,
+        )
+        outcome = invite(patient, now=now, source=Source.SELF_SIGNUP)
+    return "created" if outcome.created else "created-not-eligible"
+
+
+# -- expiry sweep ---------------------------------------------------------------------------
+
+
+def expire_due(*, now: datetime.datetime) -> int:
+    return Invitation.objects.all().expire_due(now)

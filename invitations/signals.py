@@ -1,0 +1,31 @@
+"""Keep open links consistent with the chart and the opt-out list, whatever saved them.
+
+Signals rather than calls in the admin: a patient's email or the opt-out list also change
+through imports, the shell and the patient's own email-preferences page, and every path must
+revoke. (`QuerySet.update()` bypasses signals; code that updates emails in bulk must call
+`services.revoke_for_email_change` itself.)
+"""
+
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+from django.utils import timezone
+
+from patients.models import EmailOptOut, Patient
+
+from . import services
+
+
+@receiver(post_save, sender=Patient, dispatch_uid="invitations.patient_saved")
+def patient_saved(sender, instance: Patient, created: bool, raw: bool = False, **kwargs) -> None:
+    if created or raw:
+        return
+    services.revoke_for_email_change(instance, now=timezone.now())
+
+
+@receiver(post_save, sender=EmailOptOut, dispatch_uid="invitations.opt_out_saved")
+def opt_out_saved(sender, instance: EmailOptOut, raw: bool = False, **kwargs) -> None:
+    if raw:
+        return
+    services.revoke_for_opt_out(
+        practice_id=instance.practice_id, email=instance.email, now=timezone.now(), actor=instance.created_by
+    )

@@ -1,0 +1,250 @@
+"""Public pages: the registration link, the patient portal and "Request portal access".
+
+None of these pages reveals whether a patient or an address exists: unknown links, wrong
+answers and access requests all get answers that read the same whoever asks.
+"""
+
+import functools
+import logging
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
+from django.db import IntegrityError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse, reverse_lazy
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods
+
+from patients.models import EmailOptOut, OptOutReason, Patient, Practice
+
+from . import ratelimit, services
+from .forms import (
+    IDENTITY_MISMATCH,
+    AccessRequestForm,
+    PatientAuthenticationForm,
+    PatientPasswordResetForm,
+    RegistrationForm,
+)
+from .models import EventKind, Invitation, Status
+
+logger = logging.getLogger(__name__)
+
+REGISTER_LIMIT = (20, 15 * 60)  # POSTs per client address per 15 minutes
+ACCESS_REQUEST_LIMIT = (5, 60 * 60)  # per client address per hour
+ACCESS_REQUEST_EMAIL_LIMIT = (3, 24 * 60 * 60)  # per practice and address per day
+LOGIN_LIMIT = (20, 15 * 60)
+
+
+def no_referrer(view):
+    """The token is in the URL: never leak it to another site, never cache the page."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        response["Referrer-Policy"] = "no-referrer"
+        return response
+
+    return never_cache(wrapper)
+
+
+# -- registration ---------------------------------------------------------------------------
+
+
+def _link_state(invitation: Invitation, now) -> str:
+    if invitation.status == Status.ACCEPTED or invitation.patient.has_portal_account:
+        return "used"
+    if invitation.is_expired(now):
+        return "expired"
+    if invitation.status in (Status.REVOKED, Status.FAILED):
+        return "voided"
+    return "usable"
+
+
+LINK_PAGES = {
+    "unknown": ("invitations/link_unknown.html", 404),
+    "used": ("invitations/link_used.html", 410),
+    "expired": ("invitations/link_expired.html", 410),
+    "voided": ("invitations/link_voided.html", 410),
+}
+
+
+def _link_page(request: HttpRequest, state: str, invitation=None) -> HttpResponse:
+    template, status = LINK_PAGES[state]
+    practice = invitation.practice if invitation is not None else None
+    return render(request, template, {"practice": practice}, status=status)
+
+
+@no_referrer
+@require_http_methods(["GET", "POST"])
+def register(request: HttpRequest, token: str) -> HttpResponse:
+    now = timezone.now()
+    if request.method == "POST" and not ratelimit.allow(
+        "register", ratelimit.client_ip(request), limit=REGISTER_LIMIT[0], window_seconds=REGISTER_LIMIT[1]
+    ):
+        return render(request, "invitations/rate_limited.html", status=429)
+
+    invitation = Invitation.find_by_token(token)
+    if invitation is None:
+        return _link_page(request, "unknown")
+    state = _link_state(invitation, now)
+    if state != "usable":
+        return _link_page(request, state, invitation)
+
+    if request.method == "GET":
+        # The only effect of opening the link: mail scanners that follow it burn nothing.
+        invitation.record(EventKind.LINK_OPENED, now=now)
+        form = RegistrationForm(invitation=invitation)
+        return _registration_page(request, invitation, form)
+
+    form = RegistrationForm(request.POST, invitation=invitation)
+    if not form.is_valid():
+        return _registration_page(request, invitation, form)
+    data = form.cleaned_data
+    if not services.identity_matches(invitation.patient, last_name=data["last_name"], date_of_birth=data["date_of_birth"]):
+        if invitation.record_failed_attempt(now):
+            return _link_page(request, "voided", invitation)
+        form.add_error(None, IDENTITY_MISMATCH)
+        return _registration_page(request, invitation, form)
+    try:
+        user = services.register(invitation, username=data["username"], password=data["password1"], now=now)
+    except IntegrityError:
+        form.add_error("username", "That username is taken; choose another.")
+        return _registration_page(request, invitation, form)
+    except services.RegistrationRefused:
+        invitation.refresh_from_db()
+        return _link_page(request, _link_state(invitation, now) if invitation.status != Status.PENDING else "used", invitation)
+    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    messages.success(request, "Your portal account is ready. Welcome!")
+    return redirect("portal:home")
+
+
+def _registration_page(request, invitation, form) -> HttpResponse:
+    return render(
+        request,
+        "invitations/register.html",
+        {"form": form, "practice": invitation.practice},
+        status=200 if not form.errors else 400,
+    )
+
+
+# -- "Request portal access" ---------------------------------------------------------------
+
+
+@no_referrer
+@require_http_methods(["GET", "POST"])
+def request_access(request: HttpRequest, practice_id: int) -> HttpResponse:
+    practice = get_object_or_404(Practice, pk=practice_id, self_signup_enabled=True)
+    if request.method == "GET":
+        return render(request, "invitations/request_access.html", {"practice": practice, "form": AccessRequestForm()})
+    if not ratelimit.allow(
+        "access-request", ratelimit.client_ip(request),
+        limit=ACCESS_REQUEST_LIMIT[0], window_seconds=ACCESS_REQUEST_LIMIT[1],
+    ):
+        return render(request, "invitations/rate_limited.html", {"practice": practice}, status=429)
+    form = AccessRequestForm(request.POST)
+    if not form.is_valid():
+        return render(request, "invitations/request_access.html", {"practice": practice, "form": form}, status=400)
+    data = form.cleaned_data
+    if ratelimit.allow(
+        "access-request-email", f"{practice.pk}:{data['email']}",
+        limit=ACCESS_REQUEST_EMAIL_LIMIT[0], window_seconds=ACCESS_REQUEST_EMAIL_LIMIT[1],
+    ):
+        outcome = services.request_access(practice=practice, now=timezone.now(), **data)
+        logger.info("access request for practice %s: %s", practice.pk, outcome)
+    # Whatever happened, the same answer: the page never tells who is a patient.
+    return render(request, "invitations/request_access_done.html", {"practice": practice})
+
+
+# -- the portal -------------------------------------------------------------------------------
+
+
+def patient_required(view):
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect(f"{reverse('portal:login')}?next={request.path}")
+        patient = Patient.objects.select_related("practice").filter(portal_user=request.user).first()
+        if patient is None:
+            return render(request, "portal/not_a_patient.html", status=403)
+        return view(request, patient, *args, **kwargs)
+
+    return never_cache(wrapper)
+
+
+@patient_required
+def home(request: HttpRequest, patient: Patient) -> HttpResponse:
+    return render(request, "portal/home.html", {"patient": patient, "practice": patient.practice})
+
+
+@patient_required
+@require_http_methods(["GET", "POST"])
+def email_preferences(request: HttpRequest, patient: Patient) -> HttpResponse:
+    practice = patient.practice
+    entry = EmailOptOut.objects.matching(practice.pk, patient.email).first() if patient.email else None
+    if request.method == "POST" and patient.email:
+        action = request.POST.get("action")
+        if action == "stop" and entry is None:
+            services.opt_out(practice=practice, email=patient.email, now=timezone.now())
+            messages.success(request, f"Done: {practice.name} will not email {patient.email} any more.")
+        elif action == "resume" and entry is not None and entry.reason == OptOutReason.PATIENT_REQUEST:
+            entry.delete()
+            messages.success(request, f"{practice.name} may email you again.")
+        return redirect("portal:email_preferences")
+    return render(
+        request,
+        "portal/email_preferences.html",
+        {
+            "patient": patient,
+            "practice": practice,
+            "opted_out": entry is not None,
+            "can_resume": entry is not None and entry.reason == OptOutReason.PATIENT_REQUEST,
+        },
+    )
+
+
+class PortalLoginView(auth_views.LoginView):
+    template_name = "portal/login.html"
+    authentication_form = PatientAuthenticationForm
+    next_page = reverse_lazy("portal:home")
+
+    def post(self, request, *args, **kwargs):
+        if not ratelimit.allow(
+            "portal-login", ratelimit.client_ip(request), limit=LOGIN_LIMIT[0], window_seconds=LOGIN_LIMIT[1]
+        ):
+            return render(request, "invitations/rate_limited.html", status=429)
+        return super().post(request, *args, **kwargs)
+
+
+class PortalLogoutView(auth_views.LogoutView):
+    next_page = reverse_lazy("portal:login")
+
+
+class PortalPasswordResetView(auth_views.PasswordResetView):
+    form_class = PatientPasswordResetForm
+    template_name = "portal/password_reset_form.html"
+    email_template_name = "portal/password_reset_email.txt"
+    subject_template_name = "portal/password_reset_subject.txt"
+    success_url = reverse_lazy("portal:password_reset_done")
+
+    def get_extra_email_context(self):
+        return {"portal_base_url": settings.PORTAL_BASE_URL}
+
+    def form_valid(self, form):
+        self.extra_email_context = self.get_extra_email_context()
+        return super().form_valid(form)
+
+    def post(self, request, *args, **kwargs):
+        if not ratelimit.allow(
+            "portal-reset", ratelimit.client_ip(request), limit=5, window_seconds=60 * 60
+        ):
+            return render(request, "invitations/rate_limited.html", status=429)
+        return super().post(request, *args, **kwargs)
+
+
+class PortalPasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    template_name = "portal/password_reset_confirm.html"
+    success_url = reverse_lazy("portal:password_reset_complete")
