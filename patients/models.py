@@ -284,3 +284,7 @@ class EmailOptOut(models.Model):
     def save(self, *args, **kwargs) -> None:
         self.email = normalise_email(self.email)
         super().save(*args, **kwargs)
+
+
+# Ops records (scheduled job runs, worker heartbeats) live in their own module.
+from .jobs import JobRun, WorkerHeartbeat  # noqa: E402,F401

@@ -235,7 +235,17 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celery" / "beat-schedule")
 # Scheduled jobs. Each is a thin task that sweeps rows with a due time; later work adds
 # entries here. Exactly one beat process runs them.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    # -- ops --
+    "worker-heartbeat": {  # any worker records that it is alive (system status, /healthz)
+        "task": "portal.heartbeat",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
     # -- invitations --
+    "invitations-expire-due": {  # marks run-out links expired in bulk, so lists and counts are right
+        "task": "invitations.expire_due",
+        "schedule": crontab(minute="*/15"),
+    },
     # -- notifications --
     "notifications-sweep": {  # 14-day and 48-hour alerts from stored due times
         "task": "notifications.sweep",

@@ -4,11 +4,14 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from patients.views import healthz
+
 admin.site.site_header = "Practice Portal"
 admin.site.site_title = "Practice Portal"
 admin.site.index_title = "Front desk"
 
 urlpatterns = [
+    path("healthz", healthz, name="healthz"),
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     # Staff password reset: the admin login page shows "Forgotten your password?" when the
     # admin_password_reset URL exists.

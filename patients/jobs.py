@@ -1,0 +1,138 @@
+"""What ops need to trust the background work: each scheduled job's last run, and worker heartbeats.
+
+Beat jobs are wrapped in `tracked_job`, which records start, finish, result and error on one row
+per job. Workers write a heartbeat every minute (a beat job that any worker picks up), so "a
+worker is alive" is a database read, not a broadcast that could hang.
+"""
+
+import datetime
+import functools
+import logging
+from typing import Any, Callable, Optional
+
+from celery.schedules import crontab
+from django.conf import settings
+from django.db import models
+from django.db.models import F
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_STALE_AFTER = datetime.timedelta(minutes=3)
+
+
+class JobRun(models.Model):
+    """The last run of one scheduled job (one row per job name)."""
+
+    class Result(models.TextChoices):
+        RUNNING = "running", "Running"
+        OK = "ok", "OK"
+        ERROR = "error", "Error"
+
+    name = models.CharField(max_length=100, unique=True)
+    last_started_at = models.DateTimeField(null=True)
+    last_finished_at = models.DateTimeField(null=True)
+    last_result = models.CharField(max_length=10, choices=Result.choices, blank=True)
+    last_summary = models.CharField(max_length=300, blank=True)
+    last_error = models.TextField(blank=True)
+    runs = models.PositiveIntegerField(default=0)
+    failures = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "scheduled job"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def expected_every(self) -> Optional[datetime.timedelta]:
+        return schedule_interval(self.name)
+
+    def is_overdue(self, now: datetime.datetime) -> bool:
+        every = self.expected_every()
+        if every is None or self.last_started_at is None:
+            return every is not None
+        # Allow a generous grace period: beat may be restarted, a worker may be busy.
+        return now - self.last_started_at > every * 2 + datetime.timedelta(minutes=5)
+
+
+class WorkerHeartbeat(models.Model):
+    hostname = models.CharField(max_length=200, unique=True)
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+
+    def __str__(self) -> str:
+        return self.hostname
+
+
+def schedule_interval(job_name: str) -> Optional[datetime.timedelta]:
+    """The interval at which beat runs `job_name` (from CELERY_BEAT_SCHEDULE), if it is periodic."""
+    for entry in settings.CELERY_BEAT_SCHEDULE.values():
+        if entry.get("task") != job_name:
+            continue
+        schedule = entry.get("schedule")
+        if isinstance(schedule, (int, float)):
+            return datetime.timedelta(seconds=schedule)
+        if isinstance(schedule, datetime.timedelta):
+            return schedule
+        if isinstance(schedule, crontab):
+            return _crontab_longest_gap(schedule)
+        run_every = getattr(schedule, "run_every", None)  # celery.schedules.schedule
+        if isinstance(run_every, datetime.timedelta):
+            return run_every
+    return None
+
+
+def _crontab_longest_gap(schedule: crontab) -> datetime.timedelta:
+    """The longest wait between two runs of a crontab (what "overdue" must allow for)."""
+    if len(schedule.day_of_month) < 31 or len(schedule.month_of_year) < 12:
+        return datetime.timedelta(days=31)
+    if len(schedule.day_of_week) < 7:
+        return datetime.timedelta(days=7)
+    minutes = sorted(h * 60 + m for h in schedule.hour for m in schedule.minute)
+    gaps = [b - a for a, b in zip(minutes, minutes[1:])] + [minutes[0] + 24 * 60 - minutes[-1]]
+    return datetime.timedelta(minutes=max(gaps))
+
+
+def tracked_job(name: str) -> Callable:
+    """Decorate a beat task body: records its start, its result (the return value, as text) or its error."""
+
+    def decorator(func: Callable) -> Callable:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = timezone.now()
+            JobRun.objects.get_or_create(name=name)
+            JobRun.objects.filter(name=name).update(
+                last_started_at=started, last_result=JobRun.Result.RUNNING, runs=F("runs") + 1
+            )
+            try:
+                result = func(*args, **kwargs)
+            except Exception as exc:
+                JobRun.objects.filter(name=name).update(
+                    last_finished_at=timezone.now(),
+                    last_result=JobRun.Result.ERROR,
+                    last_error=f"{type(exc).__name__}: {exc}"[:2000],
+                    failures=F("failures") + 1,
+                )
+                raise
+            JobRun.objects.filter(name=name).update(
+                last_finished_at=timezone.now(),
+                last_result=JobRun.Result.OK,
+                last_summary=("" if result is None else str(result))[:300],
+                last_error="",
+            )
+            return result
+
+        return wrapper
+
+    return decorator
+
+
+def record_heartbeat(hostname: str, *, now: Optional[datetime.datetime] = None) -> None:
+    WorkerHeartbeat.objects.update_or_create(hostname=hostname[:200], defaults={"last_seen_at": now or timezone.now()})
+
+
+def latest_heartbeat() -> Optional[datetime.datetime]:
+    return WorkerHeartbeat.objects.aggregate(latest=models.Max("last_seen_at"))["latest"]
