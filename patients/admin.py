@@ -13,8 +13,14 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.template.defaultfilters import pluralize
 from django.urls import path, reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
 
-from . import imports
+from invitations import eligibility, services as invitation_services
+from invitations.models import Invitation, RevokeReason, Source
+from invitations.portal_status import PortalStatus, filter_by_portal_status, status_tag, with_portal_status
+
+from . import imports, tenancy
 from .admin_scoping import PracticeScopedAdmin, PracticeScopedForm
 from .models import EmailOptOut, Membership, Patient, Practice, normalise_email
 
@@ -145,6 +151,28 @@ class PatientAdminForm(PracticeScopedForm):
         return number
 
 
+class PatientAddForm(PatientAdminForm):
+    send_invitation = forms.BooleanField(
+        label="Send portal invitation",
+        required=False,
+        help_text="Email this patient a link to register for the patient portal. The patient is "
+        "saved either way; if an invitation cannot be sent you will be told why.",
+    )
+
+
+class PortalStatusFilter(admin.SimpleListFilter):
+    title = "portal invitation status"
+    parameter_name = "portal_status"
+
+    def lookups(self, request, model_admin):
+        return PortalStatus.CHOICES
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return filter_by_portal_status(queryset, self.value())
+        return queryset
+
+
 class PortalAccountFilter(admin.SimpleListFilter):
     title = "portal account"
     parameter_name = "portal"
@@ -220,10 +248,20 @@ class PatientAdmin(PracticeScopedAdmin):
         "date_of_birth",
         "email",
         "practice",
-        "portal_account",
+        "invitation_status",
     ]
     list_display_links = ["chart_number", "last_name"]
-    list_filter = ["practice", PortalAccountFilter, HasEmailFilter, "email_consent", "deceased", "birth_sex"]
+    list_filter = [
+        "practice",
+        PortalStatusFilter,
+        PortalAccountFilter,
+        HasEmailFilter,
+        "email_consent",
+        "deceased",
+        "self_signup_unverified",
+        "birth_sex",
+    ]
+    actions = ["invite_selected", "resend_selected", "revoke_selected"]
     # Prefix and exact matches use the indexes; a date of birth in the search box is understood too.
     search_fields = ["^last_name", "^first_name", "=chart_number", "^email"]
     search_help_text = "Search by last or first name, email, chart number or date of birth (YYYY-MM-DD or MM/DD/YYYY)."
@@ -234,12 +272,92 @@ class PatientAdmin(PracticeScopedAdmin):
     fieldsets = [
         (None, {"fields": ["practice", "chart_number", ("first_name", "last_name"), "date_of_birth", "birth_sex"]}),
         ("Contact", {"fields": ["email", "phone", "zip_code", "email_consent"]}),
-        ("Status", {"fields": ["deceased", "portal_account", "registered_at", "created_at", "updated_at"]}),
+        (
+            "Status",
+            {
+                "fields": [
+                    "deceased",
+                    "self_signup_unverified",
+                    "portal_account",
+                    "registered_at",
+                    "created_at",
+                    "updated_at",
+                ]
+            },
+        ),
     ]
+    change_form_template = "admin/patients/patient/change_form.html"
+    #: Bulk invitations beyond this go through Activate Now, which runs in the background.
+    max_action_rows = 500
 
     @admin.display(description="portal account", boolean=True, ordering="portal_user")
     def portal_account(self, obj: Patient) -> bool:
         return obj.has_portal_account
+
+    @admin.display(description="portal invitation", ordering="portal_status")
+    def invitation_status(self, obj: Patient):
+        return status_tag(obj.portal_status)
+
+    # -- queryset, forms and saving --------------------------------------------------------
+
+    def get_queryset(self, request):
+        return with_portal_status(super().get_queryset(request), timezone.now())
+
+    def can_invite(self, request, practice_id=None) -> bool:
+        if practice_id is None:
+            ids = tenancy.practice_ids_for(request.user, "invitations.add_invitation")
+            return ids is None or bool(ids)
+        return tenancy.can(request.user, "invitations.add_invitation", practice_id)
+
+    def can_revoke(self, request, practice_id=None) -> bool:
+        if practice_id is None:
+            ids = tenancy.practice_ids_for(request.user, "invitations.change_invitation")
+            return ids is None or bool(ids)
+        return tenancy.can(request.user, "invitations.change_invitation", practice_id)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None and self.can_invite(request):
+            kwargs["form"] = PatientAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None and self.can_invite(request):
+            fieldsets = [*fieldsets, ("Patient portal", {"fields": ["send_invitation"]})]
+        return fieldsets
+
+    def save_model(self, request, obj, form, change):
+        email_changed = change and "email" in form.changed_data
+        had_open_link = (
+            email_changed
+            and Invitation.objects.open().filter(patient_id=obj.pk).exists()
+        )
+        super().save_model(request, obj, form, change)
+        if had_open_link:
+            self.message_user(
+                request,
+                f"The email address changed, so the invitation sent to the old address was revoked "
+                f"and can no longer be used. Use Invite to send {obj.first_name or 'the patient'} a new link.",
+                messages.WARNING,
+            )
+        if not change and form.cleaned_data.get("send_invitation"):
+            self._invite_new_patient(request, obj)
+
+    def _invite_new_patient(self, request, patient: Patient) -> None:
+        if not self.can_invite(request, patient.practice_id):
+            self.message_user(request, "No invitation was sent: your role does not allow sending invitations.", messages.WARNING)
+            return
+        outcome = invitation_services.invite(
+            patient, now=timezone.now(), source=Source.NEW_PATIENT, actor=request.user
+        )
+        if outcome.created:
+            self.message_user(request, f"A portal invitation is on its way to {patient.email}.", messages.SUCCESS)
+        else:
+            self.message_user(
+                request,
+                f"The patient was saved, but no portal invitation was sent: {eligibility.reasons_text(outcome.reasons)}",
+                messages.WARNING,
+            )
 
     def get_search_results(self, request, queryset, search_term):
         date = parse_search_date(search_term)
@@ -247,12 +365,167 @@ class PatientAdmin(PracticeScopedAdmin):
             return queryset.filter(date_of_birth=date), False
         return super().get_search_results(request, queryset, search_term)
 
+    # -- invitations: list actions, page buttons and the change page panel --------------------
+
+    def _patients_for_action(self, request, queryset) -> list[Patient] | None:
+        count = queryset.count()
+        if count > self.max_action_rows:
+            self.message_user(
+                request,
+                f"{count:,} patients selected; this action handles up to {self.max_action_rows}. "
+                "Filter the list, or use Activate Now for the whole practice.",
+                messages.ERROR,
+            )
+            return None
+        return list(queryset.select_related("practice"))
+
+    def _report(self, request, *, done: int, verb: str, skipped: list[tuple[Patient, str]]) -> None:
+        self.message_user(request, f"{verb} {done} patient{'s' if done != 1 else ''}.", messages.SUCCESS if done else messages.INFO)
+        if skipped:
+            listed = "; ".join(f"{patient}: {why}" for patient, why in skipped[:20])
+            more = f"; and {len(skipped) - 20} more" if len(skipped) > 20 else ""
+            self.message_user(request, f"Skipped {len(skipped)}: {listed}{more}.", messages.WARNING)
+
+    def _invite(self, request, patients, *, resend: bool) -> tuple[int, list[tuple[Patient, str]]]:
+        now = timezone.now()
+        done, skipped = 0, []
+        for patient in patients:
+            if not self.can_invite(request, patient.practice_id):
+                skipped.append((patient, "your role at this practice does not allow invitations."))
+                continue
+            outcome = invitation_services.invite(
+                patient, now=now, actor=request.user, resend=resend,
+                source=Source.RESEND if resend else Source.MANUAL,
+            )
+            if outcome.created:
+                done += 1
+            else:
+                skipped.append((patient, eligibility.reasons_text(outcome.reasons)))
+        return done, skipped
+
+    def _revoke(self, request, patients) -> tuple[int, list[tuple[Patient, str]]]:
+        now = timezone.now()
+        done, skipped = 0, []
+        for patient in patients:
+            if not self.can_revoke(request, patient.practice_id):
+                skipped.append((patient, "your role at this practice does not allow revoking."))
+                continue
+            revoked = invitation_services.revoke_open(patient, now=now, reason=RevokeReason.STAFF, actor=request.user)
+            if revoked:
+                done += 1
+            else:
+                skipped.append((patient, "no pending or sent invitation."))
+        return done, skipped
+
+    def has_invite_permission(self, request) -> bool:
+        return self.can_invite(request)
+
+    def has_revoke_permission(self, request) -> bool:
+        return self.can_revoke(request)
+
+    @admin.action(description="Invite selected patients to the portal", permissions=["invite"])
+    def invite_selected(self, request, queryset):
+        patients = self._patients_for_action(request, queryset)
+        if patients is not None:
+            done, skipped = self._invite(request, patients, resend=False)
+            self._report(request, done=done, verb="Invited", skipped=skipped)
+
+    @admin.action(description="Resend portal invitation (new link) to selected patients", permissions=["invite"])
+    def resend_selected(self, request, queryset):
+        patients = self._patients_for_action(request, queryset)
+        if patients is None:
+            return None
+        if request.POST.get("confirm") != "yes":
+            return self._resend_confirmation(request, patients, via_action=True)
+        done, skipped = self._invite(request, patients, resend=True)
+        self._report(request, done=done, verb="Sent a new link to", skipped=skipped)
+        return None
+
+    @admin.action(description="Revoke open invitations of selected patients", permissions=["revoke"])
+    def revoke_selected(self, request, queryset):
+        patients = self._patients_for_action(request, queryset)
+        if patients is not None:
+            done, skipped = self._revoke(request, patients)
+            self._report(request, done=done, verb="Revoked the invitation of", skipped=skipped)
+
+    def _resend_confirmation(self, request, patients, *, via_action: bool, object_id=None):
+        now = timezone.now()
+        will_send, will_skip = [], []
+        for patient in patients:
+            if not self.can_invite(request, patient.practice_id):
+                will_skip.append((patient, "Your role at this practice does not allow invitations."))
+                continue
+            reasons = eligibility.reasons_for(patient, now=now, for_resend=True)
+            if reasons:
+                will_skip.append((patient, eligibility.reasons_text(reasons)))
+            else:
+                will_send.append(patient)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Resend portal invitations?",
+            "will_send": will_send,
+            "will_skip": will_skip,
+            "via_action": via_action,
+            "selected_ids": [p.pk for p in patients],
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "object_id": object_id,
+        }
+        return TemplateResponse(request, "admin/patients/patient/resend_confirmation.html", context)
+
+    def invitation_view(self, request: HttpRequest, object_id: str, operation: str):
+        return require_POST(self._invitation_view)(request, object_id, operation)
+
+    def _invitation_view(self, request: HttpRequest, object_id: str, operation: str):
+        patient = self.get_object_or_404_scoped(request, object_id)  # another practice's id: 404
+        if operation not in ("invite", "resend", "revoke"):
+            raise PermissionDenied("Unknown invitation action.")
+        allowed = self.can_revoke(request, patient.practice_id) if operation == "revoke" else self.can_invite(request, patient.practice_id)
+        if not allowed:
+            raise PermissionDenied("Your role at this practice does not allow this.")
+        change_url = reverse("admin:patients_patient_change", args=[patient.pk])
+        if operation == "resend" and request.POST.get("confirm") != "yes":
+            return self._resend_confirmation(request, [patient], via_action=False, object_id=patient.pk)
+        if operation == "revoke":
+            done, skipped = self._revoke(request, [patient])
+            self._report(request, done=done, verb="Revoked the invitation of", skipped=skipped)
+        else:
+            done, skipped = self._invite(request, [patient], resend=operation == "resend")
+            verb = "Sent a new link to" if operation == "resend" else "Invited"
+            self._report(request, done=done, verb=verb, skipped=skipped)
+        return HttpResponseRedirect(change_url)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = extra_context or {}
+        patient = self.get_object(request, object_id)
+        now = timezone.now()
+        invitations = list(
+            Invitation.objects.filter(patient=patient).select_related("created_by").prefetch_related("events__actor")[:5]
+        )
+        latest = invitations[0] if invitations else None
+        extra_context.update(
+            portal_status_tag=status_tag(patient.portal_status),
+            latest_invitation=latest,
+            latest_invitation_expired=latest is not None and latest.is_expired(now),
+            recent_invitations=invitations,
+            invitation_reasons=eligibility.reasons_for(patient, now=now) if not patient.has_portal_account else [],
+            can_invite=self.can_invite(request, patient.practice_id),
+            can_revoke=self.can_revoke(request, patient.practice_id),
+            has_open_invitation=latest is not None and latest.is_usable(now),
+        )
+        return super().change_view(request, object_id, form_url, extra_context=extra_context)
+
     # -- CSV import ----------------------------------------------------------------------
 
     def get_urls(self):
         info = self.opts.app_label, self.opts.model_name
         return [
             path("import/", self.admin_site.admin_view(self.import_view), name="%s_%s_import" % info),
+            path(
+                "<path:object_id>/invitation/<str:operation>/",
+                self.admin_site.admin_view(self.invitation_view),
+                name="%s_%s_invitation" % info,
+            ),
         ] + super().get_urls()
 
     def import_view(self, request: HttpRequest):

@@ -1,0 +1,120 @@
+from django import forms
+from django.contrib import admin, messages
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from patients import tenancy
+from patients.admin_scoping import PracticeScopedAdmin, PracticeScopedForm
+
+from . import emails
+from .models import Invitation, InvitationEvent, InvitationTemplate, RevokeReason, Status
+from .portal_status import PortalStatus, status_tag
+
+STATUS_TAGS = {
+    Status.PENDING: PortalStatus.PENDING,
+    Status.SENT: PortalStatus.SENT,
+    Status.EXPIRED: PortalStatus.EXPIRED,
+    Status.FAILED: PortalStatus.FAILED,
+    Status.REVOKED: PortalStatus.REVOKED,
+    Status.ACCEPTED: PortalStatus.ACTIVE,
+}
+
+
+class InvitationEventInline(admin.TabularInline):
+    model = InvitationEvent
+    fields = ["at", "kind", "actor", "detail"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ["at", "id"]
+    verbose_name = "timeline entry"
+    verbose_name_plural = "timeline"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("actor")
+
+
+@admin.register(Invitation)
+class InvitationAdmin(PracticeScopedAdmin):
+    list_display = ["created_at", "patient", "email", "status_tag", "source", "expires_at", "practice"]
+    list_filter = ["practice", "status", "revoke_reason", "source"]
+    search_fields = ["^patient__last_name", "=patient__chart_number", "^email", "=public_id"]
+    list_select_related = ["patient", "practice"]
+    show_full_result_count = False
+    date_hierarchy = None
+    inlines = [InvitationEventInline]
+    actions = ["revoke_selected"]
+    fields = [
+        "practice", "patient", "email", "status", "revoke_reason", "failure_reason", "source", "created_by",
+        "created_at", "sent_at", "expires_at", "accepted_at", "ended_at", "failed_attempts",
+        "provider_message_id", "public_id",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="status", ordering="status")
+    def status_tag(self, obj: Invitation):
+        now = timezone.now()
+        if obj.is_expired(now):
+            return status_tag(PortalStatus.EXPIRED)
+        tag = status_tag(STATUS_TAGS[obj.status])
+        if obj.status == Status.ACCEPTED:
+            return format_html("{} <small>registered</small>", tag)
+        return tag
+
+    def has_add_permission(self, request, *args):
+        return False  # invitations are created from the patient list and page
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser  # the timeline is the audit trail
+
+    @admin.action(description="Revoke selected invitations", permissions=["change"])
+    def revoke_selected(self, request, queryset):
+        now = timezone.now()
+        revoked = refused = 0
+        for invitation in queryset.filter(status__in=[Status.PENDING, Status.SENT]):
+            if not tenancy.can(request.user, "invitations.change_invitation", invitation.practice_id):
+                refused += 1
+                continue
+            revoked += invitation.revoke(now, reason=RevokeReason.STAFF, actor=request.user)
+        self.message_user(request, f"Revoked {revoked} invitation{'s' if revoked != 1 else ''}.", messages.SUCCESS)
+        if refused:
+            self.message_user(request, f"{refused} skipped: your role there does not allow revoking.", messages.WARNING)
+
+
+class InvitationTemplateForm(PracticeScopedForm):
+    class Meta:
+        model = InvitationTemplate
+        fields = ["practice", "subject", "html_body"]
+        widgets = {"html_body": forms.Textarea(attrs={"rows": 20, "cols": 100})}
+
+
+@admin.register(InvitationTemplate)
+class InvitationTemplateAdmin(PracticeScopedAdmin):
+    """A basic editor; the preview and richer editing live with the practice settings work."""
+
+    form = InvitationTemplateForm
+    list_display = ["practice", "subject", "updated_at", "updated_by"]
+    list_select_related = ["practice", "updated_by"]
+    readonly_fields = ["updated_at", "updated_by", "snippets"]
+    fields = ["practice", "subject", "html_body", "snippets", "updated_at", "updated_by"]
+
+    @admin.display(description="available snippets")
+    def snippets(self, obj=None):
+        items = format_html_join("", "<li><code>{}</code>: {}</li>", emails.SNIPPETS.items())
+        return format_html("<ul>{}</ul><p>Write plain HTML; scripts and unsafe markup are removed on save.</p>", items)
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        initial.setdefault("subject", emails.DEFAULT_SUBJECT)
+        initial.setdefault("html_body", emails.DEFAULT_HTML_BODY)
+        return initial
+
+    def save_model(self, request, obj, form, change):
+        obj.updated_by = request.user
+        super().save_model(request, obj, form, change)

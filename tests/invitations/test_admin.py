@@ -1,0 +1,363 @@
+"""Invitations in the admin: the add-form checkbox, status column and filter, actions,
+the patient page buttons, and tenant scoping of all of them."""
+
+import datetime
+
+import pytest
+import time_machine
+from django.contrib.messages import get_messages
+from django.core import mail
+from django.urls import reverse
+
+from invitations.models import EventKind, Invitation, RevokeReason, Source, Status
+from patients.models import EmailOptOut, Patient, Role
+from tests.factories import PatientFactory, staff_member
+from tests.invitations.factories import NOW, InvitationFactory
+
+pytestmark = pytest.mark.django_db
+CHANGELIST = reverse("admin:patients_patient_changelist")
+
+
+@pytest.fixture(autouse=True)
+def frozen():
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller
+
+
+def texts(response) -> list[str]:
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def invitation_url(patient, operation):
+    return reverse("admin:patients_patient_invitation", args=[patient.pk, operation])
+
+
+def add_patient_data(practice, **overrides):
+    data = {
+        "practice": practice.pk, "chart_number": "N100", "first_name": "Ann", "last_name": "Lee",
+        "date_of_birth": "1990-04-01", "birth_sex": "F", "email": "ann@example.com", "phone": "",
+        "zip_code": "02139", "email_consent": "on", "send_invitation": "on",
+    }
+    data.update(overrides)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+# -- new patient with the checkbox ---------------------------------------------------------
+
+
+def test_adding_a_patient_with_the_box_ticked_invites_and_emails_after_commit(
+    client_a, practice_a, front_desk_a, django_capture_on_commit_callbacks
+):
+    from portal_project.celery import app
+
+    app.conf.task_always_eager = True
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client_a.post(reverse("admin:patients_patient_add"), add_patient_data(practice_a))
+    finally:
+        app.conf.task_always_eager = False
+    assert response.status_code == 302
+    patient = Patient.objects.get(chart_number="N100")
+    invitation = patient.invitations.get()
+    assert invitation.source == Source.NEW_PATIENT
+    assert invitation.created_by == front_desk_a
+    assert invitation.status == Status.SENT
+    assert len(mail.outbox) == 1 and mail.outbox[0].to == ["ann@example.com"]
+    assert any("on its way to ann@example.com" in t for t in texts(response))
+
+
+def test_an_ineligible_new_patient_is_saved_and_staff_are_told_exactly_why(client_a, practice_a):
+    response = client_a.post(
+        reverse("admin:patients_patient_add"),
+        add_patient_data(practice_a, zip_code="", email_consent=None, birth_sex=""),
+    )
+    assert response.status_code == 302
+    patient = Patient.objects.get(chart_number="N100")
+    assert not patient.invitations.exists()
+    [warning] = [t for t in texts(response) if "no portal invitation was sent" in t]
+    assert "ZIP code is missing." in warning
+    assert "Birth sex is missing." in warning
+    assert "not consented to email" in warning
+    assert "First name" not in warning
+
+
+def test_an_unticked_box_sends_nothing(client_a, practice_a):
+    response = client_a.post(reverse("admin:patients_patient_add"), add_patient_data(practice_a, send_invitation=None))
+    assert response.status_code == 302
+    assert not Invitation.objects.exists()
+
+
+def test_a_viewer_gets_no_checkbox_and_cannot_use_the_buttons(client, practice_a):
+    viewer = staff_member(practice_a, Role.VIEWER, username="viewer_a")
+    patient = PatientFactory(practice=practice_a)
+    client.force_login(viewer)
+    page = client.get(reverse("admin:patients_patient_change", args=[patient.pk]))
+    assert page.status_code == 200
+    assert "Send portal invitation" not in page.content.decode()
+    assert client.post(invitation_url(patient, "invite")).status_code == 403
+    assert not Invitation.objects.exists()
+    # Nor the list actions.
+    response = client.get(CHANGELIST)
+    assert "invite_selected" not in response.content.decode()
+
+
+# -- the status column and its filter ------------------------------------------------------
+
+
+@pytest.fixture
+def one_of_each(practice_a):
+    from django.contrib.auth import get_user_model
+
+    p = {name: PatientFactory(practice=practice_a, last_name=name) for name in
+         ["Notinvited", "Pendingx", "Sentx", "Expiredx", "Runout", "Failedx", "Revokedx", "Activex"]}
+    InvitationFactory(patient=p["Pendingx"], status=Status.PENDING, sent_at=None)
+    InvitationFactory(patient=p["Sentx"])
+    InvitationFactory(patient=p["Expiredx"], status=Status.EXPIRED, created_at=NOW - datetime.timedelta(days=9))
+    InvitationFactory(patient=p["Runout"], created_at=NOW - datetime.timedelta(days=7, seconds=1))
+    InvitationFactory(patient=p["Failedx"], status=Status.FAILED)
+    InvitationFactory(patient=p["Revokedx"], status=Status.REVOKED)
+    p["Activex"].portal_user = get_user_model().objects.create_user("active.one")
+    p["Activex"].save()
+    return p
+
+
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("not_invited", {"Notinvited"}),
+        ("pending", {"Pendingx"}),
+        ("sent", {"Sentx"}),
+        ("expired", {"Expiredx", "Runout"}),
+        ("failed", {"Failedx"}),
+        ("revoked", {"Revokedx"}),
+        ("active", {"Activex"}),
+    ],
+)
+def test_the_status_filter_selects_each_status(client_a, one_of_each, value, expected):
+    response = client_a.get(CHANGELIST + f"?portal_status={value}")
+    assert {p.last_name for p in response.context["cl"].result_list} == expected
+
+
+def test_the_status_column_shows_coloured_tags(client_a, one_of_each):
+    content = client_a.get(CHANGELIST).content.decode()
+    for label in ["Not invited", "Pending", "Sent", "Expired", "Failed", "Revoked", "Active"]:
+        assert f">{label}</span>" in content
+    assert 'class="portal-status portal-status-expired"' in content
+
+
+def test_the_patient_list_query_count_does_not_grow_with_rows(client_a, practice_a, django_assert_max_num_queries):
+    def count_queries():
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        with CaptureQueriesContext(connection) as captured:
+            assert client_a.get(CHANGELIST).status_code == 200
+        return len(captured)
+
+    for i in range(5):
+        InvitationFactory(patient=PatientFactory(practice=practice_a))
+    few = count_queries()
+    for i in range(40):
+        InvitationFactory(patient=PatientFactory(practice=practice_a), status=[Status.SENT, Status.FAILED][i % 2])
+        PatientFactory(practice=practice_a)
+    with django_assert_max_num_queries(few):
+        client_a.get(CHANGELIST)
+    assert count_queries() == few
+
+
+# -- actions -------------------------------------------------------------------------------
+
+
+def post_action(client, action, patients, **extra):
+    data = {"action": action, "_selected_action": [p.pk for p in patients], **extra}
+    return client.post(CHANGELIST, data)
+
+
+def test_the_invite_action_invites_the_eligible_and_lists_the_skipped(client_a, practice_a):
+    good = PatientFactory(practice=practice_a)
+    no_email = PatientFactory(practice=practice_a, email="", last_name="Noemail")
+    response = post_action(client_a, "invite_selected", [good, no_email])
+    assert response.status_code == 302
+    assert good.invitations.filter(status=Status.PENDING, source=Source.MANUAL).exists()
+    assert not no_email.invitations.exists()
+    messages = texts(response)
+    assert "Invited 1 patient." in messages
+    assert any("Skipped 1" in t and "Noemail" in t and "Email address is missing." in t for t in messages)
+
+
+def test_resend_asks_for_confirmation_listing_who_gets_a_link_and_who_is_skipped(client_a, practice_a):
+    sent = InvitationFactory(patient=PatientFactory(practice=practice_a, last_name="Willget"),
+                             created_at=NOW - datetime.timedelta(hours=2))
+    deceased = PatientFactory(practice=practice_a, last_name="Skipme", deceased=True)
+    response = post_action(client_a, "resend_selected", [sent.patient, deceased])
+    assert response.status_code == 200
+    assert [p.pk for p in response.context["will_send"]] == [sent.patient.pk]
+    assert [(p.pk, why) for p, why in response.context["will_skip"]] == [(deceased.pk, "The patient is marked deceased.")]
+    assert "Willget" in response.content.decode()
+    sent.refresh_from_db()
+    assert sent.status == Status.SENT  # nothing changed yet
+
+    response = post_action(client_a, "resend_selected", [sent.patient, deceased], confirm="yes")
+    assert response.status_code == 302
+    sent.refresh_from_db()
+    assert sent.status == Status.REVOKED and sent.revoke_reason == RevokeReason.RESENT
+    new = sent.patient.invitations.get(status=Status.PENDING)
+    assert new.source == Source.RESEND and new.pk != sent.pk
+
+
+def test_the_revoke_action_revokes_open_links(client_a, practice_a, front_desk_a):
+    invitation = InvitationFactory(patient=PatientFactory(practice=practice_a))
+    response = post_action(client_a, "revoke_selected", [invitation.patient])
+    assert response.status_code == 302
+    invitation.refresh_from_db()
+    assert invitation.status == Status.REVOKED and invitation.revoke_reason == RevokeReason.STAFF
+    assert invitation.events.get(kind=EventKind.REVOKED).actor == front_desk_a
+
+
+def test_actions_cannot_reach_another_practices_patients(client_a, practice_b):
+    other = PatientFactory(practice=practice_b)
+    open_b = InvitationFactory(patient=PatientFactory(practice=practice_b))
+    post_action(client_a, "invite_selected", [other])
+    post_action(client_a, "revoke_selected", [open_b.patient])
+    post_action(client_a, "resend_selected", [open_b.patient], confirm="yes")
+    assert not other.invitations.exists()
+    open_b.refresh_from_db()
+    assert open_b.status == Status.SENT
+    assert Invitation.objects.count() == 1
+
+
+# -- the patient page ----------------------------------------------------------------------
+
+
+def test_the_patient_page_shows_status_expiry_timeline_and_buttons(client_a, practice_a):
+    invitation = InvitationFactory(patient=PatientFactory(practice=practice_a))
+    invitation.record(EventKind.LINK_OPENED, now=NOW)
+    response = client_a.get(reverse("admin:patients_patient_change", args=[invitation.patient.pk]))
+    content = response.content.decode()
+    assert ">Sent</span>" in content
+    assert "The link works until" in content and "March 9, 2026" in content
+    assert "Invitation timeline" in content and "Opened the link" in content
+    assert invitation_url(invitation.patient, "resend") in content
+    assert invitation_url(invitation.patient, "revoke") in content
+
+
+def test_the_patient_page_explains_why_no_invitation_can_be_sent(client_a, practice_a):
+    patient = PatientFactory(practice=practice_a, email_consent=False)
+    content = client_a.get(reverse("admin:patients_patient_change", args=[patient.pk])).content.decode()
+    assert "Why no invitation can be sent now" in content
+    assert "The patient has not consented to email." in content
+
+
+def test_the_page_buttons_invite_resend_and_revoke(client_a, practice_a):
+    patient = PatientFactory(practice=practice_a)
+    assert client_a.post(invitation_url(patient, "invite")).status_code == 302
+    first = patient.invitations.get()
+    assert first.status == Status.PENDING
+
+    too_soon = client_a.post(invitation_url(patient, "resend"))
+    assert "less than an hour ago" in too_soon.content.decode()
+    frozen_later = NOW + datetime.timedelta(hours=2)
+    with time_machine.travel(frozen_later, tick=False):
+        confirm_page = client_a.post(invitation_url(patient, "resend"))
+        assert confirm_page.status_code == 200 and "will get a new link" in confirm_page.content.decode()
+        first.refresh_from_db()
+        assert first.status == Status.PENDING  # asking changes nothing
+        assert client_a.post(invitation_url(patient, "resend"), {"confirm": "yes"}).status_code == 302
+    first.refresh_from_db()
+    assert first.revoke_reason == RevokeReason.RESENT
+    second = patient.invitations.get(status=Status.PENDING)
+
+    assert client_a.post(invitation_url(patient, "revoke")).status_code == 302
+    second.refresh_from_db()
+    assert second.status == Status.REVOKED
+
+
+def test_the_page_buttons_are_post_only(client_a, practice_a):
+    patient = PatientFactory(practice=practice_a)
+    assert client_a.get(invitation_url(patient, "invite")).status_code == 405
+    assert not patient.invitations.exists()
+
+
+@pytest.mark.parametrize("operation", ["invite", "resend", "revoke"])
+def test_the_page_buttons_give_404_for_another_practices_patient(client_a, practice_b, operation):
+    invitation = InvitationFactory(patient=PatientFactory(practice=practice_b))
+    response = client_a.post(invitation_url(invitation.patient, operation), {"confirm": "yes"})
+    assert response.status_code == 404
+    invitation.refresh_from_db()
+    assert invitation.status == Status.SENT
+    assert Invitation.objects.count() == 1
+
+
+# -- revocation on email change and opt-out --------------------------------------------------
+
+
+def test_changing_the_email_in_the_admin_revokes_the_link_for_good(client_a, practice_a):
+    invitation = InvitationFactory(patient=PatientFactory(practice=practice_a, email="old@example.com"))
+    patient = invitation.patient
+    data = add_patient_data(practice_a, chart_number=patient.chart_number, first_name=patient.first_name,
+                            last_name=patient.last_name, date_of_birth="1980-05-17", email="new@example.com",
+                            send_invitation=None)
+    response = client_a.post(reverse("admin:patients_patient_change", args=[patient.pk]), data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    invitation.refresh_from_db()
+    assert invitation.status == Status.REVOKED
+    assert invitation.revoke_reason == RevokeReason.EMAIL_CHANGED
+    assert any("revoked" in t for t in texts(response))
+    # The old link can never be re-sent: a resend makes a new link to the new address.
+    later = NOW + datetime.timedelta(hours=2)
+    with time_machine.travel(later, tick=False):
+        client_a.post(invitation_url(patient, "resend"), {"confirm": "yes"})
+    assert patient.invitations.get(status=Status.PENDING).email == "new@example.com"
+    invitation.refresh_from_db()
+    assert invitation.status == Status.REVOKED
+
+
+def test_adding_an_address_to_the_opt_out_list_revokes_its_open_links(client_a, practice_a, practice_b):
+    mine = InvitationFactory(patient=PatientFactory(practice=practice_a, email="family@example.com"))
+    sibling = InvitationFactory(patient=PatientFactory(practice=practice_a, email="family@example.com"))
+    elsewhere = InvitationFactory(patient=PatientFactory(practice=practice_b, email="family@example.com"))
+    response = client_a.post(
+        reverse("admin:patients_emailoptout_add"),
+        {"practice": practice_a.pk, "email": "Family@Example.com", "reason": "patient_request"},
+    )
+    assert response.status_code == 302
+    for invitation in (mine, sibling):
+        invitation.refresh_from_db()
+        assert (invitation.status, invitation.revoke_reason) == (Status.REVOKED, RevokeReason.OPTED_OUT)
+    elsewhere.refresh_from_db()
+    assert elsewhere.status == Status.SENT
+
+
+# -- the invitation admin -------------------------------------------------------------------
+
+
+def test_the_invitation_admin_is_scoped_and_shows_the_timeline(client_a, practice_a, practice_b):
+    own = InvitationFactory(patient=PatientFactory(practice=practice_a, last_name="Ownpatient"))
+    own.record(EventKind.LINK_OPENED, now=NOW)
+    other = InvitationFactory(patient=PatientFactory(practice=practice_b, last_name="Otherpatient"))
+    listing = client_a.get(reverse("admin:invitations_invitation_changelist")).content.decode()
+    assert "Ownpatient" in listing and "Otherpatient" not in listing
+    page = client_a.get(reverse("admin:invitations_invitation_change", args=[own.pk]))
+    assert page.status_code == 200 and "Opened the link" in page.content.decode()
+    assert client_a.get(reverse("admin:invitations_invitation_change", args=[other.pk])).status_code == 404
+
+
+def test_the_template_admin_requires_the_link_snippet_and_sanitises(client, practice_a):
+    admin_user = staff_member(practice_a, Role.ADMIN, username="tpl_admin")
+    client.force_login(admin_user)
+    url = reverse("admin:invitations_invitationtemplate_add")
+    response = client.post(url, {"practice": practice_a.pk, "subject": "Hi", "html_body": "<p>No link {{ x }} [Birthday]</p>"})
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors["html_body"]
+    assert any("[Registration Link]" in e for e in errors)
+    assert any("[Birthday]" in e for e in errors)
+    assert any("{{ }}" in e for e in errors)
+
+    response = client.post(url, {
+        "practice": practice_a.pk, "subject": "Welcome from [Practice Name]",
+        "html_body": '<p onclick="x()">Hi [First Name]</p><script>alert(1)</script><a href="[Registration Link]">Go</a>',
+    })
+    assert response.status_code == 302
+    template = practice_a.invitation_template
+    assert "script" not in template.html_body and "onclick" not in template.html_body
+    assert 'href="[Registration Link]"' in template.html_body
