@@ -1,0 +1,135 @@
+"""The patient portal: sign-in for patients only, password reset, home, email preferences."""
+
+import datetime
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core import mail
+from django.urls import reverse
+
+from invitations.models import RevokeReason, Status
+from patients.models import EmailOptOut, OptOutReason, Role
+from tests.factories import PatientFactory, PracticeFactory, staff_member
+from tests.invitations.factories import InvitationFactory
+
+pytestmark = pytest.mark.django_db
+User = get_user_model()
+PASSWORD = "correct horse battery 42"
+
+
+def registered(username, **fields):
+    patient = PatientFactory(**fields)
+    patient.portal_user = User.objects.create_user(username, email=patient.email, password=PASSWORD, first_name=patient.first_name)
+    patient.save()
+    return patient
+
+
+def login(client, username, password=PASSWORD):
+    return client.post(reverse("portal:login"), {"username": username, "password": password})
+
+
+def test_a_patient_signs_in_and_sees_their_own_details_and_practice_contact():
+    practice = PracticeFactory(name="Riverside Aesthetics", contact_phone="(312) 555-0199", contact_email="hello@riverside.example")
+    patient = registered("liam.k", practice=practice, first_name="Liam", last_name="Kowalski", phone="(555) 010-9999")
+    from django.test import Client
+
+    client = Client()
+    response = login(client, "liam.k")
+    assert response.status_code == 302 and response["Location"] == reverse("portal:home")
+    content = client.get(reverse("portal:home")).content.decode()
+    for text in ("Riverside Aesthetics", "(312) 555-0199", "hello@riverside.example", "Kowalski", "May 17, 1980", "(555) 010-9999"):
+        assert text in content
+    other = PatientFactory(practice=practice, last_name="Otherperson")
+    assert "Otherperson" not in content and other.email not in content
+
+
+def test_staff_cannot_sign_in_to_the_portal(client, practice_a):
+    staff_member(practice_a, Role.FRONT_DESK, username="desk", password="pw-for-tests-only")
+    response = client.post(reverse("portal:login"), {"username": "desk", "password": "pw-for-tests-only"})
+    assert response.status_code == 200
+    assert response.context["form"].non_field_errors()
+    assert "_auth_user_id" not in client.session
+
+
+def test_a_patient_can_never_reach_the_admin(client):
+    registered("pat.one")
+    assert login(client, "pat.one").status_code == 302
+    response = client.get(reverse("admin:index"))
+    assert response.status_code == 302 and reverse("admin:login") in response["Location"]
+    response = client.post(reverse("admin:login"), {"username": "pat.one", "password": PASSWORD})
+    assert response.status_code == 200  # refused: not staff
+    assert client.get(reverse("admin:patients_patient_changelist")).status_code == 302
+
+
+def test_a_staff_user_on_the_portal_pages_is_told_they_are_for_patients(client, practice_a, front_desk_a):
+    client.force_login(front_desk_a)
+    assert client.get(reverse("portal:home")).status_code == 403
+
+
+def test_portal_pages_need_sign_in(client):
+    response = client.get(reverse("portal:home"))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("portal:login"))
+
+
+def test_sign_out(client):
+    registered("pat.two")
+    login(client, "pat.two")
+    assert client.post(reverse("portal:logout")).status_code == 302
+    assert client.get(reverse("portal:home")).status_code == 302
+
+
+def test_password_reset_sends_one_email_per_family_account_naming_the_username(client, practice_a, front_desk_a):
+    shared = "family@example.com"
+    registered("mum.s", practice=practice_a, email=shared, first_name="Mum")
+    registered("kid.s", practice=practice_a, email=shared, first_name="Kid")
+    front_desk_a.email = shared
+    front_desk_a.save()  # a staff account on the same address gets nothing from the portal
+    response = client.post(reverse("portal:password_reset"), {"email": "Family@Example.com"})
+    assert response.status_code == 302
+    assert len(mail.outbox) == 2
+    bodies = sorted(m.body for m in mail.outbox)
+    assert any('"kid.s"' in b for b in bodies) and any('"mum.s"' in b for b in bodies)
+    link = re.search(r"https://portal\.example\.test(/portal/reset/\S+/)", mail.outbox[0].body).group(1)
+    username = re.search(r'username "([^"]+)"', mail.outbox[0].body).group(1)
+    follow = client.get(link, follow=True)
+    assert follow.status_code == 200
+    new_password = "a brand new passphrase 7"
+    done = client.post(follow.redirect_chain[-1][0], {"new_password1": new_password, "new_password2": new_password})
+    assert done.status_code == 302
+    assert User.objects.get(username=username).check_password(new_password)
+
+
+def test_a_patient_stops_all_emails_and_open_links_are_revoked(client):
+    patient = registered("stop.me", email="shared@example.com")
+    sibling_link = InvitationFactory(patient=PatientFactory(practice=patient.practice, email="shared@example.com"))
+    login(client, "stop.me")
+    page = client.get(reverse("portal:email_preferences"))
+    assert "Stop all emails" in page.content.decode()
+    response = client.post(reverse("portal:email_preferences"), {"action": "stop"})
+    assert response.status_code == 302
+    entry = EmailOptOut.objects.get(practice=patient.practice, email="shared@example.com")
+    assert entry.reason == OptOutReason.PATIENT_REQUEST
+    sibling_link.refresh_from_db()
+    assert (sibling_link.status, sibling_link.revoke_reason) == (Status.REVOKED, RevokeReason.OPTED_OUT)
+    assert "does not send email" in client.get(reverse("portal:email_preferences")).content.decode()
+
+    client.post(reverse("portal:email_preferences"), {"action": "resume"})
+    assert not EmailOptOut.objects.filter(practice=patient.practice).exists()
+
+
+def test_a_patient_cannot_undo_an_opt_out_made_for_a_bounce(client):
+    patient = registered("bounced.one")
+    EmailOptOut.objects.create(practice=patient.practice, email=patient.email, reason=OptOutReason.HARD_BOUNCE)
+    login(client, "bounced.one")
+    client.post(reverse("portal:email_preferences"), {"action": "resume"})
+    assert EmailOptOut.objects.filter(practice=patient.practice, email=patient.email).exists()
+
+
+def test_login_is_rate_limited(client):
+    from invitations.views import LOGIN_LIMIT
+
+    registered("limited")
+    for _ in range(LOGIN_LIMIT[0]):
+        login(client, "limited", password="wrong")
+    assert login(client, "limited").status_code == 429
