@@ -13,6 +13,7 @@ from typing import Optional
 
 from anymail.exceptions import AnymailAPIError, AnymailInvalidAddress, AnymailRecipientsRefused
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from patients.models import EmailOptOut, OptOutReason, Patient, Practice, normalise_email
@@ -171,6 +172,62 @@ def give_up_sending(invitation_id: int, *, now: datetime.datetime, reason: str) 
     invitation = Invitation.objects.filter(pk=invitation_id).first()
     if invitation is not None:
         invitation.fail(now, reason=f"Gave up after repeated errors: {reason}"[:300])
+
+
+# -- delivery reports from the email service (anymail tracking webhooks) ------------------------
+
+HARD_FAILURES = {"bounced", "rejected", "failed"}
+
+
+def find_for_tracking(*, metadata: Optional[dict], message_id: Optional[str]) -> Optional[Invitation]:
+    public_id = (metadata or {}).get("invitation")
+    queryset = Invitation.objects.select_related("patient")
+    if public_id:
+        try:
+            return queryset.filter(public_id=public_id).first()
+        except (ValueError, ValidationError):
+            return None
+    if message_id:
+        return queryset.filter(provider_message_id=str(message_id)).first()
+    return None
+
+
+def record_tracking_event(
+    *,
+    event_type: str,
+    metadata: Optional[dict],
+    message_id: Optional[str],
+    description: str = "",
+    now: datetime.datetime,
+) -> Optional[str]:
+    """Apply one delivery report to its invitation. Reports for other emails are ignored.
+
+    A hard bounce fails the invitation and marks the address bounced on the chart (eligibility
+    then blocks it until the address changes); a spam complaint or unsubscribe puts the address
+    on the practice's opt-out list.
+    """
+    invitation = find_for_tracking(metadata=metadata, message_id=message_id)
+    if invitation is None:
+        return None
+    detail = " ".join((description or "").split())[:200]
+    if event_type == "delivered":
+        invitation.record(EventKind.DELIVERED, now=now)
+    elif event_type in HARD_FAILURES:
+        invitation.record(EventKind.BOUNCED, now=now, detail=detail)
+        invitation.fail(now, reason=f"The email service reported: {event_type}" + (f" ({detail})" if detail else ""))
+        Patient.objects.filter(pk=invitation.patient_id, email=invitation.email).update(bounced_email=invitation.email)
+    elif event_type in ("complained", "unsubscribed"):
+        if event_type == "complained":
+            invitation.record(EventKind.COMPLAINED, now=now)
+        opt_out(
+            practice=invitation.practice,
+            email=invitation.email,
+            now=now,
+            reason=OptOutReason.SPAM_COMPLAINT if event_type == "complained" else OptOutReason.PATIENT_REQUEST,
+        )
+    else:
+        return "ignored"
+    return event_type
 
 
 # -- registration ---------------------------------------------------------------------------

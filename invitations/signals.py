@@ -6,6 +6,7 @@ revoke. (`QuerySet.update()` bypasses signals; code that updates emails in bulk 
 `services.revoke_for_email_change` itself.)
 """
 
+from anymail.signals import tracking
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django.utils import timezone
@@ -28,4 +29,16 @@ def opt_out_saved(sender, instance: EmailOptOut, raw: bool = False, **kwargs) ->
         return
     services.revoke_for_opt_out(
         practice_id=instance.practice_id, email=instance.email, now=timezone.now(), actor=instance.created_by
+    )
+
+
+@receiver(tracking, dispatch_uid="invitations.delivery_report")
+def delivery_report(sender, event, esp_name: str, **kwargs) -> None:
+    """Delivery reports from the email service's webhook (mounted at /anymail/)."""
+    services.record_tracking_event(
+        event_type=event.event_type,
+        metadata=event.metadata,
+        message_id=event.message_id,
+        description=event.description or event.reject_reason or "",
+        now=timezone.now(),
     )

@@ -40,6 +40,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("invitations.urls")),
     path("portal/", include("invitations.portal_urls")),
+    # Delivery reports from the email provider; needs ANYMAIL_WEBHOOK_SECRET (basic auth).
+    path("anymail/", include("anymail.urls")),
     path("api/payment-plans/", include("notifications.urls")),
 ]
 
