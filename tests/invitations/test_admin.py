@@ -361,3 +361,12 @@ def test_the_template_admin_requires_the_link_snippet_and_sanitises(client, prac
     template = practice_a.invitation_template
     assert "script" not in template.html_body and "onclick" not in template.html_body
     assert 'href="[Registration Link]"' in template.html_body
+
+
+def test_the_list_can_be_sorted_by_portal_status(client_a, one_of_each):
+    response = client_a.get(CHANGELIST)
+    index = next(i for i, h in enumerate(response.context["cl"].list_display) if h == "invitation_status")
+    ordered = client_a.get(CHANGELIST + f"?o={index}")
+    assert ordered.status_code == 200
+    statuses = [p.portal_status for p in ordered.context["cl"].result_list]
+    assert statuses == sorted(statuses)

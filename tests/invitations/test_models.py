@@ -133,3 +133,20 @@ def test_the_sweep_uses_a_bounded_number_of_queries(django_assert_max_num_querie
         InvitationFactory(created_at=NOW - SEVEN_DAYS - SECOND)
     with django_assert_max_num_queries(12):
         assert Invitation.objects.expire_due(NOW) == 40
+
+
+def test_beat_runs_the_expiry_sweep_every_15_minutes_and_the_task_sweeps():
+    from django.conf import settings
+
+    from invitations import tasks
+
+    entry = settings.CELERY_BEAT_SCHEDULE["invitations-expire-due"]
+    assert entry["task"] == tasks.expire_due_invitations.name
+    assert entry["schedule"].minute == {0, 15, 30, 45}
+    stale = InvitationFactory(created_at=NOW - SEVEN_DAYS - SECOND)
+    import time_machine
+
+    with time_machine.travel(NOW, tick=False):
+        assert tasks.expire_due_invitations.run() == 1
+    stale.refresh_from_db()
+    assert stale.status == Status.EXPIRED
