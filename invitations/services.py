@@ -67,7 +67,7 @@ def invite(
                 revoked += old.revoke(now, reason=RevokeReason.RESENT, actor=actor)
         try:
             with transaction.atomic():
-                invitation = Invitation.objects.create(
+                invitation = Invitation.objects.create_latest(
                     practice_id=patient.practice_id,
                     patient=patient,
                     email=normalise_email(patient.email),

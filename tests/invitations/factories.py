@@ -26,6 +26,11 @@ class InvitationFactory(factory.django.DjangoModelFactory):
     sent_at = factory.SelfAttribute("created_at")
     expires_at = factory.LazyAttribute(lambda o: o.created_at + datetime.timedelta(days=7))
 
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        # Like the services: each new invitation becomes the patient's latest.
+        return model_class.objects.create_latest(**kwargs)
+
 
 def invitation_with_token(**kwargs) -> tuple[Invitation, str]:
     """A sent invitation and the token its email carried."""
