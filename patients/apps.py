@@ -8,6 +8,6 @@ class PatientsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
-        from . import admin_system, roles, signals  # noqa: F401  (registers, connects receivers)
+        from . import admin_audit, admin_system, roles, signals  # noqa: F401  (registers, connects receivers)
 
         post_migrate.connect(roles.sync_role_groups, dispatch_uid="patients.sync_role_groups")

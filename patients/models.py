@@ -286,5 +286,6 @@ class EmailOptOut(models.Model):
         super().save(*args, **kwargs)
 
 
-# Ops records (scheduled job runs, worker heartbeats) live in their own module.
+# Ops records (scheduled job runs, worker heartbeats) and the audit trail live in their own modules.
+from .audit import AuditEntry  # noqa: E402,F401
 from .jobs import JobRun, WorkerHeartbeat  # noqa: E402,F401

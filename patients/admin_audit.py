@@ -1,0 +1,28 @@
+from django.contrib import admin
+
+from .admin_scoping import PracticeScopedAdmin
+from .audit import AuditEntry
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(PracticeScopedAdmin):
+    """Read-only: the trail is written by the actions themselves."""
+
+    list_display = ["created_at", "action", "summary", "actor", "patient", "practice"]
+    list_filter = ["practice", "action", ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["=patient__chart_number", "actor__username"]
+    search_help_text = "Search by a patient's chart number or a staff username."
+    list_select_related = ["actor", "patient", "practice"]
+    readonly_fields = ["created_at", "practice", "action", "summary", "actor", "patient", "details"]
+    fields = readonly_fields
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
