@@ -115,8 +115,10 @@ def register(request: HttpRequest, token: str) -> HttpResponse:
         form.add_error("username", "That username is taken; choose another.")
         return _registration_page(request, invitation, form)
     except services.RegistrationRefused:
-        invitation.refresh_from_db()
-        return _link_page(request, _link_state(invitation, now) if invitation.status != Status.PENDING else "used", invitation)
+        # Someone else used the link or registered the patient a moment ago: read both afresh.
+        invitation = Invitation.objects.select_related("practice", "patient").get(pk=invitation.pk)
+        state = _link_state(invitation, now)
+        return _link_page(request, "used" if state == "usable" else state, invitation)
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     messages.success(request, "Your portal account is ready. Welcome!")
     return redirect("portal:home")

@@ -14,6 +14,7 @@ from django.template.response import TemplateResponse
 from django.template.defaultfilters import pluralize
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from invitations import eligibility, services as invitation_services
@@ -42,6 +43,7 @@ class PracticeAdmin(PracticeScopedAdmin):
                     "activation_email_enabled",
                     "link_lifetime_days",
                     "self_signup_enabled",
+                    "request_access_page",
                 ]
             },
         ),
@@ -56,6 +58,18 @@ class PracticeAdmin(PracticeScopedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "request_access_page"]
+
+    @admin.display(description="request portal access page")
+    def request_access_page(self, obj: Practice):
+        if obj is None or obj.pk is None:
+            return "Shown once the practice is saved."
+        url = settings.PORTAL_BASE_URL + reverse("invitations:request_access", args=[obj.pk])
+        if not obj.self_signup_enabled:
+            return format_html("{} <small>(closed: tick the box above to open it)</small>", url)
+        return format_html('<a href="{}" target="_blank" rel="noopener">{}</a> <small>Link to it from your website or booking page.</small>', url, url)
 
 
 class MembershipAddForm(PracticeScopedForm):

@@ -370,3 +370,11 @@ def test_the_list_can_be_sorted_by_portal_status(client_a, one_of_each):
     assert ordered.status_code == 200
     statuses = [p.portal_status for p in ordered.context["cl"].result_list]
     assert statuses == sorted(statuses)
+
+
+def test_the_practice_page_shows_the_request_access_address(client, practice_a):
+    admin_user = staff_member(practice_a, Role.ADMIN, username="prac_admin")
+    client.force_login(admin_user)
+    content = client.get(reverse("admin:patients_practice_change", args=[practice_a.pk])).content.decode()
+    assert f"https://portal.example.test/practices/{practice_a.pk}/request-access/" in content
+    assert "closed" in content

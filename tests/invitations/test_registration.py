@@ -232,3 +232,20 @@ def test_a_patient_already_registered_cannot_register_again(client, sent):
     response = client.post(url(token), answers())
     assert response.status_code == 410 and "already been used" in response.content.decode()
     assert User.objects.count() == 1
+
+
+def test_a_link_used_concurrently_gets_the_used_page_not_an_error(client, sent, monkeypatch):
+    invitation, token = sent
+    from invitations import services
+
+    real_register = services.register
+
+    def someone_else_first(inv, **kwargs):
+        # Between this request's checks and its registration, another tab registered.
+        real_register(Invitation.objects.get(pk=inv.pk), username="other.tab", password="correct horse battery 42", now=NOW)
+        return real_register(inv, **kwargs)
+
+    monkeypatch.setattr(services, "register", someone_else_first)
+    response = client.post(url(token), answers())
+    assert response.status_code == 410 and "already been used" in response.content.decode()
+    assert list(User.objects.values_list("username", flat=True)) == ["other.tab"]
