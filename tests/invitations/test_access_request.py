@@ -143,3 +143,13 @@ def test_one_address_cannot_be_flooded_from_many_client_addresses(client, practi
             )
         assert response.status_code == 200  # the same answer throughout
     assert Patient.objects.filter(email="victim@example.com").count() == ACCESS_REQUEST_EMAIL_LIMIT[0]
+
+
+def test_errors_are_tied_to_their_fields_for_screen_readers(client, practice):
+    response = client.post(url(practice), form(email="not-an-address", zip_code="12"))
+    assert response.status_code == 400
+    content = response.content.decode()
+    for field in ("email", "zip_code"):
+        assert f'aria-describedby="id_{field}_error"' in content
+        assert f'id="id_{field}_error"' in content
+    assert not Patient.objects.exists()
