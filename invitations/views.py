@@ -16,7 +16,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
+from django.middleware.csrf import CsrfViewMiddleware
+from django.utils.decorators import decorator_from_middleware
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from patients.models import EmailOptOut, OptOutReason, Patient, Practice
@@ -39,16 +42,32 @@ ACCESS_REQUEST_EMAIL_LIMIT = (3, 24 * 60 * 60)  # per practice and address per d
 LOGIN_LIMIT = (20, 15 * 60)
 
 
+class _NullOriginCsrfMiddleware(CsrfViewMiddleware):
+    """CSRF protection for pages served with `Referrer-Policy: no-referrer`.
+
+    Under that policy browsers submit the page's forms with `Origin: null`, which Django's
+    origin check rejects. The CSRF token (cookie and form field must match) is still required.
+    """
+
+    def _origin_verified(self, request):
+        return request.META.get("HTTP_ORIGIN") == "null" or super()._origin_verified(request)
+
+
+_csrf_protect_allowing_null_origin = decorator_from_middleware(_NullOriginCsrfMiddleware)
+
+
 def no_referrer(view):
-    """The token is in the URL: never leak it to another site, never cache the page."""
+    """The token is in the URL: never leak it in a Referer header, never cache the page."""
+    protected = _csrf_protect_allowing_null_origin(view)
 
     @functools.wraps(view)
     def wrapper(request, *args, **kwargs):
-        response = view(request, *args, **kwargs)
+        response = protected(request, *args, **kwargs)
         response["Referrer-Policy"] = "no-referrer"
         return response
 
-    return never_cache(wrapper)
+    # The global middleware would refuse `Origin: null`; the decorator above checks instead.
+    return csrf_exempt(never_cache(wrapper))
 
 
 # -- registration ---------------------------------------------------------------------------

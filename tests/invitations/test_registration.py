@@ -249,3 +249,30 @@ def test_a_link_used_concurrently_gets_the_used_page_not_an_error(client, sent, 
     response = client.post(url(token), answers())
     assert response.status_code == 410 and "already been used" in response.content.decode()
     assert list(User.objects.values_list("username", flat=True)) == ["other.tab"]
+
+
+def test_browsers_posting_with_a_null_origin_pass_csrf_but_the_token_is_still_required(sent):
+    """Under `Referrer-Policy: no-referrer` browsers send `Origin: null` with the form."""
+    from django.test import Client
+
+    invitation, token = sent
+    browser = Client(enforce_csrf_checks=True)
+    browser.get(url(token))
+    csrf = browser.cookies["csrftoken"].value
+    forged = browser.post(url(token), answers(), HTTP_ORIGIN="null")
+    assert forged.status_code == 403  # no CSRF token in the form
+    assert not User.objects.exists()
+    response = browser.post(url(token), {**answers(), "csrfmiddlewaretoken": csrf}, HTTP_ORIGIN="null")
+    assert response.status_code == 302
+    assert User.objects.filter(username="jose.n").exists()
+
+
+def test_another_sites_origin_is_still_refused(sent):
+    from django.test import Client
+
+    invitation, token = sent
+    browser = Client(enforce_csrf_checks=True)
+    browser.get(url(token))
+    csrf = browser.cookies["csrftoken"].value
+    response = browser.post(url(token), {**answers(), "csrfmiddlewaretoken": csrf}, HTTP_ORIGIN="https://evil.example")
+    assert response.status_code == 403
