@@ -259,10 +259,10 @@ class PatientAdmin(PracticeScopedAdmin):
         "chart_number",
         "last_name",
         "first_name",
+        "invitation_status",
         "date_of_birth",
         "email",
         "practice",
-        "invitation_status",
     ]
     list_display_links = ["chart_number", "last_name"]
     list_filter = [
@@ -523,8 +523,9 @@ class PatientAdmin(PracticeScopedAdmin):
             latest_invitation_expired=latest is not None and latest.is_expired(now),
             recent_invitations=invitations,
             invitation_reasons=eligibility.reasons_for(patient, now=now) if not patient.has_portal_account else [],
-            can_invite=self.can_invite(request, patient.practice_id),
-            can_revoke=self.can_revoke(request, patient.practice_id),
+            # A registered patient needs no buttons: there is nothing to invite or revoke.
+            can_invite=not patient.has_portal_account and self.can_invite(request, patient.practice_id),
+            can_revoke=not patient.has_portal_account and self.can_revoke(request, patient.practice_id),
             has_open_invitation=latest is not None and latest.is_usable(now),
         )
         return super().change_view(request, object_id, form_url, extra_context=extra_context)

@@ -378,3 +378,11 @@ def test_the_practice_page_shows_the_request_access_address(client, practice_a):
     content = client.get(reverse("admin:patients_practice_change", args=[practice_a.pk])).content.decode()
     assert f"https://portal.example.test/practices/{practice_a.pk}/request-access/" in content
     assert "closed" in content
+
+
+def test_a_registered_patients_page_offers_no_invitation_buttons(client_a, one_of_each):
+    patient = one_of_each["Activex"]
+    content = client_a.get(reverse("admin:patients_patient_change", args=[patient.pk])).content.decode()
+    assert ">Active</span>" in content
+    assert invitation_url(patient, "invite") not in content
+    assert invitation_url(patient, "resend") not in content
