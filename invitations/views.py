@@ -37,6 +37,7 @@ from .models import EventKind, Invitation, Status
 logger = logging.getLogger(__name__)
 
 REGISTER_LIMIT = (20, 15 * 60)  # POSTs per client address per 15 minutes
+OPEN_LINK_LIMIT = (60, 15 * 60)  # GETs of registration links per client address per 15 minutes
 ACCESS_REQUEST_LIMIT = (5, 60 * 60)  # per client address per hour
 ACCESS_REQUEST_EMAIL_LIMIT = (3, 24 * 60 * 60)  # per practice and address per day
 LOGIN_LIMIT = (20, 15 * 60)
@@ -101,9 +102,15 @@ def _link_page(request: HttpRequest, state: str, invitation=None) -> HttpRespons
 @require_http_methods(["GET", "POST"])
 def register(request: HttpRequest, token: str) -> HttpResponse:
     now = timezone.now()
-    if request.method == "POST" and not ratelimit.allow(
-        "register", ratelimit.client_ip(request), limit=REGISTER_LIMIT[0], window_seconds=REGISTER_LIMIT[1]
-    ):
+    if request.method == "POST":
+        allowed = ratelimit.allow(
+            "register", ratelimit.client_ip(request), limit=REGISTER_LIMIT[0], window_seconds=REGISTER_LIMIT[1]
+        )
+    else:  # guessing links, or filling the timeline with "opened" entries
+        allowed = ratelimit.allow(
+            "register-open", ratelimit.client_ip(request), limit=OPEN_LINK_LIMIT[0], window_seconds=OPEN_LINK_LIMIT[1]
+        )
+    if not allowed:
         return render(request, "invitations/rate_limited.html", status=429)
 
     invitation = Invitation.find_by_token(token)

@@ -276,3 +276,13 @@ def test_another_sites_origin_is_still_refused(sent):
     csrf = browser.cookies["csrftoken"].value
     response = browser.post(url(token), {**answers(), "csrfmiddlewaretoken": csrf}, HTTP_ORIGIN="https://evil.example")
     assert response.status_code == 403
+
+
+def test_opening_links_is_rate_limited_too(client, sent):
+    from invitations.views import OPEN_LINK_LIMIT
+
+    invitation, token = sent
+    for i in range(OPEN_LINK_LIMIT[0]):
+        client.get(url(f"guess-{i}"))
+    assert client.get(url(token)).status_code == 429
+    assert not invitation.events.exists()

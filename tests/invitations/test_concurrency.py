@@ -1,0 +1,75 @@
+"""Races between real database connections (PostgreSQL row locks and conditional updates)."""
+
+import threading
+
+import pytest
+from django.db import connection
+
+from invitations import services
+from invitations.models import Invitation, Status
+from tests.factories import PatientFactory
+from tests.invitations.factories import NOW
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def run_together(target, count: int = 4) -> list:
+    """Run `target` (or each of a list of callables) in parallel threads, started together."""
+    targets = target if isinstance(target, list) else [target] * count
+    barrier = threading.Barrier(len(targets))
+    results, errors = [], []
+
+    def worker(fn):
+        try:
+            barrier.wait()
+            results.append(fn())
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(fn,)) for fn in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    return results
+
+
+def test_concurrent_invites_of_one_patient_make_one_invitation():
+    patient = PatientFactory()
+    outcomes = run_together(lambda: services.invite(patient, now=NOW))
+    assert sum(outcome.created for outcome in outcomes) == 1
+    assert Invitation.objects.filter(patient=patient).count() == 1
+
+
+def test_concurrent_deliveries_of_one_invitation_send_one_email(mailoutbox, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    patient = PatientFactory()
+    invitation = services.invite(patient, now=NOW).invitation
+    results = run_together(lambda: services.deliver(invitation.pk, now=NOW))
+    assert sorted(results) == ["not-claimed"] * 3 + ["sent"]
+    assert len(mailoutbox) == 1
+    invitation.refresh_from_db()
+    assert invitation.status == Status.SENT
+
+
+def test_the_sweep_and_an_acceptance_racing_change_the_row_once():
+    import datetime
+
+    patient = PatientFactory()
+    invitation = services.invite(patient, now=NOW).invitation
+    at_expiry = invitation.expires_at
+
+    def sweep():
+        return Invitation.objects.expire_due(at_expiry)
+
+    def accept():
+        return int(Invitation.objects.get(pk=invitation.pk).accept(at_expiry - datetime.timedelta(seconds=1)))
+
+    results = run_together([sweep, accept, sweep, accept])
+    invitation.refresh_from_db()
+    assert invitation.status in (Status.EXPIRED, Status.ACCEPTED)
+    assert sum(results) == 1  # one transition in total, whoever won
+    assert invitation.events.exclude(kind="created").count() == 1
