@@ -191,6 +191,10 @@ class Invitation(models.Model):
             models.Index(
                 fields=["practice", "status", "expires_at"], condition=Q(is_latest=True), name="invitation_latest_status_idx"
             ),
+            # Delivery reports that carry no metadata are matched by the provider's message id.
+            models.Index(
+                fields=["provider_message_id"], condition=~Q(provider_message_id=""), name="invitation_message_id_idx"
+            ),
         ]
 
     def __str__(self) -> str:

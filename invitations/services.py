@@ -55,8 +55,9 @@ def invite(
     The email is enqueued only once the transaction commits, so the worker always finds the row.
     """
     with transaction.atomic():
-        # Serialises concurrent invites of one patient (PostgreSQL); SQLite serialises writers.
-        patient = Patient.objects.select_for_update().select_related("practice").get(pk=patient.pk)
+        # Serialises concurrent invites of one patient (PostgreSQL; SQLite serialises writers).
+        # Only the patient row is locked, not the practice it joins.
+        patient = Patient.objects.select_for_update(of=("self",)).select_related("practice").get(pk=patient.pk)
         Invitation.objects.filter(patient=patient).expire_due(now)
         reasons = eligibility.reasons_for(patient, now=now, for_resend=resend)
         if reasons:

@@ -58,3 +58,10 @@ def test_reports_about_other_emails_are_ignored():
     )
     invitation.refresh_from_db()
     assert invitation.status == Status.SENT
+
+
+def test_a_report_without_metadata_is_matched_by_the_provider_message_id():
+    invitation = InvitationFactory(provider_message_id="esp-123")
+    tracking.send(sender=object, event=AnymailTrackingEvent(event_type="bounced", message_id="esp-123"), esp_name="Test")
+    invitation.refresh_from_db()
+    assert invitation.status == Status.FAILED
