@@ -1,3 +1,5 @@
+from typing import Optional
+
 from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
@@ -5,6 +7,7 @@ from django.utils.html import format_html, format_html_join
 
 from patients import tenancy
 from patients.admin_scoping import PracticeScopedAdmin, PracticeScopedForm
+from patients.models import Role
 
 from . import emails
 from .models import Invitation, InvitationEvent, InvitationTemplate, RevokeReason, Status
@@ -103,6 +106,37 @@ class InvitationTemplateAdmin(PracticeScopedAdmin):
     list_select_related = ["practice", "updated_by"]
     readonly_fields = ["updated_at", "updated_by", "snippets"]
     fields = ["practice", "subject", "html_body", "snippets", "updated_at", "updated_by"]
+
+    # The wording patients receive is the practice admins' and managers' call, not the front desk's.
+    editor_roles = {Role.ADMIN, Role.MANAGER}
+
+    def editable_practice_ids(self, request) -> Optional[set[int]]:
+        ids = self.scoped_practice_ids(request, "change")
+        if ids is None:
+            return None
+        return {pk for pk in ids if tenancy.role_at(request.user, pk) in self.editor_roles}
+
+    def _may_edit(self, request, obj=None) -> bool:
+        ids = self.editable_practice_ids(request)
+        if ids is None:
+            return True
+        return obj.practice_id in ids if obj is not None and obj.pk else bool(ids)
+
+    def has_add_permission(self, request, *args):
+        return super().has_add_permission(request, *args) and self._may_edit(request)
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and self._may_edit(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and self._may_edit(request, obj)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        ids = self.editable_practice_ids(request)
+        if db_field.name == "practice" and ids is not None:
+            field.queryset = field.queryset.filter(pk__in=ids)
+        return field
 
     @admin.display(description="available snippets")
     def snippets(self, obj=None):

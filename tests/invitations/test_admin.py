@@ -386,3 +386,25 @@ def test_a_registered_patients_page_offers_no_invitation_buttons(client_a, one_o
     assert ">Active</span>" in content
     assert invitation_url(patient, "invite") not in content
     assert invitation_url(patient, "resend") not in content
+
+
+def test_only_practice_admins_and_managers_edit_the_email_template(client_a, practice_a, practice_b):
+    from django.test import Client
+
+    from invitations.models import InvitationTemplate
+
+    add = reverse("admin:invitations_invitationtemplate_add")
+    body = {"practice": practice_a.pk, "subject": "Hi", "html_body": "[Registration Link]"}
+    assert client_a.get(add).status_code == 403  # front desk
+    assert client_a.post(add, body).status_code == 403
+    manager = staff_member(practice_a, Role.MANAGER, username="mgr_a")
+    client = Client()
+    client.force_login(manager)
+    assert client.post(add, body).status_code == 302
+    template = InvitationTemplate.objects.get(practice=practice_a)
+    assert template.updated_by == manager
+    other = InvitationTemplate.objects.create(practice=practice_b, subject="B", html_body="[Registration Link]")
+    assert client.get(reverse("admin:invitations_invitationtemplate_change", args=[other.pk])).status_code == 404
+    # The front desk may read the wording but not change it.
+    page = client_a.get(reverse("admin:invitations_invitationtemplate_change", args=[template.pk]))
+    assert page.status_code == 200 and 'name="html_body"' not in page.content.decode()
