@@ -5,7 +5,8 @@ from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from patients import tenancy
+from patients import audit, tenancy
+from patients.audit import AuditAction
 from patients.admin_scoping import PracticeScopedAdmin, PracticeScopedForm
 from patients.models import Role
 
@@ -152,3 +153,9 @@ class InvitationTemplateAdmin(PracticeScopedAdmin):
     def save_model(self, request, obj, form, change):
         obj.updated_by = request.user
         super().save_model(request, obj, form, change)
+        if form.changed_data:
+            labels, _ = audit.describe_changes(form, with_values=False)
+            audit.record(
+                practice_id=obj.practice_id, actor=request.user, action=AuditAction.TEMPLATE_EDIT,
+                summary=f"Changed the invitation email's {labels}",
+            )

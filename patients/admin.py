@@ -21,7 +21,8 @@ from invitations import eligibility, services as invitation_services
 from invitations.models import Invitation, RevokeReason, Source
 from invitations.portal_status import PortalStatus, filter_by_portal_status, status_tag, with_portal_status
 
-from . import imports, tenancy
+from . import audit, imports, tenancy
+from .audit import AuditAction
 from .admin_scoping import PracticeScopedAdmin, PracticeScopedForm
 from .models import EmailOptOut, Membership, Patient, Practice, normalise_email
 
@@ -61,6 +62,15 @@ class PracticeAdmin(PracticeScopedAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [*super().get_readonly_fields(request, obj), "request_access_page"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and form.changed_data:
+            labels, values = audit.describe_changes(form, with_values=True)
+            audit.record(
+                practice_id=obj.pk, actor=request.user, action=AuditAction.PRACTICE_SETTINGS,
+                summary=f"Changed {labels}", details=values,
+            )
 
     @admin.display(description="request portal access page")
     def request_access_page(self, obj: Practice):
@@ -135,6 +145,28 @@ class MembershipAdmin(PracticeScopedAdmin):
         fields = super().get_readonly_fields(request, obj)
         return [*fields, "user"] if obj is not None else fields
 
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not change:
+            audit.record(
+                practice_id=obj.practice_id, actor=request.user, action=AuditAction.MEMBER_ADDED,
+                summary=f"Added {obj.user.email or obj.user} as {obj.get_role_display()}",
+            )
+        elif "role" in form.changed_data:
+            audit.record(
+                practice_id=obj.practice_id, actor=request.user, action=AuditAction.MEMBER_CHANGED,
+                summary=f"{obj.user.email or obj.user} is now {obj.get_role_display()}",
+                details={"role": obj.role},
+            )
+
+    def delete_model(self, request, obj):
+        _audit_membership_removed(request, [obj])
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        _audit_membership_removed(request, list(queryset.select_related("user")))
+        super().delete_queryset(request, queryset)
+
     def response_add(self, request, obj, post_url_continue=None):
         self.message_user(
             request,
@@ -143,6 +175,14 @@ class MembershipAdmin(PracticeScopedAdmin):
             messages.INFO,
         )
         return super().response_add(request, obj, post_url_continue)
+
+
+def _audit_membership_removed(request, memberships) -> None:
+    audit.record_many(
+        actor=request.user,
+        action=AuditAction.MEMBER_REMOVED,
+        rows=[(m.practice_id, None, f"Removed {m.user.email or m.user} ({m.get_role_display()})") for m in memberships],
+    )
 
 
 class PatientAdminForm(PracticeScopedForm):
@@ -347,6 +387,17 @@ class PatientAdmin(PracticeScopedAdmin):
             and Invitation.objects.open().filter(patient_id=obj.pk).exists()
         )
         super().save_model(request, obj, form, change)
+        if not change:
+            audit.record(
+                practice_id=obj.practice_id, actor=request.user, action=AuditAction.PATIENT_ADDED,
+                summary=f"Added chart {obj.chart_number}", patient_id=obj.pk,
+            )
+        elif form.changed_data:
+            labels, _ = audit.describe_changes(form, with_values=False)  # names only: never patient data
+            audit.record(
+                practice_id=obj.practice_id, actor=request.user, action=AuditAction.PATIENT_CHANGED,
+                summary=f"Changed {labels}", patient_id=obj.pk, details={"fields": list(form.changed_data)},
+            )
         if had_open_link:
             self.message_user(
                 request,
@@ -365,6 +416,7 @@ class PatientAdmin(PracticeScopedAdmin):
             patient, now=timezone.now(), source=Source.NEW_PATIENT, actor=request.user
         )
         if outcome.created:
+            _audit_invitations(request, AuditAction.INVITE, [patient])
             self.message_user(request, f"A portal invitation is on its way to {patient.email}.", messages.SUCCESS)
         else:
             self.message_user(
@@ -402,7 +454,7 @@ class PatientAdmin(PracticeScopedAdmin):
 
     def _invite(self, request, patients, *, resend: bool) -> tuple[int, list[tuple[Patient, str]]]:
         now = timezone.now()
-        done, skipped = 0, []
+        done, skipped, invited = 0, [], []
         for patient in patients:
             if not self.can_invite(request, patient.practice_id):
                 skipped.append((patient, "your role at this practice does not allow invitations."))
@@ -413,13 +465,15 @@ class PatientAdmin(PracticeScopedAdmin):
             )
             if outcome.created:
                 done += 1
+                invited.append(patient)
             else:
                 skipped.append((patient, eligibility.reasons_text(outcome.reasons)))
+        _audit_invitations(request, AuditAction.RESEND if resend else AuditAction.INVITE, invited)
         return done, skipped
 
     def _revoke(self, request, patients) -> tuple[int, list[tuple[Patient, str]]]:
         now = timezone.now()
-        done, skipped = 0, []
+        done, skipped, revoked_for = 0, [], []
         for patient in patients:
             if not self.can_revoke(request, patient.practice_id):
                 skipped.append((patient, "your role at this practice does not allow revoking."))
@@ -427,8 +481,10 @@ class PatientAdmin(PracticeScopedAdmin):
             revoked = invitation_services.revoke_open(patient, now=now, reason=RevokeReason.STAFF, actor=request.user)
             if revoked:
                 done += 1
+                revoked_for.append(patient)
             else:
                 skipped.append((patient, "no pending or sent invitation."))
+        _audit_invitations(request, AuditAction.REVOKE, revoked_for)
         return done, skipped
 
     def has_invite_permission(self, request) -> bool:
@@ -598,11 +654,31 @@ class PatientAdmin(PracticeScopedAdmin):
             default_storage.delete(name)
             request.session.pop(f"patient_import_{token}", None)
         skipped = len(report.invalid_rows)
+        audit.record(
+            practice_id=practice.pk, actor=request.user, action=AuditAction.CSV_IMPORT,
+            summary=f"Imported {created:,} patients ({skipped:,} rows skipped)",
+            details={"imported": created, "skipped": skipped},
+        )
         text = f"Imported {created:,} patient{pluralize(created)} into {practice}."
         if skipped:
             text += f" Skipped {skipped:,} rows with errors (lines {_line_summary(report.invalid_rows)})."
         self.message_user(request, text, messages.SUCCESS if not skipped else messages.WARNING)
         return HttpResponseRedirect(f"{changelist}?practice__id__exact={practice.pk}")
+
+
+_AUDIT_INVITATION_SUMMARIES = {
+    AuditAction.INVITE: "Portal invitation sent",
+    AuditAction.RESEND: "Portal invitation resent (new link)",
+    AuditAction.REVOKE: "Portal invitation revoked",
+}
+
+
+def _audit_invitations(request, action: str, patients) -> None:
+    audit.record_many(
+        actor=request.user,
+        action=action,
+        rows=[(p.practice_id, p.pk, _AUDIT_INVITATION_SUMMARIES[action]) for p in patients],
+    )
 
 
 def _line_summary(rows, limit: int = 10) -> str:
@@ -623,4 +699,24 @@ class EmailOptOutAdmin(PracticeScopedAdmin):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+        if not change:
+            audit.record(
+                practice_id=obj.practice_id, actor=request.user, action=AuditAction.OPT_OUT_ADDED,
+                summary=f"Added {obj.email} ({obj.get_reason_display()})",
+            )
+
+    def delete_model(self, request, obj):
+        self._audit_removed(request, [obj])
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        self._audit_removed(request, list(queryset))
+        super().delete_queryset(request, queryset)
+
+    def _audit_removed(self, request, entries) -> None:
+        audit.record_many(
+            actor=request.user,
+            action=AuditAction.OPT_OUT_REMOVED,
+            rows=[(e.practice_id, None, f"Removed {e.email}") for e in entries],
+        )
 

@@ -408,3 +408,17 @@ def test_only_practice_admins_and_managers_edit_the_email_template(client_a, pra
     # The front desk may read the wording but not change it.
     page = client_a.get(reverse("admin:invitations_invitationtemplate_change", args=[template.pk]))
     assert page.status_code == 200 and 'name="html_body"' not in page.content.decode()
+
+
+def test_invitation_actions_are_in_the_staff_audit_trail(client_a, practice_a, front_desk_a):
+    from patients.audit import AuditAction, AuditEntry
+
+    patient = PatientFactory(practice=practice_a, last_name="Audited")
+    client_a.post(invitation_url(patient, "invite"))
+    client_a.post(invitation_url(patient, "revoke"))
+    entries = list(AuditEntry.objects.order_by("id").values_list("action", "patient", "actor"))
+    assert entries == [
+        (AuditAction.INVITE, patient.pk, front_desk_a.pk),
+        (AuditAction.REVOKE, patient.pk, front_desk_a.pk),
+    ]
+    assert all("Audited" not in e.summary for e in AuditEntry.objects.all())
