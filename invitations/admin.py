@@ -51,7 +51,6 @@ class InvitationAdmin(PracticeScopedAdmin):
     search_fields = ["^patient__last_name", "=patient__chart_number", "^email", "=public_id"]
     list_select_related = ["patient", "practice"]
     show_full_result_count = False
-    date_hierarchy = None
     inlines = [InvitationEventInline]
     actions = ["revoke_selected"]
     fields = [

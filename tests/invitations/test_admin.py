@@ -422,3 +422,19 @@ def test_invitation_actions_are_in_the_staff_audit_trail(client_a, practice_a, f
         (AuditAction.REVOKE, patient.pk, front_desk_a.pk),
     ]
     assert all("Audited" not in e.summary for e in AuditEntry.objects.all())
+
+
+@pytest.mark.parametrize("term", ["Ownpatient", "own@", "not-a-uuid", ""])
+def test_the_invitation_list_search_never_errors(client_a, practice_a, term):
+    own = InvitationFactory(patient=PatientFactory(practice=practice_a, last_name="Ownpatient", email="own@example.com"))
+    response = client_a.get(reverse("admin:invitations_invitation_changelist"), {"q": term})
+    assert response.status_code == 200
+    if term in ("Ownpatient", "own@"):
+        assert list(response.context["cl"].result_list) == [own]
+
+
+def test_the_invitation_list_finds_an_invitation_by_its_public_id(client_a, practice_a):
+    own = InvitationFactory(patient=PatientFactory(practice=practice_a))
+    InvitationFactory(patient=PatientFactory(practice=practice_a))
+    response = client_a.get(reverse("admin:invitations_invitation_changelist"), {"q": str(own.public_id)})
+    assert list(response.context["cl"].result_list) == [own]
