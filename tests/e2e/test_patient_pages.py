@@ -1,4 +1,6 @@
-"""The patient's pages in Chromium: what the test client cannot see (Origin headers, date inputs)."""
+"""The patient's pages in Chromium: what the test client cannot see (Origin headers, date inputs).
+
+Written with the invitations work (issue 3); lives here to share the session-wide browser fixture."""
 
 import datetime
 
