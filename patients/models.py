@@ -208,10 +208,6 @@ class Patient(models.Model):
     def has_portal_account(self) -> bool:
         return self.portal_user_id is not None
 
-    @property
-    def email_bounced(self) -> bool:
-        return bool(self.email) and self.bounced_email == normalise_email(self.email)
-
     def clean_fields(self, exclude=None) -> None:
         for field in ("first_name", "last_name", "chart_number", "phone", "zip_code"):
             setattr(self, field, (getattr(self, field) or "").strip())
