@@ -184,6 +184,7 @@ class Invitation(models.Model):
         indexes = [
             models.Index(fields=["patient", "-created_at", "-id"], name="invitation_latest_idx"),
             models.Index(fields=["practice", "status", "-created_at"], name="invitation_status_idx"),
+            models.Index(fields=["practice", "-created_at", "-id"], name="invitation_recent_idx"),
             models.Index(
                 fields=["expires_at"], condition=Q(status__in=["pending", "sent"]), name="invitation_open_expiry_idx"
             ),
