@@ -461,12 +461,13 @@ def _pending_digest_items() -> QuerySet:
 def digests_due(*, now: datetime.datetime) -> list[tuple[int, int]]:
     """(recipient id, practice id) pairs whose digest is due. Safe to run as often as wanted:
     items are claimed when sent, so a pair is only due while it still has unsent items."""
-    practice_ids = _pending_digest_items().values_list("practice_id", flat=True).distinct()
+    practice_ids = _pending_digest_items().order_by().values_list("practice_id", flat=True).distinct()
     due: list[tuple[int, int]] = []
     for practice in Practice.objects.filter(pk__in=practice_ids).only("pk", "time_zone"):
         recipients_due = (
             _pending_digest_items()
             .filter(practice=practice, created_at__lt=digest_cutoff(practice, now))
+            .order_by()
             .values_list("recipient_id", flat=True)
             .distinct()
         )

@@ -1,0 +1,196 @@
+"""Applying lender events: state order, out-of-order and duplicate events, immediate alerts."""
+
+import datetime
+
+import pytest
+import time_machine
+from django.core import mail
+
+from notifications import services
+from notifications.models import (
+    INCOMPLETE_AFTER,
+    AlertType,
+    ApplicationStatus,
+    DeliveryStatus,
+    EventOutcome,
+    LenderEvent,
+    NotificationDelivery,
+    PaymentPlanApplication,
+)
+
+UTC = datetime.timezone.utc
+NOW = datetime.datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("team")]
+
+
+@pytest.fixture(autouse=True)
+def frozen():
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
+def apply(patient, event_type, *, event_id, occurred_at, application_id="APP-1"):
+    return services.apply_event(
+        practice_id=patient.practice_id,
+        event_id=event_id,
+        lender_application_id=application_id,
+        patient_id=patient.pk,
+        event_type=event_type,
+        occurred_at=occurred_at,
+        now=NOW,
+    )
+
+
+def test_it_creates_the_application_on_its_first_event(patient):
+    started = NOW - datetime.timedelta(hours=1)
+    result = apply(patient, "started", event_id="e1", occurred_at=started)
+
+    application = PaymentPlanApplication.objects.get()
+    assert result.outcome == "applied"
+    assert (application.status, application.started_at, application.patient) == ("started", started, patient)
+    assert application.incomplete_due_at == started + INCOMPLETE_AFTER
+    assert application.open_approval_due_at is None
+    assert LenderEvent.objects.get().outcome == EventOutcome.APPLIED
+
+
+def test_it_moves_forward_through_the_steps(patient, django_capture_on_commit_callbacks):
+    t = NOW - datetime.timedelta(days=3)
+    with django_capture_on_commit_callbacks(execute=True):
+        for i, step in enumerate(["started", "pre_qualified", "approved", "activated"]):
+            apply(patient, step, event_id=f"e{i}", occurred_at=t + datetime.timedelta(hours=i))
+
+    application = PaymentPlanApplication.objects.get()
+    assert application.status == ApplicationStatus.ACTIVATED
+    assert [application.started_at, application.pre_qualified_at, application.approved_at, application.activated_at] == [
+        t + datetime.timedelta(hours=i) for i in range(4)
+    ]
+    assert application.incomplete_due_at is None and application.open_approval_due_at is None
+
+
+def test_an_older_event_never_moves_the_application_back(patient, django_capture_on_commit_callbacks):
+    approved = NOW - datetime.timedelta(hours=2)
+    pre_qualified = NOW - datetime.timedelta(hours=3)
+    with django_capture_on_commit_callbacks(execute=True):
+        apply(patient, "approved", event_id="e-approved", occurred_at=approved)
+        result = apply(patient, "pre_qualified", event_id="e-prequal", occurred_at=pre_qualified)
+        apply(patient, "started", event_id="e-started", occurred_at=NOW - datetime.timedelta(hours=4))
+
+    application = PaymentPlanApplication.objects.get()
+    assert result.outcome == "recorded"
+    assert application.status == ApplicationStatus.APPROVED
+    # The late steps' times are still recorded...
+    assert application.pre_qualified_at == pre_qualified
+    assert application.started_at == NOW - datetime.timedelta(hours=4)
+    # ...but a late "started" does not schedule an incomplete alert, and no pre-qualified alert goes out.
+    assert application.incomplete_due_at is None
+    assert application.open_approval_due_at == approved + datetime.timedelta(hours=48)
+    assert not NotificationDelivery.objects.exists()
+    assert mail.outbox == []
+    assert set(LenderEvent.objects.values_list("event_id", "outcome")) == {
+        ("e-approved", "applied"),
+        ("e-prequal", "recorded"),
+        ("e-started", "recorded"),
+    }
+
+
+def test_a_step_time_already_known_is_kept(patient):
+    first = NOW - datetime.timedelta(days=2)
+    apply(patient, "started", event_id="e1", occurred_at=first)
+    apply(patient, "started", event_id="e2", occurred_at=NOW - datetime.timedelta(days=1))
+    assert PaymentPlanApplication.objects.get().started_at == first
+
+
+def test_declined_is_not_overridden_by_a_later_approval(patient, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        apply(patient, "started", event_id="e1", occurred_at=NOW - datetime.timedelta(hours=5))
+        apply(patient, "declined", event_id="e2", occurred_at=NOW - datetime.timedelta(hours=4))
+        apply(patient, "approved", event_id="e3", occurred_at=NOW - datetime.timedelta(hours=3))
+    application = PaymentPlanApplication.objects.get()
+    assert application.status == ApplicationStatus.DECLINED
+    assert application.approved_at is not None
+    assert application.open_approval_due_at is None
+
+
+def test_an_approval_is_not_overridden_by_a_decline(patient):
+    apply(patient, "approved", event_id="e1", occurred_at=NOW - datetime.timedelta(hours=5))
+    apply(patient, "declined", event_id="e2", occurred_at=NOW - datetime.timedelta(hours=4))
+    assert PaymentPlanApplication.objects.get().status == ApplicationStatus.APPROVED
+
+
+def test_activation_wins_over_everything(patient, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        apply(patient, "declined", event_id="e1", occurred_at=NOW - datetime.timedelta(hours=5))
+        apply(patient, "activated", event_id="e2", occurred_at=NOW - datetime.timedelta(hours=4))
+    assert PaymentPlanApplication.objects.get().status == ApplicationStatus.ACTIVATED
+
+
+def test_the_same_event_id_is_applied_once(patient, team, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        first = apply(patient, "declined", event_id="dup-1", occurred_at=NOW)
+        second = apply(patient, "declined", event_id="dup-1", occurred_at=NOW)
+        # Even with different content, an event id already seen changes nothing.
+        third = apply(patient, "activated", event_id="dup-1", occurred_at=NOW)
+
+    assert (first.outcome, second.outcome, third.outcome) == ("applied", "duplicate", "duplicate")
+    assert LenderEvent.objects.count() == 1
+    assert PaymentPlanApplication.objects.get().status == ApplicationStatus.DECLINED
+    assert NotificationDelivery.objects.filter(status=DeliveryStatus.SENT).count() == len(team)
+    assert len(mail.outbox) == len(team)
+
+
+def test_event_ids_are_per_practice(patient, other_office, django_capture_on_commit_callbacks):
+    from tests.factories import PatientFactory
+
+    other_patient = PatientFactory(practice=other_office)
+    apply(patient, "started", event_id="same-id", occurred_at=NOW)
+    result = apply(other_patient, "started", event_id="same-id", occurred_at=NOW)
+    assert result.outcome == "applied"
+    assert PaymentPlanApplication.objects.count() == 2
+
+
+def test_an_application_cannot_switch_patients(patient):
+    from tests.factories import PatientFactory
+
+    apply(patient, "started", event_id="e1", occurred_at=NOW)
+    stranger = PatientFactory(practice=patient.practice)
+    with pytest.raises(services.EventRejected) as caught:
+        apply(stranger, "approved", event_id="e2", occurred_at=NOW)
+    assert caught.value.code == "patient_mismatch"
+    assert PaymentPlanApplication.objects.get().status == ApplicationStatus.STARTED
+    assert LenderEvent.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "event_type,alert_type,label",
+    [
+        ("declined", AlertType.DECLINED, "Declined"),
+        ("activated", AlertType.ACTIVATED, "Payment plan activated"),
+        ("pre_qualified", AlertType.PRE_QUALIFIED, "Pre-qualified"),
+    ],
+)
+def test_each_immediate_alert_goes_to_every_member_once(
+    patient, team, event_type, alert_type, label, django_capture_on_commit_callbacks
+):
+    apply(patient, "started", event_id="e0", occurred_at=NOW - datetime.timedelta(hours=2))
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        apply(patient, event_type, event_id="e1", occurred_at=NOW - datetime.timedelta(hours=1))
+        # Nothing is sent before the transaction commits.
+        assert mail.outbox == []
+    assert len(callbacks) == len(team)
+
+    deliveries = NotificationDelivery.objects.all()
+    assert {(d.alert_type, d.recipient_id, d.status) for d in deliveries} == {
+        (alert_type, member.pk, DeliveryStatus.SENT) for member in team
+    }
+    assert all(d.sent_at == NOW and d.attempts == 1 for d in deliveries)
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(member.email for member in team)
+    assert all(m.subject.startswith(label + ":") for m in mail.outbox)
+
+
+@pytest.mark.parametrize("event_type", ["started", "approved"])
+def test_started_and_approved_send_nothing_at_once(patient, event_type, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        apply(patient, event_type, event_id="e1", occurred_at=NOW)
+    assert mail.outbox == []
+    assert not NotificationDelivery.objects.exists()
