@@ -381,10 +381,11 @@ class PatientAdmin(PracticeScopedAdmin):
         return fieldsets
 
     def save_model(self, request, obj, form, change):
-        email_changed = change and "email" in form.changed_data
+        # Open links to another address are revoked on save (invitations.signals); say so here.
         had_open_link = (
-            email_changed
-            and Invitation.objects.open().filter(patient_id=obj.pk).exists()
+            change
+            and "email" in form.changed_data
+            and Invitation.objects.open().filter(patient_id=obj.pk).exclude(email=normalise_email(obj.email)).exists()
         )
         super().save_model(request, obj, form, change)
         if not change:
