@@ -7,6 +7,7 @@ revoke. (`QuerySet.update()` bypasses signals; code that updates emails in bulk 
 """
 
 from anymail.signals import tracking
+from django.contrib.auth import get_user_model
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django.utils import timezone
@@ -21,6 +22,11 @@ def patient_saved(sender, instance: Patient, created: bool, raw: bool = False, *
     if created or raw:
         return
     services.revoke_for_email_change(instance, now=timezone.now())
+    if instance.portal_user_id is not None:
+        # Password resets go to the address on the chart.
+        get_user_model().objects.filter(pk=instance.portal_user_id).exclude(email=instance.email).update(
+            email=instance.email
+        )
 
 
 @receiver(post_save, sender=EmailOptOut, dispatch_uid="invitations.opt_out_saved")

@@ -133,3 +133,15 @@ def test_login_is_rate_limited(client):
     for _ in range(LOGIN_LIMIT[0]):
         login(client, "limited", password="wrong")
     assert login(client, "limited").status_code == 429
+
+
+def test_a_new_address_on_the_chart_becomes_the_accounts_reset_address(client):
+    patient = registered("moved.away", email="old@example.com")
+    patient.email = "new@example.com"
+    patient.save()
+    patient.portal_user.refresh_from_db()
+    assert patient.portal_user.email == "new@example.com"
+    client.post(reverse("portal:password_reset"), {"email": "old@example.com"})
+    assert mail.outbox == []
+    client.post(reverse("portal:password_reset"), {"email": "new@example.com"})
+    assert len(mail.outbox) == 1 and '"moved.away"' in mail.outbox[0].body
