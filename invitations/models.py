@@ -16,7 +16,6 @@ from typing import Iterable, Optional
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import F, Q
-from django.utils import timezone
 
 from patients.models import Patient, Practice
 

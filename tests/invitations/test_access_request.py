@@ -7,7 +7,7 @@ import time_machine
 from django.core import mail
 from django.urls import reverse
 
-from invitations.models import Invitation, Source, Status
+from invitations.models import Source, Status
 from patients.models import Patient
 from portal_project.celery import app as celery_app
 from tests.factories import PatientFactory, PracticeFactory

@@ -10,7 +10,7 @@ from django.core import mail
 from django.urls import reverse
 
 from invitations.models import EventKind, Invitation, RevokeReason, Source, Status
-from patients.models import EmailOptOut, Patient, Role
+from patients.models import Patient, Role
 from tests.factories import PatientFactory, staff_member
 from tests.invitations.factories import NOW, InvitationFactory
 

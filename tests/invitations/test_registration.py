@@ -11,7 +11,7 @@ from invitations.forms import IDENTITY_MISMATCH
 from invitations.models import MAX_FAILED_ATTEMPTS, EventKind, Invitation, RevokeReason, Status
 from patients.models import Patient
 from tests.factories import PatientFactory, PracticeFactory
-from tests.invitations.factories import NOW, InvitationFactory, invitation_with_token
+from tests.invitations.factories import NOW, invitation_with_token
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()

@@ -1,6 +1,5 @@
 """The patient portal: sign-in for patients only, password reset, home, email preferences."""
 
-import datetime
 import re
 
 import pytest
