@@ -6,7 +6,7 @@ from django import forms
 from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 
-from patients.models import BirthSex, ZIP_CODE_VALIDATOR, normalise_email
+from patients.models import ZIP_CODE_VALIDATOR, BirthSex, normalise_email, validate_date_of_birth
 
 User = get_user_model()
 
@@ -114,6 +114,14 @@ class AccessRequestForm(forms.Form):
 
     def clean_email(self) -> str:
         return normalise_email(self.cleaned_data["email"])
+
+    def clean_date_of_birth(self):
+        value = self.cleaned_data["date_of_birth"]
+        try:
+            validate_date_of_birth(value)
+        except forms.ValidationError as error:
+            raise forms.ValidationError(error.message_dict["date_of_birth"]) from error
+        return value
 
     def clean_first_name(self) -> str:
         return self.cleaned_data["first_name"].strip()

@@ -264,7 +264,9 @@ class Invitation(models.Model):
         """Claim a pending invitation for one send attempt; return the new token, or None.
 
         None means another worker holds it, or it was already sent, revoked or expired.
-        The token is made here and only its hash is stored.
+        The token is made here and only its hash is stored. A worker that dies after the email
+        service accepted the message but before `mark_sent` leaves the claim to lapse; the
+        redelivered task then sends a fresh link (at-least-once: the first link stops working).
         """
         token = new_token()
         claimed = (

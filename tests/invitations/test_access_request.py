@@ -153,3 +153,10 @@ def test_errors_are_tied_to_their_fields_for_screen_readers(client, practice):
         assert f'aria-describedby="id_{field}_error"' in content
         assert f'id="id_{field}_error"' in content
     assert not Patient.objects.exists()
+
+
+def test_an_impossible_birth_date_is_refused_with_a_clear_error(client, practice):
+    response = client.post(url(practice), form(date_of_birth="2999-01-01"))
+    assert response.status_code == 400
+    assert "cannot be in the future" in response.content.decode()
+    assert not Patient.objects.exists()
