@@ -1,0 +1,248 @@
+"""POST /api/payment-plans/events/: signature, timestamp, payload errors, idempotency."""
+
+import datetime
+import json
+
+import pytest
+import time_machine
+from django.core import mail
+
+from notifications.models import ApplicationStatus, LenderEvent, NotificationDelivery, PaymentPlanApplication
+
+from .factories import LenderSettingsFactory, post_event
+
+UTC = datetime.timezone.utc
+NOW = datetime.datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+TS = int(NOW.timestamp())
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("team")]
+
+
+@pytest.fixture(autouse=True)
+def frozen():
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
+@pytest.fixture
+def payload(office, patient, lender_settings):
+    return {
+        "event_id": "evt_0001",
+        "application_id": "LND-42",
+        "practice": office.pk,
+        "patient": patient.chart_number,
+        "type": "started",
+        "occurred_at": "2026-03-02T14:55:00Z",
+    }
+
+
+@pytest.fixture
+def send(client, lender_settings):
+    def send(payload, **kwargs):
+        kwargs.setdefault("secret", lender_settings.webhook_secret)
+        kwargs.setdefault("timestamp", TS)
+        return post_event(client, payload, **kwargs)
+
+    return send
+
+
+def assert_error(response, status, code):
+    assert response.status_code == status, response.content
+    assert response["Content-Type"] == "application/json"
+    body = response.json()
+    assert body["error"] == code
+    assert body["detail"]
+    return body["detail"]
+
+
+def nothing_stored():
+    return not LenderEvent.objects.exists() and not PaymentPlanApplication.objects.exists()
+
+
+def test_it_applies_a_signed_event(send, payload, patient):
+    response = send(payload)
+    assert response.status_code == 200
+    assert response.json() == {"result": "applied", "event_id": "evt_0001", "application_id": "LND-42", "status": "started"}
+    application = PaymentPlanApplication.objects.get()
+    assert (application.patient, application.started_at) == (patient, datetime.datetime(2026, 3, 2, 14, 55, tzinfo=UTC))
+
+
+def test_an_immediate_alert_is_sent_after_the_event(send, payload, team):
+    send(payload)
+    response = send({**payload, "event_id": "evt_0002", "type": "declined", "occurred_at": "2026-03-02T09:58:00-05:00"})
+    assert response.json()["status"] == "declined"
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(u.email for u in team)
+    assert PaymentPlanApplication.objects.get().declined_at == datetime.datetime(2026, 3, 2, 14, 58, tzinfo=UTC)
+
+
+def test_the_same_event_twice_is_accepted_once(send, payload, team):
+    payload = {**payload, "type": "activated"}
+    first = send(payload)
+    second = send(payload)
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert (first.json()["result"], second.json()["result"]) == ("applied", "duplicate")
+    assert LenderEvent.objects.count() == 1
+    assert NotificationDelivery.objects.count() == len(team)
+    assert len(mail.outbox) == len(team)
+
+
+def test_an_out_of_order_event_is_recorded_without_moving_back(send, payload):
+    send({**payload, "event_id": "e2", "type": "approved", "occurred_at": "2026-03-02T14:50:00Z"})
+    response = send({**payload, "event_id": "e1", "type": "pre_qualified", "occurred_at": "2026-03-02T14:40:00Z"})
+    assert response.status_code == 200
+    assert response.json()["result"] == "recorded"
+    assert response.json()["status"] == ApplicationStatus.APPROVED
+    application = PaymentPlanApplication.objects.get()
+    assert application.status == ApplicationStatus.APPROVED
+    assert application.pre_qualified_at == datetime.datetime(2026, 3, 2, 14, 40, tzinfo=UTC)
+    assert mail.outbox == []
+
+
+# -- signature and timestamp ------------------------------------------------------------------
+
+
+def test_a_wrong_signature_is_rejected(send, payload):
+    detail = assert_error(send(payload, signature="0" * 64), 401, "bad_signature")
+    assert "HMAC-SHA256" in detail
+    assert nothing_stored()
+
+
+def test_a_signature_with_another_practices_secret_is_rejected(send, payload, other_office):
+    other = LenderSettingsFactory(practice=other_office, webhook_secret="the-other-office-secret-000000000")
+    assert_error(send(payload, secret=other.webhook_secret), 401, "bad_signature")
+    assert nothing_stored()
+
+
+def test_a_tampered_body_is_rejected(send, payload, lender_settings):
+    from .factories import sign
+
+    signed_body = json.dumps(payload).encode()
+    tampered = json.dumps({**payload, "type": "activated"}).encode()
+    response = send(payload, body=tampered, signature=sign(lender_settings.webhook_secret, TS, signed_body))
+    assert_error(response, 401, "bad_signature")
+    assert nothing_stored()
+
+
+def test_missing_signature_headers_are_rejected(client, payload):
+    response = client.post("/api/payment-plans/events/", data=payload, content_type="application/json")
+    assert_error(response, 401, "missing_signature")
+
+
+@pytest.mark.parametrize("offset", [-301, 301])
+def test_a_timestamp_more_than_5_minutes_off_is_rejected(send, payload, offset):
+    detail = assert_error(send(payload, timestamp=TS + offset), 401, "stale_timestamp")
+    assert "5 minutes" in detail
+    assert nothing_stored()
+
+
+@pytest.mark.parametrize("offset", [-300, 300])
+def test_a_timestamp_within_5_minutes_is_accepted(send, payload, offset):
+    assert send(payload, timestamp=TS + offset).status_code == 200
+
+
+def test_a_non_numeric_timestamp_is_rejected(send, payload, lender_settings):
+    from .factories import sign
+
+    body = json.dumps(payload).encode()
+    response = send(payload, body=body, timestamp="yesterday", signature=sign(lender_settings.webhook_secret, "yesterday", body))
+    assert_error(response, 401, "stale_timestamp")
+
+
+def test_the_previous_secret_works_for_24_hours_after_rotation(send, payload, lender_settings):
+    old = lender_settings.webhook_secret
+    lender_settings.rotate_secret(now=NOW)
+    assert send(payload, secret=old).status_code == 200
+    assert send({**payload, "event_id": "e-new"}, secret=lender_settings.webhook_secret).status_code == 200
+    later = NOW + datetime.timedelta(hours=24, seconds=1)
+    with time_machine.travel(later, tick=False):
+        response = send({**payload, "event_id": "e-late"}, secret=old, timestamp=int(later.timestamp()))
+    assert_error(response, 401, "bad_signature")
+
+
+# -- payload errors ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"\xff\xfe", b"[1, 2]", b'"started"', b""])
+def test_malformed_json_is_rejected(send, body):
+    assert_error(send({}, body=body), 400, "malformed_json")
+
+
+@pytest.mark.parametrize("field", ["event_id", "application_id", "patient", "type", "occurred_at"])
+def test_a_missing_field_is_named(send, payload, field):
+    del payload[field]
+    detail = assert_error(send(payload), 400, "missing_field")
+    assert field in detail
+    assert nothing_stored()
+
+
+def test_a_missing_practice_is_named(send, payload):
+    del payload["practice"]
+    assert "practice" in assert_error(send(payload), 400, "missing_field")
+
+
+def test_an_unknown_practice_is_rejected(send, payload):
+    payload["practice"] = 999999
+    assert "999999" in assert_error(send(payload), 404, "unknown_practice")
+
+
+def test_a_practice_without_a_webhook_secret_is_rejected(send, payload, other_office):
+    payload["practice"] = other_office.pk
+    assert_error(send(payload), 404, "unknown_practice")
+
+
+def test_a_non_numeric_practice_is_rejected(send, payload):
+    payload["practice"] = "Maple Dental"
+    assert_error(send(payload), 400, "invalid_field")
+
+
+def test_an_unknown_patient_is_rejected(send, payload):
+    payload["patient"] = "NO-SUCH-CHART"
+    assert "NO-SUCH-CHART" in assert_error(send(payload), 422, "unknown_patient")
+    assert nothing_stored()
+
+
+def test_another_practices_patient_is_unknown(send, payload, other_office):
+    from tests.factories import PatientFactory
+
+    payload["patient"] = PatientFactory(practice=other_office, chart_number="B-77").chart_number
+    assert_error(send(payload), 422, "unknown_patient")
+
+
+def test_an_unknown_event_type_is_rejected(send, payload):
+    payload["type"] = "funded"
+    detail = assert_error(send(payload), 400, "unknown_event_type")
+    assert "funded" in detail and "pre_qualified" in detail
+
+
+@pytest.mark.parametrize("value", ["yesterday", "2026-13-45T10:00:00Z", "2026-03-02T14:55:00", 1772463300, "2026-03-03T15:00:00Z"])
+def test_a_bad_occurred_at_is_rejected(send, payload, value):
+    payload["occurred_at"] = value
+    assert "occurred_at" in assert_error(send(payload), 400, "invalid_field")
+
+
+def test_an_overlong_id_is_rejected(send, payload):
+    payload["event_id"] = "x" * 101
+    assert_error(send(payload), 400, "invalid_field")
+
+
+def test_an_application_of_another_patient_is_a_conflict(send, payload, office):
+    from tests.factories import PatientFactory
+
+    send(payload)
+    other = PatientFactory(practice=office, chart_number="CH-2")
+    response = send({**payload, "event_id": "e2", "patient": other.chart_number, "type": "approved"})
+    assert_error(response, 409, "patient_mismatch")
+    assert PaymentPlanApplication.objects.get().status == ApplicationStatus.STARTED
+    assert LenderEvent.objects.count() == 1
+
+
+def test_get_is_not_allowed(client):
+    response = client.get("/api/payment-plans/events/")
+    assert_error(response, 405, "method_not_allowed")
+
+
+def test_no_csrf_token_is_needed(payload, lender_settings):
+    from django.test import Client
+
+    response = post_event(Client(enforce_csrf_checks=True), payload, secret=lender_settings.webhook_secret, timestamp=TS)
+    assert response.status_code == 200
