@@ -2,6 +2,8 @@
 
 from celery import shared_task
 
+from patients.jobs import tracked_job
+
 from . import services
 
 RETRY_DELAYS = (60, 300)  # seconds before the 2nd and 3rd attempt of a failed send
@@ -16,6 +18,7 @@ def send_delivery(self, delivery_id: int) -> str:
 
 
 @shared_task(name="notifications.sweep")
+@tracked_job("notifications.sweep")
 def sweep() -> dict:
     """Every 15 minutes: 14-day and 48-hour alerts that are due, lost and interrupted sends."""
     report = services.sweep(now=services._now())
@@ -23,6 +26,7 @@ def sweep() -> dict:
 
 
 @shared_task(name="notifications.send_due_digests")
+@tracked_job("notifications.send_due_digests")
 def send_due_digests() -> int:
     """Hourly: enqueue one digest per member and office whose daily digest time has passed."""
     due = services.digests_due(now=services._now())

@@ -178,7 +178,16 @@ def test_the_sweep_reads_only_due_rows(office, django_assert_max_num_queries):
     for _ in range(20):
         started_app(office)  # not due for 14 days
     with django_assert_max_num_queries(8):
-        run_sweep_at(NOW + datetime.timedelta(days=1))
+        services.sweep(now=NOW + datetime.timedelta(days=1))
+
+
+def test_the_sweep_shows_on_the_system_status_page():
+    from patients.jobs import JobRun
+
+    run_sweep_at(NOW)
+    job = JobRun.objects.get(name="notifications.sweep")
+    assert (job.last_result, job.last_started_at) == ("ok", NOW)
+    assert job.expected_every() == datetime.timedelta(minutes=15)
 
 
 def test_beat_runs_the_sweep_every_15_minutes_without_eta():
