@@ -1,0 +1,75 @@
+"""End to end with a real Celery worker on the embedded broker: a lender event's alert and a
+sweep's alert are sent by the worker after commit, once each, duplicates and repeated sweeps
+notwithstanding."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CLIENT = r"""
+import datetime, time
+import django
+django.setup()
+from django.db import transaction
+from django.utils import timezone
+from notifications import services, tasks
+from notifications.models import NotificationDelivery, PaymentPlanApplication
+from patients.models import Membership, Patient, Practice, Role
+from django.contrib.auth import get_user_model
+
+practice = Practice.objects.create(name="Worker Dental")
+user = get_user_model().objects.create(username="member", email="member@worker.example", is_staff=True)
+Membership.objects.create(user=user, practice=practice, role=Role.FRONT_DESK)
+patient = Patient.objects.create(practice=practice, chart_number="W1", first_name="Wanda", last_name="Wright")
+now = timezone.now()
+for _ in range(2):  # the lender retries the same event
+    services.apply_event(practice_id=practice.pk, event_id="evt-1", lender_application_id="W-APP-1",
+                         patient_id=patient.pk, event_type="declined", occurred_at=now, now=now)
+services.apply_event(practice_id=practice.pk, event_id="evt-2", lender_application_id="W-APP-2",
+                     patient_id=patient.pk, event_type="started", occurred_at=now - datetime.timedelta(days=15), now=now)
+tasks.sweep.delay()
+tasks.sweep.delay()
+deadline = time.time() + 60
+while time.time() < deadline:
+    statuses = list(NotificationDelivery.objects.values_list("alert_type", "status"))
+    if len(statuses) == 2 and all(s == "sent" for _, s in statuses) and not PaymentPlanApplication.objects.filter(incomplete_due_at__isnull=False).exists():
+        break
+    time.sleep(0.5)
+time.sleep(3)  # give a wrongly repeated send the chance to show up
+print(sorted(NotificationDelivery.objects.values_list("alert_type", "status")))
+"""
+
+
+@pytest.mark.worker
+def test_a_real_worker_sends_each_alert_once(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "DATABASE_URL", "EMAIL_"))}
+    env.update(DJANGO_SETTINGS_MODULE="portal_project.settings", DJANGO_DEBUG="true", PORTAL_VAR_DIR=str(tmp_path / "var"))
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=120)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "portal_project", "worker", "--pool", "solo", "--loglevel", "WARNING",
+         "--without-heartbeat", "--without-gossip", "--without-mingle"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        client = subprocess.run([sys.executable, "-c", CLIENT], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+    assert client.returncode == 0, client.stderr[-3000:]
+    assert client.stdout.strip().splitlines()[-1] == "[('declined', 'sent'), ('incomplete', 'sent')]"
+
+    messages = [p.read_text() for p in (tmp_path / "var" / "mail").iterdir()]
+    subjects = sorted(line for text in messages for line in text.splitlines() if line.startswith("Subject:"))
+    assert subjects == [
+        "Subject: Declined: payment-plan alert from Worker Dental",
+        "Subject: Incomplete application: payment-plan alert from Worker Dental",
+    ]
+    assert all("Wanda W." in text and "Wright" not in text for text in messages)
