@@ -5,6 +5,8 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
+from patients.jobs import tracked_job
+
 from . import services
 
 logger = logging.getLogger(__name__)
@@ -30,5 +32,8 @@ def send_invitation(self, invitation_id: int) -> str:
 
 
 @shared_task(name="invitations.expire_due")
+@tracked_job("invitations.expire_due")
 def expire_due_invitations() -> int:
+    """Every 15 minutes: mark run-out links expired in bulk (links already stop working on
+    their own at expiry; this keeps lists, filters and counts right)."""
     return services.expire_due(now=timezone.now())

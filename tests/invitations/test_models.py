@@ -150,3 +150,7 @@ def test_beat_runs_the_expiry_sweep_every_15_minutes_and_the_task_sweeps():
         assert tasks.expire_due_invitations.run() == 1
     stale.refresh_from_db()
     assert stale.status == Status.EXPIRED
+    from patients.jobs import JobRun
+
+    run = JobRun.objects.get(name="invitations.expire_due")  # shown on the system status page
+    assert (run.last_result, run.last_summary) == (JobRun.Result.OK, "1")
