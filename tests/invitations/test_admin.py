@@ -438,3 +438,10 @@ def test_the_invitation_list_finds_an_invitation_by_its_public_id(client_a, prac
     InvitationFactory(patient=PatientFactory(practice=practice_a))
     response = client_a.get(reverse("admin:invitations_invitation_changelist"), {"q": str(own.public_id)})
     assert list(response.context["cl"].result_list) == [own]
+
+
+def test_the_invitation_list_shows_run_out_links_as_expired(client_a, practice_a):
+    InvitationFactory(patient=PatientFactory(practice=practice_a), created_at=NOW - datetime.timedelta(days=7, seconds=1))
+    InvitationFactory(patient=PatientFactory(practice=practice_a), created_at=NOW - datetime.timedelta(days=7) + datetime.timedelta(seconds=1))
+    content = client_a.get(reverse("admin:invitations_invitation_changelist")).content.decode()
+    assert content.count(">Expired</span>") == 1 and content.count(">Sent</span>") == 1
