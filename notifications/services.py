@@ -478,7 +478,9 @@ def digests_due(*, now: datetime.datetime) -> list[tuple[int, int]]:
 def send_digest(*, user_id: int, practice_id: int, now: Optional[datetime.datetime] = None) -> str:
     """One email with every due digest item of one member for one office."""
     now = now or _now()
-    practice = Practice.objects.get(pk=practice_id)
+    practice = Practice.objects.filter(pk=practice_id).first()
+    if practice is None:  # deleted since the digest was enqueued
+        return "skipped"
     with transaction.atomic():
         ids = list(
             _pending_digest_items()

@@ -201,6 +201,17 @@ def test_a_manager_retries_failed_sends(client, bob, failed_a, failed_b, django_
     assert [m.to for m in mail.outbox] == [["alice@maple.example"]]
 
 
+def test_the_application_page_links_to_its_alerts(alice_client, app_a, failed_a, office, alice):
+    other = ApplicationFactory(practice=office, lender_application_id="A-OTHER")
+    NotificationDelivery.objects.create(practice=office, application=other, alert_type=AlertType.ACTIVATED, recipient=alice)
+    page = alice_client.get(reverse("admin:notifications_paymentplanapplication_change", args=[app_a.pk]))
+    link = reverse("admin:notifications_notificationdelivery_changelist") + f"?application__id__exact={app_a.pk}"
+    assert link in page.content.decode()
+    listing = alice_client.get(link)
+    assert listing.status_code == 200
+    assert [d.pk for d in listing.context["cl"].result_list] == [failed_a.pk]
+
+
 def test_front_desk_cannot_retry(alice_client, failed_a):
     response = alice_client.get(reverse("admin:notifications_notificationdelivery_changelist"))
     assert "retry_failed" not in response.content.decode()
