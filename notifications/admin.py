@@ -58,18 +58,21 @@ class ApplicationStatusForm(PracticeScopedForm):
         super().__init__(*args, **kwargs)
         if not self.is_bound:
             self.fields["record_occurred_at"].initial = timezone.now()
+        if self.instance.pk:
+            # Only forward moves are offered (the service refuses the others anyway).
+            field = self.fields["record_status"]
+            field.choices = [("", "(no change)")] + [
+                (value, label) for value, label in ApplicationStatus.choices if self.instance.can_move_to(value)
+            ]
+            field.error_messages["invalid_choice"] = (
+                f"The application is already {self.instance.get_status_display().lower()}; "
+                "a status can only move forward."
+            )
 
     def clean(self):
         cleaned = super().clean()
-        status = cleaned.get("record_status")
-        if not status:
+        if not cleaned.get("record_status"):
             return cleaned
-        if not self.instance.can_move_to(status):
-            self.add_error(
-                "record_status",
-                f"The application is already {self.instance.get_status_display().lower()}; "
-                f"it cannot be set to {ApplicationStatus(status).label.lower()}.",
-            )
         occurred_at = cleaned.get("record_occurred_at")
         if occurred_at is None:
             self.add_error("record_occurred_at", "Enter when the change happened.")

@@ -131,8 +131,9 @@ def test_a_backwards_change_is_refused_with_a_reason(alice_client, app_a):
         url, change_form("pre_qualified")
     )
     assert response.status_code == 200
-    errors = response.context["adminform"].form.errors["record_status"]
-    assert "already approved" in errors[0]
+    form = response.context["adminform"].form
+    assert "already approved" in form.errors["record_status"][0]
+    assert [value for value, _ in form.fields["record_status"].choices] == ["", "activated"]
     app_a.refresh_from_db()
     assert app_a.status == ApplicationStatus.APPROVED
     assert not LenderEvent.objects.exists()

@@ -246,3 +246,20 @@ def test_no_csrf_token_is_needed(payload, lender_settings):
 
     response = post_event(Client(enforce_csrf_checks=True), payload, secret=lender_settings.webhook_secret, timestamp=TS)
     assert response.status_code == 200
+
+
+def test_a_body_over_the_upload_limit_is_rejected(send, payload, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 50
+    assert_error(send({**payload, "event_id": "x" * 80}), 413, "payload_too_large")
+    assert nothing_stored()
+
+
+def test_a_database_outage_asks_the_lender_to_retry(send, payload):
+    from unittest import mock
+
+    from django.db import OperationalError
+
+    with mock.patch("notifications.services.apply_event", side_effect=OperationalError("server closed the connection")):
+        detail = assert_error(send(payload), 503, "temporarily_unavailable")
+    assert "send it again" in detail
+    assert "server closed" not in detail
