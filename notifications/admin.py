@@ -22,7 +22,6 @@ from .models import (
     AlertType,
     ApplicationStatus,
     DeliveryMode,
-    DeliveryStatus,
     LenderEvent,
     NotificationDelivery,
     NotificationPreference,

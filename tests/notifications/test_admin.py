@@ -18,7 +18,6 @@ from notifications.models import (
     NotificationDelivery,
     NotificationPreference,
     NotificationSettings,
-    PaymentPlanApplication,
 )
 from patients.models import Membership, Role
 from tests.factories import PatientFactory, PracticeFactory, staff_member

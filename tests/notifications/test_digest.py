@@ -12,8 +12,6 @@ from notifications.models import AlertType, DeliveryMode, DeliveryStatus, Notifi
 from patients.models import Membership, Role
 from tests.factories import PatientFactory
 
-from .factories import ApplicationFactory
-
 UTC = datetime.timezone.utc
 # Monday 2 March 2026, 12:30 UTC = 7:30 in New York (Maple Dental), 4:30 in Los Angeles (Birch Smiles).
 NOW = datetime.datetime(2026, 3, 2, 12, 30, tzinfo=UTC)

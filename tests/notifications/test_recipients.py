@@ -16,7 +16,7 @@ from notifications.models import (
     NotificationSettings,
 )
 from patients.models import Membership, Role
-from tests.factories import PatientFactory, UserFactory, staff_member
+from tests.factories import UserFactory, staff_member
 
 from .factories import ApplicationFactory
 

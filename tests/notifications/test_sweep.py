@@ -14,7 +14,6 @@ from notifications.models import (
     DeliveryMode,
     DeliveryStatus,
     NotificationDelivery,
-    PaymentPlanApplication,
 )
 
 from .factories import ApplicationFactory
