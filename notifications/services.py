@@ -142,8 +142,11 @@ def apply_event(
                     outcome=EventOutcome.APPLIED if moved else EventOutcome.RECORDED,
                 )
         except IntegrityError:
-            # The same event id committed by a concurrent request since our check.
-            return EventResult(_seen_event(practice_id, event_id).application, "duplicate")
+            # The same event id committed by a concurrent request since our check: undo
+            # anything this call did (such as creating the application) and answer as a duplicate.
+            seen = _seen_event(practice_id, event_id)
+            transaction.set_rollback(True)
+            return EventResult(seen.application, "duplicate")
 
         if not created:
             application.save()
