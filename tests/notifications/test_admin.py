@@ -323,3 +323,17 @@ def test_a_superuser_without_memberships_is_told_so(admin_client):
     response = admin_client.get(reverse(PREFS))
     assert response.status_code == 200
     assert "not a member of any office" in response.content.decode()
+
+
+def test_the_deliveries_changelist_query_count_is_bounded(client, bob, office, django_assert_max_num_queries):
+    for i in range(30):
+        application = ApplicationFactory(practice=office, lender_application_id=f"Q-{i}")
+        NotificationDelivery.objects.create(
+            practice=office, application=application, alert_type=AlertType.DECLINED, recipient=bob
+        )
+    client.force_login(bob)
+    url = reverse("admin:notifications_notificationdelivery_changelist")
+    client.get(url)
+    with django_assert_max_num_queries(12):
+        response = client.get(url)
+    assert response.content.decode().count("Application Q-") == 30
