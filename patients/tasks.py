@@ -1,9 +1,26 @@
 from celery import shared_task
+from celery.signals import worker_ready
+import logging
+
+from django.db import DatabaseError, close_old_connections
 
 from .jobs import record_heartbeat
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="portal.heartbeat", ignore_result=True)
 def heartbeat() -> None:
     """Beat sends this every minute; whichever worker runs it records that it is alive."""
     record_heartbeat(heartbeat.request.hostname or "unknown")
+
+
+@worker_ready.connect(dispatch_uid="patients.heartbeat_on_start")
+def heartbeat_on_start(sender, **kwargs) -> None:
+    """A worker that just started is alive now, not only after beat's first minute."""
+    try:
+        record_heartbeat(getattr(sender, "hostname", None) or "unknown")
+    except DatabaseError as exc:  # e.g. not migrated yet: beat's heartbeat will follow
+        logger.warning("Could not record the worker's start-up heartbeat: %s", exc)
+    finally:
+        close_old_connections()
