@@ -1,7 +1,7 @@
-from celery import shared_task
-from celery.signals import worker_ready
 import logging
 
+from celery import shared_task
+from celery.signals import worker_ready
 from django.db import DatabaseError, close_old_connections
 
 from .jobs import record_heartbeat
