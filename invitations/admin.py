@@ -14,6 +14,7 @@ from patients.models import Role
 from . import emails
 from .models import OPEN_STATUSES, Invitation, InvitationEvent, InvitationTemplate, RevokeReason, Status
 from .portal_status import PortalStatus, status_tag
+from .tracking import DeliveryReport
 
 STATUS_TAGS = {
     Status.PENDING: PortalStatus.PENDING,
@@ -168,3 +169,26 @@ class InvitationTemplateAdmin(PracticeScopedAdmin):
                 practice_id=obj.practice_id, actor=request.user, action=AuditAction.TEMPLATE_EDIT,
                 summary=f"Changed the invitation email's {labels}",
             )
+
+
+@admin.register(DeliveryReport)
+class DeliveryReportAdmin(PracticeScopedAdmin):
+    """What the email service reported, as received (read-only)."""
+
+    practice_lookup = "invitation__practice"
+    list_display = ["received_at", "provider", "event_type", "outcome", "invitation"]
+    list_filter = ["event_type", "provider"]
+    list_select_related = ["invitation"]
+    search_fields = ["=message_id", "=invitation__public_id"]
+    readonly_fields = ["provider", "event_id", "event_type", "message_id", "invitation", "occurred_at", "received_at", "outcome"]
+    fields = readonly_fields
+    show_full_result_count = False
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -396,3 +396,7 @@ class InvitationTemplate(models.Model):
         self.subject = " ".join(self.subject.split())
         self.html_body = sanitise_html(self.html_body)
         super().save(*args, **kwargs)
+
+
+# Delivery reports from the email service live in their own module.
+from .tracking import DeliveryReport  # noqa: E402,F401

@@ -210,6 +210,11 @@ def record_tracking_event(
     invitation = find_for_tracking(metadata=metadata, message_id=message_id)
     if invitation is None:
         return None
+    return apply_tracking_event(invitation, event_type=event_type, description=description, now=now)
+
+
+def apply_tracking_event(invitation: Invitation, *, event_type: str, description: str = "", now: datetime.datetime) -> str:
+    """Apply one delivery report to a known invitation; returns what it did ("ignored" if nothing)."""
     detail = " ".join((description or "").split())[:200]
     if event_type == "delivered":
         invitation.record(EventKind.DELIVERED, now=now)

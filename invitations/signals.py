@@ -8,6 +8,7 @@ revoke. (`QuerySet.update()` bypasses signals; code that updates emails in bulk 
 
 from anymail.signals import tracking
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django.utils import timezone
@@ -15,6 +16,7 @@ from django.utils import timezone
 from patients.models import EmailOptOut, Patient
 
 from . import services
+from . import tracking as tracking_store
 
 
 @receiver(post_save, sender=Patient, dispatch_uid="invitations.patient_saved")
@@ -40,11 +42,26 @@ def opt_out_saved(sender, instance: EmailOptOut, raw: bool = False, **kwargs) ->
 
 @receiver(tracking, dispatch_uid="invitations.delivery_report")
 def delivery_report(sender, event, esp_name: str, **kwargs) -> None:
-    """Delivery reports from the email service's webhook (mounted at /anymail/)."""
-    services.record_tracking_event(
-        event_type=event.event_type,
-        metadata=event.metadata,
-        message_id=event.message_id,
-        description=event.description or event.reject_reason or "",
-        now=timezone.now(),
-    )
+    """Delivery reports from the email service's webhook (mounted at /anymail/), each applied once."""
+    now = timezone.now()
+    with transaction.atomic():
+        report = tracking_store.store_once(
+            provider=esp_name,
+            event_id=tracking_store.stable_event_id(
+                event_id=event.event_id, event_type=event.event_type, message_id=event.message_id, timestamp=event.timestamp
+            ),
+            event_type=event.event_type,
+            message_id=event.message_id,
+            occurred_at=event.timestamp,
+        )
+        if report is None:
+            return  # a duplicate delivery of an event already applied
+        invitation = services.find_for_tracking(metadata=event.metadata, message_id=event.message_id)
+        if invitation is None:
+            report.outcome = "no matching invitation"
+        else:
+            report.invitation = invitation
+            report.outcome = services.apply_tracking_event(
+                invitation, event_type=event.event_type, description=event.description or event.reject_reason or "", now=now
+            )
+        report.save(update_fields=["invitation", "outcome"])

@@ -9,6 +9,8 @@ from django.contrib import admin
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from invitations.tracking import latest_received_at
+
 from . import health, tenancy
 from .jobs import JobRun, WorkerHeartbeat, schedule_interval
 
@@ -64,6 +66,7 @@ class SystemStatusAdmin(admin.ModelAdmin):
             "jobs": jobs,
             "workers": WorkerHeartbeat.objects.all()[:20],
             "email_backend": settings.EMAIL_BACKEND,
+            "delivery_reports_at": latest_received_at(),
             "broker_kind": health.broker_kind(),
             "now": now,
         }

@@ -105,3 +105,13 @@ def test_status_page_is_calm_for_a_job_that_ran_recently(admin_client):
 def test_status_page_is_for_superusers_and_practice_admins(client, practice_a, role, status):
     client.force_login(staff_member(practice_a, role))
     assert client.get(reverse("admin:patients_jobrun_changelist")).status_code == status
+
+
+def test_status_page_shows_when_delivery_reports_last_arrived(admin_client):
+    from invitations.tracking import store_once
+
+    content = admin_client.get(reverse("admin:patients_jobrun_changelist")).content.decode()
+    assert "none received yet" in content
+    store_once(provider="Postmark", event_id="e1", event_type="delivered", message_id="m", occurred_at=None)
+    content = admin_client.get(reverse("admin:patients_jobrun_changelist")).content.decode()
+    assert "last received" in content
