@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from invitations import eligibility, services as invitation_services
+from invitations import diagnostics, eligibility, services as invitation_services
 from invitations.models import Invitation, RevokeReason, Source
 from invitations.portal_status import PortalStatus, filter_by_portal_status, status_tag, with_portal_status
 
@@ -587,12 +587,33 @@ class PatientAdmin(PracticeScopedAdmin):
         )
         return super().change_view(request, object_id, form_url, extra_context=extra_context)
 
+    def diagnostics_view(self, request: HttpRequest, object_id: str):
+        """'Why no invite?': every check for one patient, with fixes (any staff who can see the patient)."""
+        patient = self.get_object(request, object_id)
+        if not self.has_view_permission(request, patient):
+            raise PermissionDenied
+        sections = diagnostics.diagnose(patient, now=timezone.now())
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": patient,
+            "title": f"Why no invite? {patient}",
+            "sections": sections,
+            "failing": sum(section.failing for section in sections),
+        }
+        return TemplateResponse(request, "admin/patients/patient/diagnostics.html", context)
+
     # -- CSV import ----------------------------------------------------------------------
 
     def get_urls(self):
         info = self.opts.app_label, self.opts.model_name
         return [
             path("import/", self.admin_site.admin_view(self.import_view), name="%s_%s_import" % info),
+            path(
+                "<path:object_id>/diagnostics/",
+                self.admin_site.admin_view(self.diagnostics_view),
+                name="%s_%s_diagnostics" % info,
+            ),
             path(
                 "<path:object_id>/invitation/<str:operation>/",
                 self.admin_site.admin_view(self.invitation_view),

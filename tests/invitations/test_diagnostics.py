@@ -1,0 +1,175 @@
+"""'Why no invite?': every check fails when it should and passes when it should."""
+
+import datetime
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import override_settings
+from django.urls import reverse
+
+from invitations import diagnostics, eligibility
+from invitations.models import EventKind, Invitation, RevokeReason, Status
+from invitations.tracking import store_once
+from patients.jobs import record_heartbeat
+from patients.models import EmailOptOut, Patient
+from tests.factories import PatientFactory
+from tests.invitations.factories import NOW, InvitationFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def checks_by_label(sections) -> dict:
+    return {check.label: check for section in sections for check in section.checks}
+
+
+def rule_label(code: str) -> str:
+    return diagnostics.RULE_CHECKS[code][0]
+
+
+def test_every_eligibility_rule_has_a_check_with_a_fix():
+    codes = set(eligibility.RULES_BY_CODE)
+    assert codes == set(diagnostics.RULE_CHECKS)
+    assert codes == {code for codes in diagnostics.SECTIONS.values() for code in codes}
+
+
+def test_a_fine_patient_passes_every_rule_check():
+    patient = PatientFactory()
+    checks = checks_by_label(diagnostics.diagnose(patient, now=NOW))
+    assert all(checks[rule_label(code)].ok for code in diagnostics.RULE_CHECKS)
+    assert checks["An invitation was created"].ok is False  # never invited: says so, with the fix
+    assert "Send one" in checks["An invitation was created"].fix
+
+
+def _break(code: str, patient: Patient) -> None:
+    practice = patient.practice
+    if code == "invitations_disabled":
+        practice.invitations_enabled = False
+        practice.save()
+    elif code == "activation_email_disabled":
+        practice.activation_email_enabled = False
+        practice.save()
+    elif code == "registered":
+        Patient.objects.filter(pk=patient.pk).update(portal_user=get_user_model().objects.create(username="p1"))
+    elif code.startswith("missing_"):
+        field = code.removeprefix("missing_")
+        Patient.objects.filter(pk=patient.pk).update(**{field: None if field == "date_of_birth" else ""})
+    elif code == "invalid_email":
+        Patient.objects.filter(pk=patient.pk).update(email="no-at-sign.example.com")
+    elif code == "deceased":
+        Patient.objects.filter(pk=patient.pk).update(deceased=True)
+    elif code == "no_consent":
+        Patient.objects.filter(pk=patient.pk).update(email_consent=False)
+    elif code == "opted_out":
+        EmailOptOut.objects.create(practice=practice, email=patient.email)
+    elif code == "hard_bounce":
+        Patient.objects.filter(pk=patient.pk).update(bounced_email=patient.email)
+    elif code == "open_invitation":
+        InvitationFactory(patient=patient, created_at=NOW - datetime.timedelta(days=2))
+    elif code == "invited_recently":
+        InvitationFactory(patient=patient, created_at=NOW - datetime.timedelta(minutes=10))
+    else:
+        raise AssertionError(f"no way to break {code}")
+
+
+@pytest.mark.parametrize("code", sorted(diagnostics.RULE_CHECKS))
+def test_each_rule_check_fails_with_its_fix(code):
+    patient = PatientFactory()
+    _break(code, patient)
+    patient.refresh_from_db()
+    patient.practice.refresh_from_db()
+    check = checks_by_label(diagnostics.diagnose(patient, now=NOW))[rule_label(code)]
+    assert check.ok is False
+    assert check.fix == diagnostics.RULE_CHECKS[code][1]
+    assert check.detail == eligibility.RULES_BY_CODE[code].message
+
+
+def test_a_sent_and_delivered_invitation():
+    invitation = InvitationFactory(created_at=NOW - datetime.timedelta(days=1))
+    invitation.record(EventKind.DELIVERED, now=NOW)
+    checks = checks_by_label(diagnostics.diagnose(invitation.patient, now=NOW))
+    assert checks["It was handed to the email service"].ok is True
+    assert checks["The email service confirmed delivery"].ok is True
+    assert checks["The link has not expired"].ok is True
+
+
+def test_a_bounced_invitation():
+    invitation = InvitationFactory()
+    invitation.record(EventKind.BOUNCED, now=NOW, detail="550")
+    invitation.fail(NOW, reason="The email service reported: bounced (550)")
+    checks = checks_by_label(diagnostics.diagnose(invitation.patient, now=NOW))
+    assert checks["It did not bounce"].ok is False
+    assert "bounced" in checks["It did not bounce"].detail
+
+
+def test_an_expired_invitation_one_second_after_expiry():
+    invitation = InvitationFactory(created_at=NOW - datetime.timedelta(days=7, seconds=1))
+    checks = checks_by_label(diagnostics.diagnose(invitation.patient, now=NOW))
+    assert checks["The link has not expired"].ok is False
+    assert "Resend" in checks["The link has not expired"].fix
+
+
+def test_a_link_one_second_before_expiry_still_works():
+    invitation = InvitationFactory(created_at=NOW - datetime.timedelta(days=7) + datetime.timedelta(seconds=1))
+    assert checks_by_label(diagnostics.diagnose(invitation.patient, now=NOW))["The link has not expired"].ok is True
+
+
+def test_a_revoked_invitation():
+    invitation = InvitationFactory()
+    invitation.revoke(NOW, reason=RevokeReason.EMAIL_CHANGED)
+    check = checks_by_label(diagnostics.diagnose(invitation.patient, now=NOW))["The link was not revoked"]
+    assert check.ok is False and "email" in check.detail.lower()
+
+
+def test_a_failed_send():
+    invitation = InvitationFactory(status=Status.PENDING, sent_at=None, token_hash=None)
+    invitation.fail(NOW, reason="The email service refused the address")
+    check = checks_by_label(diagnostics.diagnose(invitation.patient, now=NOW))["It was handed to the email service"]
+    assert check.ok is False and "refused" in check.detail
+
+
+def test_a_send_waiting_too_long_points_at_the_workers():
+    invitation = InvitationFactory(status=Status.PENDING, sent_at=None, token_hash=None, created_at=NOW - datetime.timedelta(minutes=30))
+    check = checks_by_label(diagnostics.diagnose(invitation.patient, now=NOW))["It was handed to the email service"]
+    assert check.ok is False and "worker" in check.fix
+
+
+def test_services_fail_without_worker_and_with_broker_down():
+    patient = PatientFactory()
+    with override_settings(CELERY_BROKER_URL="redis://127.0.0.1:1/0", CELERY_BROKER_TRANSPORT_OPTIONS={}):
+        checks = checks_by_label(diagnostics.diagnose(patient, now=NOW))
+    assert checks["The task queue (broker) is reachable"].ok is False
+    assert checks["A background worker is running"].ok is False
+    assert checks["Delivery reports arrive from the email service"].ok is None
+
+
+def test_services_pass_with_a_live_worker_and_recent_reports():
+    patient = PatientFactory()
+    record_heartbeat("celery@w1", now=NOW - datetime.timedelta(seconds=20))
+    report = store_once(provider="Postmark", event_id="x", event_type="delivered", message_id="", occurred_at=None)
+    type(report).objects.filter(pk=report.pk).update(received_at=NOW - datetime.timedelta(hours=2))
+    checks = checks_by_label(diagnostics.diagnose(patient, now=NOW))
+    assert checks["A background worker is running"].ok is True
+    assert checks["Delivery reports arrive from the email service"].ok is True
+
+
+@override_settings(DEBUG=False, EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend")
+def test_a_file_email_backend_in_production_fails():
+    checks = checks_by_label(diagnostics.diagnose(PatientFactory(), now=NOW))
+    assert checks["Emails go to a real email service"].ok is False
+
+
+def test_the_page_for_own_and_other_practice(client_a, practice_a, practice_b):
+    mine = PatientFactory(practice=practice_a, email="")
+    theirs = PatientFactory(practice=practice_b)
+    response = client_a.get(reverse("admin:patients_patient_diagnostics", args=[mine.pk]))
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "An email address is on the chart" in content and "✗ Fail" in content
+    assert f"/admin/patients/patient/{mine.pk}/change/#id_email" in content
+    assert client_a.get(reverse("admin:patients_patient_diagnostics", args=[theirs.pk])).status_code == 404
+
+
+def test_the_chart_links_to_the_diagnostics(client_a, practice_a):
+    patient = PatientFactory(practice=practice_a)
+    content = client_a.get(reverse("admin:patients_patient_change", args=[patient.pk])).content.decode()
+    assert reverse("admin:patients_patient_diagnostics", args=[patient.pk]) in content
