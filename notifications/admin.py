@@ -148,10 +148,22 @@ class PaymentPlanApplicationAdmin(PracticeScopedAdmin):
                 actor=request.user,
             )
         except services.EventRejected as exc:
+            # The application changed since the form was loaded (a lender event came in).
             self.message_user(request, exc.detail, messages.ERROR)
+            request._status_change_rejected = True
             return
         obj.refresh_from_db()
         self.message_user(request, f"Recorded: the application is now {result.application.get_status_display().lower()}.")
+
+    def log_change(self, request, obj, message):
+        if getattr(request, "_status_change_rejected", False):
+            return None
+        return super().log_change(request, obj, message)
+
+    def response_change(self, request, obj):
+        if getattr(request, "_status_change_rejected", False):
+            return HttpResponseRedirect(request.path)
+        return super().response_change(request, obj)
 
     def save_related(self, request, form, formsets, change):
         # The timeline is read-only; nothing to save.

@@ -337,3 +337,20 @@ def test_the_deliveries_changelist_query_count_is_bounded(client, bob, office, d
     with django_assert_max_num_queries(12):
         response = client.get(url)
     assert response.content.decode().count("Application Q-") == 30
+
+
+def test_a_change_overtaken_by_a_lender_event_is_reported_not_claimed(alice_client, app_a):
+    from unittest import mock
+
+    from notifications import services
+
+    url = reverse("admin:notifications_paymentplanapplication_change", args=[app_a.pk])
+    rejection = services.EventRejected("status_backwards", "The application is already activated; it cannot be set to approved.")
+    with mock.patch("notifications.services.record_status_change", side_effect=rejection):
+        response = alice_client.post(url, change_form("approved"), follow=True)
+    texts = [str(m) for m in response.context["messages"]]
+    assert texts == ["The application is already activated; it cannot be set to approved."]
+    assert response.redirect_chain == [(url, 302)]
+    from django.contrib.admin.models import LogEntry
+
+    assert not LogEntry.objects.exists()
