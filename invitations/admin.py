@@ -9,7 +9,7 @@ from django.utils.html import format_html, format_html_join
 from patients import audit, tenancy
 from patients.audit import AuditAction
 from patients.admin_scoping import PracticeScopedAdmin, PracticeScopedForm
-from patients.models import Role
+from patients.models import Patient, Role
 
 from . import emails
 from .models import OPEN_STATUSES, Invitation, InvitationEvent, InvitationTemplate, RevokeReason, Status
@@ -48,13 +48,13 @@ class InvitationEventInline(admin.TabularInline):
 
 @admin.register(Invitation)
 class InvitationAdmin(PracticeScopedAdmin):
-    list_display = ["created_at", "patient", "email", "status_tag", "source", "expires_at", "practice"]
+    list_display = ["created_at", "patient", "email", "status_tag", "problem", "source", "expires_at", "practice"]
     list_filter = ["practice", "status", "revoke_reason", "source"]
     search_fields = ["^patient__last_name", "=patient__chart_number", "^email", "=public_id"]
     list_select_related = ["patient", "practice"]
     show_full_result_count = False
     inlines = [InvitationEventInline]
-    actions = ["revoke_selected"]
+    actions = ["resend_to_patients", "revoke_selected"]
     fields = [
         "practice", "patient", "email", "status", "revoke_reason", "failure_reason", "source", "created_by",
         "created_at", "sent_at", "expires_at", "accepted_at", "ended_at", "failed_attempts",
@@ -80,6 +80,21 @@ class InvitationAdmin(PracticeScopedAdmin):
         if obj.status == Status.ACCEPTED:
             return format_html("{} <small>registered</small>", tag)
         return tag
+
+    @admin.display(description="reason")
+    def problem(self, obj: Invitation) -> str:
+        if obj.status == Status.FAILED:
+            return obj.failure_reason
+        if obj.status == Status.REVOKED:
+            return obj.get_revoke_reason_display()
+        return ""
+
+    @admin.action(description="Resend: new links for these invitations' patients…", permissions=["change"])
+    def resend_to_patients(self, request, queryset):
+        """The failed-invitations list's Resend: the patient list's confirmation page, for these patients."""
+        patient_admin = self.admin_site._registry[Patient]
+        patients = patient_admin.get_queryset(request).filter(pk__in=queryset.values("patient_id"))
+        return patient_admin.resend_selected(request, patients)
 
     def has_add_permission(self, request, *args):
         return False  # invitations are created from the patient list and page

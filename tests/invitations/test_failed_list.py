@@ -1,0 +1,50 @@
+"""The failed-invitations list: reasons shown, Resend from there, tenant-scoped."""
+
+import pytest
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core import mail
+from django.urls import reverse
+
+from invitations.models import Invitation, Status
+from tests.invitations.factories import NOW, InvitationFactory
+from tests.factories import PatientFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def failed_a(practice_a):
+    invitation = InvitationFactory(patient=PatientFactory(practice=practice_a, first_name="Fay"), created_at=NOW)
+    invitation.fail(NOW, reason="The email service reported: bounced (550 mailbox unavailable)")
+    return invitation
+
+
+def test_failed_filter_lists_the_reason(client_a, failed_a, practice_b):
+    theirs = InvitationFactory(patient=PatientFactory(practice=practice_b))
+    theirs.fail(NOW, reason="THEIR-REASON")
+    content = client_a.get(reverse("admin:invitations_invitation_changelist") + "?status__exact=failed").content.decode()
+    assert "550 mailbox unavailable" in content
+    assert "THEIR-REASON" not in content
+
+
+def test_resend_from_the_failed_list_confirms_then_sends(client_a, failed_a, settings, django_capture_on_commit_callbacks):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    patient = failed_a.patient
+    patient.email = "corrected@example.com"
+    patient.save()
+    response = client_a.post(
+        reverse("admin:invitations_invitation_changelist"),
+        {"action": "resend_to_patients", ACTION_CHECKBOX_NAME: [failed_a.pk]},
+    )
+    assert response.status_code == 200
+    assert "Resend portal invitations?" in response.content.decode()
+    assert Invitation.objects.filter(patient=patient).count() == 1  # nothing sent before confirming
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_a.post(
+            reverse("admin:patients_patient_changelist"),
+            {"action": "resend_selected", ACTION_CHECKBOX_NAME: [patient.pk], "confirm": "yes"},
+        )
+    assert response.status_code == 302
+    latest = Invitation.objects.filter(patient=patient).latest("created_at")
+    assert latest.email == "corrected@example.com" and latest.status == Status.SENT
+    assert [m.to for m in mail.outbox] == [["corrected@example.com"]]
