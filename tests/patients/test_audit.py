@@ -63,3 +63,15 @@ def test_team_changes_are_audited(client, practice_a):
     assert list(AuditEntry.objects.order_by("id").values_list("action", flat=True)) == [
         AuditAction.MEMBER_ADDED, AuditAction.MEMBER_CHANGED, AuditAction.MEMBER_REMOVED,
     ]
+
+
+def test_audit_trail_per_patient(client_a, practice_a):
+    patient = PatientFactory(practice=practice_a)
+    other = PatientFactory(practice=practice_a)
+    audit.record(practice_id=practice_a.pk, actor=None, action=AuditAction.INVITE, summary="About the first", patient_id=patient.pk)
+    audit.record(practice_id=practice_a.pk, actor=None, action=AuditAction.INVITE, summary="About the second", patient_id=other.pk)
+    chart = client_a.get(reverse("admin:patients_patient_change", args=[patient.pk])).content.decode()
+    url = reverse("admin:patients_auditentry_changelist") + f"?patient__id__exact={patient.pk}"
+    assert url in chart
+    content = client_a.get(url).content.decode()
+    assert "About the first" in content and "About the second" not in content
