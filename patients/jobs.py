@@ -41,6 +41,7 @@ class JobRun(models.Model):
     class Meta:
         ordering = ["name"]
         verbose_name = "scheduled job"
+        verbose_name_plural = "system status"
 
     def __str__(self) -> str:
         return self.name
