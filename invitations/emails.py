@@ -140,6 +140,20 @@ def logo_html(practice) -> str:
     )
 
 
+def default_template():
+    """An unsaved template holding the default wording (for practices without their own)."""
+    from .models import InvitationTemplate
+
+    return InvitationTemplate(subject=DEFAULT_SUBJECT, html_body=DEFAULT_HTML_BODY)
+
+
+def template_for(practice):
+    """The practice's template, else the default one: one query, never None."""
+    from .models import InvitationTemplate
+
+    return InvitationTemplate.objects.filter(practice_id=practice.pk).first() or default_template()
+
+
 def render(*, practice, first_name: str, link: str, expires_at: datetime.datetime, template=None) -> RenderedEmail:
     """Fill a template (the practice's, else the default) for one recipient."""
     if template is None:
@@ -219,14 +233,18 @@ def from_address(practice) -> str:
     return formataddr((name, address)) if address else settings.DEFAULT_FROM_EMAIL
 
 
-def build_message(invitation, token: str) -> EmailMultiAlternatives:
-    """The email for one claimed invitation. Metadata carries only the opaque public id."""
+def build_message(invitation, token: str, *, template=None) -> EmailMultiAlternatives:
+    """The email for one claimed invitation. Metadata carries only the opaque public id.
+
+    Bulk sends pass the practice's `template` (or `default_template()`), loaded once per chunk.
+    """
     practice = invitation.practice
     rendered = render(
         practice=practice,
         first_name=invitation.patient.first_name,
         link=registration_url(token),
         expires_at=invitation.expires_at,
+        template=template,
     )
     message = EmailMultiAlternatives(
         subject=rendered.subject,

@@ -400,3 +400,6 @@ class InvitationTemplate(models.Model):
 
 # Delivery reports from the email service live in their own module.
 from .tracking import DeliveryReport  # noqa: E402,F401
+
+# Activate Now and monthly re-invite runs (invitations.bulk) keep their models in their own module.
+from .bulk_models import BulkRun, BulkRunChunk  # noqa: E402,F401

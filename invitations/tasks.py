@@ -37,3 +37,40 @@ def expire_due_invitations() -> int:
     """Every 15 minutes: mark run-out links expired in bulk (links already stop working on
     their own at expiry; this keeps lists, filters and counts right)."""
     return services.expire_due(now=timezone.now())
+
+
+# -- bulk runs (Activate Now, monthly re-invite): see invitations.bulk --------------------------
+
+BULK_CHUNK_MAX_RETRIES = 6
+
+
+@shared_task(bind=True, name="invitations.process_bulk_chunk", max_retries=BULK_CHUNK_MAX_RETRIES, acks_late=True)
+def process_bulk_chunk(self, chunk_id: int) -> str:
+    from . import bulk
+
+    try:
+        return bulk.process_chunk(chunk_id, now=timezone.now())
+    except bulk.ChunkDeferred as exc:
+        if self.request.retries >= self.max_retries:
+            # The chunk stays pending; the resume sweep tries it again later.
+            logger.warning("bulk chunk %s: email service unreachable, left for the sweep", chunk_id)
+            return "deferred"
+        raise self.retry(exc=exc, countdown=retry_delay(self.request.retries))
+
+
+@shared_task(name="invitations.resume_bulk_runs")
+@tracked_job("invitations.resume_bulk_runs")
+def resume_bulk_runs() -> int:
+    """Every 5 minutes: enqueue chunks a dead worker left behind; close finished runs."""
+    from . import bulk
+
+    return bulk.resume_stalled(now=timezone.now())
+
+
+@shared_task(name="invitations.start_monthly_reinvites")
+@tracked_job("invitations.start_monthly_reinvites")
+def start_monthly_reinvites() -> int:
+    """Hourly: start the monthly re-invite of each practice whose day has come in its time zone."""
+    from . import bulk
+
+    return bulk.start_due_monthly_runs(now=timezone.now())

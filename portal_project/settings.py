@@ -246,6 +246,14 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "invitations.expire_due",
         "schedule": crontab(minute="*/15"),
     },
+    "invitations-resume-bulk-runs": {  # re-enqueues Activate Now chunks a dead worker left behind
+        "task": "invitations.resume_bulk_runs",
+        "schedule": crontab(minute="*/5"),
+    },
+    "invitations-monthly-reinvites": {  # each practice's monthly re-invite, on its day in its time zone
+        "task": "invitations.start_monthly_reinvites",
+        "schedule": crontab(minute=20),
+    },
     # -- notifications --
     "notifications-sweep": {  # 14-day and 48-hour alerts from stored due times
         "task": "notifications.sweep",

@@ -1,0 +1,508 @@
+"""Activate Now and the monthly re-invite: plan a bulk run as chunks, then send each chunk set-based.
+
+Guarantees, and how they are kept:
+
+* One run per practice at a time: a partial unique constraint on ``BulkRun(practice)`` where the
+  status is running. A second click (or the monthly job) gets `RunAlreadyRunning`.
+* A chunk is processed by one worker at a time: its row is claimed with a conditional ``UPDATE``
+  (pending, or claimed longer ago than `CHUNK_LEASE`). A duplicate delivery of the task finds the
+  chunk taken or done and does nothing.
+* One invitation per patient: the chunk locks its patients' rows (as a single invite does), then
+  re-checks eligibility in SQL, which excludes every patient with an open invitation, including
+  the ones an earlier, interrupted attempt of the same chunk created. The partial unique
+  constraints on invitations are the last line of defence.
+* No email twice: every invitation is claimed in the database (token hash + ``sending_started_at``)
+  before its email goes out, and marked sent right after, in batches (`MARK_SENT_EVERY_SECONDS`).
+  A worker that dies between the email service accepting a message and that batch being marked
+  leaves those claims to lapse, and the resumed chunk sends them again with a fresh link: the same
+  at-least-once trade-off as a single send (`Invitation.claim_for_sending`), limited to at most a
+  couple of seconds' worth of emails.
+* Nothing lost: chunks left pending or claimed past their lease are enqueued again by the
+  `resume_stalled` sweep (every few minutes), which also finishes runs whose chunks are all done.
+
+Queries per chunk do not grow with the chunk's size: each step is one statement over the chunk.
+"""
+
+import datetime
+import logging
+import time
+import zoneinfo
+from dataclasses import dataclass, field
+from typing import Optional
+
+from django.core.mail import get_connection
+from django.db import IntegrityError, transaction
+from django.db.models import Case, CharField, Count, Exists, F, IntegerField, OuterRef, Q, Subquery, Sum, Value, When
+from django.db.models.functions import Coalesce
+
+from patients.models import Patient, Practice, normalise_email
+
+from . import eligibility, emails
+from .bulk_models import CHUNK_LEASE, BulkRun, BulkRunChunk, BulkRunKind, BulkRunStatus, ChunkStatus
+from .models import (
+    OPEN_STATUSES,
+    SEND_CLAIM_LEASE,
+    EventKind,
+    Invitation,
+    InvitationEvent,
+    Source,
+    Status,
+    hash_token,
+    new_token,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Patients per chunk (one Celery task each).
+CHUNK_SIZE = 500
+#: Sent invitations are marked in the database at least this often while a chunk sends, so a
+#: worker that dies mid-chunk can repeat at most this long a stretch of emails.
+MARK_SENT_EVERY_SECONDS = 2.0
+#: A chunk still waiting this long after it was enqueued is enqueued again (lost message).
+REENQUEUE_PENDING_AFTER = datetime.timedelta(minutes=15)
+
+SOURCE_OF_KIND = {BulkRunKind.ACTIVATE_NOW: Source.BULK, BulkRunKind.MONTHLY: Source.MONTHLY}
+#: Reasons that describe a patient who is waiting on an invitation, not one who cannot get one.
+NOT_A_SKIP_FOR_DASHBOARD = {"registered", "open_invitation", "invited_recently"}
+
+
+class RunAlreadyRunning(Exception):
+    """Another bulk run of this practice has not finished yet."""
+
+
+class ChunkDeferred(Exception):
+    """The email service could not be reached; the chunk is put back to be tried again."""
+
+
+# -- who is targeted ----------------------------------------------------------------------
+
+
+def inactive_patients(practice: Practice):
+    return Patient.objects.filter(practice_id=practice.pk, portal_user__isnull=True)
+
+
+def monthly_candidates(patients, *, practice: Practice, now: datetime.datetime):
+    """Inactive patients whose last invitation expired or failed at least a link lifetime ago,
+    with fewer than the practice's cap of unanswered invitations in a row.
+
+    "Unanswered" counts invitations that expired (or ran out unmarked) or failed since the
+    patient's last accepted one; revoked links were never the patient's to answer.
+    """
+    unanswered = Q(status__in=[Status.EXPIRED, Status.FAILED]) | Q(status__in=OPEN_STATUSES, expires_at__lte=now)
+    last_accepted = (
+        Invitation.objects.filter(patient_id=OuterRef(OuterRef("pk")), status=Status.ACCEPTED)
+        .order_by("-created_at").values("created_at")[:1]
+    )
+    unanswered_in_a_row = (
+        Invitation.objects.filter(patient_id=OuterRef("pk"))
+        .filter(unanswered)
+        .exclude(created_at__lte=Subquery(last_accepted))
+        .order_by().values("patient_id").annotate(n=Count("pk")).values("n")
+    )
+    latest_ran_out = Invitation.objects.filter(
+        patient_id=OuterRef("pk"), is_latest=True,
+        created_at__lte=now - datetime.timedelta(days=practice.link_lifetime_days),
+    ).filter(unanswered)
+    return (
+        patients.filter(Exists(latest_ran_out))
+        .annotate(unanswered_in_a_row=Coalesce(Subquery(unanswered_in_a_row, output_field=IntegerField()), Value(0)))
+        .filter(unanswered_in_a_row__lt=practice.monthly_reinvite_cap)
+    )
+
+
+def candidates(practice: Practice, *, kind: str, now: datetime.datetime):
+    """The patients a run of `kind` looks at (before eligibility)."""
+    patients = inactive_patients(practice)
+    if kind == BulkRunKind.MONTHLY:
+        patients = monthly_candidates(patients, practice=practice, now=now)
+    return patients
+
+
+@dataclass
+class Preview:
+    considered: int
+    eligible: int
+    #: (rule, count) for every rule that skips someone, largest first.
+    reasons: list[tuple[eligibility.Rule, int]] = field(default_factory=list)
+
+    @property
+    def skipped(self) -> int:
+        return self.considered - self.eligible
+
+    @property
+    def skip_counts(self) -> dict[str, int]:
+        return {rule.code: count for rule, count in self.reasons}
+
+
+def preview(practice: Practice, *, now: datetime.datetime, kind: str = BulkRunKind.ACTIVATE_NOW) -> Preview:
+    """What a run would do now: how many are invited, how many skipped and why (two queries)."""
+    patients = candidates(practice, kind=kind, now=now)
+    totals = patients.aggregate(
+        considered=Count("pk"), eligible=Count("pk", filter=~eligibility.blocking_condition(now=now))
+    )
+    counts = eligibility.skip_counts(patients, now=now)
+    reasons = sorted(
+        ((eligibility.RULES_BY_CODE[code], n) for code, n in counts.items() if n),
+        key=lambda pair: (-pair[1], pair[0].code),
+    )
+    return Preview(considered=totals["considered"], eligible=totals["eligible"], reasons=reasons)
+
+
+# -- starting a run -----------------------------------------------------------------------
+
+
+def running_run(practice: Practice) -> Optional[BulkRun]:
+    return BulkRun.objects.filter(practice_id=practice.pk, status=BulkRunStatus.RUNNING).first()
+
+
+def start_run(
+    *,
+    practice: Practice,
+    now: datetime.datetime,
+    kind: str = BulkRunKind.ACTIVATE_NOW,
+    actor=None,
+    chunk_size: int = CHUNK_SIZE,
+) -> BulkRun:
+    """Record a run and plan its chunks; the chunks are enqueued once the transaction commits.
+
+    Raises RunAlreadyRunning when the practice has a run in progress.
+    """
+    if running_run(practice) is not None:
+        raise RunAlreadyRunning()
+    summary = preview(practice, now=now, kind=kind)
+    patient_ids = list(
+        eligibility.eligible(candidates(practice, kind=kind, now=now), now=now)
+        .order_by("pk").values_list("pk", flat=True)
+    )
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                run = BulkRun.objects.create(
+                    practice=practice, kind=kind, started_by=actor if getattr(actor, "pk", None) else None,
+                    created_at=now, considered=summary.considered + (len(patient_ids) - summary.eligible),
+                    targeted=len(patient_ids), skip_counts=summary.skip_counts,
+                )
+        except IntegrityError as exc:
+            raise RunAlreadyRunning() from exc
+        chunks = BulkRunChunk.objects.bulk_create(
+            [
+                BulkRunChunk(
+                    run=run, number=number, patient_ids=patient_ids[start:start + chunk_size],
+                    size=len(patient_ids[start:start + chunk_size]), enqueued_at=now,
+                )
+                for number, start in enumerate(range(0, len(patient_ids), chunk_size), start=1)
+            ],
+            batch_size=200,
+        )
+        if not chunks:
+            finish_run_if_done(run.pk, now=now)
+            run.refresh_from_db()
+        chunk_ids = [chunk.pk for chunk in chunks]
+        transaction.on_commit(lambda: _enqueue(chunk_ids))
+    return run
+
+
+def _enqueue(chunk_ids: list[int]) -> None:
+    from .tasks import process_bulk_chunk
+
+    for chunk_id in chunk_ids:
+        process_bulk_chunk.delay(chunk_id)
+
+
+# -- processing one chunk -----------------------------------------------------------------
+
+
+@dataclass
+class _Outgoing:
+    invitation: Invitation
+    token: str
+
+
+def claim_chunk(chunk_id: int, *, now: datetime.datetime) -> bool:
+    return bool(
+        BulkRunChunk.objects.filter(pk=chunk_id, run__status=BulkRunStatus.RUNNING)
+        .filter(Q(status=ChunkStatus.PENDING) | Q(status=ChunkStatus.CLAIMED, claimed_at__lte=now - CHUNK_LEASE))
+        .update(status=ChunkStatus.CLAIMED, claimed_at=now, attempts=F("attempts") + 1)
+    )
+
+
+def process_chunk(chunk_id: int, *, now: datetime.datetime) -> str:
+    """Create, claim and send the invitations of one chunk. Returns what happened (logs, tests).
+
+    Raises ChunkDeferred when the email service cannot be reached (the task retries later).
+    """
+    if not claim_chunk(chunk_id, now=now):
+        return "not-claimed"
+    chunk = BulkRunChunk.objects.select_related("run__practice").get(pk=chunk_id)
+    run, practice = chunk.run, chunk.run.practice
+    source = SOURCE_OF_KIND[run.kind]
+    template = emails.template_for(practice)
+    outgoing = _create_invitations(chunk, source=source, now=now)
+    outgoing += _reclaim_lapsed(chunk, source=source, now=now)
+    try:
+        _send(outgoing, template=template, now=now)
+    except ChunkDeferred:
+        BulkRunChunk.objects.filter(pk=chunk.pk, claimed_at=now).update(status=ChunkStatus.PENDING)
+        raise
+    _finish_chunk(chunk, source=source, now=now)
+    finish_run_if_done(run.pk, now=now)
+    return "done"
+
+
+def _chunk_invitations(chunk: BulkRunChunk, *, source: str):
+    """The invitations this run made for the chunk's patients (on any attempt)."""
+    return Invitation.objects.filter(
+        patient_id__in=chunk.patient_ids, source=source, created_at__gte=chunk.run.created_at,
+        practice_id=chunk.run.practice_id,
+    )
+
+
+def _create_invitations(chunk: BulkRunChunk, *, source: str, now: datetime.datetime) -> list[_Outgoing]:
+    run, practice = chunk.run, chunk.run.practice
+    ids = chunk.patient_ids
+    with transaction.atomic():
+        # The same lock a single invite takes, so the two cannot both invite one patient.
+        list(Patient.objects.select_for_update(of=("self",)).filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
+        # Links that ran out but the sweep has not marked yet still hold the "one open
+        # invitation per patient" constraint.
+        Invitation.objects.filter(patient_id__in=ids).expire_due(now, batch_size=len(ids) + 1)
+        rows = list(
+            eligibility.eligible(Patient.objects.filter(pk__in=ids, practice_id=practice.pk), now=now)
+            .values_list("pk", "first_name", "email")
+        )
+        if not rows:
+            return []
+        Invitation.objects.filter(patient_id__in=[pk for pk, _, _ in rows], is_latest=True).update(is_latest=False)
+        expires_at = now + datetime.timedelta(days=practice.link_lifetime_days)
+        outgoing = []
+        for pk, first_name, email in rows:
+            token = new_token()
+            invitation = Invitation(
+                practice=practice,
+                patient=Patient(pk=pk, practice_id=practice.pk, first_name=first_name, email=email),
+                email=normalise_email(email),
+                token_hash=hash_token(token),  # claimed for sending at once, by this worker
+                sending_started_at=now,
+                status=Status.PENDING,
+                source=source,
+                created_by_id=run.started_by_id,
+                created_at=now,
+                expires_at=expires_at,
+                is_latest=True,
+            )
+            outgoing.append(_Outgoing(invitation, token))
+        Invitation.objects.bulk_create([item.invitation for item in outgoing])
+        InvitationEvent.objects.bulk_create(
+            [
+                InvitationEvent(
+                    invitation_id=item.invitation.pk, kind=EventKind.CREATED, at=now,
+                    actor_id=run.started_by_id, detail=Source(source).label,
+                )
+                for item in outgoing
+            ]
+        )
+    return outgoing
+
+
+def _reclaim_lapsed(chunk: BulkRunChunk, *, source: str, now: datetime.datetime) -> list[_Outgoing]:
+    """Pending invitations an earlier attempt of this chunk created but did not finish sending."""
+    claimable = Q(sending_started_at__isnull=True) | Q(sending_started_at__lte=now - SEND_CLAIM_LEASE)
+    lapsed = list(
+        _chunk_invitations(chunk, source=source).filter(claimable, status=Status.PENDING)
+        .select_related("patient").only("public_id", "email", "expires_at", "practice_id", "patient__first_name")
+    )
+    if not lapsed:
+        return []
+    tokens = {}
+    for invitation in lapsed:
+        tokens[invitation.pk] = new_token()
+        invitation.token_hash = hash_token(tokens[invitation.pk])
+        invitation.sending_started_at = now
+    Invitation.objects.filter(claimable, status=Status.PENDING).bulk_update(lapsed, ["token_hash", "sending_started_at"])
+    # Keep only the rows this worker really claimed (another may have raced for some).
+    ours = set(Invitation.objects.filter(token_hash__in=[i.token_hash for i in lapsed]).values_list("pk", flat=True))
+    practice = chunk.run.practice
+    outgoing = []
+    for invitation in lapsed:
+        if invitation.pk in ours:
+            invitation.practice = practice
+            outgoing.append(_Outgoing(invitation, tokens[invitation.pk]))
+    return outgoing
+
+
+def _send(outgoing: list[_Outgoing], *, template, now: datetime.datetime) -> None:
+    """Hand the chunk's emails to the email backend over one connection."""
+    from . import services
+
+    if not outgoing:
+        return
+    connection = get_connection()
+    try:
+        connection.open()
+    except Exception as exc:  # noqa: BLE001 - every message of the chunk waits for the retry
+        _release([item.invitation.pk for item in outgoing], now=now, detail=services.describe(exc))
+        raise ChunkDeferred(services.describe(exc)) from exc
+    sent: list[tuple[int, str]] = []
+    failed: list[tuple[int, str]] = []
+    retry: list[tuple[int, str]] = []
+    last_mark = time.monotonic()
+    try:
+        for item in outgoing:
+            message = emails.build_message(item.invitation, item.token, template=template)
+            message.connection = connection
+            try:
+                connection.send_messages([message])
+            except Exception as exc:  # noqa: BLE001 - classified like a single send
+                bucket = failed if services.is_permanent(exc) else retry
+                bucket.append((item.invitation.pk, services.describe(exc)))
+                continue
+            status = getattr(message, "anymail_status", None)
+            message_id = str(status.message_id) if status is not None and status.message_id is not None else ""
+            sent.append((item.invitation.pk, message_id))
+            if time.monotonic() - last_mark >= MARK_SENT_EVERY_SECONDS:
+                _mark_sent(sent, now=now)
+                sent, last_mark = [], time.monotonic()
+    finally:
+        _mark_sent(sent, now=now)
+        connection.close()
+    _mark_failed(failed, now=now)
+    if retry:
+        _release([pk for pk, _ in retry], now=now, detail=retry[0][1])
+        from .tasks import send_invitation
+
+        # Rare: the email service refused a few messages for now; each gets the single-send
+        # task and its retries.
+        for pk, _ in retry:
+            transaction.on_commit(lambda pk=pk: send_invitation.delay(pk))
+
+
+def _mark_sent(sent: list[tuple[int, str]], *, now: datetime.datetime) -> None:
+    """One UPDATE (message ids through a CASE) and one INSERT of timeline events."""
+    if not sent:
+        return
+    fields = {"status": Status.SENT, "sent_at": now, "sending_started_at": None}
+    with_ids = [(pk, message_id[:200]) for pk, message_id in sent if message_id]
+    if with_ids:
+        fields["provider_message_id"] = Case(
+            *[When(pk=pk, then=Value(message_id)) for pk, message_id in with_ids],
+            default=F("provider_message_id"), output_field=CharField(),
+        )
+    with transaction.atomic():
+        Invitation.objects.filter(pk__in=[pk for pk, _ in sent], status=Status.PENDING).update(**fields)
+        InvitationEvent.objects.bulk_create(
+            [InvitationEvent(invitation_id=pk, kind=EventKind.SENT, at=now) for pk, _ in sent]
+        )
+
+
+def _mark_failed(failed: list[tuple[int, str]], *, now: datetime.datetime) -> None:
+    if not failed:
+        return
+    with transaction.atomic():
+        # One reason for the batch: they failed for the same cause as a rule (e.g. refused recipients).
+        reason = failed[0][1][:300]
+        Invitation.objects.filter(pk__in=[pk for pk, _ in failed], status__in=OPEN_STATUSES).update(
+            status=Status.FAILED, failure_reason=reason, ended_at=now, sending_started_at=None
+        )
+        InvitationEvent.objects.bulk_create(
+            [InvitationEvent(invitation_id=pk, kind=EventKind.FAILED, at=now, detail=why[:300]) for pk, why in failed]
+        )
+
+
+def _release(ids: list[int], *, now: datetime.datetime, detail: str) -> None:
+    with transaction.atomic():
+        Invitation.objects.filter(pk__in=ids, status=Status.PENDING).update(sending_started_at=None)
+        InvitationEvent.objects.bulk_create(
+            [InvitationEvent(invitation_id=pk, kind=EventKind.SEND_RETRY, at=now, detail=detail[:300]) for pk in ids]
+        )
+
+
+def _finish_chunk(chunk: BulkRunChunk, *, source: str, now: datetime.datetime) -> None:
+    figures = _chunk_invitations(chunk, source=source).aggregate(
+        invited=Count("pk"),
+        sent=Count("pk", filter=Q(sent_at__isnull=False)),
+        failed=Count("pk", filter=Q(status=Status.FAILED)),
+        retrying=Count("pk", filter=Q(status=Status.PENDING)),
+    )
+    BulkRunChunk.objects.filter(pk=chunk.pk, status=ChunkStatus.CLAIMED, claimed_at=now).update(
+        status=ChunkStatus.DONE, finished_at=now, skipped=max(chunk.size - figures["invited"], 0), **figures
+    )
+
+
+def chunk_totals(run_id: int) -> dict[str, int]:
+    """Progress of a run: sums over its chunks (one query)."""
+    totals = BulkRunChunk.objects.filter(run_id=run_id).aggregate(
+        chunks=Count("pk"),
+        chunks_done=Count("pk", filter=Q(status=ChunkStatus.DONE)),
+        processed=Coalesce(Sum("size", filter=Q(status=ChunkStatus.DONE)), 0),
+        invited=Coalesce(Sum("invited"), 0),
+        sent=Coalesce(Sum("sent"), 0),
+        failed=Coalesce(Sum("failed"), 0),
+        retrying=Coalesce(Sum("retrying"), 0),
+        skipped=Coalesce(Sum("skipped"), 0),
+    )
+    return totals
+
+
+def finish_run_if_done(run_id: int, *, now: datetime.datetime) -> bool:
+    """Close the run once every chunk is done (whichever chunk finishes last does it)."""
+    if BulkRunChunk.objects.filter(run_id=run_id).exclude(status=ChunkStatus.DONE).exists():
+        return False
+    totals = chunk_totals(run_id)
+    return bool(
+        BulkRun.objects.filter(pk=run_id, status=BulkRunStatus.RUNNING).update(
+            status=BulkRunStatus.DONE, finished_at=now, invited=totals["invited"], sent=totals["sent"],
+            failed=totals["failed"], retrying=totals["retrying"], skipped_at_send=totals["skipped"],
+        )
+    )
+
+
+# -- the safety net: resume stalled chunks -------------------------------------------------
+
+
+def resume_stalled(*, now: datetime.datetime, limit: int = 2000) -> int:
+    """Enqueue again the chunks of running runs that a dead worker left claimed, or whose task
+    message was lost; close runs whose chunks are all done. Returns how many were enqueued."""
+    stalled = BulkRunChunk.objects.filter(run__status=BulkRunStatus.RUNNING).filter(
+        Q(status=ChunkStatus.CLAIMED, claimed_at__lte=now - CHUNK_LEASE)
+        | Q(status=ChunkStatus.PENDING, enqueued_at__lte=now - REENQUEUE_PENDING_AFTER)
+    )
+    ids = list(stalled.order_by("pk").values_list("pk", flat=True)[:limit])
+    if ids:
+        BulkRunChunk.objects.filter(pk__in=ids).update(enqueued_at=now)
+        transaction.on_commit(lambda: _enqueue(ids))
+        logger.warning("re-enqueued %d stalled bulk-run chunks", len(ids))
+    unfinished = BulkRunChunk.objects.filter(run_id=OuterRef("pk")).exclude(status=ChunkStatus.DONE)
+    for run_id in BulkRun.objects.filter(status=BulkRunStatus.RUNNING).exclude(Exists(unfinished)).values_list("pk", flat=True):
+        finish_run_if_done(run_id, now=now)
+    return len(ids)
+
+
+# -- monthly re-invite ----------------------------------------------------------------------
+
+
+def monthly_is_due(practice: Practice, *, now: datetime.datetime) -> bool:
+    """On or after the practice's day of the month (in its time zone), once per local month."""
+    if not practice.monthly_reinvite_enabled:
+        return False
+    local = now.astimezone(zoneinfo.ZoneInfo(practice.time_zone))
+    if local.day < practice.monthly_reinvite_day:
+        return False
+    month_start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return not BulkRun.objects.filter(
+        practice_id=practice.pk, kind=BulkRunKind.MONTHLY, created_at__gte=month_start
+    ).exists()
+
+
+def start_due_monthly_runs(*, now: datetime.datetime) -> int:
+    """Start this month's re-invite for every practice that is due. Returns how many started."""
+    started = 0
+    for practice in Practice.objects.filter(monthly_reinvite_enabled=True, invitations_enabled=True):
+        if not monthly_is_due(practice, now=now):
+            continue
+        try:
+            start_run(practice=practice, now=now, kind=BulkRunKind.MONTHLY)
+        except RunAlreadyRunning:
+            logger.info("practice %s: monthly re-invite waits for the running bulk run", practice.pk)
+            continue
+        started += 1
+    return started
