@@ -6,6 +6,7 @@ from django.core import mail
 from django.urls import reverse
 
 from invitations.models import Invitation, Status
+from invitations.tasks import send_invitation
 from tests.invitations.factories import NOW, InvitationFactory
 from tests.factories import PatientFactory
 
@@ -27,8 +28,7 @@ def test_failed_filter_lists_the_reason(client_a, failed_a, practice_b):
     assert "THEIR-REASON" not in content
 
 
-def test_resend_from_the_failed_list_confirms_then_sends(client_a, failed_a, settings, django_capture_on_commit_callbacks):
-    settings.CELERY_TASK_ALWAYS_EAGER = True
+def test_resend_from_the_failed_list_confirms_then_sends(client_a, failed_a, django_capture_on_commit_callbacks):
     patient = failed_a.patient
     patient.email = "corrected@example.com"
     patient.save()
@@ -39,12 +39,15 @@ def test_resend_from_the_failed_list_confirms_then_sends(client_a, failed_a, set
     assert response.status_code == 200
     assert "Resend portal invitations?" in response.content.decode()
     assert Invitation.objects.filter(patient=patient).count() == 1  # nothing sent before confirming
-    with django_capture_on_commit_callbacks(execute=True):
+    with django_capture_on_commit_callbacks() as callbacks:
         response = client_a.post(
             reverse("admin:patients_patient_changelist"),
             {"action": "resend_selected", ACTION_CHECKBOX_NAME: [patient.pk], "confirm": "yes"},
         )
     assert response.status_code == 302
+    assert len(callbacks) == 1  # the send is enqueued after commit; run it as the worker would
     latest = Invitation.objects.filter(patient=patient).latest("created_at")
+    assert send_invitation.run(latest.pk) == "sent"
+    latest.refresh_from_db()
     assert latest.email == "corrected@example.com" and latest.status == Status.SENT
     assert [m.to for m in mail.outbox] == [["corrected@example.com"]]
