@@ -207,3 +207,7 @@ class DeliveryReportAdmin(PracticeScopedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# The portal access dashboard, Activate Now, bulk runs and the template editor.
+from . import admin_portal  # noqa: E402,F401

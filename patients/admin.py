@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 from invitations import diagnostics, eligibility, services as invitation_services
 from invitations.models import Invitation, RevokeReason, Source
 from invitations.portal_status import PortalStatus, filter_by_portal_status, status_tag, with_portal_status
+from invitations.admin_filters import NoInviteReasonFilter
 
 from . import audit, imports, tenancy
 from .audit import AuditAction
@@ -308,6 +309,7 @@ class PatientAdmin(PracticeScopedAdmin):
     list_filter = [
         "practice",
         PortalStatusFilter,
+        NoInviteReasonFilter,
         PortalAccountFilter,
         HasEmailFilter,
         "email_consent",

@@ -1,0 +1,399 @@
+"""The portal access pages of the admin: the per-practice dashboard, Activate Now (preview,
+confirm, progress), the bulk runs list and the invitation template editor.
+
+All are custom views of `BulkRunAdmin` (``get_urls`` + ``admin_site.admin_view``) and are
+tenant-scoped through `PracticeScopedAdmin`: a practice or run of another practice is a 404.
+Everyone on a practice's team sees its dashboard; Activate Now and the template editor are for
+its practice admins and managers; the portal switches for its practice admins.
+"""
+
+import datetime
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.core.mail import EmailMultiAlternatives
+from django.http import Http404, HttpRequest, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from patients import audit, tenancy
+from patients.admin_scoping import PracticeScopedAdmin
+from patients.audit import AuditAction
+from patients.models import Practice, Role
+
+from . import bulk, dashboard, emails
+from .bulk_models import BulkRun
+from .models import InvitationTemplate
+
+#: Activate Now and the wording of the email are the practice admins' and managers' call.
+MANAGER_ROLES = {Role.ADMIN, Role.MANAGER}
+LOGO_MAX_BYTES = 512 * 1024
+LOGO_FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "GIF": "GIF"}
+SAMPLE_FIRST_NAME = "Alex"
+
+
+def can_manage_portal(user, practice_id: int) -> bool:
+    return tenancy.can(user, "invitations.add_bulkrun", practice_id) and tenancy.role_at(user, practice_id) in MANAGER_ROLES
+
+
+def can_change_switches(user, practice_id: int) -> bool:
+    return tenancy.can(user, "patients.change_practice", practice_id)
+
+
+class PortalSwitchesForm(forms.ModelForm):
+    class Meta:
+        model = Practice
+        fields = [
+            "invitations_enabled", "activation_email_enabled", "link_lifetime_days",
+            "monthly_reinvite_enabled", "monthly_reinvite_day", "monthly_reinvite_cap",
+        ]
+
+
+class TemplateEditorForm(forms.ModelForm):
+    logo = forms.ImageField(
+        required=False,
+        help_text=f"PNG, JPEG or GIF, up to {LOGO_MAX_BYTES // 1024} KB. Shown where the body has [Logo].",
+    )
+    remove_logo = forms.BooleanField(required=False, label="Remove the current logo")
+
+    class Meta:
+        model = InvitationTemplate
+        fields = ["subject", "html_body"]
+        widgets = {
+            "subject": forms.TextInput(attrs={"size": 80}),
+            "html_body": forms.Textarea(attrs={"rows": 22, "cols": 90, "style": "font-family: monospace;"}),
+        }
+
+    def clean_logo(self):
+        logo = self.cleaned_data.get("logo")
+        if not logo:
+            return logo
+        if logo.size > LOGO_MAX_BYTES:
+            raise forms.ValidationError(
+                f"The logo is {logo.size // 1024:,} KB; the limit is {LOGO_MAX_BYTES // 1024} KB. "
+                "Save it smaller (for example 400 pixels wide) and upload it again."
+            )
+        image_format = getattr(getattr(logo, "image", None), "format", None)
+        if image_format not in LOGO_FORMATS:
+            raise forms.ValidationError("Upload the logo as a PNG, JPEG or GIF image.")
+        return logo
+
+
+@admin.register(BulkRun)
+class BulkRunAdmin(PracticeScopedAdmin):
+    list_display = ["created_at", "practice", "kind", "status_label", "started_by_label", "figures", "progress_link"]
+    list_filter = ["practice", "kind", "status"]
+    list_select_related = ["practice", "started_by"]
+    list_per_page = 50
+    change_list_template = "admin/invitations/bulkrun/change_list.html"
+
+    def has_add_permission(self, request, *args):
+        return False  # runs start from Activate Now on the portal access page
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # the record of who invited whom stays
+
+    @admin.display(description="status", ordering="status")
+    def status_label(self, obj: BulkRun) -> str:
+        return obj.get_status_display()
+
+    @admin.display(description="started by", ordering="started_by")
+    def started_by_label(self, obj: BulkRun) -> str:
+        return str(obj.started_by) if obj.started_by_id else "Schedule"
+
+    @admin.display(description="figures")
+    def figures(self, obj: BulkRun) -> str:
+        if obj.is_running:
+            return f"{obj.targeted:,} to invite; running"
+        return (
+            f"{obj.targeted:,} targeted, {obj.sent:,} sent, {obj.failed:,} failed, "
+            f"{obj.skipped_at_plan + obj.skipped_at_send:,} skipped"
+        )
+
+    @admin.display(description="")
+    def progress_link(self, obj: BulkRun):
+        return format_html('<a href="{}">Progress and summary</a>', reverse("admin:invitations_bulkrun_progress", args=[obj.pk]))
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        run = self.get_object_or_404_scoped(request, object_id)
+        return HttpResponseRedirect(reverse("admin:invitations_bulkrun_progress", args=[run.pk]))
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "portal_url": reverse("admin:invitations_portal")}
+        return super().changelist_view(request, extra_context)
+
+    # -- urls ----------------------------------------------------------------------------
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("portal/", view(self.portal_index_view), name="invitations_portal"),
+            path("portal/<int:practice_id>/", view(self.dashboard_view), name="invitations_portal_dashboard"),
+            path("portal/<int:practice_id>/activate/", view(self.activate_view), name="invitations_portal_activate"),
+            path("portal/<int:practice_id>/template/", view(self.template_view), name="invitations_portal_template"),
+            path("<int:run_id>/progress/", view(self.progress_view), name="invitations_bulkrun_progress"),
+            path("<int:run_id>/progress.json", view(self.progress_json_view), name="invitations_bulkrun_progress_json"),
+        ] + super().get_urls()
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _practice(self, request: HttpRequest, practice_id: int) -> Practice:
+        """One of the user's practices, or 404 (another practice's id looks like no practice)."""
+        return get_object_or_404(self.scoped_practices(request), pk=practice_id)
+
+    def _run(self, request: HttpRequest, run_id: int) -> BulkRun:
+        run = self.get_queryset(request).filter(pk=run_id).first()
+        if run is None:
+            raise Http404("No such run in your practices.")
+        return run
+
+    def _context(self, request: HttpRequest, title: str, **extra) -> dict:
+        return {**self.admin_site.each_context(request), "opts": self.opts, "title": title, **extra}
+
+    def _patient_list_url(self, request: HttpRequest, practice: Practice, **params) -> str:
+        from urllib.parse import urlencode
+
+        ids = tenancy.practice_ids_for(request.user, "patients.view_patient")
+        if ids is None or len(ids) > 1:
+            params = {"practice__id__exact": practice.pk, **params}
+        return reverse("admin:patients_patient_changelist") + "?" + urlencode(params)
+
+    # -- the dashboard ---------------------------------------------------------------------
+
+    def portal_index_view(self, request: HttpRequest):
+        practices = list(self.scoped_practices(request))
+        if len(practices) == 1:
+            return HttpResponseRedirect(reverse("admin:invitations_portal_dashboard", args=[practices[0].pk]))
+        return TemplateResponse(
+            request, "admin/invitations/portal/index.html",
+            self._context(request, "Portal access", practices=practices),
+        )
+
+    def dashboard_view(self, request: HttpRequest, practice_id: int):
+        practice = self._practice(request, practice_id)
+        may_switch = can_change_switches(request.user, practice.pk)
+        if request.method == "POST":
+            if not may_switch:
+                raise PermissionDenied("Only the practice's admins change its portal settings.")
+            form = PortalSwitchesForm(request.POST, instance=practice)
+            if form.is_valid():
+                form.save()
+                if form.changed_data:
+                    labels, values = audit.describe_changes(form, with_values=True)
+                    audit.record(
+                        practice_id=practice.pk, actor=request.user, action=AuditAction.PRACTICE_SETTINGS,
+                        summary=f"Changed {labels}", details=values,
+                    )
+                    self.message_user(request, "Portal settings saved.", messages.SUCCESS)
+                return HttpResponseRedirect(request.path)
+        else:
+            form = PortalSwitchesForm(instance=practice)
+        if not may_switch:
+            for field in form.fields.values():
+                field.disabled = True
+        now = timezone.now()
+        figures = dashboard.figures(practice, now=now)
+        runs = list(BulkRun.objects.filter(practice=practice).select_related("started_by")[:5])
+        context = self._context(
+            request, f"Portal access: {practice.name}",
+            practice=practice,
+            figures=figures,
+            split=[
+                (label, count, self._patient_list_url(request, practice, portal_status=status, portal="no"))
+                for _key, label, count, status in figures.split
+            ],
+            not_eligible=[
+                (rule, count, self._patient_list_url(request, practice, no_invite=rule.code))
+                for rule, count in figures.not_eligible
+            ],
+            total_url=self._patient_list_url(request, practice),
+            active_url=self._patient_list_url(request, practice, portal="yes"),
+            inactive_url=self._patient_list_url(request, practice, portal="no"),
+            chart=dashboard.chart_svg(figures.months),
+            months=figures.months,
+            runs=runs,
+            running=next((run for run in runs if run.is_running), None),
+            form=form,
+            may_switch=may_switch,
+            may_manage=can_manage_portal(request.user, practice.pk),
+        )
+        return TemplateResponse(request, "admin/invitations/portal/dashboard.html", context)
+
+    # -- Activate Now ----------------------------------------------------------------------
+
+    def activate_view(self, request: HttpRequest, practice_id: int):
+        practice = self._practice(request, practice_id)
+        if not can_manage_portal(request.user, practice.pk):
+            raise PermissionDenied("Activate Now is for the practice's admins and managers.")
+        running = bulk.running_run(practice)
+        if request.method == "POST":
+            return self._start(request, practice)
+        now = timezone.now()
+        preview = bulk.preview(practice, now=now)
+        return TemplateResponse(
+            request, "admin/invitations/portal/activate.html",
+            self._context(
+                request, f"Activate Now: {practice.name}", practice=practice, preview=preview, running=running,
+                dashboard_url=reverse("admin:invitations_portal_dashboard", args=[practice.pk]),
+            ),
+        )
+
+    def _start(self, request: HttpRequest, practice: Practice):
+        dashboard_url = reverse("admin:invitations_portal_dashboard", args=[practice.pk])
+        try:
+            run = bulk.start_run(practice=practice, now=timezone.now(), actor=request.user)
+        except bulk.RunAlreadyRunning:
+            running = bulk.running_run(practice)
+            self.message_user(
+                request,
+                "Activate Now is already running for this practice; it was not started again. "
+                "Wait for the run below to finish.",
+                messages.ERROR,
+            )
+            if running is not None:
+                return HttpResponseRedirect(reverse("admin:invitations_bulkrun_progress", args=[running.pk]))
+            return HttpResponseRedirect(dashboard_url)
+        audit.record(
+            practice_id=practice.pk, actor=request.user, action=AuditAction.ACTIVATE_NOW,
+            summary=f"Activate Now: {run.targeted:,} patients to invite, {run.skipped_at_plan:,} skipped",
+            details={"run": run.pk, "targeted": run.targeted, "skipped": run.skip_counts},
+        )
+        self.message_user(request, f"Activate Now started: {run.targeted:,} patients will be invited.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:invitations_bulkrun_progress", args=[run.pk]))
+
+    # -- progress --------------------------------------------------------------------------
+
+    @staticmethod
+    def progress_data(run: BulkRun) -> dict:
+        totals = bulk.chunk_totals(run.pk)
+        processed = totals["processed"]
+        return {
+            "status": run.status,
+            "finished": not run.is_running,
+            "targeted": run.targeted,
+            "processed": processed,
+            "invited": totals["invited"],
+            "sent": totals["sent"],
+            "failed": totals["failed"],
+            "retrying": totals["retrying"],
+            "skipped": totals["skipped"],
+            "skipped_at_plan": run.skipped_at_plan,
+            "chunks": totals["chunks"],
+            "chunks_done": totals["chunks_done"],
+            "percent": 100 if not run.targeted else round(100 * processed / run.targeted),
+            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        }
+
+    def progress_view(self, request: HttpRequest, run_id: int):
+        run = self._run(request, run_id)
+        data = self.progress_data(run)
+        reasons = [
+            (bulk.eligibility.RULES_BY_CODE[code].message, count)
+            for code, count in sorted(run.skip_counts.items(), key=lambda item: -item[1])
+            if code in bulk.eligibility.RULES_BY_CODE and count
+        ]
+        return TemplateResponse(
+            request, "admin/invitations/bulkrun/progress.html",
+            self._context(
+                request, f"{run.get_kind_display()}: {run.practice.name}", run=run, progress=data, reasons=reasons,
+                json_url=reverse("admin:invitations_bulkrun_progress_json", args=[run.pk]),
+                dashboard_url=reverse("admin:invitations_portal_dashboard", args=[run.practice_id]),
+            ),
+        )
+
+    def progress_json_view(self, request: HttpRequest, run_id: int):
+        run = self._run(request, run_id)
+        return JsonResponse(self.progress_data(run))
+
+    # -- the template editor ---------------------------------------------------------------
+
+    def template_view(self, request: HttpRequest, practice_id: int):
+        practice = self._practice(request, practice_id)
+        if not can_manage_portal(request.user, practice.pk):
+            raise PermissionDenied("The invitation email is edited by the practice's admins and managers.")
+        template = InvitationTemplate.objects.filter(practice=practice).first()
+        instance = template or InvitationTemplate(
+            practice=practice, subject=emails.DEFAULT_SUBJECT, html_body=emails.DEFAULT_HTML_BODY
+        )
+        preview_source = instance
+        if request.method == "POST":
+            form = TemplateEditorForm(request.POST, request.FILES, instance=instance)
+            if form.is_valid():
+                action = "send_test" if "send_test" in request.POST else "preview" if "preview" in request.POST else "save"
+                draft = InvitationTemplate(
+                    practice=practice, subject=" ".join(form.cleaned_data["subject"].split()),
+                    html_body=emails.sanitise_html(form.cleaned_data["html_body"]),
+                )
+                if action == "save":
+                    return self._save_template(request, practice, form)
+                if action == "send_test":
+                    self._send_test(request, practice, draft)
+                preview_source = draft
+        else:
+            form = TemplateEditorForm(instance=instance)
+        rendered = self._sample(practice, preview_source)
+        return TemplateResponse(
+            request, "admin/invitations/portal/template.html",
+            self._context(
+                request, f"Invitation email: {practice.name}", practice=practice, form=form, rendered=rendered,
+                snippets=list(emails.SNIPPETS.items()), is_default=template is None,
+                dashboard_url=reverse("admin:invitations_portal_dashboard", args=[practice.pk]),
+            ),
+        )
+
+    @staticmethod
+    def _sample(practice: Practice, template: InvitationTemplate) -> emails.RenderedEmail:
+        return emails.render(
+            practice=practice,
+            first_name=SAMPLE_FIRST_NAME,
+            link=emails.registration_url("SAMPLE-LINK-FOR-PREVIEW"),
+            expires_at=timezone.now() + datetime.timedelta(days=practice.link_lifetime_days),
+            template=template,
+        )
+
+    def _save_template(self, request: HttpRequest, practice: Practice, form: TemplateEditorForm):
+        changed = [name for name in form.changed_data if name in ("subject", "html_body")]
+        obj = form.save(commit=False)
+        obj.practice = practice
+        obj.updated_by = request.user
+        obj.save()
+        logo_note = None
+        if form.cleaned_data.get("logo"):
+            practice.logo.save(form.cleaned_data["logo"].name, form.cleaned_data["logo"], save=True)
+            logo_note = "logo"
+        elif form.cleaned_data.get("remove_logo") and practice.logo:
+            practice.logo.delete(save=True)
+            logo_note = "logo (removed)"
+        labels = [str(form.fields[name].label).lower() for name in changed] + ([logo_note] if logo_note else [])
+        if labels:
+            audit.record(
+                practice_id=practice.pk, actor=request.user, action=AuditAction.TEMPLATE_EDIT,
+                summary=f"Changed the invitation email's {', '.join(labels)}",
+            )
+        self.message_user(request, "The invitation email was saved. New invitations use it.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:invitations_portal_template", args=[practice.pk]))
+
+    def _send_test(self, request: HttpRequest, practice: Practice, draft: InvitationTemplate) -> None:
+        address = (request.user.email or "").strip()
+        if not address:
+            self.message_user(request, "Your account has no email address; add one to receive a test email.", messages.ERROR)
+            return
+        rendered = self._sample(practice, draft)
+        message = EmailMultiAlternatives(
+            subject=f"[Test] {rendered.subject}", body=rendered.text, from_email=emails.from_address(practice), to=[address],
+        )
+        message.attach_alternative(rendered.html, "text/html")
+        message.tags = ["portal-invitation-test"]
+        message.send()
+        self.message_user(
+            request, f"A test email (sample patient {SAMPLE_FIRST_NAME}, a link that does not work) was sent to {address}.",
+            messages.SUCCESS,
+        )
+

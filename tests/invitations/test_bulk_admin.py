@@ -1,0 +1,161 @@
+"""Activate Now in the admin: preview, confirm, progress page and JSON, the runs list, roles,
+and tenant scoping (another practice's ids are 404)."""
+
+import pytest
+import time_machine
+from django.contrib.messages import get_messages
+from django.core import mail
+from django.urls import reverse
+
+from invitations import bulk
+from invitations.bulk_models import BulkRun, BulkRunStatus
+from invitations.models import Invitation
+from patients.audit import AuditAction, AuditEntry
+from patients.models import Role
+from portal_project.celery import app as celery_app
+from tests.factories import PatientFactory, staff_member
+from tests.invitations.factories import NOW
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def frozen():
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def eager_celery():
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
+def activate_url(practice):
+    return reverse("admin:invitations_portal_activate", args=[practice.pk])
+
+
+def progress_url(run):
+    return reverse("admin:invitations_bulkrun_progress", args=[run.pk])
+
+
+def json_url(run):
+    return reverse("admin:invitations_bulkrun_progress_json", args=[run.pk])
+
+
+def texts(response) -> list[str]:
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+@pytest.fixture
+def manager_client(client, practice_a):
+    client.force_login(staff_member(practice_a, Role.MANAGER, username="manager_a"))
+    return client
+
+
+def test_the_preview_says_how_many_are_invited_and_why_others_are_skipped(manager_client, practice_a):
+    PatientFactory.create_batch(3, practice=practice_a)
+    PatientFactory.create_batch(2, practice=practice_a, email="")
+    PatientFactory(practice=practice_a, email_consent=False)
+    response = manager_client.get(activate_url(practice_a))
+    assert response.status_code == 200
+    page = " ".join(response.content.decode().split())
+    assert "3 patients will be invited</strong>; 3 skipped: 2 email address is missing; 1 the patient has not consented to email." in page
+    assert 'value="Yes, invite 3 patients"' in page
+    assert BulkRun.objects.count() == 0  # a preview changes nothing
+
+
+def test_confirming_records_a_run_returns_at_once_and_the_chunks_send_after_commit(
+    manager_client, practice_a, eager_celery, django_capture_on_commit_callbacks
+):
+    patients = PatientFactory.create_batch(3, practice=practice_a)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = manager_client.post(activate_url(practice_a))
+    run = BulkRun.objects.get()
+    assert response.status_code == 302 and response["Location"] == progress_url(run)
+    assert mail.outbox == [] and run.status == BulkRunStatus.RUNNING  # nothing sent in the request
+    assert run.started_by.username == "manager_a"
+    entry = AuditEntry.objects.get(action=AuditAction.ACTIVATE_NOW)
+    assert entry.practice_id == practice_a.pk and entry.details["targeted"] == 3
+
+    running = manager_client.get(json_url(run)).json()
+    assert (running["finished"], running["processed"], running["targeted"]) == (False, 0, 3)
+    page = manager_client.get(progress_url(run)).content.decode()
+    assert '<meta http-equiv="refresh" content="5">' in page  # works without JavaScript
+    assert "<progress" in page and "data-progress-url" in page
+
+    for callback in callbacks:
+        callback()
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(p.email for p in patients)
+    done = manager_client.get(json_url(run)).json()
+    assert done | {"finished_at": None} == {
+        "status": "done", "finished": True, "targeted": 3, "processed": 3, "invited": 3, "sent": 3, "failed": 0,
+        "retrying": 0, "skipped": 0, "skipped_at_plan": 0, "chunks": 1, "chunks_done": 1, "percent": 100,
+        "finished_at": None,
+    }
+    page = manager_client.get(progress_url(run)).content.decode()
+    assert "http-equiv" not in page and "Summary" in page
+
+
+def test_a_second_activate_now_while_one_runs_is_refused_with_a_message(
+    manager_client, practice_a, django_capture_on_commit_callbacks
+):
+    PatientFactory.create_batch(2, practice=practice_a)
+    with django_capture_on_commit_callbacks(execute=False):
+        manager_client.post(activate_url(practice_a))
+        response = manager_client.post(activate_url(practice_a))
+    run = BulkRun.objects.get()
+    assert response["Location"] == progress_url(run)
+    assert "Activate Now is already running for this practice" in texts(response)[-1]
+    assert "already running" in manager_client.get(activate_url(practice_a)).content.decode()
+    assert Invitation.objects.count() == 0
+
+
+def test_front_desk_and_viewers_see_the_dashboard_but_cannot_activate(client, practice_a, front_desk_a):
+    viewer = staff_member(practice_a, Role.VIEWER, username="viewer_a")
+    for user in (front_desk_a, viewer):
+        client.force_login(user)
+        dashboard = client.get(reverse("admin:invitations_portal_dashboard", args=[practice_a.pk]))
+        assert dashboard.status_code == 200
+        assert "Activate Now…" not in dashboard.content.decode()
+        assert client.get(activate_url(practice_a)).status_code == 403
+        assert client.post(activate_url(practice_a)).status_code == 403
+    assert BulkRun.objects.count() == 0
+
+
+def test_another_practices_pages_and_runs_are_404(manager_client, practice_a, practice_b, django_capture_on_commit_callbacks):
+    PatientFactory(practice=practice_b)
+    with django_capture_on_commit_callbacks(execute=False):
+        run_b = bulk.start_run(practice=practice_b, now=NOW)
+    for url in (
+        reverse("admin:invitations_portal_dashboard", args=[practice_b.pk]),
+        activate_url(practice_b),
+        reverse("admin:invitations_portal_template", args=[practice_b.pk]),
+        progress_url(run_b),
+        json_url(run_b),
+        reverse("admin:invitations_bulkrun_change", args=[run_b.pk]),
+    ):
+        assert manager_client.get(url).status_code == 404, url
+    assert manager_client.post(activate_url(practice_b)).status_code == 404
+    listing = manager_client.get(reverse("admin:invitations_bulkrun_changelist")).content.decode()
+    assert "Practice B" not in listing
+
+
+def test_the_runs_list_shows_who_started_each_run_and_its_figures(
+    manager_client, practice_a, eager_celery, django_capture_on_commit_callbacks
+):
+    PatientFactory.create_batch(2, practice=practice_a)
+    PatientFactory(practice=practice_a, deceased=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        manager_client.post(activate_url(practice_a))
+    page = manager_client.get(reverse("admin:invitations_bulkrun_changelist")).content.decode()
+    assert "manager_a" in page
+    assert "2 targeted, 2 sent, 0 failed, 1 skipped" in page
+    assert "Portal access dashboard" in page
+
+
+def test_the_portal_index_takes_a_one_practice_user_straight_to_the_dashboard(manager_client, practice_a):
+    response = manager_client.get(reverse("admin:invitations_portal"))
+    assert response["Location"] == reverse("admin:invitations_portal_dashboard", args=[practice_a.pk])
