@@ -6,19 +6,12 @@ Screenshots of each test's last page go to var/screenshots/e2e/ (README: "Browse
 
 import os
 import re
-import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from django.conf import settings
-from django.db import connection
 
 from tests.conftest import require
+from tests.workers import celery_worker, mail_dir, read_mail, start_worker  # noqa: F401  (fixtures)
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make between
 # browser steps are ordinary blocking calls and safe here.
@@ -54,82 +47,6 @@ def page(browser, request):
         page.screenshot(path=str(SCREENSHOT_DIR / f"{name}.png"), full_page=True)
     finally:
         context.close()
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    if db["ENGINE"] == "django.db.backends.sqlite3":
-        return f"sqlite:///{db['NAME']}"
-    user = quote(db.get("USER") or "")
-    password = f":{quote(db['PASSWORD'])}" if db.get("PASSWORD") else ""
-    host = db.get("HOST") or "127.0.0.1"
-    port = f":{db['PORT']}" if db.get("PORT") else ""
-    return f"postgres://{user}{password}@{host}{port}/{db['NAME']}"
-
-
-@pytest.fixture
-def mail_dir(tmp_path) -> Path:
-    folder = tmp_path / "mail"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
-def celery_worker(transactional_db, mail_dir):
-    """A real `celery worker` process on the test database and the configured broker."""
-    broker = settings.CELERY_BROKER_URL
-    if broker.startswith("filesystem://"):
-        queue = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
-        shutil.rmtree(queue, ignore_errors=True)
-        queue.mkdir(parents=True, exist_ok=True)
-    else:
-        from portal_project.celery import app
-
-        app.control.purge()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": _database_url(),
-        "TEST_EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
-        "TEST_EMAIL_FILE_PATH": str(mail_dir),
-    }
-    log = open(mail_dir.parent / "worker.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "portal_project", "worker", "--pool", "threads", "--concurrency", "4", "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    _wait_for_ready(mail_dir.parent / "worker.log", process)
-    yield process
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-    log.close()
-
-
-def _wait_for_ready(log_path: Path, process, timeout: float = 40) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("worker exited:\n" + log_path.read_text()[-3000:])
-        if "ready." in log_path.read_text():
-            return
-        time.sleep(0.2)
-    raise RuntimeError("worker did not start:\n" + log_path.read_text()[-3000:])
-
-
-def read_mail(mail_dir: Path, *, to: str, timeout: float = 30) -> str:
-    """Wait for an email to `to` written by the worker's file backend; returns the raw message."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for path in sorted(mail_dir.glob("*.log")):
-            text = path.read_text()
-            for message in text.split("-" * 79):
-                if f"To: {to}" in message:
-                    return message
-        time.sleep(0.3)
-    raise AssertionError(f"no email to {to} within {timeout}s")
 
 
 def admin_login(page, live_server, username: str, password: str = "pw-for-tests-only") -> None:

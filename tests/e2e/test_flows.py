@@ -14,7 +14,8 @@ from invitations import services
 from invitations.models import Invitation, Source, Status
 from notifications.models import AlertType, NotificationPreference
 from patients.models import Membership, Patient, Role
-from tests.e2e.conftest import SCREENSHOT_DIR, admin_login, read_mail
+from tests.e2e.conftest import SCREENSHOT_DIR, admin_login
+from tests.workers import read_mail
 from tests.factories import PatientFactory, PracticeFactory, staff_member
 from tests.invitations.factories import invitation_with_token
 

@@ -1,0 +1,1 @@
+from tests.workers import celery_worker, mail_dir, start_worker  # noqa: F401  (fixtures)

@@ -1,0 +1,156 @@
+"""A real Celery worker process for tests: it shares the test database and the configured broker,
+and writes emails as files the test can read (like a patient's inbox)."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{db['NAME']}"
+    user = quote(db.get("USER") or "")
+    password = f":{quote(db['PASSWORD'])}" if db.get("PASSWORD") else ""
+    host = db.get("HOST") or "127.0.0.1"
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgres://{user}{password}@{host}{port}/{db['NAME']}"
+
+
+@pytest.fixture
+def mail_dir(tmp_path) -> Path:
+    folder = tmp_path / "mail"
+    folder.mkdir()
+    return folder
+
+
+class WorkerProcess:
+    """One `celery worker` process; `kill()` is a SIGKILL of it and its pool, as a crash would be."""
+
+    def __init__(self, env: dict, log_path: Path, concurrency: int = 4):
+        self.log_path = log_path
+        self._log = open(log_path, "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "portal_project", "worker", "--pool", "threads",
+             "--concurrency", str(concurrency), "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
+            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        _wait_for_ready(log_path, self.process)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, sig)
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+            except ProcessLookupError:
+                pass
+        self._log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+def purge_broker() -> None:
+    broker = settings.CELERY_BROKER_URL
+    if broker.startswith("filesystem://"):
+        queue = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
+        shutil.rmtree(queue, ignore_errors=True)
+        queue.mkdir(parents=True, exist_ok=True)
+    else:
+        from portal_project.celery import app
+
+        app.control.purge()
+
+
+@pytest.fixture
+def start_worker(transactional_db, mail_dir, tmp_path):
+    """Start real workers on the test database and the configured broker: start_worker(**env)."""
+    purge_broker()
+    started: list[WorkerProcess] = []
+
+    def start(concurrency: int = 4, **extra_env: str) -> WorkerProcess:
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DATABASE_URL": _database_url(),
+            "TEST_EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "TEST_EMAIL_FILE_PATH": str(mail_dir),
+            **extra_env,
+        }
+        worker = WorkerProcess(env, tmp_path / f"worker-{len(started)}.log", concurrency)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def celery_worker(start_worker) -> WorkerProcess:
+    """A real `celery worker` process on the test database and the configured broker."""
+    return start_worker()
+
+
+def _wait_for_ready(log_path: Path, process, timeout: float = 40) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("worker exited:\n" + log_path.read_text()[-3000:])
+        if "ready." in log_path.read_text():
+            return
+        time.sleep(0.2)
+    raise RuntimeError("worker did not start:\n" + log_path.read_text()[-3000:])
+
+
+def read_mail(mail_dir: Path, *, to: str, timeout: float = 30) -> str:
+    """Wait for an email to `to` written by the worker's file backend; returns the raw message."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in sorted(mail_dir.glob("*.log")):
+            text = path.read_text()
+            for message in text.split("-" * 79):
+                if f"To: {to}" in message:
+                    return message
+        time.sleep(0.3)
+    raise AssertionError(f"no email to {to} within {timeout}s")
+
+
+def sent_to(mail_dir: Path) -> Counter:
+    """How many emails the file backend wrote to each address."""
+    counts: Counter = Counter()
+    for path in mail_dir.glob("*.log"):
+        for message in path.read_text().split("-" * 79):
+            for line in message.splitlines():
+                if line.startswith("To: "):
+                    counts[line[4:].strip()] += 1
+                    break
+    return counts
+
+
+def wait_until(condition, *, timeout: float = 60, interval: float = 0.25, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
