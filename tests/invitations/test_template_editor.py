@@ -1,0 +1,164 @@
+"""The invitation email editor page: snippets beside the editor, validation with field errors,
+sanitising on save, the logo upload, the sample preview, a test email to oneself, roles, scoping."""
+
+import io
+
+import pytest
+import time_machine
+from django.core import mail
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from PIL import Image
+
+from invitations import admin_portal, emails
+from invitations.models import InvitationTemplate
+from patients.audit import AuditAction, AuditEntry
+from patients.models import Role
+from tests.factories import staff_member
+from tests.invitations.factories import NOW
+
+pytestmark = pytest.mark.django_db
+
+GOOD_BODY = "<p>Hello [First Name],</p><p><a href=\"[Registration Link]\">Join</a> before [Expiry Date].</p>[Logo]"
+
+
+@pytest.fixture(autouse=True)
+def frozen():
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture(autouse=True)
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+
+
+@pytest.fixture
+def manager(practice_a):
+    return staff_member(practice_a, Role.MANAGER, username="manager_a", email="manager@staff.example")
+
+
+@pytest.fixture
+def manager_client(client, manager):
+    client.force_login(manager)
+    return client
+
+
+def editor_url(practice):
+    return reverse("admin:invitations_portal_template", args=[practice.pk])
+
+
+def image_file(fmt="PNG", size=(40, 20), name="logo.png") -> SimpleUploadedFile:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, "#0b5cad").save(buffer, format=fmt)
+    return SimpleUploadedFile(name, buffer.getvalue(), content_type=f"image/{fmt.lower()}")
+
+
+def test_the_editor_shows_the_default_wording_the_snippets_and_a_sample_preview(manager_client, practice_a):
+    page = manager_client.get(editor_url(practice_a)).content.decode()
+    for snippet in emails.SNIPPETS:
+        assert f"<code>{snippet}</code>" in page
+    assert "This practice uses the standard wording." in page
+    assert "Your patient portal invitation from Practice A" in page  # the preview's subject
+    assert "Hello Alex," in page  # the sample patient, inside the escaped srcdoc
+    assert 'sandbox srcdoc="' in page
+
+
+def test_saving_sanitises_the_html_and_is_audited(manager_client, practice_a, manager):
+    body = GOOD_BODY + '<script>alert("x")</script><p onclick="steal()">Hi</p>'
+    response = manager_client.post(editor_url(practice_a), {"subject": "Join [Practice Name] online", "html_body": body, "save": "1"})
+    assert response.status_code == 302
+    template = InvitationTemplate.objects.get(practice=practice_a)
+    assert "<script" not in template.html_body and "alert" not in template.html_body
+    assert "onclick" not in template.html_body and "<p>Hi</p>" in template.html_body
+    assert template.updated_by == manager
+    entry = AuditEntry.objects.get(action=AuditAction.TEMPLATE_EDIT)
+    assert entry.practice_id == practice_a.pk and "subject" in entry.summary
+
+
+def test_a_template_without_the_registration_link_gets_a_field_error_and_is_not_saved(manager_client, practice_a):
+    response = manager_client.post(
+        editor_url(practice_a), {"subject": "Hello", "html_body": "<p>Hello [First Name]</p>", "save": "1"}
+    )
+    assert response.status_code == 200
+    assert "Add [Registration Link]" in str(response.context["form"].errors["html_body"])
+    assert not InvitationTemplate.objects.exists()
+    assert not AuditEntry.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "subject, body, field, message",
+    [
+        ("Hi [First Name]", GOOD_BODY, "subject", "cannot be used in the subject"),
+        ("Hi", GOOD_BODY + "[Date Of Birth]", "html_body", "Unknown snippet [Date Of Birth]"),
+        ("Hi {{ patient }}", GOOD_BODY, "subject", "are not supported"),
+    ],
+)
+def test_other_invalid_templates_get_field_errors(manager_client, practice_a, subject, body, field, message):
+    response = manager_client.post(editor_url(practice_a), {"subject": subject, "html_body": body, "save": "1"})
+    assert message in str(response.context["form"].errors[field])
+    assert not InvitationTemplate.objects.exists()
+
+
+def test_the_preview_shows_unsaved_edits_without_saving_them(manager_client, practice_a):
+    response = manager_client.post(
+        editor_url(practice_a), {"subject": "Draft [Practice Name]", "html_body": GOOD_BODY + "<p>New words</p>", "preview": "1"}
+    )
+    rendered = response.context["rendered"]
+    assert rendered.subject == "Draft Practice A"
+    assert "New words" in rendered.html and "Hello Alex," in rendered.html
+    assert "https://portal.example.test/invite/SAMPLE-LINK-FOR-PREVIEW/" in rendered.text
+    assert not InvitationTemplate.objects.exists()
+
+
+def test_send_a_test_email_to_me(manager_client, practice_a):
+    manager_client.post(editor_url(practice_a), {"subject": "Draft [Practice Name]", "html_body": GOOD_BODY, "send_test": "1"})
+    assert len(mail.outbox) == 1
+    message = mail.outbox[0]
+    assert message.to == ["manager@staff.example"]
+    assert message.subject == "[Test] Draft Practice A"
+    assert "Hello Alex," in message.body and "Hello Alex," in message.alternatives[0][0]
+    assert not InvitationTemplate.objects.exists()
+
+
+def test_the_logo_is_uploaded_once_and_placed_by_the_logo_snippet(manager_client, practice_a):
+    response = manager_client.post(
+        editor_url(practice_a), {"subject": "Hi", "html_body": GOOD_BODY, "logo": image_file(), "save": "1"}
+    )
+    assert response.status_code == 302
+    practice_a.refresh_from_db()
+    assert practice_a.logo.name.startswith("practice-logos/logo")
+    rendered = emails.render(practice=practice_a, first_name="Ann", link="https://x.test/l", expires_at=NOW)
+    assert f'<img src="https://portal.example.test/media/{practice_a.logo.name}"' in rendered.html
+
+
+@pytest.mark.parametrize(
+    "upload, message",
+    [
+        (SimpleUploadedFile("logo.png", b"not an image at all", content_type="image/png"), "Upload a valid image"),
+        (image_file("BMP", name="logo.bmp"), "PNG, JPEG or GIF"),
+    ],
+)
+def test_a_logo_of_the_wrong_type_is_refused(manager_client, practice_a, upload, message):
+    response = manager_client.post(editor_url(practice_a), {"subject": "Hi", "html_body": GOOD_BODY, "logo": upload, "save": "1"})
+    assert message in str(response.context["form"].errors["logo"])
+    practice_a.refresh_from_db()
+    assert not practice_a.logo
+
+
+def test_a_logo_over_the_size_limit_is_refused(manager_client, practice_a, monkeypatch):
+    monkeypatch.setattr(admin_portal, "LOGO_MAX_BYTES", 100)
+    response = manager_client.post(
+        editor_url(practice_a), {"subject": "Hi", "html_body": GOOD_BODY, "logo": image_file(size=(200, 200)), "save": "1"}
+    )
+    assert "the limit is 0 KB" in str(response.context["form"].errors["logo"])
+
+
+def test_front_desk_cannot_edit_the_template(client_a, practice_a):
+    assert client_a.get(editor_url(practice_a)).status_code == 403
+    assert client_a.post(editor_url(practice_a), {"subject": "Hi", "html_body": GOOD_BODY, "save": "1"}).status_code == 403
+
+
+def test_another_practices_editor_is_404(manager_client, practice_b):
+    assert manager_client.get(editor_url(practice_b)).status_code == 404
+    assert manager_client.post(editor_url(practice_b), {"subject": "Hi", "html_body": GOOD_BODY, "save": "1"}).status_code == 404
