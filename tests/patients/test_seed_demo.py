@@ -20,6 +20,13 @@ def test_seed_demo_creates_a_realistic_variety(capsys):
     assert patients.filter(deceased=True).exists()
     assert patients.filter(portal_user__isnull=False).exists()
     assert EmailOptOut.objects.exists()
+    from invitations.models import Invitation, Status
+    from notifications.models import PaymentPlanApplication
+
+    statuses = set(Invitation.objects.values_list("status", flat=True))
+    assert statuses >= {Status.ACCEPTED, Status.SENT, Status.EXPIRED, Status.FAILED}
+    assert not Invitation.objects.filter(status=Status.ACCEPTED, patient__portal_user__isnull=True).exists()
+    assert PaymentPlanApplication.objects.values("status").distinct().count() >= 3
     shared = patients.exclude(email="").values("email").annotate(n=__import__("django.db.models", fromlist=["Count"]).Count("id")).filter(n__gt=1)
     assert shared.exists()
 

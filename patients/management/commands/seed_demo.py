@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from patients.models import BirthSex, EmailOptOut, Membership, OptOutReason, Patient, Practice, Role
@@ -136,7 +137,89 @@ class Command(BaseCommand):
             ignore_conflicts=True,
         )
         progress.finish()
-        self.stdout.write(f"{practice.name}: {count:,} patients added.")
+        invitations = self._create_invitation_history(practice, rng)
+        applications = self._create_applications(practice, rng)
+        self.stdout.write(
+            f"{practice.name}: {count:,} patients, {invitations:,} past invitations, "
+            f"{applications} payment-plan applications added."
+        )
+
+    def _create_invitation_history(self, practice: Practice, rng: random.Random) -> int:
+        """A year of invitations, so status tags, filters, the dashboard and its chart have something
+        to show: accepted ones for registered patients, and some still out, expired or failed."""
+        from invitations.models import EventKind, Invitation, InvitationEvent, Source, Status, hash_token, new_token
+
+        now = timezone.now()
+        lifetime = datetime.timedelta(days=practice.link_lifetime_days)
+        patients = Patient.objects.filter(practice=practice).exclude(email="").filter(invitations__isnull=True)
+        made = 0
+        for batch in _batches(patients.values_list("pk", "email", "portal_user_id", "registered_at"), 2000):
+            invitations, events = [], []
+            for patient_id, email, portal_user_id, registered_at in batch:
+                roll = rng.random()
+                if portal_user_id and registered_at:
+                    status, created = Status.ACCEPTED, now - datetime.timedelta(days=rng.randint(1, 360))
+                elif roll < 0.15:
+                    status, created = Status.SENT, now - datetime.timedelta(hours=rng.randint(2, 24 * 6))
+                elif roll < 0.30:
+                    status, created = Status.EXPIRED, now - datetime.timedelta(days=rng.randint(8, 360))
+                elif roll < 0.33:
+                    status, created = Status.FAILED, now - datetime.timedelta(days=rng.randint(1, 200))
+                else:
+                    continue
+                invitation = Invitation(
+                    practice=practice, patient_id=patient_id, email=email, status=status, is_latest=True,
+                    token_hash=hash_token(new_token()), source=rng.choice([Source.BULK, Source.MANUAL, Source.NEW_PATIENT]),
+                    created_at=created, sent_at=created + datetime.timedelta(minutes=1), expires_at=created + lifetime,
+                )
+                timeline = [(EventKind.CREATED, created, ""), (EventKind.SENT, invitation.sent_at, "")]
+                if status == Status.ACCEPTED:
+                    invitation.accepted_at = invitation.ended_at = created + datetime.timedelta(hours=rng.randint(1, 150))
+                    timeline.append((EventKind.ACCEPTED, invitation.accepted_at, ""))
+                elif status == Status.EXPIRED:
+                    invitation.ended_at = invitation.expires_at
+                    timeline.append((EventKind.EXPIRED, invitation.expires_at, ""))
+                elif status == Status.FAILED:
+                    invitation.ended_at = invitation.sent_at
+                    invitation.failure_reason = "The email service reported: bounced (550 mailbox unavailable)"
+                    timeline.append((EventKind.BOUNCED, invitation.sent_at, "550 mailbox unavailable"))
+                invitations.append(invitation)
+                events.append(timeline)
+            with transaction.atomic():
+                Invitation.objects.bulk_create(invitations, batch_size=1000)
+                InvitationEvent.objects.bulk_create(
+                    [InvitationEvent(invitation=inv, kind=kind, at=at, detail=detail) for inv, timeline in zip(invitations, events) for kind, at, detail in timeline],
+                    batch_size=2000,
+                )
+                bounced = [inv.patient_id for inv in invitations if inv.status == Status.FAILED]
+                Patient.objects.filter(pk__in=bounced).update(bounced_email=F("email"))
+            made += len(invitations)
+        return made
+
+    def _create_applications(self, practice: Practice, rng: random.Random, count: int = 30) -> int:
+        """Payment-plan applications at every step, fed through the same service as lender events
+        (so due alerts are scheduled, and the demo's worker sends the immediate ones)."""
+        from notifications.models import ApplicationStatus
+        from notifications.services import apply_event
+
+        now = timezone.now()
+        steps = [ApplicationStatus.STARTED, ApplicationStatus.PRE_QUALIFIED, ApplicationStatus.APPROVED, ApplicationStatus.ACTIVATED]
+        patient_ids = list(Patient.objects.filter(practice=practice).values_list("pk", flat=True)[:500])
+        for number in range(1, min(count, len(patient_ids)) + 1):
+            started = now - datetime.timedelta(days=rng.randint(0, 30), hours=rng.randint(0, 23))
+            path = steps[: rng.randint(1, len(steps))]
+            if rng.random() < 0.15:
+                path = [ApplicationStatus.STARTED, ApplicationStatus.DECLINED]
+            at, patient_id = started, rng.choice(patient_ids)
+            for index, step in enumerate(path):
+                if index:
+                    at = min(now, at + datetime.timedelta(hours=rng.randint(1, 96)))
+                apply_event(
+                    practice_id=practice.pk, event_id=f"demo-{practice.pk}-{number}-{step}",
+                    lender_application_id=f"DEMO-{practice.pk}-{number:04d}", patient_id=patient_id,
+                    event_type=step, occurred_at=at, now=now,
+                )
+        return min(count, len(patient_ids))
 
     def _print_logins(self) -> None:
         self.stdout.write("\nStaff logins (password for all: %s):" % DEMO_PASSWORD)
@@ -146,6 +229,17 @@ class Command(BaseCommand):
             )
             self.stdout.write(f"  {username:<12} {where}")
         self.stdout.write(f"Registered demo patients log in with their username and '{PATIENT_PASSWORD}'.\n")
+
+
+def _batches(rows, size: int):
+    batch = []
+    for row in rows.iterator(chunk_size=size):
+        batch.append(row)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _ascii(text: str) -> str:
