@@ -15,12 +15,14 @@ from anymail.exceptions import AnymailAPIError, AnymailInvalidAddress, AnymailRe
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from patients.models import EmailOptOut, OptOutReason, Patient, Practice, normalise_email
+from portal_project.celery import enqueue_on_commit
 
 from . import eligibility, emails
 from .eligibility import Reason
-from .models import EventKind, Invitation, RevokeReason, Source
+from .models import SEND_CLAIM_LEASE, EventKind, Invitation, RevokeReason, Source, Status
 
 logger = logging.getLogger(__name__)
 User = get_user_model()
@@ -83,7 +85,7 @@ def invite(
         invitation.record(EventKind.CREATED, now=now, actor=actor, detail=Source(source).label)
         from .tasks import send_invitation
 
-        send_invitation.delay_on_commit(invitation.pk)
+        enqueue_on_commit(send_invitation, invitation.pk)
     return InviteOutcome(patient=patient, invitation=invitation, revoked=revoked)
 
 
@@ -344,6 +346,28 @@ def request_access(
 
 
 # -- expiry sweep ---------------------------------------------------------------------------
+
+
+#: A single invitation still pending this long after it was created lost its task (the broker
+#: was down, or the message was lost); the sweep enqueues it again.
+UNSENT_GRACE = datetime.timedelta(minutes=2)
+
+
+def requeue_unsent(*, now: datetime.datetime, limit: int = 1000) -> int:
+    """Enqueue the send again for single invitations left pending; the send claim makes extra
+    deliveries harmless. Bulk runs' invitations belong to their chunks (see invitations.bulk)."""
+    from .tasks import send_invitation
+
+    ids = list(
+        Invitation.objects.filter(status=Status.PENDING, created_at__lte=now - UNSENT_GRACE, expires_at__gt=now)
+        .exclude(source__in=[Source.BULK, Source.MONTHLY])
+        .filter(Q(sending_started_at__isnull=True) | Q(sending_started_at__lte=now - SEND_CLAIM_LEASE))
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for invitation_id in ids:
+        enqueue_on_commit(send_invitation, invitation_id)
+    return len(ids)
 
 
 def expire_due(*, now: datetime.datetime) -> int:

@@ -39,6 +39,13 @@ def expire_due_invitations() -> int:
     return services.expire_due(now=timezone.now())
 
 
+@shared_task(name="invitations.requeue_unsent")
+@tracked_job("invitations.requeue_unsent")
+def requeue_unsent_invitations() -> int:
+    """Every 5 minutes: send again what a lost task (say, the broker was down) left pending."""
+    return services.requeue_unsent(now=timezone.now())
+
+
 # -- bulk runs (Activate Now, monthly re-invite): see invitations.bulk --------------------------
 
 BULK_CHUNK_MAX_RETRIES = 6

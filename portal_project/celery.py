@@ -1,8 +1,11 @@
 """The Celery application. Settings live in Django settings under the CELERY_ namespace."""
 
+import logging
 import os
+from functools import partial
 
 from celery import Celery
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal_project.settings")
 
@@ -10,8 +13,29 @@ app = Celery("portal_project")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+logger = logging.getLogger(__name__)
+
 
 @app.task(name="portal.ping", ignore_result=False)
 def ping() -> str:
     """Round trip check used by tests and ops: a worker answers 'pong'."""
     return "pong"
+
+
+def enqueue_on_commit(task, *args) -> None:
+    """Send `task(*args)` to the broker once the current transaction commits.
+
+    The rows the task works on are committed first and stay pending until it runs. If the
+    broker cannot be reached, the request still succeeds: the failure is logged and the beat
+    sweep that looks for work left pending enqueues it again, so nothing is lost.
+    """
+    from django.db import transaction
+
+    transaction.on_commit(partial(_publish, task, args))
+
+
+def _publish(task, args: tuple) -> None:
+    try:
+        task.apply_async(args=args, retry=True, retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5})
+    except (BrokerUnavailable, OSError) as exc:
+        logger.warning("Broker unreachable, %s%s left for the sweep (%s)", task.name, args, type(exc).__name__)

@@ -242,6 +242,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "options": {"expires": 55},
     },
     # -- invitations --
+    "invitations-requeue-unsent": {  # sends whose task was lost (e.g. the broker was down)
+        "task": "invitations.requeue_unsent",
+        "schedule": crontab(minute="*/5"),
+    },
     "invitations-expire-due": {  # marks run-out links expired in bulk, so lists and counts are right
         "task": "invitations.expire_due",
         "schedule": crontab(minute="*/15"),

@@ -1,0 +1,66 @@
+"""The broker is down when an invitation is created: the request still succeeds, nothing is lost,
+and the requeue sweep sends it once the broker is back."""
+
+import datetime
+
+import pytest
+from django.urls import reverse
+from kombu.exceptions import OperationalError
+
+from invitations import services
+from invitations.models import Invitation, Source, Status
+from invitations.tasks import send_invitation
+from tests.invitations.factories import NOW, InvitationFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def broker_down(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(send_invitation, "apply_async", refuse)
+
+
+@pytest.fixture
+def enqueued(monkeypatch):
+    calls = []
+    monkeypatch.setattr(send_invitation, "apply_async", lambda args=(), **kwargs: calls.append(args[0]))
+    return calls
+
+
+def test_adding_a_patient_with_the_broker_down_still_saves_and_invites(client_a, practice_a, broker_down, django_capture_on_commit_callbacks, caplog):
+    data = {
+        "practice": practice_a.pk, "chart_number": "BR-1", "first_name": "Ann", "last_name": "Lee",
+        "date_of_birth": "1980-01-01", "birth_sex": "F", "zip_code": "02139", "email": "ann@example.com",
+        "email_consent": "on", "send_invitation": "on",
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_a.post(reverse("admin:patients_patient_add"), data)
+    assert response.status_code == 302
+    invitation = Invitation.objects.get(patient__chart_number="BR-1")
+    assert invitation.status == Status.PENDING
+    assert "left for the sweep" in caplog.text and "ann@example.com" not in caplog.text
+
+
+def test_the_sweep_requeues_a_lost_send_after_two_minutes(enqueued, django_capture_on_commit_callbacks):
+    lost = InvitationFactory(status=Status.PENDING, sent_at=None, token_hash=None, created_at=NOW)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.requeue_unsent(now=NOW + datetime.timedelta(minutes=2) - datetime.timedelta(seconds=1)) == 0
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.requeue_unsent(now=NOW + datetime.timedelta(minutes=2)) == 1
+    assert enqueued == [lost.pk]
+
+
+def test_the_sweep_leaves_claimed_sent_bulk_and_expired_invitations_alone(enqueued, django_capture_on_commit_callbacks):
+    later = NOW + datetime.timedelta(minutes=5)
+    InvitationFactory(created_at=NOW)  # sent
+    InvitationFactory(status=Status.PENDING, sent_at=None, token_hash=None, created_at=NOW, source=Source.BULK)
+    InvitationFactory(status=Status.PENDING, sent_at=None, token_hash=None, created_at=NOW - datetime.timedelta(days=8))
+    claimed = InvitationFactory(status=Status.PENDING, sent_at=None, created_at=NOW)
+    Invitation.objects.filter(pk=claimed.pk).update(sending_started_at=later - datetime.timedelta(minutes=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.requeue_unsent(now=later) == 0
+    assert enqueued == []
+
