@@ -32,7 +32,7 @@ from typing import Optional
 
 from django.core.mail import get_connection
 from django.db import IntegrityError, transaction
-from django.db.models import Case, CharField, Count, Exists, F, IntegerField, OuterRef, Q, Subquery, Sum, Value, When
+from django.db.models import Case, CharField, Count, DateTimeField, Exists, F, IntegerField, OuterRef, Q, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce
 
 from patients.models import Patient, Practice, normalise_email
@@ -64,6 +64,7 @@ REENQUEUE_PENDING_AFTER = datetime.timedelta(minutes=15)
 SOURCE_OF_KIND = {BulkRunKind.ACTIVATE_NOW: Source.BULK, BulkRunKind.MONTHLY: Source.MONTHLY}
 #: Reasons that describe a patient who is waiting on an invitation, not one who cannot get one.
 NOT_A_SKIP_FOR_DASHBOARD = {"registered", "open_invitation", "invited_recently"}
+_LONG_AGO = datetime.datetime(1900, 1, 1, tzinfo=datetime.timezone.utc)
 
 
 class RunAlreadyRunning(Exception):
@@ -96,7 +97,7 @@ def monthly_candidates(patients, *, practice: Practice, now: datetime.datetime):
     unanswered_in_a_row = (
         Invitation.objects.filter(patient_id=OuterRef("pk"))
         .filter(unanswered)
-        .exclude(created_at__lte=Subquery(last_accepted))
+        .filter(created_at__gt=Coalesce(Subquery(last_accepted), Value(_LONG_AGO, output_field=DateTimeField())))
         .order_by().values("patient_id").annotate(n=Count("pk")).values("n")
     )
     latest_ran_out = Invitation.objects.filter(

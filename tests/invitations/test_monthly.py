@@ -1,0 +1,147 @@
+"""The monthly re-invite: when a practice is due (its day, its time zone, once a month), whom
+it targets (last invitation expired or failed, a link lifetime ago, under the cap), and the job."""
+
+import datetime
+
+import pytest
+import time_machine
+from django.conf import settings
+from django.core import mail
+
+from invitations import bulk, tasks
+from invitations.bulk_models import BulkRun, BulkRunKind, BulkRunStatus
+from invitations.models import Invitation, Source, Status
+from patients.jobs import JobRun
+from tests.factories import PatientFactory, PracticeFactory, UserFactory
+from tests.invitations.factories import NOW, InvitationFactory
+
+pytestmark = pytest.mark.django_db
+SECOND = datetime.timedelta(seconds=1)
+DAY = datetime.timedelta(days=1)
+LIFETIME = datetime.timedelta(days=7)
+UTC = datetime.timezone.utc
+
+
+@pytest.fixture
+def practice():
+    return PracticeFactory(monthly_reinvite_enabled=True, monthly_reinvite_day=5, time_zone="America/Los_Angeles")
+
+
+def with_history(practice, *statuses, last_created_at=NOW - 30 * DAY, **patient_fields):
+    """A patient whose invitations had these statuses, oldest first, the last one at `last_created_at`."""
+    patient = PatientFactory(practice=practice, **patient_fields)
+    for age, status in enumerate(reversed(statuses)):
+        InvitationFactory(patient=patient, status=status, created_at=last_created_at - age * 40 * DAY)
+    # The factory makes each new row the latest: create oldest first.
+    latest = Invitation.objects.filter(patient=patient).order_by("-created_at").first()
+    Invitation.objects.filter(patient=patient).update(is_latest=False)
+    if latest:
+        Invitation.objects.filter(pk=latest.pk).update(is_latest=True)
+    return patient
+
+
+def targeted(practice, now=NOW) -> set[int]:
+    patients = bulk.candidates(practice, kind=BulkRunKind.MONTHLY, now=now)
+    return set(bulk.eligibility.eligible(patients, now=now).values_list("pk", flat=True))
+
+
+# -- who is targeted ---------------------------------------------------------------------------
+
+
+def test_it_targets_inactive_patients_whose_last_invitation_expired_or_failed(practice):
+    expired = with_history(practice, Status.EXPIRED)
+    failed = with_history(practice, Status.FAILED)
+    ran_out_unswept = with_history(practice, Status.SENT)  # 30 days old, still marked sent
+    with_history(practice)  # never invited: Activate Now's job, not the monthly one
+    with_history(practice, Status.REVOKED)
+    with_history(practice, Status.EXPIRED, portal_user=UserFactory())  # registered
+    with_history(practice, Status.EXPIRED, email_consent=False)  # not eligible any more
+    with_history(PracticeFactory(), Status.EXPIRED)  # another practice
+    assert targeted(practice) == {expired.pk, failed.pk, ran_out_unswept.pk}
+
+
+def test_never_sooner_than_the_link_lifetime_after_the_last_invitation(practice):
+    # A failed invitation ends at once; the next may only go a link lifetime after it was made.
+    too_soon = with_history(practice, Status.FAILED, last_created_at=NOW - LIFETIME + SECOND)
+    just_in_time = with_history(practice, Status.FAILED, last_created_at=NOW - LIFETIME)
+    assert targeted(practice) == {just_in_time.pk}
+    assert too_soon.pk in targeted(practice, now=NOW + SECOND)
+
+
+def test_at_most_the_cap_of_unanswered_invitations_in_a_row(practice):
+    assert practice.monthly_reinvite_cap == 3
+    two = with_history(practice, Status.EXPIRED, Status.FAILED)
+    three = with_history(practice, Status.EXPIRED, Status.EXPIRED, Status.EXPIRED)
+    revoked_do_not_count = with_history(practice, Status.REVOKED, Status.EXPIRED, Status.EXPIRED)
+    assert targeted(practice) == {two.pk, revoked_do_not_count.pk}
+    practice.monthly_reinvite_cap = 4
+    assert targeted(practice) == {two.pk, three.pk, revoked_do_not_count.pk}
+
+
+def test_the_count_starts_again_after_an_accepted_invitation(practice):
+    # The patient registered once, the account was removed, and two links went unanswered since.
+    patient = with_history(practice, Status.EXPIRED, Status.EXPIRED, Status.ACCEPTED, Status.EXPIRED, Status.EXPIRED)
+    assert targeted(practice) == {patient.pk}
+
+
+# -- when it runs --------------------------------------------------------------------------------
+
+
+def test_a_practice_is_due_from_its_day_in_its_own_time_zone(practice):
+    # Los Angeles is UTC-8 in early March: the 5th starts at 08:00 UTC.
+    assert not bulk.monthly_is_due(practice, now=datetime.datetime(2026, 3, 5, 8, 0, tzinfo=UTC) - SECOND)
+    assert bulk.monthly_is_due(practice, now=datetime.datetime(2026, 3, 5, 8, 0, tzinfo=UTC))
+    assert bulk.monthly_is_due(practice, now=datetime.datetime(2026, 3, 20, 12, 0, tzinfo=UTC))  # catches up
+    practice.monthly_reinvite_enabled = False
+    assert not bulk.monthly_is_due(practice, now=datetime.datetime(2026, 3, 20, 12, 0, tzinfo=UTC))
+
+
+def test_it_runs_once_per_local_month(practice):
+    BulkRun.objects.create(
+        practice=practice, kind=BulkRunKind.MONTHLY, status=BulkRunStatus.DONE,
+        created_at=datetime.datetime(2026, 3, 5, 8, 0, tzinfo=UTC),
+    )
+    assert not bulk.monthly_is_due(practice, now=datetime.datetime(2026, 3, 31, 12, 0, tzinfo=UTC))
+    # April 5th in Los Angeles (UTC-7 by then) starts at 07:00 UTC.
+    assert not bulk.monthly_is_due(practice, now=datetime.datetime(2026, 4, 5, 7, 0, tzinfo=UTC) - SECOND)
+    assert bulk.monthly_is_due(practice, now=datetime.datetime(2026, 4, 5, 7, 0, tzinfo=UTC))
+
+
+def test_the_job_starts_a_monthly_run_that_reinvites_and_records_itself(
+    practice, django_capture_on_commit_callbacks
+):
+    from portal_project.celery import app
+
+    patient = with_history(practice, Status.EXPIRED)
+    with_history(PracticeFactory(), Status.EXPIRED)  # re-invite is off there
+    entry = settings.CELERY_BEAT_SCHEDULE["invitations-monthly-reinvites"]
+    assert entry["task"] == tasks.start_monthly_reinvites.name
+    app.conf.task_always_eager = True
+    try:
+        with time_machine.travel(datetime.datetime(2026, 3, 5, 9, 0, tzinfo=UTC), tick=False):
+            with django_capture_on_commit_callbacks(execute=True):
+                assert tasks.start_monthly_reinvites.run() == 1
+            with django_capture_on_commit_callbacks(execute=True):
+                assert tasks.start_monthly_reinvites.run() == 0  # once a month
+    finally:
+        app.conf.task_always_eager = False
+    run = BulkRun.objects.get()
+    assert (run.kind, run.started_by, run.status, run.sent) == (BulkRunKind.MONTHLY, None, BulkRunStatus.DONE, 1)
+    assert [m.to for m in mail.outbox] == [[patient.email]]
+    assert Invitation.objects.get(patient=patient, is_latest=True).source == Source.MONTHLY
+    assert JobRun.objects.get(name="invitations.start_monthly_reinvites").last_result == JobRun.Result.OK
+
+
+def test_a_running_activate_now_makes_the_monthly_run_wait(practice, django_capture_on_commit_callbacks):
+    with_history(practice, Status.EXPIRED)
+    BulkRun.objects.create(practice=practice, created_at=NOW)  # Activate Now in progress
+    with django_capture_on_commit_callbacks(execute=False):
+        assert bulk.start_due_monthly_runs(now=datetime.datetime(2026, 3, 5, 9, 0, tzinfo=UTC)) == 0
+    assert not BulkRun.objects.filter(kind=BulkRunKind.MONTHLY).exists()
+
+
+def test_the_resume_sweep_is_scheduled_and_tracked():
+    entry = settings.CELERY_BEAT_SCHEDULE["invitations-resume-bulk-runs"]
+    assert entry["task"] == tasks.resume_bulk_runs.name
+    assert tasks.resume_bulk_runs.run() == 0
+    assert JobRun.objects.get(name="invitations.resume_bulk_runs").last_result == JobRun.Result.OK
