@@ -17,7 +17,6 @@ import logging
 import uuid
 import zoneinfo
 from dataclasses import dataclass
-from functools import partial
 from typing import Optional
 
 from django.conf import settings
@@ -28,6 +27,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from patients.models import Membership, Practice
+from portal_project.celery import enqueue_on_commit
 
 from . import emails
 from .models import (
@@ -274,7 +274,7 @@ def _send_after_commit(deliveries: QuerySet) -> int:
 
     ids = list(deliveries.values_list("pk", flat=True))
     for delivery_id in ids:
-        transaction.on_commit(partial(send_delivery.delay, delivery_id))
+        enqueue_on_commit(send_delivery, delivery_id)
     return len(ids)
 
 

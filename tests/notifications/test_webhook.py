@@ -263,3 +263,21 @@ def test_a_database_outage_asks_the_lender_to_retry(send, payload):
         detail = assert_error(send(payload), 503, "temporarily_unavailable")
     assert "send it again" in detail
     assert "server closed" not in detail
+
+
+
+def test_a_broker_outage_does_not_fail_the_webhook(send, payload, monkeypatch):
+    """The event is applied and answered 200; its alerts stay pending for the requeue sweep."""
+    from kombu.exceptions import OperationalError
+
+    from notifications.tasks import send_delivery
+
+    def refuse(*args, **kwargs):
+        raise OperationalError("Connection refused")
+
+    monkeypatch.setattr(send_delivery, "apply_async", refuse)
+    response = send({**payload, "type": "declined"})
+    assert response.status_code == 200, response.content
+    assert PaymentPlanApplication.objects.get().status == ApplicationStatus.DECLINED
+    assert NotificationDelivery.objects.filter(status="pending").exists()
+    assert mail.outbox == []
