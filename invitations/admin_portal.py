@@ -248,7 +248,7 @@ class BulkRunAdmin(PracticeScopedAdmin):
     def _start(self, request: HttpRequest, practice: Practice):
         dashboard_url = reverse("admin:invitations_portal_dashboard", args=[practice.pk])
         try:
-            run = bulk.start_run(practice=practice, now=timezone.now(), actor=request.user)
+            run = bulk.start_run(practice=practice, now=timezone.now(), actor=request.user, plan_later=True)
         except bulk.RunAlreadyRunning:
             running = bulk.running_run(practice)
             self.message_user(
@@ -262,10 +262,9 @@ class BulkRunAdmin(PracticeScopedAdmin):
             return HttpResponseRedirect(dashboard_url)
         audit.record(
             practice_id=practice.pk, actor=request.user, action=AuditAction.ACTIVATE_NOW,
-            summary=f"Activate Now: {run.targeted:,} patients to invite, {run.skipped_at_plan:,} skipped",
-            details={"run": run.pk, "targeted": run.targeted, "skipped": run.skip_counts},
+            summary=f"Activate Now started (run {run.pk})", details={"run": run.pk},
         )
-        self.message_user(request, f"Activate Now started: {run.targeted:,} patients will be invited.", messages.SUCCESS)
+        self.message_user(request, "Activate Now started. The figures below update as it runs.", messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:invitations_bulkrun_progress", args=[run.pk]))
 
     # -- progress --------------------------------------------------------------------------
@@ -276,6 +275,7 @@ class BulkRunAdmin(PracticeScopedAdmin):
         processed = totals["processed"]
         return {
             "status": run.status,
+            "planned": run.is_planned,
             "finished": not run.is_running,
             "targeted": run.targeted,
             "processed": processed,
@@ -287,7 +287,7 @@ class BulkRunAdmin(PracticeScopedAdmin):
             "skipped_at_plan": run.skipped_at_plan,
             "chunks": totals["chunks"],
             "chunks_done": totals["chunks_done"],
-            "percent": 100 if not run.targeted else round(100 * processed / run.targeted),
+            "percent": (100 if run.is_planned else 0) if not run.targeted else round(100 * processed / run.targeted),
             "finished_at": run.finished_at.isoformat() if run.finished_at else None,
         }
 

@@ -60,6 +60,8 @@ CHUNK_SIZE = 500
 MARK_SENT_EVERY_SECONDS = 2.0
 #: A chunk still waiting this long after it was enqueued is enqueued again (lost message).
 REENQUEUE_PENDING_AFTER = datetime.timedelta(minutes=15)
+#: A run confirmed this long ago and still not planned lost its planning task (or its worker).
+REPLAN_AFTER = datetime.timedelta(minutes=5)
 
 SOURCE_OF_KIND = {BulkRunKind.ACTIVATE_NOW: Source.BULK, BulkRunKind.MONTHLY: Source.MONTHLY}
 #: Reasons that describe a patient who is waiting on an invitation, not one who cannot get one.
@@ -162,29 +164,57 @@ def start_run(
     now: datetime.datetime,
     kind: str = BulkRunKind.ACTIVATE_NOW,
     actor=None,
+    plan_later: bool = False,
     chunk_size: int = CHUNK_SIZE,
 ) -> BulkRun:
-    """Record a run and plan its chunks; the chunks are enqueued once the transaction commits.
+    """Record a run. With `plan_later` (Activate Now's confirm request, which must return at
+    once) a worker plans it; otherwise it is planned here. Chunks are enqueued after commit.
 
     Raises RunAlreadyRunning when the practice has a run in progress.
     """
     if running_run(practice) is not None:
         raise RunAlreadyRunning()
-    summary = preview(practice, now=now, kind=kind)
+    try:
+        with transaction.atomic():
+            run = BulkRun.objects.create(
+                practice=practice, kind=kind, started_by=actor if getattr(actor, "pk", None) else None, created_at=now,
+            )
+    except IntegrityError as exc:
+        raise RunAlreadyRunning() from exc
+    if plan_later:
+        transaction.on_commit(lambda: _enqueue_planning([run.pk]))
+    else:
+        plan_run(run.pk, now=now, chunk_size=chunk_size)
+        run.refresh_from_db()
+    return run
+
+
+def plan_run(run_id: int, *, now: datetime.datetime, chunk_size: int = CHUNK_SIZE) -> bool:
+    """Count the skips, split the targeted patients into chunks and enqueue them (after commit).
+
+    Safe to repeat: the run is marked planned by a conditional UPDATE in the same transaction as
+    its chunks, so a second planner (a redelivered task) changes nothing, and a planner that dies
+    leaves the run unplanned for the sweep to plan again.
+    """
+    run = BulkRun.objects.select_related("practice").filter(pk=run_id, planned_at__isnull=True).first()
+    if run is None:
+        return False
+    practice = run.practice
+    summary = preview(practice, now=now, kind=run.kind)
     patient_ids = list(
-        eligibility.eligible(candidates(practice, kind=kind, now=now), now=now)
+        eligibility.eligible(candidates(practice, kind=run.kind, now=now), now=now)
         .order_by("pk").values_list("pk", flat=True)
     )
     with transaction.atomic():
-        try:
-            with transaction.atomic():
-                run = BulkRun.objects.create(
-                    practice=practice, kind=kind, started_by=actor if getattr(actor, "pk", None) else None,
-                    created_at=now, considered=summary.considered + (len(patient_ids) - summary.eligible),
-                    targeted=len(patient_ids), skip_counts=summary.skip_counts,
-                )
-        except IntegrityError as exc:
-            raise RunAlreadyRunning() from exc
+        claimed = BulkRun.objects.filter(pk=run.pk, planned_at__isnull=True, status=BulkRunStatus.RUNNING).update(
+            planned_at=now,
+            # Patients who became eligible between the two queries count as considered.
+            considered=summary.considered + max(len(patient_ids) - summary.eligible, 0),
+            targeted=len(patient_ids),
+            skip_counts=summary.skip_counts,
+        )
+        if not claimed:
+            return False
         chunks = BulkRunChunk.objects.bulk_create(
             [
                 BulkRunChunk(
@@ -197,10 +227,16 @@ def start_run(
         )
         if not chunks:
             finish_run_if_done(run.pk, now=now)
-            run.refresh_from_db()
         chunk_ids = [chunk.pk for chunk in chunks]
         transaction.on_commit(lambda: _enqueue(chunk_ids))
-    return run
+    return True
+
+
+def _enqueue_planning(run_ids: list[int]) -> None:
+    from .tasks import plan_bulk_run
+
+    for run_id in run_ids:
+        plan_bulk_run.delay(run_id)
 
 
 def _enqueue(chunk_ids: list[int]) -> None:
@@ -445,12 +481,12 @@ def chunk_totals(run_id: int) -> dict[str, int]:
 
 
 def finish_run_if_done(run_id: int, *, now: datetime.datetime) -> bool:
-    """Close the run once every chunk is done (whichever chunk finishes last does it)."""
+    """Close the run once it is planned and every chunk is done (the last chunk does it)."""
     if BulkRunChunk.objects.filter(run_id=run_id).exclude(status=ChunkStatus.DONE).exists():
         return False
     totals = chunk_totals(run_id)
     return bool(
-        BulkRun.objects.filter(pk=run_id, status=BulkRunStatus.RUNNING).update(
+        BulkRun.objects.filter(pk=run_id, status=BulkRunStatus.RUNNING, planned_at__isnull=False).update(
             status=BulkRunStatus.DONE, finished_at=now, invited=totals["invited"], sent=totals["sent"],
             failed=totals["failed"], retrying=totals["retrying"], skipped_at_send=totals["skipped"],
         )
@@ -462,7 +498,8 @@ def finish_run_if_done(run_id: int, *, now: datetime.datetime) -> bool:
 
 def resume_stalled(*, now: datetime.datetime, limit: int = 2000) -> int:
     """Enqueue again the chunks of running runs that a dead worker left claimed, or whose task
-    message was lost; close runs whose chunks are all done. Returns how many were enqueued."""
+    message was lost, and the planning of runs never planned; close runs whose chunks are all
+    done. Returns how many tasks were enqueued."""
     stalled = BulkRunChunk.objects.filter(run__status=BulkRunStatus.RUNNING).filter(
         Q(status=ChunkStatus.CLAIMED, claimed_at__lte=now - CHUNK_LEASE)
         | Q(status=ChunkStatus.PENDING, enqueued_at__lte=now - REENQUEUE_PENDING_AFTER)
@@ -472,10 +509,21 @@ def resume_stalled(*, now: datetime.datetime, limit: int = 2000) -> int:
         BulkRunChunk.objects.filter(pk__in=ids).update(enqueued_at=now)
         transaction.on_commit(lambda: _enqueue(ids))
         logger.warning("re-enqueued %d stalled bulk-run chunks", len(ids))
+    unplanned = list(
+        BulkRun.objects.filter(
+            status=BulkRunStatus.RUNNING, planned_at__isnull=True, created_at__lte=now - REPLAN_AFTER
+        ).values_list("pk", flat=True)
+    )
+    if unplanned:
+        transaction.on_commit(lambda: _enqueue_planning(unplanned))
+        logger.warning("re-enqueued planning of %d bulk runs", len(unplanned))
     unfinished = BulkRunChunk.objects.filter(run_id=OuterRef("pk")).exclude(status=ChunkStatus.DONE)
-    for run_id in BulkRun.objects.filter(status=BulkRunStatus.RUNNING).exclude(Exists(unfinished)).values_list("pk", flat=True):
+    finished_candidates = BulkRun.objects.filter(status=BulkRunStatus.RUNNING, planned_at__isnull=False).exclude(
+        Exists(unfinished)
+    )
+    for run_id in finished_candidates.values_list("pk", flat=True):
         finish_run_if_done(run_id, now=now)
-    return len(ids)
+    return len(ids) + len(unplanned)
 
 
 # -- monthly re-invite ----------------------------------------------------------------------

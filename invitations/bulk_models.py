@@ -40,6 +40,8 @@ class BulkRun(models.Model):
         help_text="Empty for runs the schedule started.",
     )
     created_at = models.DateTimeField()
+    #: When the targeted patients were split into chunks (by a worker, right after confirming).
+    planned_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     #: Inactive patients looked at when the run was planned.
     considered = models.PositiveIntegerField(default=0)
@@ -78,6 +80,10 @@ class BulkRun(models.Model):
     @property
     def is_running(self) -> bool:
         return self.status == BulkRunStatus.RUNNING
+
+    @property
+    def is_planned(self) -> bool:
+        return self.planned_at is not None
 
 
 class ChunkStatus(models.TextChoices):

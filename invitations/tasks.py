@@ -65,6 +65,14 @@ def process_bulk_chunk(self, chunk_id: int) -> str:
         raise self.retry(exc=exc, countdown=retry_delay(self.request.retries))
 
 
+@shared_task(name="invitations.plan_bulk_run", acks_late=True)
+def plan_bulk_run(run_id: int) -> bool:
+    """Right after Activate Now is confirmed: count the skips and split the run into chunks."""
+    from . import bulk
+
+    return bulk.plan_run(run_id, now=timezone.now())
+
+
 @shared_task(name="invitations.resume_bulk_runs")
 @tracked_job("invitations.resume_bulk_runs")
 def resume_bulk_runs() -> int:

@@ -285,6 +285,37 @@ def test_the_sweep_reenqueues_a_pending_chunk_whose_message_was_lost(practice, m
     assert enqueued == [run.chunks.get().pk]
 
 
+def test_a_run_confirmed_in_the_admin_is_planned_once_by_a_worker(practice, monkeypatch, django_capture_on_commit_callbacks):
+    PatientFactory.create_batch(3, practice=practice)
+    planned = []
+    monkeypatch.setattr("invitations.tasks.plan_bulk_run.delay", planned.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        run = bulk.start_run(practice=practice, now=NOW, plan_later=True)
+    assert planned == [run.pk] and not run.chunks.exists()
+    with django_capture_on_commit_callbacks(execute=False):
+        assert bulk.plan_run(run.pk, now=NOW, chunk_size=2) is True
+        assert bulk.plan_run(run.pk, now=NOW, chunk_size=2) is False  # a redelivered planning task
+    run.refresh_from_db()
+    assert (run.targeted, run.planned_at, run.chunks.count()) == (3, NOW, 2)
+
+
+def test_the_sweep_plans_a_run_whose_planning_was_lost_and_never_closes_it_unplanned(
+    practice, monkeypatch, django_capture_on_commit_callbacks
+):
+    PatientFactory(practice=practice)
+    with django_capture_on_commit_callbacks(execute=False):
+        run = bulk.start_run(practice=practice, now=NOW, plan_later=True)  # the task is lost
+    planned = []
+    monkeypatch.setattr("invitations.tasks.plan_bulk_run.delay", planned.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert bulk.resume_stalled(now=NOW + bulk.REPLAN_AFTER - datetime.timedelta(seconds=1)) == 0
+    run.refresh_from_db()
+    assert run.status == BulkRunStatus.RUNNING  # no chunks yet is not "all chunks done"
+    with django_capture_on_commit_callbacks(execute=True):
+        assert bulk.resume_stalled(now=NOW + bulk.REPLAN_AFTER) == 1
+    assert planned == [run.pk]
+
+
 def test_a_run_finished_by_its_last_chunk_is_closed_by_the_sweep_too(practice, django_capture_on_commit_callbacks):
     PatientFactory(practice=practice)
     with django_capture_on_commit_callbacks(execute=False):

@@ -78,20 +78,22 @@ def test_confirming_records_a_run_returns_at_once_and_the_chunks_send_after_comm
     assert mail.outbox == [] and run.status == BulkRunStatus.RUNNING  # nothing sent in the request
     assert run.started_by.username == "manager_a"
     entry = AuditEntry.objects.get(action=AuditAction.ACTIVATE_NOW)
-    assert entry.practice_id == practice_a.pk and entry.details["targeted"] == 3
+    assert entry.practice_id == practice_a.pk and entry.details == {"run": run.pk}
 
-    running = manager_client.get(json_url(run)).json()
-    assert (running["finished"], running["processed"], running["targeted"]) == (False, 0, 3)
+    assert run.planned_at is None  # a worker counts and plans, not the request
+    waiting = manager_client.get(json_url(run)).json()
+    assert (waiting["planned"], waiting["finished"], waiting["percent"]) == (False, False, 0)
     page = manager_client.get(progress_url(run)).content.decode()
     assert '<meta http-equiv="refresh" content="5">' in page  # works without JavaScript
-    assert "<progress" in page and "data-progress-url" in page
+    assert "<progress" in page and "data-progress-url" in page and "Getting ready" in page
 
-    for callback in callbacks:
-        callback()
+    with django_capture_on_commit_callbacks(execute=True):
+        for callback in callbacks:
+            callback()  # the planning task, which enqueues the chunk tasks after its commit
     assert sorted(m.to[0] for m in mail.outbox) == sorted(p.email for p in patients)
     done = manager_client.get(json_url(run)).json()
     assert done | {"finished_at": None} == {
-        "status": "done", "finished": True, "targeted": 3, "processed": 3, "invited": 3, "sent": 3, "failed": 0,
+        "status": "done", "planned": True, "finished": True, "targeted": 3, "processed": 3, "invited": 3, "sent": 3, "failed": 0,
         "retrying": 0, "skipped": 0, "skipped_at_plan": 0, "chunks": 1, "chunks_done": 1, "percent": 100,
         "finished_at": None,
     }
@@ -111,6 +113,17 @@ def test_a_second_activate_now_while_one_runs_is_refused_with_a_message(
     assert "Activate Now is already running for this practice" in texts(response)[-1]
     assert "already running" in manager_client.get(activate_url(practice_a)).content.decode()
     assert Invitation.objects.count() == 0
+
+
+def test_the_confirm_request_does_a_fixed_small_amount_of_work(
+    manager_client, practice_a, django_assert_max_num_queries, django_capture_on_commit_callbacks
+):
+    PatientFactory.create_batch(30, practice=practice_a)
+    manager_client.get(activate_url(practice_a))
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        with django_assert_max_num_queries(12):
+            assert manager_client.post(activate_url(practice_a)).status_code == 302
+    assert len(callbacks) == 1  # one planning task, whatever the practice's size
 
 
 def test_front_desk_and_viewers_see_the_dashboard_but_cannot_activate(client, practice_a, front_desk_a):
