@@ -382,10 +382,17 @@ def _send(outgoing: list[_Outgoing], *, template, now: datetime.datetime) -> Non
     sent: list[tuple[int, str]] = []
     failed: list[tuple[int, str]] = []
     retry: list[tuple[int, str]] = []
+    # Everyone in a chunk shares the practice, the wording and the expiry date.
+    prepared = {}
     last_mark = time.monotonic()
     try:
         for item in outgoing:
-            message = emails.build_message(item.invitation, item.token, template=template)
+            invitation = item.invitation
+            if invitation.expires_at not in prepared:
+                prepared[invitation.expires_at] = emails.PreparedEmail(
+                    practice=invitation.practice, expires_at=invitation.expires_at, template=template
+                )
+            message = emails.build_message(invitation, item.token, prepared=prepared[invitation.expires_at])
             message.connection = connection
             try:
                 connection.send_messages([message])

@@ -233,19 +233,22 @@ def from_address(practice) -> str:
     return formataddr((name, address)) if address else settings.DEFAULT_FROM_EMAIL
 
 
-def build_message(invitation, token: str, *, template=None) -> EmailMultiAlternatives:
+def build_message(invitation, token: str, *, template=None, prepared: "Optional[PreparedEmail]" = None) -> EmailMultiAlternatives:
     """The email for one claimed invitation. Metadata carries only the opaque public id.
 
-    Bulk sends pass the practice's `template` (or `default_template()`), loaded once per chunk.
+    Bulk sends pass a `PreparedEmail` (the template rendered once for a whole chunk).
     """
     practice = invitation.practice
-    rendered = render(
-        practice=practice,
-        first_name=invitation.patient.first_name,
-        link=registration_url(token),
-        expires_at=invitation.expires_at,
-        template=template,
-    )
+    if prepared is not None:
+        rendered = prepared.fill(first_name=invitation.patient.first_name, link=registration_url(token))
+    else:
+        rendered = render(
+            practice=practice,
+            first_name=invitation.patient.first_name,
+            link=registration_url(token),
+            expires_at=invitation.expires_at,
+            template=template,
+        )
     message = EmailMultiAlternatives(
         subject=rendered.subject,
         body=rendered.text,
@@ -260,3 +263,26 @@ def build_message(invitation, token: str, *, template=None) -> EmailMultiAlterna
     # Click tracking would route the patient's token through the provider's redirector.
     message.track_clicks = False
     return message
+
+
+class PreparedEmail:
+    """A template rendered once for many recipients who share the practice and the expiry date
+    (a bulk run's chunk); only the first name and the link differ. `fill` gives the same result
+    as `render` for each recipient, without parsing the HTML again for every one of them."""
+
+    _FIRST_NAME = "QQFIRSTNAMEQQ"
+    _LINK = "https://qqlinkqq.invalid/"
+
+    def __init__(self, *, practice, expires_at: datetime.datetime, template):
+        rendered = render(practice=practice, first_name=self._FIRST_NAME, link=self._LINK, expires_at=expires_at, template=template)
+        self.subject = rendered.subject
+        self._html = rendered.html
+        self._text = rendered.text
+
+    def fill(self, *, first_name: str, link: str) -> RenderedEmail:
+        first_name = first_name or "there"
+        return RenderedEmail(
+            subject=self.subject,
+            text=self._text.replace(self._FIRST_NAME, first_name).replace(self._LINK, link),
+            html=self._html.replace(self._FIRST_NAME, html.escape(first_name)).replace(self._LINK, html.escape(link)),
+        )

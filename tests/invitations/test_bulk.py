@@ -383,3 +383,16 @@ def test_on_postgresql_a_chunk_of_any_size_runs_the_same_queries(django_capture_
             bulk.process_chunk(run.chunks.get().pk, now=NOW)
         counts.append(len(captured))
     assert counts[0] == counts[1] <= 30
+
+
+@pytest.mark.parametrize("first_name", ["Zoë", "Ann <b>& \"Bo\"", ""])
+def test_a_chunk_renders_its_template_once_with_the_same_result_as_a_single_email(practice, first_name):
+    from invitations import emails
+
+    practice.contact_phone = "(617) 555-0142"
+    link = "https://portal.example.test/invite/abcDEF123_-x/"
+    expires_at = NOW + datetime.timedelta(days=7)
+    template = emails.default_template()
+    single = emails.render(practice=practice, first_name=first_name, link=link, expires_at=expires_at, template=template)
+    prepared = emails.PreparedEmail(practice=practice, expires_at=expires_at, template=template)
+    assert prepared.fill(first_name=first_name, link=link) == single
