@@ -36,6 +36,7 @@ from django.db.models import Case, CharField, Count, DateTimeField, Exists, F, I
 from django.db.models.functions import Coalesce
 
 from patients.models import Patient, Practice, normalise_email
+from portal_project.celery import enqueue_on_commit
 
 from . import eligibility, emails
 from .bulk_models import CHUNK_LEASE, BulkRun, BulkRunChunk, BulkRunKind, BulkRunStatus, ChunkStatus
@@ -182,7 +183,7 @@ def start_run(
     except IntegrityError as exc:
         raise RunAlreadyRunning() from exc
     if plan_later:
-        transaction.on_commit(lambda: _enqueue_planning([run.pk]))
+        _enqueue_planning([run.pk])
     else:
         plan_run(run.pk, now=now, chunk_size=chunk_size)
         run.refresh_from_db()
@@ -227,8 +228,7 @@ def plan_run(run_id: int, *, now: datetime.datetime, chunk_size: int = CHUNK_SIZ
         )
         if not chunks:
             finish_run_if_done(run.pk, now=now)
-        chunk_ids = [chunk.pk for chunk in chunks]
-        transaction.on_commit(lambda: _enqueue(chunk_ids))
+        _enqueue([chunk.pk for chunk in chunks])
     return True
 
 
@@ -236,14 +236,15 @@ def _enqueue_planning(run_ids: list[int]) -> None:
     from .tasks import plan_bulk_run
 
     for run_id in run_ids:
-        plan_bulk_run.delay(run_id)
+        enqueue_on_commit(plan_bulk_run, run_id)
 
 
 def _enqueue(chunk_ids: list[int]) -> None:
+    """Enqueue after commit; a broker outage is logged and the resume sweep enqueues them later."""
     from .tasks import process_bulk_chunk
 
     for chunk_id in chunk_ids:
-        process_bulk_chunk.delay(chunk_id)
+        enqueue_on_commit(process_bulk_chunk, chunk_id)
 
 
 # -- processing one chunk -----------------------------------------------------------------
@@ -417,7 +418,7 @@ def _send(outgoing: list[_Outgoing], *, template, now: datetime.datetime) -> Non
         # Rare: the email service refused a few messages for now; each gets the single-send
         # task and its retries.
         for pk, _ in retry:
-            transaction.on_commit(lambda pk=pk: send_invitation.delay(pk))
+            enqueue_on_commit(send_invitation, pk)
 
 
 def _mark_sent(sent: list[tuple[int, str]], *, now: datetime.datetime) -> None:
@@ -514,7 +515,7 @@ def resume_stalled(*, now: datetime.datetime, limit: int = 2000) -> int:
     ids = list(stalled.order_by("pk").values_list("pk", flat=True)[:limit])
     if ids:
         BulkRunChunk.objects.filter(pk__in=ids).update(enqueued_at=now)
-        transaction.on_commit(lambda: _enqueue(ids))
+        _enqueue(ids)
         logger.warning("re-enqueued %d stalled bulk-run chunks", len(ids))
     unplanned = list(
         BulkRun.objects.filter(
@@ -522,7 +523,7 @@ def resume_stalled(*, now: datetime.datetime, limit: int = 2000) -> int:
         ).values_list("pk", flat=True)
     )
     if unplanned:
-        transaction.on_commit(lambda: _enqueue_planning(unplanned))
+        _enqueue_planning(unplanned)
         logger.warning("re-enqueued planning of %d bulk runs", len(unplanned))
     unfinished = BulkRunChunk.objects.filter(run_id=OuterRef("pk")).exclude(status=ChunkStatus.DONE)
     finished_candidates = BulkRun.objects.filter(status=BulkRunStatus.RUNNING, planned_at__isnull=False).exclude(

@@ -154,7 +154,7 @@ def test_an_empty_run_is_finished_at_once(practice, django_capture_on_commit_cal
 def test_chunks_are_enqueued_only_after_the_transaction_commits(practice, django_capture_on_commit_callbacks, monkeypatch):
     PatientFactory.create_batch(5, practice=practice)
     enqueued = []
-    monkeypatch.setattr("invitations.tasks.process_bulk_chunk.delay", enqueued.append)
+    monkeypatch.setattr("invitations.tasks.process_bulk_chunk.apply_async", lambda args, **kw: enqueued.append(args[0]))
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         run = bulk.start_run(practice=practice, now=NOW, chunk_size=2)
     assert enqueued == []
@@ -253,7 +253,7 @@ def test_a_worker_dying_half_way_is_resumed_by_the_sweep_without_duplicates(
 
     DyingBackend.survive = 10**6  # the next worker lives
     enqueued = []
-    monkeypatch.setattr("invitations.tasks.process_bulk_chunk.delay", enqueued.append)
+    monkeypatch.setattr("invitations.tasks.process_bulk_chunk.apply_async", lambda args, **kw: enqueued.append(args[0]))
     just_before = NOW + CHUNK_LEASE - datetime.timedelta(seconds=1)
     with django_capture_on_commit_callbacks(execute=True):
         assert bulk.resume_stalled(now=just_before) == 0
@@ -278,7 +278,7 @@ def test_the_sweep_reenqueues_a_pending_chunk_whose_message_was_lost(practice, m
     with django_capture_on_commit_callbacks(execute=False):
         run = bulk.start_run(practice=practice, now=NOW)  # the enqueue never happens
     enqueued = []
-    monkeypatch.setattr("invitations.tasks.process_bulk_chunk.delay", enqueued.append)
+    monkeypatch.setattr("invitations.tasks.process_bulk_chunk.apply_async", lambda args, **kw: enqueued.append(args[0]))
     with django_capture_on_commit_callbacks(execute=True):
         assert bulk.resume_stalled(now=NOW + bulk.REENQUEUE_PENDING_AFTER - datetime.timedelta(seconds=1)) == 0
         assert bulk.resume_stalled(now=NOW + bulk.REENQUEUE_PENDING_AFTER) == 1
@@ -288,7 +288,7 @@ def test_the_sweep_reenqueues_a_pending_chunk_whose_message_was_lost(practice, m
 def test_a_run_confirmed_in_the_admin_is_planned_once_by_a_worker(practice, monkeypatch, django_capture_on_commit_callbacks):
     PatientFactory.create_batch(3, practice=practice)
     planned = []
-    monkeypatch.setattr("invitations.tasks.plan_bulk_run.delay", planned.append)
+    monkeypatch.setattr("invitations.tasks.plan_bulk_run.apply_async", lambda args, **kw: planned.append(args[0]))
     with django_capture_on_commit_callbacks(execute=True):
         run = bulk.start_run(practice=practice, now=NOW, plan_later=True)
     assert planned == [run.pk] and not run.chunks.exists()
@@ -306,7 +306,7 @@ def test_the_sweep_plans_a_run_whose_planning_was_lost_and_never_closes_it_unpla
     with django_capture_on_commit_callbacks(execute=False):
         run = bulk.start_run(practice=practice, now=NOW, plan_later=True)  # the task is lost
     planned = []
-    monkeypatch.setattr("invitations.tasks.plan_bulk_run.delay", planned.append)
+    monkeypatch.setattr("invitations.tasks.plan_bulk_run.apply_async", lambda args, **kw: planned.append(args[0]))
     with django_capture_on_commit_callbacks(execute=True):
         assert bulk.resume_stalled(now=NOW + bulk.REPLAN_AFTER - datetime.timedelta(seconds=1)) == 0
     run.refresh_from_db()
