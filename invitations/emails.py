@@ -240,7 +240,7 @@ def build_message(invitation, token: str, *, template=None, prepared: "Optional[
     """
     practice = invitation.practice
     if prepared is not None:
-        rendered = prepared.fill(first_name=invitation.patient.first_name, link=registration_url(token))
+        rendered = prepared.fill(first_name=invitation.patient.first_name, link=prepared.link(token))
     else:
         rendered = render(
             practice=practice,
@@ -252,7 +252,7 @@ def build_message(invitation, token: str, *, template=None, prepared: "Optional[
     message = EmailMultiAlternatives(
         subject=rendered.subject,
         body=rendered.text,
-        from_email=from_address(practice),
+        from_email=prepared.from_email if prepared is not None else from_address(practice),
         to=[invitation.email],
         reply_to=[practice.contact_email] if practice.contact_email else None,
     )
@@ -278,6 +278,12 @@ class PreparedEmail:
         self.subject = rendered.subject
         self._html = rendered.html
         self._text = rendered.text
+        self.from_email = from_address(practice)
+        self._link_prefix, self._link_suffix = registration_url("QQTOKENQQ").split("QQTOKENQQ")
+
+    def link(self, token: str) -> str:
+        """`registration_url(token)` without resolving the URL for every recipient."""
+        return f"{self._link_prefix}{token}{self._link_suffix}"
 
     def fill(self, *, first_name: str, link: str) -> RenderedEmail:
         first_name = first_name or "there"

@@ -396,3 +396,5 @@ def test_a_chunk_renders_its_template_once_with_the_same_result_as_a_single_emai
     single = emails.render(practice=practice, first_name=first_name, link=link, expires_at=expires_at, template=template)
     prepared = emails.PreparedEmail(practice=practice, expires_at=expires_at, template=template)
     assert prepared.fill(first_name=first_name, link=link) == single
+    assert prepared.link("abcDEF123_-x") == emails.registration_url("abcDEF123_-x")
+    assert prepared.from_email == emails.from_address(practice)
