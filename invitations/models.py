@@ -115,7 +115,9 @@ class InvitationQuerySet(models.QuerySet):
                 ids = list(
                     self.expired_as_of(now)
                     .select_for_update(skip_locked=True)
-                    .order_by("pk")
+                    # The partial index on open links' expiry finds the batch; ordering by pk
+                    # would walk the whole table for each batch of a big sweep.
+                    .order_by("expires_at")
                     .values_list("pk", flat=True)[:batch_size]
                 )
                 if not ids:
