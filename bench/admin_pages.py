@@ -38,7 +38,14 @@ PAGES = [
     ("filter no consent", "/admin/patients/patient/?email_consent__exact=0"),
     ("filter registered", "/admin/patients/patient/?portal=yes"),
 ]
-EXTRA_PAGES: list[tuple[str, str]] = []  # later features append theirs
+EXTRA_PAGES: list[tuple[str, str]] = [  # later features append theirs
+    ("portal dashboard, practice 1", "/admin/invitations/bulkrun/portal/1/"),
+    ("portal dashboard, recomputed", "/admin/invitations/bulkrun/portal/1/?refresh=1"),
+    ("Activate Now preview, pract. 1", "/admin/invitations/bulkrun/portal/1/activate/"),
+    ("patients not invited, pract. 1", "/admin/patients/patient/?practice__id__exact=1&portal_status=not_invited&portal=no"),
+    ("why no invite: no consent", "/admin/patients/patient/?practice__id__exact=1&no_invite=no_consent"),
+    ("bulk runs list", "/admin/invitations/bulkrun/"),
+]
 
 
 def measure(client: Client, url: str, repeat: int) -> tuple[float, int, int]:

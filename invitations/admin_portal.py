@@ -185,6 +185,7 @@ class BulkRunAdmin(PracticeScopedAdmin):
             form = PortalSwitchesForm(request.POST, instance=practice)
             if form.is_valid():
                 form.save()
+                dashboard.forget_figures(practice.pk)  # the switches change who can be invited
                 if form.changed_data:
                     labels, values = audit.describe_changes(form, with_values=True)
                     audit.record(
@@ -199,7 +200,7 @@ class BulkRunAdmin(PracticeScopedAdmin):
             for field in form.fields.values():
                 field.disabled = True
         now = timezone.now()
-        figures = dashboard.figures(practice, now=now)
+        figures = dashboard.cached_figures(practice, now=now, refresh=request.GET.get("refresh") == "1")
         runs = list(BulkRun.objects.filter(practice=practice).select_related("started_by")[:5])
         context = self._context(
             request, f"Portal access: {practice.name}",
@@ -210,8 +211,8 @@ class BulkRunAdmin(PracticeScopedAdmin):
                 for _key, label, count, status in figures.split
             ],
             not_eligible=[
-                (rule, count, self._patient_list_url(request, practice, no_invite=rule.code))
-                for rule, count in figures.not_eligible
+                (bulk.eligibility.RULES_BY_CODE[code], count, self._patient_list_url(request, practice, no_invite=code))
+                for code, count in figures.not_eligible
             ],
             total_url=self._patient_list_url(request, practice),
             active_url=self._patient_list_url(request, practice, portal="yes"),
