@@ -153,6 +153,7 @@ class Invitation(models.Model):
     )
     created_at = models.DateTimeField(editable=False)
     sending_started_at = models.DateTimeField(null=True, blank=True, editable=False)
+    send_attempts = models.PositiveSmallIntegerField(default=0, editable=False)
     sent_at = models.DateTimeField(null=True, blank=True, editable=False)
     expires_at = models.DateTimeField(editable=False)
     accepted_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -268,17 +269,19 @@ class Invitation(models.Model):
         None means another worker holds it, or it was already sent, revoked or expired.
         The token is made here and only its hash is stored. A worker that dies after the email
         service accepted the message but before `mark_sent` leaves the claim to lapse; the
-        redelivered task then sends a fresh link (at-least-once: the first link stops working).
+        redelivered task then sends a fresh link (at-least-once in that one instant: the first
+        link stops working). Losing the invitation instead would leave the patient with nothing.
         """
         token = new_token()
         claimed = (
             Invitation.objects.filter(pk=self.pk, status=Status.PENDING, expires_at__gt=now)
             .filter(Q(sending_started_at__isnull=True) | Q(sending_started_at__lte=now - SEND_CLAIM_LEASE))
-            .update(sending_started_at=now, token_hash=hash_token(token))
+            .update(sending_started_at=now, token_hash=hash_token(token), send_attempts=F("send_attempts") + 1)
         )
         if not claimed:
             return None
         self.sending_started_at, self.token_hash = now, hash_token(token)
+        self.send_attempts += 1
         return token
 
     def release_claim(self, now: datetime.datetime, *, detail: str) -> None:

@@ -15,14 +15,13 @@ from anymail.exceptions import AnymailAPIError, AnymailInvalidAddress, AnymailRe
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 
 from patients.models import EmailOptOut, OptOutReason, Patient, Practice, normalise_email
 from portal_project.celery import enqueue_on_commit
 
 from . import eligibility, emails
 from .eligibility import Reason
-from .models import SEND_CLAIM_LEASE, EventKind, Invitation, RevokeReason, Source, Status
+from .models import EventKind, Invitation, RevokeReason, Source, Status
 
 logger = logging.getLogger(__name__)
 User = get_user_model()
@@ -348,20 +347,32 @@ def request_access(
 # -- expiry sweep ---------------------------------------------------------------------------
 
 
-#: A single invitation still pending this long after it was created lost its task (the broker
+#: A single invitation never attempted this long after it was created lost its task (the broker
 #: was down, or the message was lost); the sweep enqueues it again.
 UNSENT_GRACE = datetime.timedelta(minutes=2)
+#: Retries after a temporary email-service error run in the task's own retry chain (about 30
+#: minutes in all); one still pending this long after creation lost that chain and is given up.
+RETRY_GIVE_UP = datetime.timedelta(hours=3)
 
 
 def requeue_unsent(*, now: datetime.datetime, limit: int = 1000) -> int:
-    """Enqueue the send again for single invitations left pending; the send claim makes extra
-    deliveries harmless. Bulk runs' invitations belong to their chunks (see invitations.bulk)."""
+    """Recover single sends that lost their task, without ever starting a second retry chain.
+
+    * never attempted (the task was lost before it ran, e.g. the broker was down): enqueued again;
+      the send claim makes an extra delivery harmless;
+    * attempted and released for a retry, and still pending hours later (the retry chain was
+      lost): failed, so staff see it and can resend. Retries themselves belong to the task's
+      retry chain alone, which stops at its limit.
+    Bulk runs' invitations belong to their chunks (see invitations.bulk).
+    """
     from .tasks import send_invitation
 
+    pending = Invitation.objects.filter(status=Status.PENDING, sending_started_at__isnull=True)
+    for invitation_id in pending.filter(send_attempts__gt=0, created_at__lte=now - RETRY_GIVE_UP).values_list("pk", flat=True)[:limit]:
+        give_up_sending(invitation_id, now=now, reason="the email service could not be reached for hours.")
     ids = list(
-        Invitation.objects.filter(status=Status.PENDING, created_at__lte=now - UNSENT_GRACE, expires_at__gt=now)
+        pending.filter(send_attempts=0, created_at__lte=now - UNSENT_GRACE, expires_at__gt=now)
         .exclude(source__in=[Source.BULK, Source.MONTHLY])
-        .filter(Q(sending_started_at__isnull=True) | Q(sending_started_at__lte=now - SEND_CLAIM_LEASE))
         .order_by("created_at")
         .values_list("pk", flat=True)[:limit]
     )

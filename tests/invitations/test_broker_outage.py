@@ -64,3 +64,19 @@ def test_the_sweep_leaves_claimed_sent_bulk_and_expired_invitations_alone(enqueu
         assert services.requeue_unsent(now=later) == 0
     assert enqueued == []
 
+
+
+def test_a_send_waiting_for_its_retry_is_not_requeued_and_a_lost_retry_chain_is_given_up(enqueued, django_capture_on_commit_callbacks):
+    """A temporary email-service error releases the claim for the task's own retry; the sweep must
+    not start a second chain (each would mail a new link), only give up when the chain was lost."""
+    invitation = InvitationFactory(status=Status.PENDING, sent_at=None, token_hash=None, created_at=NOW)
+    assert invitation.claim_for_sending(NOW) is not None
+    invitation.release_claim(NOW, detail="HTTP 503")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.requeue_unsent(now=NOW + datetime.timedelta(hours=3) - datetime.timedelta(seconds=1)) == 0
+    invitation.refresh_from_db()
+    assert invitation.status == Status.PENDING and enqueued == []
+    services.requeue_unsent(now=NOW + datetime.timedelta(hours=3))
+    invitation.refresh_from_db()
+    assert invitation.status == Status.FAILED and "could not be reached" in invitation.failure_reason
+    assert enqueued == []
