@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
@@ -118,12 +119,16 @@ def _parse(body: bytes) -> dict[str, Any]:
     return payload
 
 
+PRACTICE_ID = re.compile(r"[0-9]{1,18}")
+
+
 def _lender_settings(payload: dict[str, Any]) -> PracticeLenderSettings:
     # The practice is read before the signature is checked only to find whose secret to use.
     if "practice" not in payload:
         raise Rejected(400, "missing_field", "Field 'practice' is required (the practice id).")
     practice_id = payload["practice"]
-    if isinstance(practice_id, bool) or not isinstance(practice_id, (int, str)) or not str(practice_id).isdigit():
+    # ASCII digits only ("²".isdigit() is true) and within a database id's range.
+    if isinstance(practice_id, bool) or not isinstance(practice_id, (int, str)) or not PRACTICE_ID.fullmatch(str(practice_id)):
         raise Rejected(400, "invalid_field", "Field 'practice' must be the practice's numeric id.")
     lender_settings = PracticeLenderSettings.objects.filter(practice_id=int(practice_id)).first()
     if lender_settings is None:

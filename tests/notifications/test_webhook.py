@@ -190,8 +190,9 @@ def test_a_practice_without_a_webhook_secret_is_rejected(send, payload, other_of
     assert_error(send(payload), 404, "unknown_practice")
 
 
-def test_a_non_numeric_practice_is_rejected(send, payload):
-    payload["practice"] = "Maple Dental"
+@pytest.mark.parametrize("value", ["Maple Dental", "²", "١٢", 10**30, -1, 1.5, ""])
+def test_a_non_numeric_or_out_of_range_practice_is_rejected(send, payload, value):
+    payload["practice"] = value
     assert_error(send(payload), 400, "invalid_field")
 
 
