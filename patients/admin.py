@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
+from django.core.files.storage import FileSystemStorage
 from django.http import HttpRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.template.defaultfilters import pluralize
@@ -643,7 +643,7 @@ class PatientAdmin(PracticeScopedAdmin):
             report = imports.validate_rows(practice=practice, text=imports.decode(raw))
             token = uuid.uuid4().hex
             if not report.file_errors and report.valid_rows:
-                default_storage.save(f"imports/{token}.csv", ContentFile(raw))
+                preview_storage().save(f"{token}.csv", ContentFile(raw))
                 request.session[f"patient_import_{token}"] = practice.pk
             context.update(
                 report=report,
@@ -660,12 +660,13 @@ class PatientAdmin(PracticeScopedAdmin):
         token = request.POST.get("token", "")
         practice_id = request.session.get(f"patient_import_{token}") if token.isalnum() else None
         practice = next((p for p in practices if p.pk == practice_id), None)
-        name = f"imports/{token}.csv"
+        name = f"{token}.csv"
+        storage = preview_storage()
         changelist = reverse("admin:patients_patient_changelist")
-        if practice is None or not default_storage.exists(name):
+        if practice is None or not storage.exists(name):
             self.message_user(request, "That import preview has expired; upload the file again.", messages.ERROR)
             return HttpResponseRedirect(reverse("admin:patients_patient_import"))
-        with default_storage.open(name, "rb") as handle:
+        with storage.open(name, "rb") as handle:
             raw = handle.read()
         # Validate again: the practice's patients may have changed since the preview.
         report = imports.validate_rows(practice=practice, text=imports.decode(raw))
@@ -675,7 +676,7 @@ class PatientAdmin(PracticeScopedAdmin):
             self.message_user(request, str(exc), messages.ERROR)
             return HttpResponseRedirect(reverse("admin:patients_patient_import"))
         finally:
-            default_storage.delete(name)
+            storage.delete(name)
             request.session.pop(f"patient_import_{token}", None)
         skipped = len(report.invalid_rows)
         audit.record(
@@ -703,6 +704,26 @@ def _audit_invitations(request, action: str, patients) -> None:
         action=action,
         rows=[(p.practice_id, p.pk, _AUDIT_INVITATION_SUMMARIES[action]) for p in patients],
     )
+
+
+#: Uploaded files wait here between the preview and the import. Not under MEDIA_ROOT: they hold
+#: patient data and must never be served; unconfirmed previews are deleted after a day.
+PREVIEW_MAX_AGE = datetime.timedelta(days=1)
+
+
+def preview_storage() -> FileSystemStorage:
+    storage = FileSystemStorage(location=settings.VAR_DIR / "imports")
+    discard_stale_previews(storage, now=timezone.now())
+    return storage
+
+
+def discard_stale_previews(storage: FileSystemStorage, *, now: datetime.datetime) -> int:
+    if not storage.exists(""):
+        return 0
+    stale = [name for name in storage.listdir("")[1] if storage.get_modified_time(name) < now - PREVIEW_MAX_AGE]
+    for name in stale:
+        storage.delete(name)
+    return len(stale)
 
 
 def _line_summary(rows, limit: int = 10) -> str:

@@ -105,3 +105,24 @@ def test_ten_thousand_rows_validate_and_import_with_few_queries(practice_a, djan
     with django_assert_max_num_queries(math.ceil(10_000 / batch) + 3):
         assert imports.import_valid_rows(report) == 10_000
     assert Patient.objects.filter(practice=practice_a).count() == 10_000
+
+
+def test_previews_are_kept_outside_media_and_stale_ones_are_deleted(client_a, practice_a, settings, tmp_path):
+    import datetime
+    import os
+
+    from django.utils import timezone
+
+    from patients.admin import discard_stale_previews, preview_storage
+
+    settings.VAR_DIR = tmp_path / "var"
+    settings.MEDIA_ROOT = tmp_path / "media"
+    response = upload(client_a, practice_a, HEADER + GOOD)
+    token = response.context["token"]
+    kept = settings.VAR_DIR / "imports" / f"{token}.csv"
+    assert kept.exists() and not (tmp_path / "media").exists()
+    storage = preview_storage()
+    old = timezone.now() - datetime.timedelta(days=1, seconds=1)
+    os.utime(kept, (old.timestamp(), old.timestamp()))
+    assert discard_stale_previews(storage, now=timezone.now()) == 1
+    assert not kept.exists()
