@@ -1,6 +1,13 @@
-from django.http import HttpRequest, JsonResponse
+from django.contrib import admin, messages
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.forms import PasswordResetForm
+from django.contrib.auth.views import PasswordResetView
+from django.http import HttpRequest, HttpResponseRedirect, JsonResponse
+from django.template.response import TemplateResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+
+from invitations import ratelimit
 
 from . import health
 
@@ -15,3 +22,47 @@ def healthz(request: HttpRequest) -> JsonResponse:
         {"status": "ok" if healthy else "unhealthy", "checks": {c.name: c.as_json() for c in checks}},
         status=200 if healthy else 503,
     )
+
+
+# -- staff sign-in and password reset (the admin's), rate-limited per client address ------------
+
+STAFF_LOGIN_LIMIT = (10, 300)  # attempts per window (seconds)
+STAFF_RESET_LIMIT = (5, 3600)
+
+
+def staff_login(request: HttpRequest):
+    """The admin's login, with a limit on attempts per client address against password guessing."""
+    if request.method == "POST" and not ratelimit.allow(
+        "staff-login", ratelimit.client_ip(request), limit=STAFF_LOGIN_LIMIT[0], window_seconds=STAFF_LOGIN_LIMIT[1]
+    ):
+        context = {
+            **admin.site.each_context(request),
+            "title": "Log in",
+            "form": AdminAuthenticationForm(request),
+            "app_path": request.get_full_path(),
+            "username": request.user.get_username(),
+        }
+        response = TemplateResponse(request, "admin/login.html", context, status=429)
+        messages.error(request, "Too many sign-in attempts from this address. Wait a few minutes and try again.")
+        return response
+    return admin.site.login(request)
+
+
+class StaffPasswordResetForm(PasswordResetForm):
+    """Staff resets go to staff accounts only; patients reset theirs on the portal."""
+
+    def get_users(self, email):
+        return (user for user in super().get_users(email) if user.is_staff)
+
+
+class StaffPasswordResetView(PasswordResetView):
+    form_class = StaffPasswordResetForm
+    extra_context = {"site_header": admin.site.site_header}
+
+    def form_valid(self, form):
+        if not ratelimit.allow(
+            "staff-reset", ratelimit.client_ip(self.request), limit=STAFF_RESET_LIMIT[0], window_seconds=STAFF_RESET_LIMIT[1]
+        ):
+            # Same answer as a sent reset: neither reveals accounts nor floods an inbox.
+            return HttpResponseRedirect(self.get_success_url())
+        return super().form_valid(form)

@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from patients.views import healthz
+from patients.views import StaffPasswordResetView, healthz, staff_login
 
 admin.site.site_header = "Practice Portal"
 admin.site.site_title = "Practice Portal"
@@ -15,13 +15,8 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     # Staff password reset: the admin login page shows "Forgotten your password?" when the
     # admin_password_reset URL exists.
-    path(
-        "admin/password_reset/",
-        auth_views.PasswordResetView.as_view(
-            extra_context={"site_header": admin.site.site_header}
-        ),
-        name="admin_password_reset",
-    ),
+    path("admin/password_reset/", StaffPasswordResetView.as_view(), name="admin_password_reset"),
+    path("admin/login/", staff_login, name="staff_login"),
     path(
         "admin/password_reset/done/",
         auth_views.PasswordResetDoneView.as_view(),
