@@ -222,7 +222,10 @@ def apply_tracking_event(invitation: Invitation, *, event_type: str, description
     elif event_type in HARD_FAILURES:
         invitation.record(EventKind.BOUNCED, now=now, detail=detail)
         invitation.fail(now, reason=f"The email service reported: {event_type}" + (f" ({detail})" if detail else ""))
-        Patient.objects.filter(pk=invitation.patient_id, email=invitation.email).update(bounced_email=invitation.email)
+        # The address is dead for everyone at the practice who uses it (families share addresses).
+        Patient.objects.filter(practice_id=invitation.practice_id, email=invitation.email).update(
+            bounced_email=invitation.email
+        )
     elif event_type in ("complained", "unsubscribed"):
         if event_type == "complained":
             invitation.record(EventKind.COMPLAINED, now=now)

@@ -11,6 +11,7 @@ import pytest
 from invitations.models import EventKind, Status
 from invitations.tracking import DeliveryReport
 from patients.models import EmailOptOut, OptOutReason
+from tests.factories import PatientFactory
 from tests.invitations.factories import InvitationFactory
 
 pytestmark = pytest.mark.django_db
@@ -158,3 +159,17 @@ def test_reports_for_unknown_messages_are_stored_but_change_nothing(client):
     payload["MessageID"] = "not-ours"
     assert postmark(client, payload, **basic_auth()).status_code == 200
     assert DeliveryReport.objects.get().outcome == "no matching invitation"
+
+
+def test_a_hard_bounce_blocks_family_members_sharing_the_address(client):
+    from invitations import eligibility
+    from tests.invitations.factories import NOW
+
+    invitation = InvitationFactory()
+    sibling = PatientFactory(practice=invitation.practice, email=invitation.email, first_name="Sib")
+    elsewhere = PatientFactory(email=invitation.email)  # another practice: its own business
+    postmark(client, postmark_bounce(invitation), **basic_auth())
+    sibling.refresh_from_db()
+    elsewhere.refresh_from_db()
+    assert "hard_bounce" in [r.code for r in eligibility.reasons_for(sibling, now=NOW)]
+    assert elsewhere.bounced_email == ""
