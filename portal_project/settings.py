@@ -187,6 +187,13 @@ ANYMAIL = {
 }
 if EMAIL_PROVIDER:
     EMAIL_BACKEND = f"anymail.backends.{EMAIL_PROVIDER}.EmailBackend"
+    if not DEBUG and not ANYMAIL.get("WEBHOOK_SECRET"):
+        # Without it anymail accepts anonymous delivery reports, and anyone could fail
+        # invitations or opt addresses out.
+        raise ImproperlyConfigured(
+            "ANYMAIL_WEBHOOK_SECRET must be set (as user:password) when EMAIL_PROVIDER is set; "
+            "use the same credentials in the email service's tracking webhook URL."
+        )
 else:
     EMAIL_BACKEND = env.str(
         "EMAIL_BACKEND", default="django.core.mail.backends.filebased.EmailBackend"

@@ -64,6 +64,7 @@ def test_it_reads_production_settings_from_the_environment(tmp_path):
         CELERY_BROKER_URL="redis://cache.internal:6379/0",
         EMAIL_PROVIDER="postmark",
         ANYMAIL_POSTMARK_SERVER_TOKEN="token-123",
+        ANYMAIL_WEBHOOK_SECRET="hook:secret",
         CACHE_URL="redis://cache.internal:6379/2",
         TIME_ZONE="America/Chicago",
         PORTAL_BASE_URL="https://portal.example.com/",
@@ -75,7 +76,7 @@ def test_it_reads_production_settings_from_the_environment(tmp_path):
     assert values["db"] == "django.db.backends.postgresql"
     assert values["broker"] == "redis://cache.internal:6379/0"
     assert values["email"] == "anymail.backends.postmark.EmailBackend"
-    assert values["anymail"] == {"POSTMARK_SERVER_TOKEN": "token-123"}
+    assert values["anymail"] == {"POSTMARK_SERVER_TOKEN": "token-123", "WEBHOOK_SECRET": "hook:secret"}
     assert values["cache"] == "django.core.cache.backends.redis.RedisCache"
     assert values["hosts"] == ["portal.example.com", "www.portal.example.com"]
     assert values["tz"] == "America/Chicago"
@@ -99,3 +100,12 @@ def test_check_deploy_reports_nothing_serious(tmp_path):
     # Only the HSTS preload advice may remain: preloading is a decision for the practice's domain.
     issues = [line for line in result.stderr.splitlines() + result.stdout.splitlines() if line.startswith("?:")]
     assert all("W021" in line for line in issues), result.stdout + result.stderr
+
+
+def test_it_refuses_a_real_email_provider_without_a_webhook_secret(tmp_path):
+    result = load_settings(
+        tmp_path, DJANGO_SECRET_KEY="k" * 50, DJANGO_ALLOWED_HOSTS="portal.example.com",
+        EMAIL_PROVIDER="postmark", ANYMAIL_POSTMARK_SERVER_TOKEN="token-123",
+    )
+    assert result.returncode != 0
+    assert "ANYMAIL_WEBHOOK_SECRET must be set" in result.stderr
