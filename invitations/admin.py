@@ -1,7 +1,7 @@
 from typing import Optional
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import BooleanField, Case, Q, Value, When
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -104,17 +104,11 @@ class InvitationAdmin(PracticeScopedAdmin):
 
     @admin.action(description="Revoke selected invitations", permissions=["change"])
     def revoke_selected(self, request, queryset):
-        now = timezone.now()
-        revoked = refused = 0
-        for invitation in queryset.filter(status__in=[Status.PENDING, Status.SENT]):
-            if not tenancy.can(request.user, "invitations.change_invitation", invitation.practice_id):
-                refused += 1
-                continue
-            revoked += invitation.revoke(now, reason=RevokeReason.STAFF, actor=request.user)
-        self.message_user(request, f"Revoked {revoked} invitation{'s' if revoked != 1 else ''}.", messages.SUCCESS)
-        if refused:
-            self.message_user(request, f"{refused} skipped: your role there does not allow revoking.", messages.WARNING)
-
+        """The same revoke as the patient list's (role check per practice, audit trail)."""
+        patient_admin = self.admin_site._registry[Patient]
+        open_ones = queryset.filter(status__in=OPEN_STATUSES)
+        patients = patient_admin.get_queryset(request).filter(pk__in=open_ones.values("patient_id"))
+        return patient_admin.revoke_selected(request, patients)
 
 class InvitationTemplateForm(PracticeScopedForm):
     class Meta:

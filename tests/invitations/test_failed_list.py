@@ -51,3 +51,19 @@ def test_resend_from_the_failed_list_confirms_then_sends(client_a, failed_a, dja
     latest.refresh_from_db()
     assert latest.email == "corrected@example.com" and latest.status == Status.SENT
     assert [m.to for m in mail.outbox] == [["corrected@example.com"]]
+
+
+def test_revoke_from_the_invitation_list_is_audited_and_scoped(client_a, practice_a, practice_b, front_desk_a):
+    from patients.audit import AuditAction, AuditEntry
+
+    mine = InvitationFactory(patient=PatientFactory(practice=practice_a), created_at=NOW)
+    theirs = InvitationFactory(patient=PatientFactory(practice=practice_b), created_at=NOW)
+    client_a.post(
+        reverse("admin:invitations_invitation_changelist"),
+        {"action": "revoke_selected", ACTION_CHECKBOX_NAME: [mine.pk, theirs.pk]},
+    )
+    mine.refresh_from_db()
+    theirs.refresh_from_db()
+    assert mine.status == Status.REVOKED and theirs.status == Status.SENT
+    entry = AuditEntry.objects.get(action=AuditAction.REVOKE)
+    assert (entry.actor, entry.patient_id) == (front_desk_a, mine.patient_id)
