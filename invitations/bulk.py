@@ -257,8 +257,10 @@ class _Outgoing:
 
 
 def claim_chunk(chunk_id: int, *, now: datetime.datetime) -> bool:
+    # Only the chunk's own columns in the WHERE: PostgreSQL turns a join into an `id IN
+    # (subquery)` whose result a waiting UPDATE does not re-check, and every racer would win.
     return bool(
-        BulkRunChunk.objects.filter(pk=chunk_id, run__status=BulkRunStatus.RUNNING)
+        BulkRunChunk.objects.filter(pk=chunk_id)
         .filter(Q(status=ChunkStatus.PENDING) | Q(status=ChunkStatus.CLAIMED, claimed_at__lte=now - CHUNK_LEASE))
         .update(status=ChunkStatus.CLAIMED, claimed_at=now, attempts=F("attempts") + 1)
     )
