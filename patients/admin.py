@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.template.defaultfilters import pluralize
@@ -94,17 +95,29 @@ class MembershipAddForm(PracticeScopedForm):
         model = Membership
         fields = ["practice", "role"]
 
+    @staticmethod
+    def existing_staff_user(email: str):
+        """The staff account this address belongs to, if any. Patient accounts (usernames never
+        contain '@') are never turned into staff accounts."""
+        return (
+            User.objects.filter(Q(username__iexact=email) | Q(email__iexact=email, is_staff=True))
+            .order_by("-is_staff", "pk")
+            .first()
+        )
+
     def clean(self):
         cleaned = super().clean()
         email = normalise_email(cleaned.get("email"))
         practice = cleaned.get("practice")
-        if email and practice and Membership.objects.filter(practice=practice, user__email__iexact=email).exists():
+        user = self.existing_staff_user(email) if email else None
+        if user is not None and practice and Membership.objects.filter(practice=practice, user=user).exists():
             self.add_error("email", "This person is already a member of this practice.")
+        self.existing_user = user
         return cleaned
 
     def save(self, commit=True):
         email = normalise_email(self.cleaned_data["email"])
-        user = User.objects.filter(username=email).first()
+        user = self.existing_user
         if user is None:
             user = User(
                 username=email,
@@ -739,6 +752,12 @@ class EmailOptOutAdmin(PracticeScopedAdmin):
     list_select_related = ["practice", "created_by"]
     readonly_fields = ["created_at", "created_by"]
     fields = ["practice", "email", "reason", "created_at", "created_by"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # An entry records what happened; changing its address would quietly lift an opt-out.
+        # Removing it (managers and practice admins) is the audited way.
+        fields = super().get_readonly_fields(request, obj)
+        return [*fields, "email", "reason"] if obj is not None else fields
 
     def save_model(self, request, obj, form, change):
         if not change:

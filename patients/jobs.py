@@ -111,10 +111,13 @@ def tracked_job(name: str) -> Callable:
             try:
                 result = func(*args, **kwargs)
             except Exception as exc:
+                # The page shows the kind of error only: database errors quote row values, which
+                # may be another practice's. The full error goes to the worker's log.
+                logger.exception("Scheduled job %s failed", name)
                 JobRun.objects.filter(name=name).update(
                     last_finished_at=timezone.now(),
                     last_result=JobRun.Result.ERROR,
-                    last_error=f"{type(exc).__name__}: {exc}"[:2000],
+                    last_error=f"{type(exc).__module__}.{type(exc).__name__} (details in the worker log)"[:2000],
                     failures=F("failures") + 1,
                 )
                 raise

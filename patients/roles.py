@@ -18,13 +18,15 @@ _VIEW_ALL = [f"{app}.view_*" for app in PORTAL_APPS]
 _FRONT_DESK = _VIEW_ALL + [
     "patients.add_patient",
     "patients.change_patient",
-    "patients.*_emailoptout",
+    "patients.add_emailoptout",
+    "patients.change_emailoptout",
     "invitations.add_*",
     "invitations.change_*",
     "notifications.change_paymentplanapplication",
 ]
 _MANAGER = _FRONT_DESK + [
     "patients.delete_patient",
+    "patients.delete_emailoptout",
     "invitations.*",
     "notifications.*",
 ]

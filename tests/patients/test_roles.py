@@ -110,3 +110,42 @@ def test_patients_without_membership_never_reach_the_admin(client, practice_a):
     client.force_login(patient_user)
     response = client.get(reverse("admin:index"))
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_adding_an_existing_staff_user_by_email_reuses_the_account(client, practice_a, practice_b):
+    from tests.factories import StaffFactory
+
+    existing = StaffFactory(username="rileyb", email="Riley@Example.com")
+    Membership.objects.create(user=existing, practice=practice_b, role=Role.MANAGER)
+    client.force_login(staff_member(practice_a, Role.ADMIN))
+    url = reverse("admin:patients_membership_add")
+    data = {"practice": practice_a.pk, "email": "riley@example.com", "role": Role.VIEWER}
+    assert client.post(url, data).status_code == 302
+    assert Membership.objects.get(practice=practice_a, role=Role.VIEWER).user == existing
+    response = client.post(url, data)  # twice: a field error, not a crash
+    assert response.status_code == 200
+    assert "already a member" in str(response.context["adminform"].form.errors["email"])
+
+
+def test_a_patient_account_with_the_same_email_never_becomes_staff(client, practice_a):
+    from tests.factories import UserFactory
+
+    patient_user = UserFactory(username="sam.patient", email="sam@example.com", is_staff=False)
+    client.force_login(staff_member(practice_a, Role.ADMIN))
+    client.post(reverse("admin:patients_membership_add"), {"practice": practice_a.pk, "email": "sam@example.com", "role": Role.VIEWER})
+    patient_user.refresh_from_db()
+    assert not patient_user.is_staff
+    assert Membership.objects.get(practice=practice_a, role=Role.VIEWER).user.username == "sam@example.com"
+
+
+def test_opt_out_entries_cannot_be_rewritten_and_front_desk_cannot_remove_them(client, practice_a):
+    from patients.models import EmailOptOut
+
+    entry = EmailOptOut.objects.create(practice=practice_a, email="stop@example.com", reason="spam_complaint")
+    client.force_login(staff_member(practice_a, Role.FRONT_DESK))
+    url = reverse("admin:patients_emailoptout_change", args=[entry.pk])
+    client.post(url, {"email": "other@example.com", "reason": "staff"})
+    entry.refresh_from_db()
+    assert (entry.email, entry.reason) == ("stop@example.com", "spam_complaint")
+    client.post(reverse("admin:patients_emailoptout_delete", args=[entry.pk]), {"post": "yes"})
+    assert EmailOptOut.objects.filter(pk=entry.pk).exists()
