@@ -94,9 +94,10 @@ def validate_template(*, subject: str, html_body: str) -> None:
             f"Unknown snippet{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}. "
             f"Use only {', '.join(SNIPPETS)}."
         )
-    if REQUIRED_SNIPPET not in (html_body or ""):
+    # Checked on what will be saved: the sanitiser drops <script> and the like with their content.
+    if REQUIRED_SNIPPET not in sanitise_html(html_body or ""):
         errors.setdefault("html_body", []).append(
-            "Add [Registration Link]: without it the patient cannot register."
+            "Add [Registration Link] to the visible text: without it the patient cannot register."
         )
     for field, value in (("subject", subject), ("html_body", html_body or "")):
         if _TEMPLATE_LANGUAGE_RE.search(value):
@@ -168,10 +169,11 @@ def render(*, practice, first_name: str, link: str, expires_at: datetime.datetim
         "[Registration Link]": link,
         "[Expiry Date]": format_expiry(expires_at, practice.time_zone),
     }
-    html_body = body_source
-    for snippet, value in values.items():
-        html_body = html_body.replace(snippet, html.escape(value))
-    html_body = html_body.replace("[Logo]", logo_html(practice))
+    replacements = {snippet: html.escape(value) for snippet, value in values.items()}
+    replacements["[Logo]"] = logo_html(practice)
+    # One pass: a value that itself looks like a snippet (a first name typed as
+    # "[Registration Link]" on the public access form) is never expanded.
+    html_body = _SNIPPET_RE.sub(lambda match: replacements.get(match.group(0), match.group(0)), body_source)
 
     subject = subject_source.replace("[Practice Name]", practice.name)
     subject = " ".join(subject.split())  # never a newline in a header
@@ -272,6 +274,7 @@ class PreparedEmail:
 
     _FIRST_NAME = "QQFIRSTNAMEQQ"
     _LINK = "https://qqlinkqq.invalid/"
+    _PLACEHOLDERS = re.compile(f"{re.escape(_FIRST_NAME)}|{re.escape(_LINK)}")
 
     def __init__(self, *, practice, expires_at: datetime.datetime, template):
         rendered = render(practice=practice, first_name=self._FIRST_NAME, link=self._LINK, expires_at=expires_at, template=template)
@@ -287,8 +290,10 @@ class PreparedEmail:
 
     def fill(self, *, first_name: str, link: str) -> RenderedEmail:
         first_name = first_name or "there"
+        text_values = {self._FIRST_NAME: first_name, self._LINK: link}
+        html_values = {self._FIRST_NAME: html.escape(first_name), self._LINK: html.escape(link)}
         return RenderedEmail(
             subject=self.subject,
-            text=self._text.replace(self._FIRST_NAME, first_name).replace(self._LINK, link),
-            html=self._html.replace(self._FIRST_NAME, html.escape(first_name)).replace(self._LINK, html.escape(link)),
+            text=self._PLACEHOLDERS.sub(lambda match: text_values[match.group(0)], self._text),
+            html=self._PLACEHOLDERS.sub(lambda match: html_values[match.group(0)], self._html),
         )
