@@ -26,6 +26,7 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from invitations.services import describe as describe_send_error
 from patients.models import Membership, Practice
 from portal_project.celery import enqueue_on_commit
 
@@ -420,7 +421,8 @@ def _finish(ids: list[int], status: str, error: str, sent_at=None) -> None:
 
 
 def _failed(ids: list[int], attempts: int, exc: Exception) -> str:
-    error = f"{type(exc).__name__}: {exc}"[:500]
+    # The error's own first line, not str(exc): anymail appends the provider's raw response.
+    error = describe_send_error(exc)
     logger.warning("Alert email failed (deliveries %s, attempt %s): %s", ids, attempts, type(exc).__name__)
     if isinstance(exc, PERMANENT_ERRORS) or attempts >= MAX_SEND_ATTEMPTS:
         _finish(ids, DeliveryStatus.FAILED, error)
