@@ -1,8 +1,11 @@
+import mimetypes
+
 from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import PasswordResetForm
 from django.contrib.auth.views import PasswordResetView
-from django.http import HttpRequest, HttpResponseRedirect, JsonResponse
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404, HttpRequest, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -66,3 +69,19 @@ class StaffPasswordResetView(PasswordResetView):
             # Same answer as a sent reset: neither reveals accounts nor floods an inbox.
             return HttpResponseRedirect(self.get_success_url())
         return super().form_valid(form)
+
+
+@require_GET
+def practice_logo(request: HttpRequest, name: str):
+    """Practice logos are public (they appear in emails), so they are served in production too,
+    from this one folder only; other uploads under MEDIA_ROOT are never served."""
+    path = f"practice-logos/{name}"
+    if "/" in name or name.startswith(".") or not default_storage.exists(path):
+        raise Http404("No such logo.")
+    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    if not content_type.startswith("image/"):
+        raise Http404("No such logo.")
+    response = FileResponse(default_storage.open(path, "rb"), content_type=content_type)
+    response["Cache-Control"] = "public, max-age=86400"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

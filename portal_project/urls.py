@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from patients.views import StaffPasswordResetView, healthz, staff_login
+from patients.views import StaffPasswordResetView, healthz, practice_logo, staff_login
 
 admin.site.site_header = "Practice Portal"
 admin.site.site_title = "Practice Portal"
@@ -12,6 +12,7 @@ admin.site.index_title = "Front desk"
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path(f"{settings.MEDIA_URL.strip('/')}/practice-logos/<str:name>", practice_logo, name="practice_logo"),
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     # Staff password reset: the admin login page shows "Forgotten your password?" when the
     # admin_password_reset URL exists.

@@ -116,3 +116,19 @@ def test_status_page_shows_when_delivery_reports_last_arrived(admin_client):
     store_once(provider="Postmark", event_id="e1", event_type="delivered", message_id="m", occurred_at=None)
     content = admin_client.get(reverse("admin:patients_jobrun_changelist")).content.decode()
     assert "last received" in content
+
+
+def test_practice_logos_are_served_without_debug_and_nothing_else_is(client, practice_a, settings, tmp_path):
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    settings.MEDIA_ROOT = tmp_path
+    png = b"\x89PNG\r\n\x1a\n" + b"0" * 20
+    name = default_storage.save("practice-logos/maple.png", ContentFile(png))
+    default_storage.save("imports/secret.csv", ContentFile(b"chart,dob"))
+    response = client.get("/" + settings.MEDIA_URL.strip("/") + "/" + name)
+    assert response.status_code == 200 and response["Content-Type"] == "image/png"
+    assert b"".join(response.streaming_content) == png
+    assert client.get("/media/imports/secret.csv").status_code == 404
+    assert client.get("/media/practice-logos/..%2Fimports%2Fsecret.csv").status_code == 404
+    assert client.get("/media/practice-logos/missing.png").status_code == 404
