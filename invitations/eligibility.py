@@ -15,7 +15,7 @@ from django.db.models.expressions import Expression
 
 from patients.models import EmailOptOut, Patient, PatientQuerySet
 
-from .models import Invitation
+from .models import Invitation, Status
 
 #: Another invitation to the same address within this window is refused (deliverability).
 RECENT_INVITATION_WINDOW = datetime.timedelta(hours=1)
@@ -56,10 +56,12 @@ def _opted_out(now):
 
 
 def _invited_recently(now):
+    # Invitations that never reached the email service (refused, or revoked before sending)
+    # mailed nobody, so they do not count against the address.
     return Exists(
         Invitation.objects.filter(
             patient_id=OuterRef("pk"), email=OuterRef("email"), created_at__gt=now - RECENT_INVITATION_WINDOW
-        )
+        ).exclude(sent_at__isnull=True, status__in=[Status.FAILED, Status.REVOKED])
     )
 
 

@@ -3,6 +3,7 @@
 import logging
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from patients.jobs import tracked_job
@@ -11,12 +12,13 @@ from . import services
 
 logger = logging.getLogger(__name__)
 
-SEND_MAX_RETRIES = 6
+SEND_MAX_RETRIES = settings.PORTAL_SEND_MAX_RETRIES
 
 
-def retry_delay(retries: int) -> int:
-    """Seconds before retry number `retries + 1`: 30 s, 1 min, 2 min ... capped at 30 min."""
-    return min(30 * 2**retries, 1800)
+def retry_delay(retries: int) -> float:
+    """Seconds before retry number `retries + 1`: 30 s, 1 min, 2 min ... capped at 30 min
+    (the base is PORTAL_SEND_RETRY_BASE_SECONDS)."""
+    return min(settings.PORTAL_SEND_RETRY_BASE_SECONDS * 2**retries, 1800)
 
 
 @shared_task(bind=True, name="invitations.send_invitation", max_retries=SEND_MAX_RETRIES, acks_late=True)

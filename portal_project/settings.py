@@ -200,6 +200,10 @@ else:
     )
 EMAIL_FILE_PATH = VAR_DIR / "mail"
 
+# Temporary email-service errors: retries with exponential backoff from this base, then failed.
+PORTAL_SEND_MAX_RETRIES = env.int("PORTAL_SEND_MAX_RETRIES", default=6)
+PORTAL_SEND_RETRY_BASE_SECONDS = env.float("PORTAL_SEND_RETRY_BASE_SECONDS", default=30.0)
+
 PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://localhost:8000").rstrip("/")
 
 # --- Celery ---------------------------------------------------------------------------

@@ -80,3 +80,14 @@ def test_a_send_waiting_for_its_retry_is_not_requeued_and_a_lost_retry_chain_is_
     invitation.refresh_from_db()
     assert invitation.status == Status.FAILED and "could not be reached" in invitation.failure_reason
     assert enqueued == []
+
+
+def test_an_invitation_that_never_reached_the_email_service_does_not_block_a_resend():
+    from invitations import eligibility
+
+    refused = InvitationFactory(status=Status.PENDING, sent_at=None, token_hash=None, created_at=NOW)
+    refused.fail(NOW, reason="HTTP 503")
+    assert "invited_recently" not in [r.code for r in eligibility.reasons_for(refused.patient, now=NOW + datetime.timedelta(minutes=5))]
+    bounced = InvitationFactory(created_at=NOW)  # was sent, then bounced: the address was mailed
+    bounced.fail(NOW, reason="bounced")
+    assert "invited_recently" in [r.code for r in eligibility.reasons_for(bounced.patient, now=NOW + datetime.timedelta(minutes=5))]
