@@ -2,7 +2,7 @@ from typing import Optional
 
 from django import forms
 from django.contrib import admin
-from django.db.models import BooleanField, Case, Q, Value, When
+from django.db.models import BooleanField, Case, Value, When
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
@@ -12,7 +12,7 @@ from patients.admin_scoping import PracticeScopedAdmin, PracticeScopedForm
 from patients.models import Patient, Role
 
 from . import emails
-from .models import OPEN_STATUSES, Invitation, InvitationEvent, InvitationTemplate, RevokeReason, Status
+from .models import OPEN_STATUSES, Invitation, InvitationEvent, InvitationTemplate, RevokeReason, Status, run_out
 from .portal_status import PortalStatus, status_tag
 from .tracking import DeliveryReport
 
@@ -66,7 +66,7 @@ class InvitationAdmin(PracticeScopedAdmin):
         # One clock reading per page: links that ran out before the sweep marked them.
         return super().get_queryset(request).annotate(
             run_out=Case(
-                When(Q(status__in=OPEN_STATUSES, expires_at__lte=timezone.now()), then=Value(True)),
+                When(run_out(timezone.now()), then=Value(True)),
                 default=Value(False),
                 output_field=BooleanField(),
             )

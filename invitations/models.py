@@ -80,6 +80,13 @@ class EventKind(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+def run_out(now: datetime.datetime, *, via: str = "") -> Q:
+    """Open, but the link has run out: the expiry rule for SQL, written once (`via` reaches the
+    invitation from another model, e.g. "latest_invitation__"). `Invitation.is_expired` is the
+    same rule for one row."""
+    return Q(**{f"{via}status__in": list(OPEN_STATUSES), f"{via}expires_at__lte": now})
+
+
 class InvitationQuerySet(models.QuerySet):
     def open(self) -> "InvitationQuerySet":
         """Pending or sent, whatever the clock says (see `usable` for links that still work)."""
@@ -88,13 +95,10 @@ class InvitationQuerySet(models.QuerySet):
     # Expiry, expressed once for querysets; `Invitation.is_expired` is the same rule for one row.
     def expired_as_of(self, now: datetime.datetime) -> "InvitationQuerySet":
         """Open invitations whose link has run out (the sweep has not marked them yet)."""
-        return self.open().filter(expires_at__lte=now)
+        return self.filter(run_out(now))
 
     def usable(self, now: datetime.datetime) -> "InvitationQuerySet":
         return self.open().filter(expires_at__gt=now)
-
-    def for_practices(self, practice_ids) -> "InvitationQuerySet":
-        return self.filter(practice_id__in=practice_ids)
 
     def create_latest(self, *, patient, **fields) -> "Invitation":
         """Create the patient's newest invitation. The only way invitations are made: it keeps
@@ -227,9 +231,6 @@ class Invitation(models.Model):
         if invitation is None or not invitation.token_matches(token):
             return None
         return invitation
-
-    def display_status(self, now: datetime.datetime) -> str:
-        return "Expired" if self.is_expired(now) else self.get_status_display()
 
     # -- transitions: the only code that writes `status` -------------------------------------
 

@@ -7,7 +7,7 @@ import datetime
 from django.db.models import Case, CharField, F, FilteredRelation, Q, QuerySet, Value, When
 from django.utils.html import format_html
 
-from .models import OPEN_STATUSES, Status
+from .models import Status, run_out
 
 
 class PortalStatus:
@@ -45,7 +45,6 @@ def with_portal_status(patients: QuerySet, now: datetime.datetime) -> QuerySet:
     """Annotate each patient with `portal_status` (a PortalStatus value), computed in SQL from
     the latest invitation (one LEFT JOIN on the `is_latest` row; no per-row queries).
     The status column, its filter and its ordering all read this one annotation."""
-    live = Q(latest_invitation_expires__gt=now)
     return patients.annotate(
         latest_invitation=FilteredRelation("invitations", condition=Q(invitations__is_latest=True)),
     ).annotate(
@@ -59,7 +58,7 @@ def with_portal_status(patients: QuerySet, now: datetime.datetime) -> QuerySet:
                 then=Value(PortalStatus.NOT_INVITED),
             ),
             # Run out but not yet marked by the sweep: staff see it as expired already.
-            When(Q(latest_invitation_status__in=OPEN_STATUSES) & ~live, then=Value(PortalStatus.EXPIRED)),
+            When(run_out(now, via="latest_invitation__"), then=Value(PortalStatus.EXPIRED)),
             default=F("latest_invitation_status"),
             output_field=CharField(),
         )

@@ -114,9 +114,6 @@ class BirthSex(models.TextChoices):
 
 
 class PatientQuerySet(models.QuerySet):
-    def for_practices(self, practice_ids) -> "PatientQuerySet":
-        return self.filter(practice_id__in=practice_ids)
-
     def with_portal_account(self) -> "PatientQuerySet":
         return self.filter(portal_user__isnull=False)
 
