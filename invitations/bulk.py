@@ -12,7 +12,7 @@ Guarantees, and how they are kept:
   the ones an earlier, interrupted attempt of the same chunk created. The partial unique
   constraints on invitations are the last line of defence.
 * No email twice: every invitation is claimed in the database (token hash + ``sending_started_at``)
-  before its email goes out, and marked sent right after, in batches (`MARK_SENT_EVERY_SECONDS`).
+  before its email goes out, and marked sent right after, in batches (`MARK_SENT_EVERY_SECONDS` / `MARK_SENT_EVERY_MESSAGES`).
   A worker that dies between the email service accepting a message and that batch being marked
   leaves those claims to lapse, and the resumed chunk sends them again with a fresh link: the same
   at-least-once trade-off as a single send (`Invitation.claim_for_sending`), limited to at most a
@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from django.core.mail import get_connection
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Case, CharField, Count, DateTimeField, Exists, F, IntegerField, OuterRef, Q, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce
@@ -59,6 +60,8 @@ CHUNK_SIZE = 500
 #: Sent invitations are marked in the database at least this often while a chunk sends, so a
 #: worker that dies mid-chunk can repeat at most this long a stretch of emails.
 MARK_SENT_EVERY_SECONDS = 2.0
+#: ...or every this many emails, whichever comes first: it bounds what a killed worker can repeat.
+MARK_SENT_EVERY_MESSAGES = settings.PORTAL_BULK_MARK_SENT_EVERY
 #: A chunk still waiting this long after it was enqueued is enqueued again (lost message).
 REENQUEUE_PENDING_AFTER = datetime.timedelta(minutes=15)
 #: A run confirmed this long ago and still not planned lost its planning task (or its worker).
@@ -406,7 +409,7 @@ def _send(outgoing: list[_Outgoing], *, template, now: datetime.datetime) -> Non
             status = getattr(message, "anymail_status", None)
             message_id = str(status.message_id) if status is not None and status.message_id is not None else ""
             sent.append((item.invitation.pk, message_id))
-            if time.monotonic() - last_mark >= MARK_SENT_EVERY_SECONDS:
+            if len(sent) >= MARK_SENT_EVERY_MESSAGES or time.monotonic() - last_mark >= MARK_SENT_EVERY_SECONDS:
                 _mark_sent(sent, now=now)
                 sent, last_mark = [], time.monotonic()
     finally:

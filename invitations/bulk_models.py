@@ -18,7 +18,7 @@ from patients.models import Practice
 #: A claimed chunk whose worker has not finished after this long is considered abandoned.
 #: Longer than the task time limit, so a chunk is never taken from a worker still running it;
 #: equal to the send-claim lease, so its invitations' send claims have lapsed as well.
-CHUNK_LEASE = datetime.timedelta(minutes=10)
+CHUNK_LEASE = datetime.timedelta(seconds=settings.PORTAL_BULK_CHUNK_LEASE_SECONDS)
 
 
 class BulkRunKind(models.TextChoices):

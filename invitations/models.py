@@ -23,7 +23,7 @@ from patients.models import Patient, Practice
 MAX_FAILED_ATTEMPTS = 5
 #: A worker that claimed an invitation for sending but never finished (it died) gives it up
 #: after this long, so a redelivered task can send it.
-SEND_CLAIM_LEASE = datetime.timedelta(minutes=10)
+SEND_CLAIM_LEASE = datetime.timedelta(seconds=settings.PORTAL_SEND_CLAIM_LEASE_SECONDS)
 
 
 def new_token() -> str:

@@ -203,6 +203,12 @@ EMAIL_FILE_PATH = VAR_DIR / "mail"
 # Temporary email-service errors: retries with exponential backoff from this base, then failed.
 PORTAL_SEND_MAX_RETRIES = env.int("PORTAL_SEND_MAX_RETRIES", default=6)
 PORTAL_SEND_RETRY_BASE_SECONDS = env.float("PORTAL_SEND_RETRY_BASE_SECONDS", default=30.0)
+# A worker that died holding a send claim or a bulk chunk: another takes over after these leases.
+PORTAL_SEND_CLAIM_LEASE_SECONDS = env.int("PORTAL_SEND_CLAIM_LEASE_SECONDS", default=600)
+PORTAL_BULK_CHUNK_LEASE_SECONDS = env.int("PORTAL_BULK_CHUNK_LEASE_SECONDS", default=600)
+# Bulk runs record sent emails at least every this many messages (or 2 seconds): the most a
+# killed worker can repeat.
+PORTAL_BULK_MARK_SENT_EVERY = env.int("PORTAL_BULK_MARK_SENT_EVERY", default=100)
 
 PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://localhost:8000").rstrip("/")
 

@@ -359,17 +359,19 @@ def statements(queries) -> int:
     return count
 
 
-def test_a_chunk_uses_the_same_number_of_queries_whatever_its_size(
+def test_a_chunk_uses_a_bounded_number_of_queries_whatever_its_size(
     django_capture_on_commit_callbacks, django_assert_max_num_queries
 ):
     small = _chunk_queries(5, django_capture_on_commit_callbacks)
     large = _chunk_queries(120, django_capture_on_commit_callbacks)
-    assert small == large
     assert small <= 30
+    # Set-based: only the sent-marks repeat, once per MARK_SENT_EVERY_MESSAGES emails (4 queries
+    # each), so a chunk of the configured size (500) runs a bounded number of queries.
+    assert small <= large <= small + 4 * (120 // bulk.MARK_SENT_EVERY_MESSAGES)
 
 
 @pytest.mark.postgres
-def test_on_postgresql_a_chunk_of_any_size_runs_the_same_queries(django_capture_on_commit_callbacks):
+def test_on_postgresql_a_chunk_of_any_size_runs_a_bounded_number_of_queries(django_capture_on_commit_callbacks):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -382,7 +384,7 @@ def test_on_postgresql_a_chunk_of_any_size_runs_the_same_queries(django_capture_
         with CaptureQueriesContext(connection) as captured:
             bulk.process_chunk(run.chunks.get().pk, now=NOW)
         counts.append(len(captured))
-    assert counts[0] == counts[1] <= 30
+    assert counts[0] <= 30 and counts[0] <= counts[1] <= counts[0] + 4 * (300 // bulk.MARK_SENT_EVERY_MESSAGES)
 
 
 @pytest.mark.parametrize("first_name", ["Zoë", "Ann <b>& \"Bo\"", ""])
