@@ -30,8 +30,8 @@ import zoneinfo
 from dataclasses import dataclass, field
 from typing import Optional
 
-from django.core.mail import get_connection
 from django.conf import settings
+from django.core.mail import get_connection
 from django.db import IntegrityError, transaction
 from django.db.models import Case, CharField, Count, DateTimeField, Exists, F, IntegerField, OuterRef, Q, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce

@@ -1,6 +1,11 @@
 """Email backends for fault injection (used by worker processes started in tests)."""
 
+import fcntl
+import os
+import time
+
 from anymail.exceptions import AnymailAPIError
+from django.core.mail.backends import filebased
 from django.core.mail.backends.base import BaseEmailBackend
 
 
@@ -9,3 +14,21 @@ class UnavailableBackend(BaseEmailBackend):
 
     def send_messages(self, email_messages):
         raise AnymailAPIError("Service Unavailable: try again later", status_code=503)
+
+
+class HangingFileBackend(filebased.EmailBackend):
+    """Writes emails like the file backend until FAULT_HANG_AFTER messages have gone out in all,
+    then blocks before writing the next one, so a test can kill the worker at a known point:
+    every email written so far is complete, and none is half-sent."""
+
+    def send_messages(self, email_messages):
+        for message in email_messages:
+            with open(os.environ["FAULT_COUNTER_FILE"], "a+") as counter:
+                fcntl.flock(counter, fcntl.LOCK_EX)
+                counter.seek(0)
+                attempts = len(counter.read())
+                counter.write("x")
+            if attempts >= int(os.environ["FAULT_HANG_AFTER"]):
+                time.sleep(3600)  # the worker is killed while it waits here
+            super().send_messages([message])
+        return len(email_messages)
