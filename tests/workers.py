@@ -18,7 +18,7 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _database_url() -> str:
+def database_url() -> str:
     db = connection.settings_dict
     if db["ENGINE"] == "django.db.backends.sqlite3":
         return f"sqlite:///{db['NAME']}"
@@ -90,7 +90,7 @@ def start_worker(transactional_db, mail_dir, tmp_path):
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "DATABASE_URL": _database_url(),
+            "DATABASE_URL": database_url(),
             "TEST_EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
             "TEST_EMAIL_FILE_PATH": str(mail_dir),
             **extra_env,

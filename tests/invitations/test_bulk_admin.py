@@ -85,7 +85,7 @@ def test_confirming_records_a_run_returns_at_once_and_the_chunks_send_after_comm
     assert (waiting["planned"], waiting["finished"], waiting["percent"]) == (False, False, 0)
     page = manager_client.get(progress_url(run)).content.decode()
     assert '<meta http-equiv="refresh" content="5">' in page  # works without JavaScript
-    assert "<progress" in page and "data-progress-url" in page and "Getting ready" in page
+    assert "<progress" in page and "data-progress-url" in page and "Queued: the run is recorded" in page
 
     with django_capture_on_commit_callbacks(execute=True):
         for callback in callbacks:
