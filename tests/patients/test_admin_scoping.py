@@ -113,3 +113,21 @@ def test_it_scopes_autocomplete(client_a, rows):
 def test_superuser_sees_every_practice(admin_client, rows):
     content = admin_client.get(reverse("admin:patients_patient_changelist")).content.decode()
     assert "Alpha" in content and "Bravo" in content
+
+
+def test_search_finds_by_prefix_chart_and_email_and_caps_huge_matches(client_a, practice_a, practice_b, monkeypatch):
+    from patients.admin import PatientAdmin
+
+    PatientFactory(practice=practice_a, last_name="Smithers", chart_number="X-1", email="pat@example.com")
+    PatientFactory(practice=practice_a, last_name="Jones", chart_number="X-2")
+    PatientFactory(practice=practice_b, last_name="Smithson")
+    url = reverse("admin:patients_patient_changelist")
+    names = lambda q: {p.last_name for p in client_a.get(url, {"q": q}).context["cl"].result_list}  # noqa: E731
+    assert names("smi") == {"Smithers"}  # other practice's Smithson never shows
+    assert names("x-2") == {"Jones"}
+    assert names("PAT@") == {"Smithers"}
+    monkeypatch.setattr(PatientAdmin, "SEARCH_MATCH_CAP", 1)
+    PatientFactory(practice=practice_a, last_name="Smith")
+    response = client_a.get(url, {"q": "smi"})
+    assert len(response.context["cl"].result_list) == 1
+    assert "More than 1 patients match" in response.content.decode()
