@@ -138,3 +138,29 @@ def test_5_member_of_two_practices_switches_office_and_saves_preferences(page, l
     assert NotificationPreference.objects.get(user=user, practice=river, alert_type=AlertType.DECLINED).enabled is False
     assert not NotificationPreference.objects.filter(user=user, practice=maple, enabled=False).exists()
     assert get_user_model().objects.get(pk=user.pk).is_staff
+
+
+def test_3_practice_admin_runs_activate_now_and_watches_the_progress_bar_reach_100(page, live_server, celery_worker, mail_dir):
+    from invitations.bulk_models import BulkRun, BulkRunStatus
+    from tests.workers import sent_to, wait_until
+
+    practice = PracticeFactory(name="Maple Street Dental")
+    staff_member(practice, Role.ADMIN, username="morgan")
+    for i in range(40):
+        PatientFactory(practice=practice, email=f"bulk{i}@example.com")
+    PatientFactory(practice=practice, email="", chart_number="NO-EMAIL")  # skipped, with its reason
+    admin_login(page, live_server, "morgan")
+
+    page.goto(f"{live_server.url}/admin/invitations/bulkrun/portal/{practice.pk}/")
+    page.click("text=Activate Now…")
+    assert "40" in page.inner_text("#content-main")  # the preview: who will be invited
+    page.click("input[type=submit][value^='Yes, invite 40']")
+    page.wait_for_selector("#run-bar")
+    # The bar fills while the worker sends; the page polls by itself (no reload here).
+    page.wait_for_function(
+        "document.getElementById('run-bar').value >= document.getElementById('run-bar').max", timeout=60_000
+    )
+    page.wait_for_selector("#run-summary:not([hidden])", timeout=30_000)
+    assert BulkRun.objects.get(practice=practice).status == BulkRunStatus.DONE
+    wait_until(lambda: len(sent_to(mail_dir)) == 40, timeout=30, message="forty emails")
+    assert set(sent_to(mail_dir).values()) == {1}
