@@ -154,3 +154,24 @@ def wait_until(condition, *, timeout: float = 60, interval: float = 0.25, messag
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+def run_beside_an_embedded_worker(tmp_path: Path, code: str, *, timeout: float = 150) -> subprocess.CompletedProcess:
+    """The demo stack with nothing configured: a fresh SQLite database and the filesystem broker
+    under `tmp_path`, migrated, with a real worker on it while `code` runs in another process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "DATABASE_URL", "EMAIL_"))}
+    env.update(DJANGO_SETTINGS_MODULE="portal_project.settings", DJANGO_DEBUG="true", PORTAL_VAR_DIR=str(tmp_path / "var"))
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=120)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "portal_project", "worker", "--pool", "solo", "--loglevel", "WARNING",
+         "--without-heartbeat", "--without-gossip", "--without-mingle"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()

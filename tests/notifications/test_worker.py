@@ -2,14 +2,9 @@
 sweep's alert are sent by the worker after commit, once each, duplicates and repeated sweeps
 notwithstanding."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.workers import run_beside_an_embedded_worker
 
 CLIENT = r"""
 import datetime, time
@@ -47,22 +42,7 @@ print(sorted(NotificationDelivery.objects.values_list("alert_type", "status")))
 
 @pytest.mark.worker
 def test_a_real_worker_sends_each_alert_once(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "DATABASE_URL", "EMAIL_"))}
-    env.update(DJANGO_SETTINGS_MODULE="portal_project.settings", DJANGO_DEBUG="true", PORTAL_VAR_DIR=str(tmp_path / "var"))
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=120)
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "portal_project", "worker", "--pool", "solo", "--loglevel", "WARNING",
-         "--without-heartbeat", "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    try:
-        client = subprocess.run([sys.executable, "-c", CLIENT], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+    client = run_beside_an_embedded_worker(tmp_path, CLIENT, timeout=120)
     assert client.returncode == 0, client.stderr[-3000:]
     assert client.stdout.strip().splitlines()[-1] == "[('declined', 'sent'), ('incomplete', 'sent')]"
 
