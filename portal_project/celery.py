@@ -2,9 +2,11 @@
 
 import logging
 import os
+import sys
 from functools import partial
 
 from celery import Celery
+from celery.signals import beat_init, celeryd_init
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal_project.settings")
@@ -14,6 +16,22 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 logger = logging.getLogger(__name__)
+
+
+@celeryd_init.connect
+@beat_init.connect
+def refuse_unsafe_production_config(**kwargs) -> None:
+    """A worker or beat with an unsafe production configuration does not start. (Celery logs and
+    swallows exceptions from signal handlers, so this exits explicitly.)"""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from portal_project.checks import require_production_config
+
+    try:
+        require_production_config()
+    except ImproperlyConfigured as exc:
+        sys.stderr.write(f"Refusing to start: {exc}\n")
+        raise SystemExit(1) from exc
 
 
 @app.task(name="portal.ping", ignore_result=False)

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
-from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -31,18 +30,24 @@ _INSECURE_KEY_PREFIX = "insecure-dev-only-"
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[])
 
+# What production is missing. The settings stay importable so that maintenance commands
+# (makemigrations, migrate, check) work anywhere; everything that serves traffic or does work
+# (WSGI, ASGI, Celery worker and beat) refuses to start while this list is not empty
+# (portal_project.checks). A missing key is left empty: Django refuses any signing with it.
+PRODUCTION_CONFIG_ERRORS: list[str] = []
 if DEBUG:
     SECRET_KEY = SECRET_KEY or _INSECURE_KEY_PREFIX + "practice-portal-demo"
     ALLOWED_HOSTS = ALLOWED_HOSTS or ["localhost", "127.0.0.1", "[::1]", "testserver"]
 else:
     if len(SECRET_KEY) < 32 or SECRET_KEY.startswith(_INSECURE_KEY_PREFIX):
-        raise ImproperlyConfigured(
+        SECRET_KEY = ""
+        PRODUCTION_CONFIG_ERRORS.append(
             "DJANGO_SECRET_KEY must be set to a random value of at least 32 characters when "
             "DJANGO_DEBUG is off. Generate one with: python -c \"import secrets; "
             "print(secrets.token_urlsafe(50))\""
         )
     if not ALLOWED_HOSTS:
-        raise ImproperlyConfigured(
+        PRODUCTION_CONFIG_ERRORS.append(
             "DJANGO_ALLOWED_HOSTS must list the host names this site is served on "
             "(comma-separated) when DJANGO_DEBUG is off."
         )
@@ -190,7 +195,7 @@ if EMAIL_PROVIDER:
     if not DEBUG and not ANYMAIL.get("WEBHOOK_SECRET"):
         # Without it anymail accepts anonymous delivery reports, and anyone could fail
         # invitations or opt addresses out.
-        raise ImproperlyConfigured(
+        PRODUCTION_CONFIG_ERRORS.append(
             "ANYMAIL_WEBHOOK_SECRET must be set (as user:password) when EMAIL_PROVIDER is set; "
             "use the same credentials in the email service's tracking webhook URL."
         )
