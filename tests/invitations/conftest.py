@@ -13,3 +13,24 @@ def _anymail_test_backend_and_clean_state(settings):
     mail.outbox = []
     yield
     cache.clear()
+
+
+@pytest.fixture
+def frozen():
+    """The clock stopped at the tests' NOW (time-machine); the traveller can move it."""
+    import time_machine
+
+    from tests.invitations.factories import NOW
+
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def eager_celery():
+    from portal_project.celery import app as celery_app
+
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = previous

@@ -14,14 +14,8 @@ from patients.models import Patient, Role
 from tests.factories import PatientFactory, staff_member
 from tests.invitations.factories import NOW, InvitationFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 CHANGELIST = reverse("admin:patients_patient_changelist")
-
-
-@pytest.fixture(autouse=True)
-def frozen():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
 
 
 def texts(response) -> list[str]:

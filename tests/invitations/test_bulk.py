@@ -4,7 +4,6 @@ its safety (one run at a time, duplicate task deliveries, a worker dying half wa
 import datetime
 
 import pytest
-import time_machine
 from django.core import mail
 from django.core.mail.backends.locmem import EmailBackend as LocmemBackend
 from django.db import IntegrityError
@@ -13,25 +12,10 @@ from invitations import bulk
 from invitations.bulk_models import CHUNK_LEASE, BulkRun, BulkRunChunk, BulkRunKind, BulkRunStatus, ChunkStatus
 from invitations.models import EventKind, Invitation, InvitationEvent, Source, Status
 from patients.models import EmailOptOut
-from portal_project.celery import app as celery_app
 from tests.factories import PatientFactory, PracticeFactory, UserFactory
 from tests.invitations.factories import NOW, InvitationFactory
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def frozen():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
-
-
-@pytest.fixture
-def eager_celery():
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = previous
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 
 
 @pytest.fixture

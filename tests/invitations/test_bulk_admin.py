@@ -2,7 +2,6 @@
 and tenant scoping (another practice's ids are 404)."""
 
 import pytest
-import time_machine
 from django.contrib.messages import get_messages
 from django.core import mail
 from django.urls import reverse
@@ -12,25 +11,10 @@ from invitations.bulk_models import BulkRun, BulkRunStatus
 from invitations.models import Invitation
 from patients.audit import AuditAction, AuditEntry
 from patients.models import Role
-from portal_project.celery import app as celery_app
 from tests.factories import PatientFactory, staff_member
 from tests.invitations.factories import NOW
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def frozen():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
-
-
-@pytest.fixture
-def eager_celery():
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = previous
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 
 
 def activate_url(practice):

@@ -6,7 +6,6 @@ import re
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-import time_machine
 from django.urls import reverse
 
 from invitations import dashboard
@@ -16,14 +15,8 @@ from patients.models import Role
 from tests.factories import PatientFactory, UserFactory, staff_member
 from tests.invitations.factories import NOW, InvitationFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 DAY = datetime.timedelta(days=1)
-
-
-@pytest.fixture(autouse=True)
-def frozen():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
 
 
 def dashboard_url(practice):

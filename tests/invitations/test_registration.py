@@ -3,7 +3,6 @@
 import datetime
 
 import pytest
-import time_machine
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
@@ -13,16 +12,10 @@ from patients.models import Patient
 from tests.factories import PatientFactory, PracticeFactory
 from tests.invitations.factories import NOW, invitation_with_token
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 User = get_user_model()
 SECOND = datetime.timedelta(seconds=1)
 SEVEN_DAYS = datetime.timedelta(days=7)
-
-
-@pytest.fixture(autouse=True)
-def frozen():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
 
 
 @pytest.fixture

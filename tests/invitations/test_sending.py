@@ -3,32 +3,16 @@
 import datetime
 
 import pytest
-import time_machine
 from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 from django.core import mail
 
 from invitations import services, tasks
 from invitations.emails import DEFAULT_SUBJECT
 from invitations.models import SEND_CLAIM_LEASE, EventKind, Invitation, Source, Status, hash_token
-from portal_project.celery import app as celery_app
 from tests.factories import PatientFactory, PracticeFactory, UserFactory
 from tests.invitations.factories import NOW
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def frozen():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
-
-
-@pytest.fixture
-def eager_celery():
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = previous
 
 
 @pytest.fixture

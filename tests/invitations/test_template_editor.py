@@ -4,7 +4,6 @@ sanitising on save, the logo upload, the sample preview, a test email to oneself
 import io
 
 import pytest
-import time_machine
 from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
@@ -17,15 +16,9 @@ from patients.models import Role
 from tests.factories import staff_member
 from tests.invitations.factories import NOW
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 
 GOOD_BODY = "<p>Hello [First Name],</p><p><a href=\"[Registration Link]\">Join</a> before [Expiry Date].</p>[Logo]"
-
-
-@pytest.fixture(autouse=True)
-def frozen():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
 
 
 @pytest.fixture(autouse=True)
