@@ -1,0 +1,559 @@
+"""The benchmark suite in one command (run by hand; the README records its results).
+
+    .venv/bin/python bench/run.py [--sizes 100000,1000000] [--naive 1000] [--concurrency 2]
+
+Needs the PostgreSQL and Redis of the machine (BENCH_POSTGRES_URL, default
+postgres://postgres@127.0.0.1:5432; BENCH_REDIS_URL, default redis://127.0.0.1:6379/7, which is
+flushed). For each size it makes a fresh database `bench_<size>`, migrates it and generates:
+
+* practice "Bench" with <size> patients: the first min(size, 100,000) are invitable and never
+  invited (Activate Now's targets); the rest are a mix a practice really has: 30 % registered (an
+  accepted invitation and an older expired one), 25 % with a link out, 15 % whose link expired,
+  5 % failed, and 5 % each with no email, no consent, an opted-out address, deceased and no date
+  of birth; invitations and their timeline events spread over the last year;
+* practice "Other" with size/20 patients of the same mix (so scoping has something to hide);
+* practice "Naive" with --naive invitable patients.
+
+Then it prints:
+
+1. the naive loop: one `services.invite` + send at a time in this process (django-invitations
+   style) over practice "Naive", and what 100,000 would take at that rate;
+2. Activate Now end to end through the admin: the preview page, the confirm request, and the
+   time until every targeted invitation is created and handed to the email backend by a real
+   Celery worker (prefork, --concurrency processes, started here); invitations per second, the
+   ratio to the naive loop, and the worker's peak memory (VmHWM of each of its processes);
+3. the expiry sweep: a tenth of the invitations made to run out, then `services.expire_due`;
+4. admin pages as a superuser and as Bench's practice admin: median of 3 and query counts.
+
+The email backend (bench/email_backend.py) builds every message's MIME form and sends nothing.
+A table for the README is printed at the end. The databases are left for inspection (--drop).
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+POSTGRES = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
+REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/7")
+ACTIVATE_TARGET = 100_000
+
+
+def bench_env(database: str) -> dict[str, str]:
+    return {
+        "DJANGO_SETTINGS_MODULE": "portal_project.settings",
+        "DATABASE_URL": f"{POSTGRES}/{database}",
+        "CELERY_BROKER_URL": REDIS,
+        "EMAIL_BACKEND": "bench.email_backend.EmailBackend",
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": "bench-only-secret-key-0123456789abcdefghijklmnop",
+        "DJANGO_ALLOWED_HOSTS": "testserver,localhost",
+        "DJANGO_SECURE_SSL_REDIRECT": "false",
+        "DJANGO_SECURE_COOKIES": "false",
+        "PORTAL_VAR_DIR": os.environ.get("PORTAL_VAR_DIR", "/tmp/practice-portal-bench"),
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+# == the parent: one child process per size, then the table ==================================
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="100000,1000000", help="patients per database, comma-separated")
+    parser.add_argument("--naive", type=int, default=1000, help="invitations made by the one-at-a-time loop")
+    parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
+    parser.add_argument("--drop", action="store_true", help="drop each database at the end")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # the child's mode
+    args = parser.parse_args()
+    if args.one:
+        results = run_one(args.one, naive=args.naive, concurrency=args.concurrency)
+        print("RESULT " + json.dumps(results), flush=True)
+        return
+
+    sizes = [int(size.replace("_", "")) for size in args.sizes.split(",")]
+    collected = []
+    for size in sizes:
+        database = f"bench_{size}"
+        recreate_database(database)
+        print(f"\n== {size:,} patients (database {database}) ==", flush=True)
+        child = subprocess.run(
+            [sys.executable, __file__, "--one", str(size), "--naive", str(args.naive),
+             "--concurrency", str(args.concurrency)],
+            cwd=ROOT, env={**os.environ, **bench_env(database)}, stdout=subprocess.PIPE, text=True,
+        )
+        lines = child.stdout.splitlines()
+        for line in lines:
+            if not line.startswith("RESULT "):
+                print(line)
+        if child.returncode != 0:
+            raise SystemExit(f"the {size:,} benchmark failed (exit {child.returncode})")
+        collected.append(json.loads(next(line for line in lines if line.startswith("RESULT "))[7:]))
+        if args.drop:
+            drop_database(database)
+    print_table(collected)
+
+
+def _server():
+    import psycopg
+
+    return psycopg.connect(f"{POSTGRES}/postgres", autocommit=True)
+
+
+def recreate_database(name: str) -> None:
+    drop_database(name)
+    with _server() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop_database(name: str) -> None:
+    with _server() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def print_table(results: list[dict]) -> None:
+    print("\n" + results[0]["machine"])
+    header = "| | " + " | ".join(f"{r['size']:,} patients" for r in results) + " |"
+    print(header)
+    print("|---|" + "---|" * len(results))
+
+    def row(label, fmt):
+        print(f"| {label} | " + " | ".join(fmt(r) for r in results) + " |")
+
+    row("data generated (patients / invitations)", lambda r: f"{r['generate_s']:.0f} s ({r['patients']:,} / {r['invitations_before']:,})")
+    row("Activate Now preview page", lambda r: f"{r['preview_ms']:,.0f} ms")
+    row("Activate Now confirm request", lambda r: f"{r['confirm_ms']:,.0f} ms")
+    row("invitations created and handed to the email backend", lambda r: f"{r['sent']:,} in {r['total_s']:.1f} s")
+    row("invitations per second (Activate Now)", lambda r: f"{r['rate']:,.0f}/s")
+    row("naive loop, one at a time", lambda r: f"{r['naive_rate']:,.0f}/s ({ACTIVATE_TARGET / r['naive_rate']:,.0f} s for 100,000)")
+    row("speed-up over the naive loop", lambda r: f"{r['rate'] / r['naive_rate']:.0f}x")
+    row("worker peak memory (largest process / all)", lambda r: f"{r['worker_peak_mb']:.0f} MB / {r['worker_total_mb']:.0f} MB")
+    row("expiry sweep", lambda r: f"{r['expired']:,} of {r['invitations_at_sweep']:,} in {r['sweep_s']:.2f} s")
+    for key in results[0]["pages"]:
+        row(key, lambda r, key=key: f"{r['pages'][key][0]:,.0f} ms, {r['pages'][key][1]} queries")
+
+
+# == the child: one size, in its own database =================================================
+
+
+def run_one(size: int, *, naive: int, concurrency: int) -> dict:
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    # Admin pages without collectstatic's manifest (the bench times views, not static files).
+    settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+    from django.core.management import call_command
+
+    results: dict = {"size": size, "machine": describe_machine()}
+    start = time.perf_counter()
+    call_command("migrate", verbosity=0)
+    print(f"migrated in {time.perf_counter() - start:.1f} s", flush=True)
+
+    start = time.perf_counter()
+    bench, users = generate(size, naive_size=naive)
+    results["generate_s"] = time.perf_counter() - start
+    results["patients"], results["invitations_before"] = count("patients_patient"), count("invitations_invitation")
+    print(f"generated {results['patients']:,} patients and {results['invitations_before']:,} invitations "
+          f"in {results['generate_s']:.0f} s", flush=True)
+
+    naive_n, naive_s = naive_loop(naive)
+    results["naive_rate"] = naive_n / naive_s
+    print(f"naive loop: {naive_n:,} invitations one at a time in {naive_s:.1f} s = {results['naive_rate']:,.0f}/s "
+          f"(about {ACTIVATE_TARGET / results['naive_rate']:,.0f} s for 100,000)", flush=True)
+
+    results.update(activate_now(bench, users["admin"], concurrency))
+    results["rate"] = results["sent"] / results["total_s"]
+    print(f"Activate Now: preview {results['preview_ms']:,.0f} ms, confirm {results['confirm_ms']:,.0f} ms; "
+          f"{results['sent']:,} invitations created and handed to the email backend in {results['total_s']:.1f} s "
+          f"= {results['rate']:,.0f}/s, {results['rate'] / results['naive_rate']:.0f}x the naive loop; "
+          f"worker peak memory {results['worker_peak_mb']:.0f} MB per process, {results['worker_total_mb']:.0f} MB in all",
+          flush=True)
+
+    results.update(expiry_sweep())
+    print(f"expiry sweep: {results['expired']:,} of {results['invitations_at_sweep']:,} invitations "
+          f"in {results['sweep_s']:.2f} s", flush=True)
+
+    results["pages"] = admin_pages(bench, users)
+    return results
+
+
+def count(table: str) -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {table}")
+        return cursor.fetchone()[0]
+
+
+def describe_machine() -> str:
+    import redis
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        pg = cursor.fetchone()[0].split()[0]
+        cursor.execute("SHOW shared_buffers")
+        buffers = cursor.fetchone()[0]
+    redis_version = redis.Redis.from_url(REDIS).info().get("redis_version")
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
+    memory = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal"))
+    return (f"{os.cpu_count()} cores ({cpu}), {memory / 1024 / 1024:.0f} GB RAM; PostgreSQL {pg} "
+            f"(shared_buffers {buffers}), Redis {redis_version}, Python {platform.python_version()}")
+
+
+# -- data ------------------------------------------------------------------------------------
+
+#: Share of the non-target patients in each state, by `n % 20` (see the module docstring).
+MIX_SQL = """
+    CASE
+        WHEN n <= %(eligible)s THEN 'target'
+        WHEN mod(n, 20) < 6 THEN 'registered'
+        WHEN mod(n, 20) < 11 THEN 'open'
+        WHEN mod(n, 20) < 14 THEN 'expired'
+        WHEN mod(n, 20) = 14 THEN 'failed'
+        WHEN mod(n, 20) = 15 THEN 'no_email'
+        WHEN mod(n, 20) = 16 THEN 'no_consent'
+        WHEN mod(n, 20) = 17 THEN 'opted_out'
+        WHEN mod(n, 20) = 18 THEN 'deceased'
+        ELSE 'no_dob'
+    END
+"""
+FIRST_NAMES = ["Robin", "Alex", "Sam", "Jordan", "Casey", "Taylor", "Morgan", "Jamie"]
+LAST_NAMES = ["Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Lopez", "Wilson"]
+
+
+def generate(size: int, *, naive_size: int):
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    from patients.models import Membership, Practice, Role
+
+    User = get_user_model()
+    bench = Practice.objects.create(name="Bench", contact_email="office@bench.example", contact_phone="(555) 010-0000")
+    other = Practice.objects.create(name="Other", contact_email="office@other.example", contact_phone="(555) 010-0001")
+    naive = Practice.objects.create(name="Naive", contact_email="office@naive.example", contact_phone="(555) 010-0002")
+    superuser = User.objects.create_superuser("bench-super", "super@bench.example", "bench-password-1")
+    admin = User.objects.create_user("bench-admin", "admin@bench.example", "bench-password-1")
+    Membership.objects.create(user=admin, practice=bench, role=Role.ADMIN)
+    with connection.cursor() as cursor:
+        _patients(cursor, bench, size, eligible=min(size, ACTIVATE_TARGET), prefix="B")
+        _patients(cursor, other, size // 20, eligible=0, prefix="O")
+        _invitation_history(cursor)
+        for table in ("patients_patient", "auth_user", "invitations_invitation", "invitations_invitationevent",
+                      "patients_emailoptout"):
+            cursor.execute(f"VACUUM ANALYZE {table}")
+    _naive_patients(naive, naive_size)
+    return bench, {"superuser": superuser, "admin": admin}
+
+
+def _patients(cursor, practice, count: int, *, eligible: int, prefix: str) -> None:
+    first = "(ARRAY[" + ",".join(f"'{name}'" for name in FIRST_NAMES) + f"])[1 + mod(n, {len(FIRST_NAMES)})]"
+    last = "(ARRAY[" + ",".join(f"'{name}'" for name in LAST_NAMES) + f"])[1 + mod(n, {len(LAST_NAMES)})] || mod(n, 997)"
+    params = {"practice": practice.pk, "count": count, "eligible": eligible, "prefix": prefix}
+    cursor.execute(
+        f"""
+        INSERT INTO patients_patient (practice_id, chart_number, first_name, last_name, date_of_birth, zip_code,
+            email, phone, birth_sex, email_consent, deceased, portal_user_id, registered_at, bounced_email,
+            self_signup_unverified, created_at, updated_at)
+        SELECT %(practice)s, %(prefix)s || lpad(n::text, 8, '0'), {first}, {last},
+               CASE WHEN state = 'no_dob' THEN NULL ELSE DATE '1940-01-01' + (mod(n, 25000)) END,
+               '02139',
+               CASE WHEN state = 'no_email' THEN '' ELSE lower(%(prefix)s) || n || '@bench.example' END,
+               '', 'F', state <> 'no_consent', state = 'deceased', NULL, NULL, '', false,
+               now() - interval '400 days', now() - interval '400 days'
+        FROM (SELECT n, {MIX_SQL} AS state FROM generate_series(1, %(count)s) AS n) AS mix
+        ORDER BY n
+        """,
+        params,
+    )
+    # Each patient's state again, by id, for the history below.
+    cursor.execute(
+        f"""
+        CREATE TEMP TABLE IF NOT EXISTS bench_state (patient_id bigint PRIMARY KEY, practice_id bigint, n int, state text, email text);
+        INSERT INTO bench_state
+        SELECT p.id, p.practice_id, mix.n, mix.state, p.email
+        FROM patients_patient p
+        JOIN (SELECT n, {MIX_SQL} AS state FROM generate_series(1, %(count)s) AS n) AS mix
+          ON p.chart_number = %(prefix)s || lpad(mix.n::text, 8, '0')
+        WHERE p.practice_id = %(practice)s
+        """,
+        params,
+    )
+    cursor.execute(
+        """
+        INSERT INTO patients_emailoptout (practice_id, email, reason, created_at)
+        SELECT practice_id, email, 'patient', now() - interval '100 days' FROM bench_state
+        WHERE practice_id = %s AND state = 'opted_out'
+        """,
+        [practice.pk],
+    )
+
+
+def _invitation_history(cursor) -> None:
+    """Invitations (with created/sent/... events) for every patient not in the target group."""
+    cursor.execute(
+        """
+        INSERT INTO auth_user (password, is_superuser, username, first_name, last_name, email, is_staff, is_active, date_joined)
+        SELECT '!', false, 'bench-patient-' || patient_id, '', '', '', false, true, now() - interval '30 days'
+        FROM bench_state WHERE state = 'registered';
+        UPDATE patients_patient p SET portal_user_id = u.id, registered_at = now() - interval '29 days'
+        FROM auth_user u, bench_state s
+        WHERE s.patient_id = p.id AND s.state = 'registered' AND u.username = 'bench-patient-' || p.id;
+        """
+    )
+    # `age` spreads the invitations over the last year so the dashboard's chart has twelve months.
+    rows = """
+        SELECT s.patient_id, s.practice_id, s.email, s.n, kind, age
+        FROM bench_state s
+        CROSS JOIN LATERAL (VALUES
+            ('older', 40 + mod(s.n, 300)),
+            ('current', CASE s.state WHEN 'open' THEN mod(s.n, 6) ELSE 10 + mod(s.n, 320) END)
+        ) AS k(kind, age)
+        WHERE s.state IN ('registered', 'open', 'expired', 'failed')
+          AND (k.kind = 'current' OR s.state IN ('registered', 'open'))
+    """
+    cursor.execute(
+        f"""
+        INSERT INTO invitations_invitation (public_id, practice_id, patient_id, email, token_hash, status, revoke_reason,
+            failure_reason, source, created_at, sending_started_at, send_attempts, sent_at, expires_at, accepted_at,
+            ended_at, provider_message_id, failed_attempts, is_latest)
+        SELECT gen_random_uuid(), r.practice_id, r.patient_id, r.email,
+               encode(sha256(('bench-' || r.patient_id || '-' || r.kind)::bytea), 'hex'),
+               CASE WHEN r.kind = 'older' THEN 'expired' ELSE
+                   CASE s.state WHEN 'registered' THEN 'accepted' WHEN 'open' THEN 'sent' ELSE s.state END END,
+               '', CASE WHEN s.state = 'failed' AND r.kind = 'current' THEN 'Mailbox unavailable' ELSE '' END,
+               'manual', now() - make_interval(days => r.age), NULL, 1,
+               CASE WHEN s.state = 'failed' AND r.kind = 'current' THEN NULL ELSE now() - make_interval(days => r.age) END,
+               now() - make_interval(days => r.age) + interval '7 days',
+               CASE WHEN s.state = 'registered' AND r.kind = 'current' THEN now() - make_interval(days => r.age) + interval '1 day' END,
+               CASE WHEN r.kind = 'older' OR s.state IN ('expired', 'failed') THEN now() - make_interval(days => r.age) + interval '7 days' END,
+               'bench-' || r.patient_id || '-' || r.kind, 0, r.kind = 'current'
+        FROM ({rows}) AS r JOIN bench_state s ON s.patient_id = r.patient_id
+        ORDER BY r.kind DESC, r.patient_id
+        """
+    )
+    cursor.execute(
+        """
+        INSERT INTO invitations_invitationevent (invitation_id, kind, at, detail)
+        SELECT id, 'created', created_at, '' FROM invitations_invitation
+        UNION ALL SELECT id, 'sent', sent_at, '' FROM invitations_invitation WHERE sent_at IS NOT NULL
+        UNION ALL SELECT id, status, coalesce(accepted_at, ended_at), '' FROM invitations_invitation
+            WHERE status IN ('accepted', 'expired', 'failed')
+        """
+    )
+
+
+def _naive_patients(practice, count: int) -> None:
+    import datetime
+
+    from patients.models import BirthSex, Patient
+
+    Patient.objects.bulk_create(
+        [
+            Patient(practice=practice, chart_number=f"N{i:06d}", first_name="Naive", last_name=f"Loop{i}",
+                    date_of_birth=datetime.date(1980, 1, 1) + datetime.timedelta(days=i), zip_code="02139",
+                    email=f"naive{i}@bench.example", birth_sex=BirthSex.FEMALE, email_consent=True)
+            for i in range(count)
+        ]
+    )
+
+
+# -- the naive loop ----------------------------------------------------------------------------
+
+
+def naive_loop(sample: int) -> tuple[int, float]:
+    """One invite + one send at a time, in this process: `services.invite` for each patient and
+    its email sent right after the commit by `services.deliver` (no queue), as django-invitations
+    sends each invitation inside the request that makes it."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from invitations import services
+    from invitations.models import Source
+    from patients.models import Patient
+
+    patients = list(Patient.objects.filter(practice__name="Naive").select_related("practice").order_by("pk")[:sample])
+    original = services.enqueue_on_commit
+    services.enqueue_on_commit = lambda task, pk: transaction.on_commit(lambda: services.deliver(pk, now=timezone.now()))
+    try:
+        start = time.perf_counter()
+        for patient in patients:
+            outcome = services.invite(patient, now=timezone.now(), source=Source.MANUAL)
+            assert outcome.created, outcome.reasons
+        elapsed = time.perf_counter() - start
+    finally:
+        services.enqueue_on_commit = original
+    from invitations.models import Invitation
+
+    sent = Invitation.objects.filter(practice__name="Naive", status="sent").count()
+    assert sent == len(patients), (sent, len(patients))
+    return len(patients), elapsed
+
+
+# -- Activate Now ------------------------------------------------------------------------------
+
+
+def start_worker(concurrency: int) -> subprocess.Popen:
+    import redis
+
+    from portal_project.celery import ping
+
+    redis.Redis.from_url(REDIS).flushdb()
+    var = Path(os.environ["PORTAL_VAR_DIR"])
+    var.mkdir(parents=True, exist_ok=True)
+    log = open(var / "bench-worker.log", "w")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "portal_project", "worker", "--pool", "prefork",
+         "--concurrency", str(concurrency), "--loglevel", "WARNING",
+         "--without-heartbeat", "--without-gossip", "--without-mingle"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+    )
+    ping.apply_async(ignore_result=False).get(timeout=60)  # the worker is up and consuming
+    return worker
+
+
+def process_tree(pid: int) -> list[int]:
+    pids, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        pids.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            children = (task / "children").read_text().split() if (task / "children").exists() else []
+            todo.extend(int(child) for child in children)
+    return pids
+
+
+def peak_memory_mb(pid: int) -> float:
+    """VmHWM: the most resident memory the process ever had."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def activate_now(practice, user, concurrency: int) -> dict:
+    from django.db import connection
+    from django.test import Client
+    from django.urls import reverse
+
+    from invitations.bulk_models import BulkRun
+
+    client = Client()
+    client.force_login(user)
+    url = reverse("admin:invitations_portal_activate", args=[practice.pk])
+    worker = start_worker(concurrency)
+    try:
+        start = time.perf_counter()
+        preview = client.get(url)
+        preview_s = time.perf_counter() - start
+        assert preview.status_code == 200, preview.status_code
+
+        start = time.perf_counter()
+        response = client.post(url)
+        confirm_s = time.perf_counter() - start
+        assert response.status_code == 302, response.status_code
+        run = BulkRun.objects.filter(practice=practice).latest("created_at")
+        while True:
+            run.refresh_from_db(fields=["status", "finished_at"])
+            if not run.is_running:
+                break
+            if time.perf_counter() - start > 1800:
+                raise SystemExit(f"run {run.pk} not finished after 30 minutes")
+            time.sleep(0.05)
+        total_s = time.perf_counter() - start
+        peaks = [peak_memory_mb(pid) for pid in process_tree(worker.pid)]
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+    run.refresh_from_db()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), count(DISTINCT patient_id), count(*) FILTER (WHERE status = 'sent') "
+            "FROM invitations_invitation WHERE practice_id = %s AND source = 'bulk'", [practice.pk],
+        )
+        made, patients, sent = cursor.fetchone()
+    assert made == patients == sent == run.targeted == run.sent, (made, patients, sent, run.targeted, run.sent)
+    return {
+        "preview_ms": preview_s * 1000, "confirm_ms": confirm_s * 1000, "total_s": total_s, "sent": sent,
+        "targeted": run.targeted, "chunks": run.chunks.count(),
+        "worker_peak_mb": max(peaks), "worker_total_mb": sum(peaks),
+    }
+
+
+# -- the expiry sweep ----------------------------------------------------------------------------
+
+
+def expiry_sweep() -> dict:
+    from django.db import connection
+    from django.utils import timezone
+
+    from invitations import services
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM invitations_invitation")
+        total = cursor.fetchone()[0]
+        due = total // 10
+        cursor.execute(
+            "UPDATE invitations_invitation SET expires_at = now() - interval '1 minute' WHERE id IN "
+            "(SELECT id FROM invitations_invitation WHERE status = 'sent' AND expires_at > now() ORDER BY random() LIMIT %s)",
+            [due],
+        )
+        due = cursor.rowcount
+        for table in ("invitations_invitation", "invitations_invitationevent"):
+            cursor.execute(f"VACUUM ANALYZE {table}")
+    start = time.perf_counter()
+    expired = services.expire_due(now=timezone.now())
+    elapsed = time.perf_counter() - start
+    assert expired == due, (expired, due)
+    return {"expired": expired, "invitations_at_sweep": total, "sweep_s": elapsed}
+
+
+# -- admin pages ---------------------------------------------------------------------------------
+
+
+def admin_pages(practice, users) -> dict:
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from invitations import dashboard
+
+    pages = [
+        ("patient list", "/admin/patients/patient/"),
+        ("patient list, not invited", "/admin/patients/patient/?portal_status=not_invited"),
+        ("portal dashboard", f"/admin/invitations/bulkrun/portal/{practice.pk}/"),
+        ("portal dashboard, recomputed", f"/admin/invitations/bulkrun/portal/{practice.pk}/?refresh=1"),
+        ("Activate Now preview", f"/admin/invitations/bulkrun/portal/{practice.pk}/activate/"),
+        ("bulk runs list", "/admin/invitations/bulkrun/"),
+    ]
+    results = {}
+    for role, user in (("superuser", users["superuser"]), ("practice admin", users["admin"])):
+        client = Client()
+        client.force_login(user)
+        dashboard.forget_figures(practice.pk)
+        for label, url in pages:
+            times, queries = [], 0
+            for _ in range(3):
+                with CaptureQueriesContext(connection) as ctx:
+                    start = time.perf_counter()
+                    response = client.get(url, HTTP_HOST="localhost")
+                    times.append(time.perf_counter() - start)
+                assert response.status_code == 200, (url, response.status_code)
+                queries = len(ctx)
+            key = f"{label} ({role})"
+            results[key] = (statistics.median(times) * 1000, queries)
+            print(f"{key:<45} {results[key][0]:>8,.0f} ms {queries:>4} queries", flush=True)
+    return results
+
+
+if __name__ == "__main__":
+    main()
