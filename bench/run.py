@@ -83,18 +83,20 @@ def main() -> None:
         database = f"bench_{size}"
         recreate_database(database)
         print(f"\n== {size:,} patients (database {database}) ==", flush=True)
-        child = subprocess.run(
+        child = subprocess.Popen(
             [sys.executable, __file__, "--one", str(size), "--naive", str(args.naive),
              "--concurrency", str(args.concurrency)],
             cwd=ROOT, env={**os.environ, **bench_env(database)}, stdout=subprocess.PIPE, text=True,
         )
-        lines = child.stdout.splitlines()
-        for line in lines:
-            if not line.startswith("RESULT "):
-                print(line)
-        if child.returncode != 0:
+        result = None
+        for line in child.stdout:
+            if line.startswith("RESULT "):
+                result = json.loads(line[7:])
+            else:
+                print(line, end="", flush=True)
+        if child.wait() != 0 or result is None:
             raise SystemExit(f"the {size:,} benchmark failed (exit {child.returncode})")
-        collected.append(json.loads(next(line for line in lines if line.startswith("RESULT "))[7:]))
+        collected.append(result)
         if args.drop:
             drop_database(database)
     print_table(collected)

@@ -26,6 +26,7 @@ Queries per chunk do not grow with the chunk's size: each step is one statement 
 import datetime
 import logging
 import time
+import uuid
 import zoneinfo
 from dataclasses import dataclass, field
 from typing import Optional
@@ -33,13 +34,13 @@ from typing import Optional
 from django.conf import settings
 from django.core.mail import get_connection
 from django.db import IntegrityError, transaction
-from django.db.models import Case, CharField, Count, DateTimeField, Exists, F, IntegerField, OuterRef, Q, Subquery, Sum, Value, When
+from django.db.models import Count, DateTimeField, Exists, F, IntegerField, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
 from patients.models import Patient, Practice, normalise_email
 from portal_project.celery import enqueue_on_commit
 
-from . import eligibility, emails
+from . import eligibility, emails, sql
 from .bulk_models import CHUNK_LEASE, BulkRun, BulkRunChunk, BulkRunKind, BulkRunStatus, ChunkStatus
 from .models import (
     OPEN_STATUSES,
@@ -255,7 +256,14 @@ def _enqueue(chunk_ids: list[int]) -> None:
 
 @dataclass
 class _Outgoing:
-    invitation: Invitation
+    """An invitation claimed for sending, with what its email needs (no model instances: a
+    chunk makes hundreds of these)."""
+
+    pk: int
+    public_id: uuid.UUID
+    email: str
+    first_name: str
+    expires_at: datetime.datetime
     token: str
 
 
@@ -283,7 +291,7 @@ def process_chunk(chunk_id: int, *, now: datetime.datetime) -> str:
     outgoing = _create_invitations(chunk, source=source, now=now)
     outgoing += _reclaim_lapsed(chunk, source=source, now=now)
     try:
-        _send(outgoing, template=template, now=now)
+        _send(outgoing, practice=practice, template=template, now=now)
     except ChunkDeferred:
         BulkRunChunk.objects.filter(pk=chunk.pk, claimed_at=now).update(status=ChunkStatus.PENDING)
         raise
@@ -317,34 +325,31 @@ def _create_invitations(chunk: BulkRunChunk, *, source: str, now: datetime.datet
             return []
         Invitation.objects.filter(patient_id__in=[pk for pk, _, _ in rows], is_latest=True).update(is_latest=False)
         expires_at = now + datetime.timedelta(days=practice.link_lifetime_days)
-        outgoing = []
-        for pk, first_name, email in rows:
-            token = new_token()
-            invitation = Invitation(
-                practice=practice,
-                patient=Patient(pk=pk, practice_id=practice.pk, first_name=first_name, email=email),
-                email=normalise_email(email),
-                token_hash=hash_token(token),  # claimed for sending at once, by this worker
-                sending_started_at=now,
-                status=Status.PENDING,
-                source=source,
-                created_by_id=run.started_by_id,
-                created_at=now,
-                expires_at=expires_at,
-                is_latest=True,
-            )
-            outgoing.append(_Outgoing(invitation, token))
-        Invitation.objects.bulk_create([item.invitation for item in outgoing])
-        InvitationEvent.objects.bulk_create(
+        outgoing = {
+            pk: _Outgoing(0, uuid.uuid4(), normalise_email(email), first_name, expires_at, new_token())
+            for pk, first_name, email in rows
+        }
+        # Claimed for sending at once, by this worker: token hash and sending_started_at are set.
+        made = sql.insert_rows(
+            Invitation,
+            ["public_id", "practice", "patient", "email", "token_hash", "status", "revoke_reason", "failure_reason",
+             "source", "created_by", "created_at", "sending_started_at", "send_attempts", "expires_at",
+             "provider_message_id", "failed_attempts", "is_latest"],
             [
-                InvitationEvent(
-                    invitation_id=item.invitation.pk, kind=EventKind.CREATED, at=now,
-                    actor_id=run.started_by_id, detail=Source(source).label,
-                )
-                for item in outgoing
-            ]
+                (item.public_id, practice.pk, pk, item.email, hash_token(item.token), Status.PENDING, "", "",
+                 source, run.started_by_id, now, now, 0, expires_at, "", 0, True)
+                for pk, item in outgoing.items()
+            ],
+            returning=["id", "patient"],
         )
-    return outgoing
+        for invitation_id, patient_id in made:
+            outgoing[patient_id].pk = invitation_id
+        detail = Source(source).label
+        sql.insert_rows(
+            InvitationEvent, ["invitation", "kind", "at", "actor", "detail"],
+            [(item.pk, EventKind.CREATED, now, run.started_by_id, detail) for item in outgoing.values()],
+        )
+    return list(outgoing.values())
 
 
 def _reclaim_lapsed(chunk: BulkRunChunk, *, source: str, now: datetime.datetime) -> list[_Outgoing]:
@@ -352,7 +357,7 @@ def _reclaim_lapsed(chunk: BulkRunChunk, *, source: str, now: datetime.datetime)
     claimable = Q(sending_started_at__isnull=True) | Q(sending_started_at__lte=now - SEND_CLAIM_LEASE)
     lapsed = list(
         _chunk_invitations(chunk, source=source).filter(claimable, status=Status.PENDING)
-        .select_related("patient").only("public_id", "email", "expires_at", "practice_id", "patient__first_name")
+        .select_related("patient").only("public_id", "email", "expires_at", "patient__first_name")
     )
     if not lapsed:
         return []
@@ -364,16 +369,12 @@ def _reclaim_lapsed(chunk: BulkRunChunk, *, source: str, now: datetime.datetime)
     Invitation.objects.filter(claimable, status=Status.PENDING).bulk_update(lapsed, ["token_hash", "sending_started_at"])
     # Keep only the rows this worker really claimed (another may have raced for some).
     ours = set(Invitation.objects.filter(token_hash__in=[i.token_hash for i in lapsed]).values_list("pk", flat=True))
-    practice = chunk.run.practice
-    outgoing = []
-    for invitation in lapsed:
-        if invitation.pk in ours:
-            invitation.practice = practice
-            outgoing.append(_Outgoing(invitation, tokens[invitation.pk]))
-    return outgoing
+    return [
+        _Outgoing(i.pk, i.public_id, i.email, i.patient.first_name, i.expires_at, tokens[i.pk]) for i in lapsed if i.pk in ours
+    ]
 
 
-def _send(outgoing: list[_Outgoing], *, template, now: datetime.datetime) -> None:
+def _send(outgoing: list[_Outgoing], *, practice: Practice, template, now: datetime.datetime) -> None:
     """Hand the chunk's emails to the email backend over one connection."""
     from . import services
 
@@ -383,7 +384,7 @@ def _send(outgoing: list[_Outgoing], *, template, now: datetime.datetime) -> Non
     try:
         connection.open()
     except Exception as exc:  # noqa: BLE001 - every message of the chunk waits for the retry
-        _release([item.invitation.pk for item in outgoing], now=now, detail=services.describe(exc))
+        _release([item.pk for item in outgoing], now=now, detail=services.describe(exc))
         raise ChunkDeferred(services.describe(exc)) from exc
     sent: list[tuple[int, str]] = []
     failed: list[tuple[int, str]] = []
@@ -393,22 +394,21 @@ def _send(outgoing: list[_Outgoing], *, template, now: datetime.datetime) -> Non
     last_mark = time.monotonic()
     try:
         for item in outgoing:
-            invitation = item.invitation
-            if invitation.expires_at not in prepared:
-                prepared[invitation.expires_at] = emails.PreparedEmail(
-                    practice=invitation.practice, expires_at=invitation.expires_at, template=template
-                )
-            message = emails.build_message(invitation, item.token, prepared=prepared[invitation.expires_at])
+            if item.expires_at not in prepared:
+                prepared[item.expires_at] = emails.PreparedEmail(practice=practice, expires_at=item.expires_at, template=template)
+            message = prepared[item.expires_at].message(
+                to=item.email, first_name=item.first_name, token=item.token, public_id=item.public_id
+            )
             message.connection = connection
             try:
                 connection.send_messages([message])
             except Exception as exc:  # noqa: BLE001 - classified like a single send
                 bucket = failed if services.is_permanent(exc) else retry
-                bucket.append((item.invitation.pk, services.describe(exc)))
+                bucket.append((item.pk, services.describe(exc)))
                 continue
             status = getattr(message, "anymail_status", None)
             message_id = str(status.message_id) if status is not None and status.message_id is not None else ""
-            sent.append((item.invitation.pk, message_id))
+            sent.append((item.pk, message_id))
             if len(sent) >= MARK_SENT_EVERY_MESSAGES or time.monotonic() - last_mark >= MARK_SENT_EVERY_SECONDS:
                 _mark_sent(sent, now=now)
                 sent, last_mark = [], time.monotonic()
@@ -427,21 +427,16 @@ def _send(outgoing: list[_Outgoing], *, template, now: datetime.datetime) -> Non
 
 
 def _mark_sent(sent: list[tuple[int, str]], *, now: datetime.datetime) -> None:
-    """One UPDATE (message ids through a CASE) and one INSERT of timeline events."""
+    """One UPDATE (each row's message id joined in from a VALUES list) and one INSERT of the
+    timeline events of the rows it changed."""
     if not sent:
         return
-    fields = {"status": Status.SENT, "sent_at": now, "sending_started_at": None}
-    with_ids = [(pk, message_id[:200]) for pk, message_id in sent if message_id]
-    if with_ids:
-        fields["provider_message_id"] = Case(
-            *[When(pk=pk, then=Value(message_id)) for pk, message_id in with_ids],
-            default=F("provider_message_id"), output_field=CharField(),
-        )
     with transaction.atomic():
-        Invitation.objects.filter(pk__in=[pk for pk, _ in sent], status=Status.PENDING).update(**fields)
-        InvitationEvent.objects.bulk_create(
-            [InvitationEvent(invitation_id=pk, kind=EventKind.SENT, at=now) for pk, _ in sent]
+        changed = sql.update_from_values(
+            Invitation, [(pk, message_id[:200]) for pk, message_id in sent], columns=["provider_message_id"],
+            set_fields={"status": Status.SENT, "sent_at": now, "sending_started_at": None}, where={"status": Status.PENDING},
         )
+        sql.insert_rows(InvitationEvent, ["invitation", "kind", "at", "detail"], [(pk, EventKind.SENT, now, "") for pk in changed])
 
 
 def _mark_failed(failed: list[tuple[int, str]], *, now: datetime.datetime) -> None:

@@ -235,32 +235,33 @@ def from_address(practice) -> str:
     return formataddr((name, address)) if address else settings.DEFAULT_FROM_EMAIL
 
 
-def build_message(invitation, token: str, *, template=None, prepared: "Optional[PreparedEmail]" = None) -> EmailMultiAlternatives:
-    """The email for one claimed invitation. Metadata carries only the opaque public id.
-
-    Bulk sends pass a `PreparedEmail` (the template rendered once for a whole chunk).
-    """
+def build_message(invitation, token: str, *, template=None) -> EmailMultiAlternatives:
+    """The email for one claimed invitation. Metadata carries only the opaque public id."""
     practice = invitation.practice
-    if prepared is not None:
-        rendered = prepared.fill(first_name=invitation.patient.first_name, link=prepared.link(token))
-    else:
-        rendered = render(
-            practice=practice,
-            first_name=invitation.patient.first_name,
-            link=registration_url(token),
-            expires_at=invitation.expires_at,
-            template=template,
-        )
+    rendered = render(
+        practice=practice,
+        first_name=invitation.patient.first_name,
+        link=registration_url(token),
+        expires_at=invitation.expires_at,
+        template=template,
+    )
+    return _message(
+        rendered, from_email=from_address(practice), to=invitation.email,
+        reply_to=practice.contact_email, public_id=invitation.public_id,
+    )
+
+
+def _message(rendered: RenderedEmail, *, from_email: str, to: str, reply_to: str, public_id) -> EmailMultiAlternatives:
     message = EmailMultiAlternatives(
         subject=rendered.subject,
         body=rendered.text,
-        from_email=prepared.from_email if prepared is not None else from_address(practice),
-        to=[invitation.email],
-        reply_to=[practice.contact_email] if practice.contact_email else None,
+        from_email=from_email,
+        to=[to],
+        reply_to=[reply_to] if reply_to else None,
     )
     message.attach_alternative(rendered.html, "text/html")
     # Read by anymail backends, ignored by Django's own.
-    message.metadata = {"invitation": str(invitation.public_id)}
+    message.metadata = {"invitation": str(public_id)}
     message.tags = ["portal-invitation"]
     # Click tracking would route the patient's token through the provider's redirector.
     message.track_clicks = False
@@ -282,11 +283,19 @@ class PreparedEmail:
         self._html = rendered.html
         self._text = rendered.text
         self.from_email = from_address(practice)
+        self.reply_to = practice.contact_email
         self._link_prefix, self._link_suffix = registration_url("QQTOKENQQ").split("QQTOKENQQ")
 
     def link(self, token: str) -> str:
         """`registration_url(token)` without resolving the URL for every recipient."""
         return f"{self._link_prefix}{token}{self._link_suffix}"
+
+    def message(self, *, to: str, first_name: str, token: str, public_id) -> EmailMultiAlternatives:
+        """The same email `build_message` makes for this recipient."""
+        return _message(
+            self.fill(first_name=first_name, link=self.link(token)),
+            from_email=self.from_email, to=to, reply_to=self.reply_to, public_id=public_id,
+        )
 
     def fill(self, *, first_name: str, link: str) -> RenderedEmail:
         first_name = first_name or "there"

@@ -142,18 +142,23 @@ class Invitation(models.Model):
         default=uuid.uuid4, unique=True, editable=False,
         help_text="Opaque id shared with the email service; reveals nothing.",
     )
-    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="invitations")
-    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="invitations")
+    # Every index is written again for each status change (a bulk run inserts and then marks
+    # 100,000 rows; the sweep marks as many), so the table keeps only the indexes a query
+    # needs: the foreign keys are served by the composite indexes below that start with them.
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="invitations", db_index=False)
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="invitations", db_index=False)
     email = models.EmailField(help_text="The address this link was sent to (a snapshot).")
     # Set when a worker claims the invitation for sending: the token is made there, put in
     # the email and forgotten, so it never sits in the database or the task queue.
-    token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
+    # Unique through Meta.constraints: a unique CharField would also get a LIKE index no query uses.
+    token_hash = models.CharField(max_length=64, null=True, blank=True, editable=False)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, editable=False)
     revoke_reason = models.CharField(max_length=20, choices=RevokeReason.choices, blank=True, editable=False)
     failure_reason = models.CharField(max_length=300, blank=True, editable=False)
     source = models.CharField(max_length=12, choices=Source.choices, default=Source.MANUAL)
+    # Not indexed: only deleting a staff user looks invitations up by it (a rare scan).
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     created_at = models.DateTimeField(editable=False)
     sending_started_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -186,15 +191,20 @@ class Invitation(models.Model):
             models.UniqueConstraint(
                 fields=["patient"], condition=Q(is_latest=True), name="invitation_one_latest_per_patient"
             ),
+            models.UniqueConstraint(fields=["token_hash"], name="invitation_token_hash_unique"),
         ]
         indexes = [
             models.Index(fields=["patient", "-created_at", "-id"], name="invitation_latest_idx"),
-            models.Index(fields=["practice", "status", "-created_at"], name="invitation_status_idx"),
+            # The failed-invitations list; other statuses are common enough to find by date.
+            models.Index(fields=["practice", "-created_at"], condition=Q(status="failed"), name="invitation_failed_idx"),
             models.Index(fields=["practice", "-created_at", "-id"], name="invitation_recent_idx"),
             models.Index(
                 fields=["expires_at"], condition=Q(status__in=["pending", "sent"]), name="invitation_open_expiry_idx"
             ),
-            models.Index(fields=["practice", "email"], name="invitation_email_idx"),
+            # Revoking the open links of an address that opted out.
+            models.Index(
+                fields=["practice", "email"], condition=Q(status__in=["pending", "sent"]), name="invitation_open_email_idx"
+            ),
             models.Index(
                 fields=["practice", "status", "expires_at"], condition=Q(is_latest=True), name="invitation_latest_status_idx"
             ),
@@ -347,11 +357,12 @@ class Invitation(models.Model):
 class InvitationEvent(models.Model):
     """One line of an invitation's timeline: the audit trail. Never holds health information."""
 
-    invitation = models.ForeignKey(Invitation, on_delete=models.CASCADE, related_name="events")
+    # Found through invitation_event_idx (invitation, at); the actor only when a user is deleted.
+    invitation = models.ForeignKey(Invitation, on_delete=models.CASCADE, related_name="events", db_index=False)
     kind = models.CharField(max_length=20, choices=EventKind.choices)
     at = models.DateTimeField()
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     detail = models.CharField(max_length=300, blank=True)
 
