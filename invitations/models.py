@@ -107,33 +107,29 @@ class InvitationQuerySet(models.QuerySet):
             self.model.objects.filter(patient=patient, is_latest=True).update(is_latest=False)
             return self.create(patient=patient, is_latest=True, **fields)
 
-    def expire_due(self, now: datetime.datetime, *, batch_size: int = 500) -> int:
+    def expire_due(self, now: datetime.datetime, *, batch_size: int = 5000) -> int:
         """Mark every open, run-out invitation in this queryset `expired`, with one event each.
 
-        Set-based: rows are locked in batches (skipping rows another process holds), updated
-        with one statement and their events written with one bulk insert.
+        Set-based, in batches: one UPDATE that changes only rows still open (re-checked on
+        each row, so a sweep running at the same time, or a patient registering, wins the
+        row and this one skips it) and returns the ids it changed; one bulk insert of their
+        events. The rows are not locked first: the UPDATE's own condition is the claim.
         """
+        from . import sql
+
         total = 0
         while True:
+            # The partial index on open links' expiry finds the batch; ordering by pk would
+            # walk the whole table for each batch of a big sweep.
+            batch = self.expired_as_of(now).order_by("expires_at").values("pk")[:batch_size]
             with transaction.atomic():
-                ids = list(
-                    self.expired_as_of(now)
-                    .select_for_update(skip_locked=True)
-                    # The partial index on open links' expiry finds the batch; ordering by pk
-                    # would walk the whole table for each batch of a big sweep.
-                    .order_by("expires_at")
-                    .values_list("pk", flat=True)[:batch_size]
+                changed = sql.update_returning(
+                    Invitation, batch, set_fields={"status": Status.EXPIRED, "ended_at": now, "sending_started_at": None},
+                    still=run_out(now),
                 )
-                if not ids:
-                    return total
-                changed = Invitation.objects.filter(pk__in=ids, status__in=OPEN_STATUSES).update(
-                    status=Status.EXPIRED, ended_at=now, sending_started_at=None
-                )
-                InvitationEvent.objects.bulk_create(
-                    [InvitationEvent(invitation_id=pk, kind=EventKind.EXPIRED, at=now) for pk in ids]
-                )
-                total += changed
-            if len(ids) < batch_size:
+                sql.insert_rows(InvitationEvent, ["invitation", "kind", "at", "detail"], [(pk, EventKind.EXPIRED, now, "") for pk in changed])
+            total += len(changed)
+            if not changed:
                 return total
 
 

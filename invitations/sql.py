@@ -96,3 +96,24 @@ def update_from_values(
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
         return [row[0] for row in cursor.fetchall()]
+
+
+def update_returning(model: type[models.Model], batch: "models.QuerySet", *, set_fields: dict[str, Any], still: "models.Q") -> list[int]:
+    """UPDATE the rows `batch` (a queryset of primary keys, e.g. sliced) selects, setting
+    `set_fields`, but only those that still match `still` when the UPDATE reaches them (on
+    PostgreSQL a row another transaction changed meanwhile is checked again, so two sweeps
+    never both change it). One statement; returns the primary keys changed."""
+    table = connection.ops.quote_name(model._meta.db_table)
+    pk, _ = _prepare(model, [model._meta.pk.name])
+    constants, converters = _prepare(model, list(set_fields))
+    chosen_sql, chosen_params = batch.query.sql_with_params()
+    guard = model._base_manager.filter(still).values("pk")
+    guard_where, guard_params = guard.query.get_compiler(connection=connection).compile(guard.query.where)
+    statement = (
+        f"UPDATE {table} SET {', '.join(f'{column} = %s' for column in constants)} "
+        f"WHERE {table}.{pk[0]} IN ({chosen_sql}) AND {guard_where} RETURNING {table}.{pk[0]}"
+    )
+    params = _flatten([list(set_fields.values())], converters) + list(chosen_params) + list(guard_params)
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return [row[0] for row in cursor.fetchall()]

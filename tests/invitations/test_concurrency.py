@@ -73,3 +73,17 @@ def test_the_sweep_and_an_acceptance_racing_change_the_row_once():
     assert invitation.status in (Status.EXPIRED, Status.ACCEPTED)
     assert sum(results) == 1  # one transition in total, whoever won
     assert invitation.events.exclude(kind="created").count() == 1
+
+
+def test_sweeps_running_at_once_expire_each_link_once_with_one_event():
+    from invitations.models import EventKind, InvitationEvent
+    from tests.invitations.factories import InvitationFactory
+
+    invitations = [InvitationFactory() for _ in range(60)]
+    after_expiry = max(invitation.expires_at for invitation in invitations)
+    results = run_together(lambda: Invitation.objects.expire_due(after_expiry, batch_size=7), count=3)
+    assert sum(results) == 60
+    assert Invitation.objects.filter(status=Status.EXPIRED).count() == 60
+    events = InvitationEvent.objects.filter(kind=EventKind.EXPIRED)
+    assert events.count() == 60
+    assert events.values("invitation").distinct().count() == 60
