@@ -1,0 +1,42 @@
+"""The patient list counts at most a capped number of rows, so a million patients page fast."""
+
+import pytest
+
+from patients import paging
+from tests.factories import PatientFactory
+
+pytestmark = pytest.mark.django_db
+
+URL = "/admin/patients/patient/"
+
+
+def test_a_list_under_the_cap_shows_the_exact_count(client_a, practice_a):
+    PatientFactory.create_batch(3, practice=practice_a)
+    response = client_a.get(URL)
+    assert response.status_code == 200
+    assert "3 patients" in response.content.decode()
+    assert "More than" not in response.content.decode()
+
+
+def test_a_list_past_the_cap_says_more_than_and_offers_only_the_counted_pages(
+    client_a, practice_a, practice_b, monkeypatch, django_assert_max_num_queries
+):
+    monkeypatch.setattr(paging, "COUNT_CAP", 4)
+    PatientFactory.create_batch(6, practice=practice_a)
+    PatientFactory.create_batch(6, practice=practice_b)  # another practice's rows are not counted
+    with django_assert_max_num_queries(12):
+        response = client_a.get(URL, {"p": 1})
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "More than 4 patients: search or filter to narrow the list." in page
+    assert response.context["cl"].result_count == 4
+
+
+def test_the_capped_count_follows_filters_and_scoping(client_a, practice_a, practice_b, monkeypatch):
+    monkeypatch.setattr(paging, "COUNT_CAP", 4)
+    PatientFactory.create_batch(2, practice=practice_a, email_consent=False)
+    PatientFactory.create_batch(5, practice=practice_a)
+    PatientFactory.create_batch(9, practice=practice_b, email_consent=False)
+    response = client_a.get(URL, {"email_consent__exact": "0"})
+    assert "2 patients" in response.content.decode()
+    assert response.context["cl"].paginator.capped is False
