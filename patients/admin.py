@@ -239,7 +239,7 @@ class PortalStatusFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value():
-            return filter_by_portal_status(queryset, self.value())
+            return filter_by_portal_status(queryset, self.value(), timezone.now())
         return queryset
 
 

@@ -132,6 +132,21 @@ def test_the_status_filter_selects_each_status(client_a, one_of_each, value, exp
     assert {p.last_name for p in response.context["cl"].result_list} == expected
 
 
+def test_the_status_filter_agrees_with_the_status_column_for_every_status(one_of_each, frozen):
+    from django.utils import timezone
+
+    from invitations.portal_status import PortalStatus, filter_by_portal_status, with_portal_status
+    from patients.models import Patient
+
+    # A patient whose account was removed after registering: latest invitation accepted, no user.
+    InvitationFactory(patient=PatientFactory(practice=one_of_each["Sentx"].practice, last_name="Acceptedx"), status=Status.ACCEPTED)
+    now = timezone.now()
+    annotated = with_portal_status(Patient.objects.all(), now)
+    for value in PortalStatus.LABELS:
+        column = {p.last_name for p in annotated if p.portal_status == value}
+        assert {p.last_name for p in filter_by_portal_status(annotated, value, now)} == column, value
+
+
 def test_the_status_column_shows_coloured_tags(client_a, one_of_each):
     content = client_a.get(CHANGELIST).content.decode()
     for label in ["Not invited", "Pending", "Sent", "Expired", "Failed", "Revoked", "Active"]:
