@@ -13,7 +13,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.mail import EmailMultiAlternatives
-from django.http import Http404, HttpRequest, HttpResponseRedirect, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -137,6 +137,7 @@ class BulkRunAdmin(PracticeScopedAdmin):
             path("portal/", view(self.portal_index_view), name="invitations_portal"),
             path("portal/<int:practice_id>/", view(self.dashboard_view), name="invitations_portal_dashboard"),
             path("portal/<int:practice_id>/activate/", view(self.activate_view), name="invitations_portal_activate"),
+            path("portal/<int:practice_id>/refresh/", view(self.refresh_view), name="invitations_portal_refresh"),
             path("portal/<int:practice_id>/template/", view(self.template_view), name="invitations_portal_template"),
             path("<int:run_id>/progress/", view(self.progress_view), name="invitations_bulkrun_progress"),
             path("<int:run_id>/progress.json", view(self.progress_json_view), name="invitations_bulkrun_progress_json"),
@@ -185,8 +186,8 @@ class BulkRunAdmin(PracticeScopedAdmin):
             form = PortalSwitchesForm(request.POST, instance=practice)
             if form.is_valid():
                 form.save()
-                dashboard.forget_figures(practice.pk)  # the switches change who can be invited
                 if form.changed_data:
+                    dashboard.request_refresh(practice.pk)  # the switches change who can be invited
                     labels, values = audit.describe_changes(form, with_values=True)
                     audit.record(
                         practice_id=practice.pk, actor=request.user, action=AuditAction.PRACTICE_SETTINGS,
@@ -200,7 +201,7 @@ class BulkRunAdmin(PracticeScopedAdmin):
             for field in form.fields.values():
                 field.disabled = True
         now = timezone.now()
-        figures = dashboard.cached_figures(practice, now=now, refresh=request.GET.get("refresh") == "1")
+        figures = dashboard.current(practice, now=now)
         runs = list(BulkRun.objects.filter(practice=practice).select_related("started_by")[:5])
         context = self._context(
             request, f"Portal access: {practice.name}",
@@ -227,6 +228,19 @@ class BulkRunAdmin(PracticeScopedAdmin):
         )
         return TemplateResponse(request, "admin/invitations/portal/dashboard.html", context)
 
+    def refresh_view(self, request: HttpRequest, practice_id: int):
+        """The "Refresh now" button (a POST): enqueue a recount of the stored figures and go back."""
+        practice = self._practice(request, practice_id)
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if dashboard.request_refresh(practice.pk):
+            self.message_user(request, "Recounting the figures in the background; reload in a moment.", messages.SUCCESS)
+        else:
+            self.message_user(request, "The figures are already being recounted; reload in a moment.", messages.INFO)
+        if request.POST.get("back") == "activate" and can_manage_portal(request.user, practice.pk):
+            return HttpResponseRedirect(reverse("admin:invitations_portal_activate", args=[practice.pk]))
+        return HttpResponseRedirect(reverse("admin:invitations_portal_dashboard", args=[practice.pk]))
+
     # -- Activate Now ----------------------------------------------------------------------
 
     def activate_view(self, request: HttpRequest, practice_id: int):
@@ -237,11 +251,17 @@ class BulkRunAdmin(PracticeScopedAdmin):
         if request.method == "POST":
             return self._start(request, practice)
         now = timezone.now()
-        preview = bulk.preview(practice, now=now)
+        # Up to a few tens of thousands of inactive patients the preview is counted live (exact,
+        # well under a second); above that the stored figures' preview is shown with the time it
+        # was counted, since the run checks every patient again when it is planned.
+        snapshot = dashboard.current(practice, now=now)
+        live = snapshot.preview.considered <= dashboard.live_preview_max_inactive()
+        preview = bulk.preview(practice, now=now) if live else snapshot.preview
         return TemplateResponse(
             request, "admin/invitations/portal/activate.html",
             self._context(
                 request, f"Activate Now: {practice.name}", practice=practice, preview=preview, running=running,
+                snapshot=None if live else snapshot,
                 dashboard_url=reverse("admin:invitations_portal_dashboard", args=[practice.pk]),
             ),
         )

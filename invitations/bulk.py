@@ -493,12 +493,17 @@ def finish_run_if_done(run_id: int, *, now: datetime.datetime) -> bool:
     if BulkRunChunk.objects.filter(run_id=run_id).exclude(status=ChunkStatus.DONE).exists():
         return False
     totals = chunk_totals(run_id)
-    return bool(
+    finished = bool(
         BulkRun.objects.filter(pk=run_id, status=BulkRunStatus.RUNNING, planned_at__isnull=False).update(
             status=BulkRunStatus.DONE, finished_at=now, invited=totals["invited"], sent=totals["sent"],
             failed=totals["failed"], retrying=totals["retrying"], skipped_at_send=totals["skipped"],
         )
     )
+    if finished:  # the dashboard's stored figures are recounted with the run's invitations
+        from . import dashboard
+
+        dashboard.request_refresh(BulkRun.objects.values_list("practice_id", flat=True).get(pk=run_id), now=now)
+    return finished
 
 
 # -- the safety net: resume stalled chunks -------------------------------------------------

@@ -1,23 +1,31 @@
-"""The portal access dashboard's figures and its 12-month chart (server-rendered SVG).
+"""The portal access dashboard's figures, Activate Now's preview and the 12-month chart
+(server-rendered SVG).
 
-Every figure is one aggregate query over the practice's rows, so the page costs the same
-handful of queries for 100 patients or a million.
+Counting is a handful of aggregate queries over the practice's rows, but those scan every patient
+against every eligibility rule: about 1 s at 100,000 patients and 10 s at a million on PostgreSQL.
+So pages read a stored snapshot (`PracticeFigures`, one query) and a worker recounts it: beat
+every 10 minutes (`refresh_stale_practices`), after a bulk run finishes, after the portal
+switches change and on "Refresh now" (`request_refresh`). A snapshot older than
+`FIGURES_MAX_AGE` is still shown, with the time it was counted, while a recount is enqueued.
 """
 
 import datetime
 import html
 import zoneinfo
 from dataclasses import dataclass, field
+from typing import Any, Optional
 
-from django.core.cache import cache
-from django.db.models import Count, Q
+from django.conf import settings
+from django.db.models import Count, F, Q
 from django.db.models.functions import TruncMonth
+from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
 from patients.models import Patient, Practice
 
 from . import eligibility
-from .bulk import NOT_A_SKIP_FOR_DASHBOARD
+from .bulk import NOT_A_SKIP_FOR_DASHBOARD, Preview
+from .dashboard_models import PracticeFigures
 from .models import Invitation
 from .portal_status import PortalStatus, with_portal_status
 
@@ -30,6 +38,24 @@ INACTIVE_SPLIT = [
     ("failed", "Failed or bounced", PortalStatus.FAILED),
     ("revoked", "Invitation revoked", PortalStatus.REVOKED),
 ]
+_SPLIT_BY_KEY = {key: (label, status) for key, label, status in INACTIVE_SPLIT}
+
+#: A page showing a snapshot older than this enqueues a recount (and shows the old one meanwhile).
+FIGURES_MAX_AGE = datetime.timedelta(minutes=10)
+#: The beat job (every 10 minutes) recounts snapshots older than this, so pages rarely see one
+#: past FIGURES_MAX_AGE.
+BEAT_REFRESH_AFTER = datetime.timedelta(minutes=9)
+#: A recount requested less than this long ago is taken as under way: page views, clicks and
+#: finishing runs do not enqueue another. Past it the request is taken as lost (a worker died,
+#: the broker dropped it) and the next one enqueues again.
+REFRESH_CLAIM_FOR = datetime.timedelta(minutes=5)
+#: Activate Now counts its preview live up to this many inactive patients (exact, well under a
+#: second); above it, the page shows the snapshot's preview.
+DEFAULT_LIVE_PREVIEW_MAX_INACTIVE = 50_000
+
+
+def live_preview_max_inactive() -> int:
+    return getattr(settings, "PORTAL_LIVE_PREVIEW_MAX_INACTIVE", DEFAULT_LIVE_PREVIEW_MAX_INACTIVE)
 
 
 @dataclass
@@ -61,6 +87,59 @@ class Figures:
     not_eligible: list[tuple[str, int]]  # rule code, patients
     months: list[Month] = field(default_factory=list)
     computed_at: datetime.datetime | None = None
+    #: What Activate Now would do when these were counted (its preview, for every inactive patient).
+    preview: Preview = field(default_factory=lambda: Preview(considered=0, eligible=0))
+    #: A recount was enqueued and has not landed yet (read from the snapshot row; not stored).
+    refresh_pending: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """Counts only (no patient data): what `PracticeFigures.data` holds."""
+        return {
+            "total": self.total,
+            "active": self.active,
+            "split": {key: count for key, _label, count, _status in self.split},
+            "not_eligible": [[code, count] for code, count in self.not_eligible],
+            "months": [{"start": m.start.isoformat(), "sent": m.sent, "accepted": m.accepted} for m in self.months],
+            "preview": {
+                "considered": self.preview.considered,
+                "eligible": self.preview.eligible,
+                "skip_counts": self.preview.skip_counts,
+            },
+            "computed_at": self.computed_at.isoformat() if self.computed_at else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Figures":
+        """The inverse of `to_json`. Labels and messages come from the code, not the snapshot, and
+        a rule that no longer exists is dropped, so a snapshot taken before a deploy still shows."""
+        split = data.get("split", {})
+        preview = data.get("preview", {})
+        computed_at = data.get("computed_at")
+        return cls(
+            total=data.get("total", 0),
+            active=data.get("active", 0),
+            inactive=data.get("total", 0) - data.get("active", 0),
+            split=[(key, label, split.get(key, 0), status) for key, label, status in INACTIVE_SPLIT],
+            not_eligible=[(code, count) for code, count in data.get("not_eligible", []) if code in eligibility.RULES_BY_CODE],
+            months=[
+                Month(datetime.date.fromisoformat(m["start"]), sent=m["sent"], accepted=m["accepted"])
+                for m in data.get("months", [])
+            ],
+            computed_at=datetime.datetime.fromisoformat(computed_at) if computed_at else None,
+            preview=Preview(
+                considered=preview.get("considered", 0),
+                eligible=preview.get("eligible", 0),
+                reasons=_reasons(preview.get("skip_counts", {})),
+            ),
+        )
+
+
+def _reasons(skip_counts: dict[str, int]) -> list[tuple[eligibility.Rule, int]]:
+    """(rule, count) for every rule that skips someone, largest first (as `bulk.preview`)."""
+    return sorted(
+        ((eligibility.RULES_BY_CODE[code], n) for code, n in skip_counts.items() if n and code in eligibility.RULES_BY_CODE),
+        key=lambda pair: (-pair[1], pair[0].code),
+    )
 
 
 def month_starts(now: datetime.datetime, time_zone: str, count: int = 12) -> list[datetime.date]:
@@ -73,6 +152,8 @@ def month_starts(now: datetime.datetime, time_zone: str, count: int = 12) -> lis
 
 
 def figures(practice: Practice, *, now: datetime.datetime) -> Figures:
+    """Count everything the dashboard and Activate Now's preview show (four queries, each a scan
+    of the practice's patients or invitations). Pages read the snapshot (`current`) instead."""
     patients = Patient.objects.filter(practice_id=practice.pk)
     counts = with_portal_status(patients, now).aggregate(
         total=Count("pk"),
@@ -80,7 +161,16 @@ def figures(practice: Practice, *, now: datetime.datetime) -> Figures:
         **{status: Count("pk", filter=Q(portal_status=status)) for _, _, status in INACTIVE_SPLIT},
     )
     split = [(key, label, counts[status], status) for key, label, status in INACTIVE_SPLIT]
-    blocked = eligibility.skip_counts(patients.filter(portal_user__isnull=True), now=now)
+    # Activate Now's preview is the inactive patients (`bulk.candidates` of an Activate Now run)
+    # and `eligibility.skip_counts` over them: the same rules, plus the patients no rule blocks,
+    # counted in the same scan.
+    inactive = patients.filter(portal_user__isnull=True)
+    blocked = inactive.aggregate(
+        considered=Count("pk"),
+        eligible=Count("pk", filter=~eligibility.blocking_condition(now=now)),
+        **{rule.code: Count("pk", filter=rule.blocks(now)) for rule in eligibility.RULES},
+    )
+    considered, eligible = blocked.pop("considered"), blocked.pop("eligible")
     not_eligible = sorted(
         ((code, n) for code, n in blocked.items() if n and code not in NOT_A_SKIP_FOR_DASHBOARD),
         key=lambda pair: (-pair[1], pair[0]),
@@ -93,30 +183,102 @@ def figures(practice: Practice, *, now: datetime.datetime) -> Figures:
         not_eligible=not_eligible,
         months=monthly_funnel(practice, now=now),
         computed_at=now,
+        preview=Preview(considered=considered, eligible=eligible, reasons=_reasons(blocked)),
     )
 
 
-#: The figures scan every patient of the practice (about 3 s for 500,000 on a small server), so a
-#: page view reuses them for a few minutes; "Refresh" on the page and a settings change recompute.
-FIGURES_CACHE_SECONDS = 300
+# -- the stored snapshot -------------------------------------------------------------------
 
 
-def _cache_key(practice_id: int) -> str:
-    return f"portal-dashboard-figures:{practice_id}"
-
-
-def cached_figures(practice: Practice, *, now: datetime.datetime, refresh: bool = False) -> Figures:
-    if not refresh:
-        cached = cache.get(_cache_key(practice.pk))
-        if cached is not None:
-            return cached
+def refresh(practice: Practice, *, now: datetime.datetime) -> Figures:
+    """Count the practice's figures and store them as its snapshot (the recount has landed)."""
     result = figures(practice, now=now)
-    cache.set(_cache_key(practice.pk), result, FIGURES_CACHE_SECONDS)
+    PracticeFigures.objects.update_or_create(
+        practice_id=practice.pk,
+        defaults={"computed_at": now, "data": result.to_json(), "refresh_requested_at": None},
+    )
     return result
 
 
-def forget_figures(practice_id: int) -> None:
-    cache.delete(_cache_key(practice_id))
+def current(practice: Practice, *, now: datetime.datetime) -> Figures:
+    """The practice's stored figures (one query). The first visit counts and stores them; a
+    snapshot older than FIGURES_MAX_AGE is returned as it is while a recount is enqueued."""
+    snapshot = PracticeFigures.objects.filter(practice_id=practice.pk).first()
+    if snapshot is None:
+        return refresh(practice, now=now)
+    result = Figures.from_json(snapshot.data)
+    result.computed_at = snapshot.computed_at
+    result.refresh_pending = _is_claimed(snapshot.refresh_requested_at, now=now)
+    if not result.refresh_pending and now - snapshot.computed_at > FIGURES_MAX_AGE:
+        result.refresh_pending = request_refresh(practice.pk, now=now)
+    return result
+
+
+def _is_claimed(requested_at: Optional[datetime.datetime], *, now: datetime.datetime) -> bool:
+    return requested_at is not None and requested_at > now - REFRESH_CLAIM_FOR
+
+
+def _claim(practice_id: int, *, now: datetime.datetime) -> bool:
+    """Mark a recount of the practice's snapshot as under way, unless one already is (a
+    conditional UPDATE: of two racing requests one wins). False when there is no snapshot yet."""
+    # Only the row's own columns in the WHERE (see `bulk.claim_chunk`).
+    return bool(
+        PracticeFigures.objects.filter(practice_id=practice_id)
+        .filter(Q(refresh_requested_at__isnull=True) | Q(refresh_requested_at__lte=now - REFRESH_CLAIM_FOR))
+        .update(refresh_requested_at=now)
+    )
+
+
+def request_refresh(practice_id: int, *, now: Optional[datetime.datetime] = None) -> bool:
+    """Enqueue a recount of the practice's figures (after commit), once per REFRESH_CLAIM_FOR.
+
+    Returns whether this call enqueued it. A practice with no snapshot yet gets none: its first
+    page view counts. A change made while a recount is already counting is picked up by the next
+    one (at most 10 minutes later, by beat).
+    """
+    from portal_project.celery import enqueue_on_commit
+
+    from .tasks import refresh_practice_figures
+
+    if not _claim(practice_id, now=now or timezone.now()):
+        return False
+    enqueue_on_commit(refresh_practice_figures, practice_id)
+    return True
+
+
+def refresh_requested(practice_id: int, *, now: datetime.datetime) -> bool:
+    """The task of `request_refresh`: recount unless that has happened since (a redelivered
+    task, or beat got there first). Returns whether it counted."""
+    if not PracticeFigures.objects.filter(practice_id=practice_id, refresh_requested_at__isnull=False).exists():
+        return False
+    practice = Practice.objects.filter(pk=practice_id).first()
+    if practice is None:
+        return False
+    refresh(practice, now=now)
+    return True
+
+
+def stale_practice_ids(*, now: datetime.datetime) -> list[int]:
+    """Practices whose snapshot is older than BEAT_REFRESH_AFTER or missing, oldest first."""
+    return list(
+        Practice.objects.filter(Q(portal_figures__isnull=True) | Q(portal_figures__computed_at__lte=now - BEAT_REFRESH_AFTER))
+        .order_by(F("portal_figures__computed_at").asc(nulls_first=True), "pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def refresh_if_stale(practice_id: int, *, now: datetime.datetime) -> bool:
+    """Beat's recount of one practice: skipped when its snapshot is fresh or a recount is
+    already under way (another worker, an overlapping beat run). Returns whether it counted."""
+    practice = Practice.objects.filter(pk=practice_id).first()
+    if practice is None:
+        return False
+    snapshot = PracticeFigures.objects.filter(practice_id=practice_id).values("computed_at").first()
+    if snapshot is not None:
+        if now - snapshot["computed_at"] < BEAT_REFRESH_AFTER or not _claim(practice_id, now=now):
+            return False
+    refresh(practice, now=now)
+    return True
 
 
 def monthly_funnel(practice: Practice, *, now: datetime.datetime) -> list[Month]:

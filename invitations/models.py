@@ -416,3 +416,4 @@ from .tracking import DeliveryReport  # noqa: E402,F401
 
 # Activate Now and monthly re-invite runs (invitations.bulk) keep their models in their own module.
 from .bulk_models import BulkRun, BulkRunChunk  # noqa: E402,F401
+from .dashboard_models import PracticeFigures  # noqa: E402,F401

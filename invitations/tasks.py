@@ -1,6 +1,7 @@
 """Thin Celery entry points: take ids, read the clock once, call a service."""
 
 import logging
+import time
 
 from celery import shared_task
 from django.conf import settings
@@ -91,3 +92,38 @@ def start_monthly_reinvites() -> int:
     from . import bulk
 
     return bulk.start_due_monthly_runs(now=timezone.now())
+
+
+# -- the portal access dashboard's stored figures: see invitations.dashboard -------------------
+
+
+@shared_task(name="invitations.refresh_practice_figures")
+def refresh_practice_figures(practice_id: int) -> bool:
+    """Recount one practice's figures ("Refresh now", a finished bulk run, a switch change or a
+    page that found them old). A redelivery after the recount landed does nothing."""
+    from . import dashboard
+
+    return dashboard.refresh_requested(practice_id, now=timezone.now())
+
+
+#: The sweep starts no new count after this long, well inside the task's soft time limit (a count
+#: of a million patients takes about 10 s).
+FIGURES_SWEEP_SECONDS = min(180, settings.CELERY_TASK_SOFT_TIME_LIMIT // 2)
+
+
+@shared_task(name="invitations.refresh_figures")
+@tracked_job("invitations.refresh_figures")
+def refresh_all_practice_figures() -> int:
+    """Every 10 minutes: recount each practice's figures that are older than 9 minutes (or were
+    never counted), one practice at a time, so pages and Activate Now read them at once."""
+    from . import dashboard
+
+    started = time.monotonic()
+    refreshed = 0
+    for practice_id in dashboard.stale_practice_ids(now=timezone.now()):
+        if time.monotonic() - started > FIGURES_SWEEP_SECONDS:
+            break  # the oldest went first; the next run carries on with the rest
+        # The clock is read per practice: each count is its own operation, and a long sweep
+        # should not date later practices' figures to when it started.
+        refreshed += dashboard.refresh_if_stale(practice_id, now=timezone.now())
+    return refreshed

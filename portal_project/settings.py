@@ -286,6 +286,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "invitations.start_monthly_reinvites",
         "schedule": crontab(minute=20),
     },
+    "invitations-refresh-figures": {  # recounts the portal dashboard's stored figures of each practice
+        "task": "invitations.refresh_figures",
+        "schedule": crontab(minute="*/10"),
+    },
     # -- notifications --
     "notifications-sweep": {  # 14-day and 48-hour alerts from stored due times
         "task": "notifications.sweep",

@@ -1,6 +1,8 @@
 """Activate Now in the admin: preview, confirm, progress page and JSON, the runs list, roles,
 and tenant scoping (another practice's ids are 404)."""
 
+import datetime
+
 import pytest
 from django.contrib.messages import get_messages
 from django.core import mail
@@ -156,3 +158,40 @@ def test_the_runs_list_shows_who_started_each_run_and_its_figures(
 def test_the_portal_index_takes_a_one_practice_user_straight_to_the_dashboard(manager_client, practice_a):
     response = manager_client.get(reverse("admin:invitations_portal"))
     assert response["Location"] == reverse("admin:invitations_portal_dashboard", args=[practice_a.pk])
+
+
+def test_the_preview_is_counted_live_up_to_the_threshold(manager_client, practice_a):
+    PatientFactory(practice=practice_a)
+    manager_client.get(activate_url(practice_a))  # stores the figures
+    PatientFactory(practice=practice_a)
+    page = " ".join(manager_client.get(activate_url(practice_a)).content.decode().split())
+    assert "2 patients will be invited</strong>" in page and 'value="Yes, invite 2 patients"' in page
+    assert "Counted at" not in page
+
+
+def test_above_the_threshold_the_preview_comes_from_the_stored_figures(
+    manager_client, practice_a, settings, frozen, eager_celery, django_capture_on_commit_callbacks
+):
+    settings.PORTAL_LIVE_PREVIEW_MAX_INACTIVE = 0
+    PatientFactory(practice=practice_a)
+    manager_client.get(activate_url(practice_a))  # the first visit counts and stores the figures
+    PatientFactory(practice=practice_a)
+    frozen.shift(datetime.timedelta(minutes=3))
+    page = " ".join(manager_client.get(activate_url(practice_a)).content.decode().split())
+    assert "1 patient will be invited</strong>" in page and 'value="Yes, invite about 1 patient"' in page
+    assert (
+        "Counted at 10:00 EST (3 minutes ago); each patient is checked again when the run starts, "
+        "and the progress page shows the exact figures."
+    ) in page
+    assert 'name="back" value="activate"' in page and 'value="Refresh now"' in page
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = manager_client.post(reverse("admin:invitations_portal_refresh", args=[practice_a.pk]), {"back": "activate"})
+    assert response["Location"] == activate_url(practice_a)
+    page = " ".join(manager_client.get(activate_url(practice_a)).content.decode().split())
+    assert "2 patients will be invited</strong>" in page and "Counted at 10:03 EST (0 minutes ago)" in page
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = manager_client.post(activate_url(practice_a))  # confirming is unchanged: the run counts again
+    run = BulkRun.objects.get()
+    assert response["Location"] == progress_url(run) and (run.targeted, run.sent) == (2, 2)
