@@ -258,8 +258,9 @@ def generate(size: int, *, naive_size: int):
 
 
 def _patients(cursor, practice, count: int, *, eligible: int, prefix: str) -> None:
-    first = "(ARRAY[" + ",".join(f"'{name}'" for name in FIRST_NAMES) + f"])[1 + mod(n, {len(FIRST_NAMES)})]"
-    last = "(ARRAY[" + ",".join(f"'{name}'" for name in LAST_NAMES) + f"])[1 + mod(n, {len(LAST_NAMES)})] || mod(n, 997)"
+    # Names spread independently of the state (which follows n % 20), as in a real practice.
+    first = "(ARRAY[" + ",".join(f"'{name}'" for name in FIRST_NAMES) + f"])[1 + mod(n / 7, {len(FIRST_NAMES)})]"
+    last = "(ARRAY[" + ",".join(f"'{name}'" for name in LAST_NAMES) + f"])[1 + mod(n / 20, {len(LAST_NAMES)})] || mod(n / 3, 997)"
     params = {"practice": practice.pk, "count": count, "eligible": eligible, "prefix": prefix}
     cursor.execute(
         f"""
