@@ -142,18 +142,18 @@ class Preview:
         return {rule.code: count for rule, count in self.reasons}
 
 
-def preview(practice: Practice, *, now: datetime.datetime, kind: str = BulkRunKind.ACTIVATE_NOW) -> Preview:
-    """What a run would do now: how many are invited, how many skipped and why (two queries)."""
-    patients = candidates(practice, kind=kind, now=now)
-    totals = patients.aggregate(
-        considered=Count("pk"), eligible=Count("pk", filter=~eligibility.blocking_condition(now=now))
-    )
-    counts = eligibility.skip_counts(patients, now=now)
-    reasons = sorted(
-        ((eligibility.RULES_BY_CODE[code], n) for code, n in counts.items() if n),
+def reasons(skip_counts: dict[str, int]) -> list[tuple[eligibility.Rule, int]]:
+    """(rule, count) for every rule that skips someone, largest first."""
+    return sorted(
+        ((eligibility.RULES_BY_CODE[code], n) for code, n in skip_counts.items() if n and code in eligibility.RULES_BY_CODE),
         key=lambda pair: (-pair[1], pair[0].code),
     )
-    return Preview(considered=totals["considered"], eligible=totals["eligible"], reasons=reasons)
+
+
+def preview(practice: Practice, *, now: datetime.datetime, kind: str = BulkRunKind.ACTIVATE_NOW) -> Preview:
+    """What a run would do now: how many are invited, how many skipped and why (one query)."""
+    counted = eligibility.tally(candidates(practice, kind=kind, now=now), now=now)
+    return Preview(considered=counted.considered, eligible=counted.eligible, reasons=reasons(counted.skip_counts))
 
 
 # -- starting a run -----------------------------------------------------------------------
@@ -205,7 +205,8 @@ def plan_run(run_id: int, *, now: datetime.datetime, chunk_size: int = CHUNK_SIZ
     if run is None:
         return False
     practice = run.practice
-    summary = preview(practice, now=now, kind=run.kind)
+    # Two scans: the skip counts for the summary, then the targeted ids (the eligible count).
+    counted = eligibility.tally(candidates(practice, kind=run.kind, now=now), now=now, with_eligible=False)
     patient_ids = list(
         eligibility.eligible(candidates(practice, kind=run.kind, now=now), now=now)
         .order_by("pk").values_list("pk", flat=True)
@@ -213,10 +214,10 @@ def plan_run(run_id: int, *, now: datetime.datetime, chunk_size: int = CHUNK_SIZ
     with transaction.atomic():
         claimed = BulkRun.objects.filter(pk=run.pk, planned_at__isnull=True, status=BulkRunStatus.RUNNING).update(
             planned_at=now,
-            # Patients who became eligible between the two queries count as considered.
-            considered=summary.considered + max(len(patient_ids) - summary.eligible, 0),
+            # Patients added between the two queries count as considered.
+            considered=max(counted.considered, len(patient_ids)),
             targeted=len(patient_ids),
-            skip_counts=summary.skip_counts,
+            skip_counts={code: n for code, n in counted.skip_counts.items() if n},
         )
         if not claimed:
             return False

@@ -24,7 +24,7 @@ from django.utils.safestring import SafeString, mark_safe
 from patients.models import Patient, Practice
 
 from . import eligibility
-from .bulk import NOT_A_SKIP_FOR_DASHBOARD, Preview
+from .bulk import NOT_A_SKIP_FOR_DASHBOARD, Preview, reasons
 from .dashboard_models import PracticeFigures
 from .models import Invitation
 from .portal_status import PortalStatus, with_portal_status
@@ -129,17 +129,9 @@ class Figures:
             preview=Preview(
                 considered=preview.get("considered", 0),
                 eligible=preview.get("eligible", 0),
-                reasons=_reasons(preview.get("skip_counts", {})),
+                reasons=reasons(preview.get("skip_counts", {})),
             ),
         )
-
-
-def _reasons(skip_counts: dict[str, int]) -> list[tuple[eligibility.Rule, int]]:
-    """(rule, count) for every rule that skips someone, largest first (as `bulk.preview`)."""
-    return sorted(
-        ((eligibility.RULES_BY_CODE[code], n) for code, n in skip_counts.items() if n and code in eligibility.RULES_BY_CODE),
-        key=lambda pair: (-pair[1], pair[0].code),
-    )
 
 
 def month_starts(now: datetime.datetime, time_zone: str, count: int = 12) -> list[datetime.date]:
@@ -164,15 +156,9 @@ def figures(practice: Practice, *, now: datetime.datetime) -> Figures:
     # Activate Now's preview is the inactive patients (`bulk.candidates` of an Activate Now run)
     # and `eligibility.skip_counts` over them: the same rules, plus the patients no rule blocks,
     # counted in the same scan.
-    inactive = patients.filter(portal_user__isnull=True)
-    blocked = inactive.aggregate(
-        considered=Count("pk"),
-        eligible=Count("pk", filter=~eligibility.blocking_condition(now=now)),
-        **{rule.code: Count("pk", filter=rule.blocks(now)) for rule in eligibility.RULES},
-    )
-    considered, eligible = blocked.pop("considered"), blocked.pop("eligible")
+    counted = eligibility.tally(patients.filter(portal_user__isnull=True), now=now)
     not_eligible = sorted(
-        ((code, n) for code, n in blocked.items() if n and code not in NOT_A_SKIP_FOR_DASHBOARD),
+        ((code, n) for code, n in counted.skip_counts.items() if n and code not in NOT_A_SKIP_FOR_DASHBOARD),
         key=lambda pair: (-pair[1], pair[0]),
     )
     return Figures(
@@ -183,7 +169,7 @@ def figures(practice: Practice, *, now: datetime.datetime) -> Figures:
         not_eligible=not_eligible,
         months=monthly_funnel(practice, now=now),
         computed_at=now,
-        preview=Preview(considered=considered, eligible=eligible, reasons=_reasons(blocked)),
+        preview=Preview(considered=counted.considered, eligible=counted.eligible, reasons=reasons(counted.skip_counts)),
     )
 
 

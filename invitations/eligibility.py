@@ -2,7 +2,7 @@
 
 Each rule is a database condition that is true when it *blocks* an invitation. The same
 conditions serve one patient (`reasons_for`: one query, every reason) and a whole practice
-(`annotate_blocks`, `eligible`, `skip_counts` for Activate Now's preview and the monthly run),
+(`annotate_blocks`, `eligible`, `tally` for Activate Now's preview and the monthly run),
 so the single invite, the new-patient checkbox, resend and bulk runs can never disagree.
 """
 
@@ -135,11 +135,27 @@ def eligible(queryset: PatientQuerySet, *, now: datetime.datetime, for_resend: b
     return queryset.exclude(blocking_condition(now=now, for_resend=for_resend))
 
 
-def skip_counts(queryset: PatientQuerySet, *, now: datetime.datetime, for_resend: bool = False) -> dict[str, int]:
-    """How many patients each rule blocks (a patient blocked twice counts under both)."""
-    annotated = annotate_blocks(queryset, now=now, for_resend=for_resend)
-    return annotated.aggregate(
-        **{rule.code: Count("pk", filter=Q(**{_flag(rule.code): True})) for rule in _rules(for_resend=for_resend)}
+@dataclass(frozen=True)
+class Tally:
+    considered: int
+    #: None when not asked for (a bulk run's planner counts the ids it lists instead).
+    eligible: "int | None"
+    #: How many patients each rule blocks (a patient blocked twice counts under both).
+    skip_counts: dict[str, int]
+
+
+def tally(queryset: PatientQuerySet, *, now: datetime.datetime, with_eligible: bool = True) -> Tally:
+    """One scan of `queryset`: how many patients, how many no rule blocks, how many each rule
+    blocks (Activate Now's preview, the dashboard's "not eligible" figures, a run's summary)."""
+    counts = queryset.aggregate(
+        considered=Count("pk"),
+        **({"eligible": Count("pk", filter=~blocking_condition(now=now))} if with_eligible else {}),
+        **{f"rule_{rule.code}": Count("pk", filter=Q(rule.blocks(now))) for rule in RULES},
+    )
+    return Tally(
+        considered=counts["considered"],
+        eligible=counts.get("eligible"),
+        skip_counts={rule.code: counts[f"rule_{rule.code}"] for rule in RULES},
     )
 
 

@@ -124,7 +124,9 @@ def test_the_set_based_form_agrees_with_the_single_check():
     queryset = Patient.objects.filter(practice=practice)
 
     assert list(eligibility.eligible(queryset, now=NOW)) == [fine]
-    counts = eligibility.skip_counts(queryset, now=NOW)
+    counted = eligibility.tally(queryset, now=NOW)
+    assert (counted.considered, counted.eligible) == (4, 1)
+    counts = counted.skip_counts
     assert counts["missing_email"] == 1
     assert counts["opted_out"] == 1
     assert counts["deceased"] == 1
