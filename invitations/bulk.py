@@ -290,7 +290,8 @@ def process_chunk(chunk_id: int, *, now: datetime.datetime) -> str:
     source = SOURCE_OF_KIND[run.kind]
     template = emails.template_for(practice)
     outgoing = _create_invitations(chunk, source=source, now=now)
-    outgoing += _reclaim_lapsed(chunk, source=source, now=now)
+    if chunk.attempts > 1:  # only an earlier attempt can have left claims to take over
+        outgoing += _reclaim_lapsed(chunk, source=source, now=now)
     try:
         _send(outgoing, practice=practice, template=template, now=now)
     except ChunkDeferred:
