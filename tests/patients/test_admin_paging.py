@@ -29,6 +29,8 @@ def test_a_list_past_the_cap_says_more_than_and_offers_only_the_counted_pages(
     page = response.content.decode()
     assert response.status_code == 200
     assert "More than 4 patients: search or filter to narrow the list." in page
+    assert "Select all 4" not in page  # not a total, so not offered as one
+    assert "More than 4 patients match: narrow the list to act on all of them" in page
     assert response.context["cl"].result_count == 4
 
 
