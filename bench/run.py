@@ -569,6 +569,7 @@ def admin_pages(practice, users) -> dict:
         ("patient list, not invited", "/admin/patients/patient/?portal_status=not_invited"),
         ("patient list, failed", "/admin/patients/patient/?portal_status=failed"),
         ("patient search, last name prefix", "/admin/patients/patient/?q=Smi"),
+        ("invitation list", "/admin/invitations/invitation/"),
         ("portal dashboard", f"/admin/invitations/bulkrun/portal/{practice.pk}/"),
         ("Activate Now preview", f"/admin/invitations/bulkrun/portal/{practice.pk}/activate/"),
         ("bulk runs list", "/admin/invitations/bulkrun/"),
