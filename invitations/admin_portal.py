@@ -44,6 +44,18 @@ def can_change_switches(user, practice_id: int) -> bool:
     return tenancy.can(user, "patients.change_practice", practice_id)
 
 
+def _duration(seconds) -> str:
+    """"about 3 minutes", for the estimated time left ("" when unknown)."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return "less than a minute"
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return f"about {minutes} minute{'s' if minutes != 1 else ''}"
+    return f"about {round(minutes / 60, 1):g} hours"
+
+
 class PortalSwitchesForm(forms.ModelForm):
     class Meta:
         model = Practice
@@ -292,8 +304,15 @@ class BulkRunAdmin(PracticeScopedAdmin):
 
     @staticmethod
     def progress_data(run: BulkRun) -> dict:
-        totals = bulk.chunk_totals(run.pk)
+        progress = bulk.run_progress(run, now=timezone.now())
+        totals = progress.totals
         processed = totals["processed"]
+        if not run.is_planned:
+            percent = 0
+        elif not run.targeted:
+            percent = 100
+        else:
+            percent = min(100, int(100 * processed / run.targeted)) if run.is_running else 100
         return {
             "status": run.status,
             "planned": run.is_planned,
@@ -303,12 +322,16 @@ class BulkRunAdmin(PracticeScopedAdmin):
             "invited": totals["invited"],
             "sent": totals["sent"],
             "failed": totals["failed"],
-            "retrying": totals["retrying"],
+            "waiting": totals["waiting"],
             "skipped": totals["skipped"],
             "skipped_at_plan": run.skipped_at_plan,
             "chunks": totals["chunks"],
             "chunks_done": totals["chunks_done"],
-            "percent": (100 if run.is_planned else 0) if not run.targeted else round(100 * processed / run.targeted),
+            "percent": percent,
+            "rate": None if progress.rate is None else round(progress.rate, 1),
+            "seconds_left": None if progress.seconds_left is None else round(progress.seconds_left),
+            "time_left": _duration(progress.seconds_left),
+            "send_problem": progress.problem,
             "finished_at": run.finished_at.isoformat() if run.finished_at else None,
         }
 

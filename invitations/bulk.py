@@ -12,11 +12,17 @@ Guarantees, and how they are kept:
   the ones an earlier, interrupted attempt of the same chunk created. The partial unique
   constraints on invitations are the last line of defence.
 * No email twice: every invitation is claimed in the database (token hash + ``sending_started_at``)
-  before its email goes out, and marked sent right after, in batches (`MARK_SENT_EVERY_SECONDS` / `MARK_SENT_EVERY_MESSAGES`).
-  A worker that dies between the email service accepting a message and that batch being marked
-  leaves those claims to lapse, and the resumed chunk sends them again with a fresh link: the same
-  at-least-once trade-off as a single send (`Invitation.claim_for_sending`), limited to at most a
-  couple of seconds' worth of emails.
+  before its email goes out, and marked sent right after, in batches (`MARK_SENT_EVERY_SECONDS` /
+  `MARK_SENT_EVERY_MESSAGES`). A worker that dies between the email service accepting a message and
+  that batch being marked leaves those claims to lapse, and the resumed chunk sends them again with
+  a fresh link: the same at-least-once trade-off as a single send (`Invitation.claim_for_sending`),
+  limited to at most a couple of seconds' worth of emails.
+* Sending is `core.sending.outbox`: concurrent calls (or the provider's batch calls) within the
+  account's rate shared by every worker; throttled and temporarily failed emails are retried inside
+  the chunk. A chunk stops starting emails `SEND_SECONDS` after its task began (inside the task's
+  time limit), releases the claims of what it did not send and hands the rest on at once; an email
+  service that keeps failing defers the chunk with a backoff. So a run is done only when every
+  targeted patient was sent an invitation, failed with a reason, or skipped.
 * Nothing lost: chunks left pending or claimed past their lease are enqueued again by the
   `resume_stalled` sweep (every few minutes), which also finishes runs whose chunks are all done.
 
@@ -32,19 +38,22 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from django.conf import settings
-from django.core.mail import get_connection
 from django.db import IntegrityError, transaction
 from django.db.models import Count, DateTimeField, Exists, F, IntegerField, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
+from core.sending import outbox
 from patients.models import Patient, Practice, normalise_email
 from portal_project.celery import enqueue_on_commit
 
 from . import eligibility, emails, sql
-from .bulk_models import CHUNK_LEASE, BulkRun, BulkRunChunk, BulkRunKind, BulkRunStatus, ChunkStatus
+from .bulk_models import CHUNK_LEASE, BulkRun, BulkRunChunk, BulkRunKind, BulkRunStatus, BulkRunTick, ChunkStatus
+from .emails import Recipient
 from .models import (
     OPEN_STATUSES,
     SEND_CLAIM_LEASE,
+    SEND_GIVE_UP_AFTER,
     EventKind,
     Invitation,
     InvitationEvent,
@@ -255,17 +264,10 @@ def _enqueue(chunk_ids: list[int]) -> None:
 # -- processing one chunk -----------------------------------------------------------------
 
 
-@dataclass
-class _Outgoing:
-    """An invitation claimed for sending, with what its email needs (no model instances: a
-    chunk makes hundreds of these)."""
-
-    pk: int
-    public_id: uuid.UUID
-    email: str
-    first_name: str
-    expires_at: datetime.datetime
-    token: str
+#: A chunk stops starting new emails this long after its task began, well inside the task's soft
+#: time limit (a provider call in flight then has its whole timeout to finish), records what it
+#: sent and hands the rest on at once (see `_hand_on`).
+SEND_SECONDS = settings.PORTAL_BULK_SEND_SECONDS
 
 
 def claim_chunk(chunk_id: int, *, now: datetime.datetime) -> bool:
@@ -281,8 +283,12 @@ def claim_chunk(chunk_id: int, *, now: datetime.datetime) -> bool:
 def process_chunk(chunk_id: int, *, now: datetime.datetime) -> str:
     """Create, claim and send the invitations of one chunk. Returns what happened (logs, tests).
 
-    Raises ChunkDeferred when the email service cannot be reached (the task retries later).
+    A chunk is done only when each of its patients was sent an invitation, failed with a reason
+    or skipped. What the email service did not take before the chunk's time ran out, or refused
+    for now, is released and handed on: at once after the deadline ("continued"), after a
+    backoff when the service failed (raises ChunkDeferred; the task retries later).
     """
+    started = time.monotonic()
     if not claim_chunk(chunk_id, now=now):
         return "not-claimed"
     chunk = BulkRunChunk.objects.select_related("run__practice").get(pk=chunk_id)
@@ -292,13 +298,12 @@ def process_chunk(chunk_id: int, *, now: datetime.datetime) -> str:
     outgoing = _create_invitations(chunk, source=source, now=now)
     if chunk.attempts > 1:  # only an earlier attempt can have left claims to take over
         outgoing += _reclaim_lapsed(chunk, source=source, now=now)
-    try:
-        _send(outgoing, practice=practice, template=template, now=now)
-    except ChunkDeferred:
-        BulkRunChunk.objects.filter(pk=chunk.pk, claimed_at=now).update(status=ChunkStatus.PENDING)
-        raise
-    _finish_chunk(chunk, source=source, now=now)
-    finish_run_if_done(run.pk, now=now)
+    _count_invited(chunk, source=source)
+    report = _send(outgoing, chunk=chunk, practice=practice, template=template, deadline=started + SEND_SECONDS)
+    if report.left:
+        return _hand_on(chunk, report, claimed_at=now, now=timezone.now())
+    _finish_chunk(chunk, source=source, claimed_at=now, now=timezone.now())
+    finish_run_if_done(run.pk, now=timezone.now())
     return "done"
 
 
@@ -310,7 +315,7 @@ def _chunk_invitations(chunk: BulkRunChunk, *, source: str):
     )
 
 
-def _create_invitations(chunk: BulkRunChunk, *, source: str, now: datetime.datetime) -> list[_Outgoing]:
+def _create_invitations(chunk: BulkRunChunk, *, source: str, now: datetime.datetime) -> list[Recipient]:
     run, practice = chunk.run, chunk.run.practice
     ids = chunk.patient_ids
     with transaction.atomic():
@@ -327,10 +332,8 @@ def _create_invitations(chunk: BulkRunChunk, *, source: str, now: datetime.datet
             return []
         Invitation.objects.filter(patient_id__in=[pk for pk, _, _ in rows], is_latest=True).update(is_latest=False)
         expires_at = now + datetime.timedelta(days=practice.link_lifetime_days)
-        outgoing = {
-            pk: _Outgoing(0, uuid.uuid4(), normalise_email(email), first_name, expires_at, new_token())
-            for pk, first_name, email in rows
-        }
+        tokens = {pk: new_token() for pk, _, _ in rows}
+        public_ids = {pk: uuid.uuid4() for pk, _, _ in rows}
         # Claimed for sending at once, by this worker: token hash and sending_started_at are set.
         made = sql.insert_rows(
             Invitation,
@@ -338,27 +341,30 @@ def _create_invitations(chunk: BulkRunChunk, *, source: str, now: datetime.datet
              "source", "created_by", "created_at", "sending_started_at", "send_attempts", "expires_at",
              "provider_message_id", "failed_attempts", "is_latest"],
             [
-                (item.public_id, practice.pk, pk, item.email, hash_token(item.token), Status.PENDING, "", "",
+                (public_ids[pk], practice.pk, pk, normalise_email(email), hash_token(tokens[pk]), Status.PENDING, "", "",
                  source, run.started_by_id, now, now, 0, expires_at, "", 0, True)
-                for pk, item in outgoing.items()
+                for pk, _first_name, email in rows
             ],
             returning=["id", "patient"],
         )
-        for invitation_id, patient_id in made:
-            outgoing[patient_id].pk = invitation_id
+        invitation_of = dict((patient_id, invitation_id) for invitation_id, patient_id in made)
         detail = Source(source).label
         sql.insert_rows(
             InvitationEvent, ["invitation", "kind", "at", "actor", "detail"],
-            [(item.pk, EventKind.CREATED, now, run.started_by_id, detail) for item in outgoing.values()],
+            [(invitation_id, EventKind.CREATED, now, run.started_by_id, detail) for invitation_id in invitation_of.values()],
         )
-    return list(outgoing.values())
+    return [
+        Recipient(invitation_of[pk], normalise_email(email), first_name, tokens[pk], public_ids[pk], expires_at)
+        for pk, first_name, email in rows
+    ]
 
 
-def _reclaim_lapsed(chunk: BulkRunChunk, *, source: str, now: datetime.datetime) -> list[_Outgoing]:
-    """Pending invitations an earlier attempt of this chunk created but did not finish sending."""
+def _reclaim_lapsed(chunk: BulkRunChunk, *, source: str, now: datetime.datetime) -> list[Recipient]:
+    """Pending invitations an earlier attempt of this chunk created but did not finish sending
+    (its worker died, or it handed them on)."""
     claimable = Q(sending_started_at__isnull=True) | Q(sending_started_at__lte=now - SEND_CLAIM_LEASE)
     lapsed = list(
-        _chunk_invitations(chunk, source=source).filter(claimable, status=Status.PENDING)
+        _chunk_invitations(chunk, source=source).filter(claimable, status=Status.PENDING, expires_at__gt=now)
         .select_related("patient").only("public_id", "email", "expires_at", "patient__first_name")
     )
     if not lapsed:
@@ -372,106 +378,89 @@ def _reclaim_lapsed(chunk: BulkRunChunk, *, source: str, now: datetime.datetime)
     # Keep only the rows this worker really claimed (another may have raced for some).
     ours = set(Invitation.objects.filter(token_hash__in=[i.token_hash for i in lapsed]).values_list("pk", flat=True))
     return [
-        _Outgoing(i.pk, i.public_id, i.email, i.patient.first_name, i.expires_at, tokens[i.pk]) for i in lapsed if i.pk in ours
+        Recipient(i.pk, i.email, i.patient.first_name, tokens[i.pk], i.public_id, i.expires_at) for i in lapsed if i.pk in ours
     ]
 
 
-def _send(outgoing: list[_Outgoing], *, practice: Practice, template, now: datetime.datetime) -> None:
-    """Hand the chunk's emails to the email backend over one connection."""
-    from . import services
+def _count_invited(chunk: BulkRunChunk, *, source: str) -> None:
+    """The progress page counts a chunk's skipped patients as soon as its invitations exist."""
+    invited = _chunk_invitations(chunk, source=source).count()
+    BulkRunChunk.objects.filter(pk=chunk.pk).update(invited=invited, skipped=max(chunk.size - invited, 0))
 
+
+def _send(outgoing: list[Recipient], *, chunk: BulkRunChunk, practice: Practice, template, deadline: float) -> outbox.Report:
+    """Hand the chunk's emails to the email service (`core.sending.outbox`: concurrent calls or
+    batches within the account's shared rate), marking them as they go."""
     if not outgoing:
-        return
-    connection = get_connection()
-    try:
-        connection.open()
-    except Exception as exc:  # noqa: BLE001 - every message of the chunk waits for the retry
-        _release([item.pk for item in outgoing], now=now, detail=services.describe(exc))
-        raise ChunkDeferred(services.describe(exc)) from exc
-    sent: list[tuple[int, str]] = []
-    failed: list[tuple[int, str]] = []
-    retry: list[tuple[int, str]] = []
-    # Everyone in a chunk shares the practice, the wording and the expiry date.
-    prepared = {}
-    last_mark = time.monotonic()
-    try:
-        for item in outgoing:
-            if item.expires_at not in prepared:
-                prepared[item.expires_at] = emails.PreparedEmail(practice=practice, expires_at=item.expires_at, template=template)
-            message = prepared[item.expires_at].message(
-                to=item.email, first_name=item.first_name, token=item.token, public_id=item.public_id
+        return outbox.Report()
+    composer = emails.ChunkComposer(practice=practice, template=template)
+    composer.prepare(outgoing)
+    items = [outbox.Item(key=r.pk, to=r.to, payload=r, group=r.expires_at) for r in outgoing]
+    sender = outbox.Outbox(
+        composer=composer, flush_every_seconds=MARK_SENT_EVERY_SECONDS, flush_every_messages=MARK_SENT_EVERY_MESSAGES,
+    )
+    return sender.send(items, deadline=deadline, flush=lambda settled: _record(chunk, settled))
+
+
+def _record(chunk: BulkRunChunk, settled: outbox.Flush) -> None:
+    """What the email service took or refused since the last mark: the invitations' new status,
+    the chunk's figures and one tick for the progress page's rate, in one transaction."""
+    now = timezone.now()
+    with transaction.atomic():
+        sent = Invitation.objects.mark_sent_many(settled.sent, now=now)
+        failed = Invitation.objects.fail_many(settled.failed, now=now)
+        progressed = len(sent) + len(failed)
+        BulkRunChunk.objects.filter(pk=chunk.pk).update(
+            sent=F("sent") + len(sent), failed=F("failed") + len(failed), waiting=settled.waiting,
+            **({"waiting_since": None} if progressed else {}),
+        )
+        if progressed:
+            BulkRunTick.objects.create(run_id=chunk.run_id, at=now, settled=progressed)
+
+
+def _hand_on(chunk: BulkRunChunk, report: outbox.Report, *, claimed_at: datetime.datetime, now: datetime.datetime) -> str:
+    """Release what the chunk did not send and give the chunk back: at once when its time ran
+    out, after a backoff (ChunkDeferred) when the email service failed. A chunk that has sent
+    nothing for `SEND_GIVE_UP_AFTER` fails its invitations with the reason instead."""
+    problem = report.service_error or next((item.error for item in report.left if item.error), None)
+    left = [(item.key, item.error.detail if item.error else "") for item in report.left]
+    progressed = bool(report.sent or report.failed)
+    with transaction.atomic():
+        row = BulkRunChunk.objects.select_for_update().get(pk=chunk.pk)
+        since = None if progressed or problem is None else (row.waiting_since or now)
+        if since is not None and now - since >= SEND_GIVE_UP_AFTER:
+            reason = f"Gave up after the email service refused for {SEND_GIVE_UP_AFTER.seconds // 3600} hours: {problem.detail}"
+            Invitation.objects.fail_many([(pk, reason) for pk, _ in left], now=now)
+            logger.warning("bulk chunk %s: gave up on %d invitations (%s)", chunk.pk, len(left), problem.detail)
+            gave_up = True
+        else:
+            Invitation.objects.release_many(left, now=now)
+            BulkRunChunk.objects.filter(pk=chunk.pk, status=ChunkStatus.CLAIMED, claimed_at=claimed_at).update(
+                status=ChunkStatus.PENDING, enqueued_at=now, waiting=sum(1 for _, why in left if why), waiting_since=since,
             )
-            message.connection = connection
-            try:
-                connection.send_messages([message])
-            except Exception as exc:  # noqa: BLE001 - classified like a single send
-                bucket = failed if services.is_permanent(exc) else retry
-                bucket.append((item.pk, services.describe(exc)))
-                continue
-            status = getattr(message, "anymail_status", None)
-            message_id = str(status.message_id) if status is not None and status.message_id is not None else ""
-            sent.append((item.pk, message_id))
-            if len(sent) >= MARK_SENT_EVERY_MESSAGES or time.monotonic() - last_mark >= MARK_SENT_EVERY_SECONDS:
-                _mark_sent(sent, now=now)
-                sent, last_mark = [], time.monotonic()
-    finally:
-        _mark_sent(sent, now=now)
-        connection.close()
-    _mark_failed(failed, now=now)
-    if retry:
-        _release([pk for pk, _ in retry], now=now, detail=retry[0][1])
-        from .tasks import send_invitation
-
-        # Rare: the email service refused a few messages for now; each gets the single-send
-        # task and its retries.
-        for pk, _ in retry:
-            enqueue_on_commit(send_invitation, pk)
+            gave_up = False
+        if problem is not None:
+            BulkRun.objects.filter(pk=chunk.run_id).update(send_problem=problem.detail[:300], send_problem_at=now)
+    if gave_up:
+        source = SOURCE_OF_KIND[chunk.run.kind]
+        _finish_chunk(chunk, source=source, claimed_at=claimed_at, now=now)
+        finish_run_if_done(chunk.run_id, now=now)
+        return "gave-up"
+    if problem is not None and (report.service_error is not None or not report.deadline_reached):
+        raise ChunkDeferred(problem.detail)
+    _enqueue([chunk.pk])  # its time ran out, not its luck: the next attempt starts at once
+    return "continued"
 
 
-def _mark_sent(sent: list[tuple[int, str]], *, now: datetime.datetime) -> None:
-    """One UPDATE (each row's message id joined in from a VALUES list) and one INSERT of the
-    timeline events of the rows it changed."""
-    if not sent:
-        return
-    with transaction.atomic():
-        changed = sql.update_from_values(
-            Invitation, [(pk, message_id[:200]) for pk, message_id in sent], columns=["provider_message_id"],
-            set_fields={"status": Status.SENT, "sent_at": now, "sending_started_at": None}, where={"status": Status.PENDING},
-        )
-        sql.insert_rows(InvitationEvent, ["invitation", "kind", "at", "detail"], [(pk, EventKind.SENT, now, "") for pk in changed])
-
-
-def _mark_failed(failed: list[tuple[int, str]], *, now: datetime.datetime) -> None:
-    if not failed:
-        return
-    with transaction.atomic():
-        # One reason for the batch: they failed for the same cause as a rule (e.g. refused recipients).
-        reason = failed[0][1][:300]
-        Invitation.objects.filter(pk__in=[pk for pk, _ in failed], status__in=OPEN_STATUSES).update(
-            status=Status.FAILED, failure_reason=reason, ended_at=now, sending_started_at=None
-        )
-        InvitationEvent.objects.bulk_create(
-            [InvitationEvent(invitation_id=pk, kind=EventKind.FAILED, at=now, detail=why[:300]) for pk, why in failed]
-        )
-
-
-def _release(ids: list[int], *, now: datetime.datetime, detail: str) -> None:
-    with transaction.atomic():
-        Invitation.objects.filter(pk__in=ids, status=Status.PENDING).update(sending_started_at=None)
-        InvitationEvent.objects.bulk_create(
-            [InvitationEvent(invitation_id=pk, kind=EventKind.SEND_RETRY, at=now, detail=detail[:300]) for pk in ids]
-        )
-
-
-def _finish_chunk(chunk: BulkRunChunk, *, source: str, now: datetime.datetime) -> None:
+def _finish_chunk(chunk: BulkRunChunk, *, source: str, claimed_at: datetime.datetime, now: datetime.datetime) -> None:
     figures = _chunk_invitations(chunk, source=source).aggregate(
         invited=Count("pk"),
         sent=Count("pk", filter=Q(sent_at__isnull=False)),
         failed=Count("pk", filter=Q(status=Status.FAILED)),
-        retrying=Count("pk", filter=Q(status=Status.PENDING)),
     )
-    BulkRunChunk.objects.filter(pk=chunk.pk, status=ChunkStatus.CLAIMED, claimed_at=now).update(
-        status=ChunkStatus.DONE, finished_at=now, skipped=max(chunk.size - figures["invited"], 0), **figures
+    BulkRunChunk.objects.filter(pk=chunk.pk, status=ChunkStatus.CLAIMED, claimed_at=claimed_at).update(
+        status=ChunkStatus.DONE, finished_at=now, skipped=max(chunk.size - figures["invited"], 0), waiting=0,
+        waiting_since=None, **figures,
     )
 
 
@@ -480,14 +469,51 @@ def chunk_totals(run_id: int) -> dict[str, int]:
     totals = BulkRunChunk.objects.filter(run_id=run_id).aggregate(
         chunks=Count("pk"),
         chunks_done=Count("pk", filter=Q(status=ChunkStatus.DONE)),
-        processed=Coalesce(Sum("size", filter=Q(status=ChunkStatus.DONE)), 0),
         invited=Coalesce(Sum("invited"), 0),
         sent=Coalesce(Sum("sent"), 0),
         failed=Coalesce(Sum("failed"), 0),
-        retrying=Coalesce(Sum("retrying"), 0),
+        waiting=Coalesce(Sum("waiting", filter=~Q(status=ChunkStatus.DONE)), 0),
         skipped=Coalesce(Sum("skipped"), 0),
     )
+    totals["processed"] = totals["sent"] + totals["failed"] + totals["skipped"]
     return totals
+
+
+#: The progress page's current rate is over this many seconds of ticks.
+RATE_WINDOW = datetime.timedelta(seconds=20)
+#: A send problem older than this is no longer shown as current.
+PROBLEM_SHOWN_FOR = datetime.timedelta(minutes=5)
+
+
+@dataclass
+class Progress:
+    totals: dict[str, int]
+    #: Invitations settled per second over the last `RATE_WINDOW` (None before the first mark).
+    rate: Optional[float]
+    #: Seconds until every targeted patient is settled at that rate (None: unknown).
+    seconds_left: Optional[float]
+    #: The email service's recent refusal, while it is current.
+    problem: str
+
+
+def run_progress(run: BulkRun, *, now: datetime.datetime) -> Progress:
+    """Where a run stands (three small queries): chunk sums, the current rate, the ETA."""
+    totals = chunk_totals(run.pk)
+    rate = seconds_left = None
+    if run.is_running and run.is_planned:
+        ticks = BulkRunTick.objects.filter(run_id=run.pk)
+        first = ticks.order_by("at").values_list("at", flat=True).first()
+        if first is not None:
+            window_start = max(now - RATE_WINDOW, first)
+            settled = ticks.filter(at__gt=window_start).aggregate(n=Coalesce(Sum("settled"), 0))["n"]
+            span = max((now - window_start).total_seconds(), 1.0)
+            rate = settled / span
+            remaining = max(run.targeted - totals["processed"], 0)
+            seconds_left = remaining / rate if rate > 0 else None
+    problem = ""
+    if run.is_running and run.send_problem and run.send_problem_at and now - run.send_problem_at <= PROBLEM_SHOWN_FOR:
+        problem = run.send_problem
+    return Progress(totals=totals, rate=rate, seconds_left=seconds_left, problem=problem)
 
 
 def finish_run_if_done(run_id: int, *, now: datetime.datetime) -> bool:
@@ -495,12 +521,15 @@ def finish_run_if_done(run_id: int, *, now: datetime.datetime) -> bool:
     if BulkRunChunk.objects.filter(run_id=run_id).exclude(status=ChunkStatus.DONE).exists():
         return False
     totals = chunk_totals(run_id)
-    finished = bool(
-        BulkRun.objects.filter(pk=run_id, status=BulkRunStatus.RUNNING, planned_at__isnull=False).update(
-            status=BulkRunStatus.DONE, finished_at=now, invited=totals["invited"], sent=totals["sent"],
-            failed=totals["failed"], retrying=totals["retrying"], skipped_at_send=totals["skipped"],
+    with transaction.atomic():
+        finished = bool(
+            BulkRun.objects.filter(pk=run_id, status=BulkRunStatus.RUNNING, planned_at__isnull=False).update(
+                status=BulkRunStatus.DONE, finished_at=now, invited=totals["invited"], sent=totals["sent"],
+                failed=totals["failed"], skipped_at_send=totals["skipped"],
+            )
         )
-    )
+        if finished:
+            BulkRunTick.objects.filter(run_id=run_id).delete()
     if finished:  # the dashboard's stored figures are recounted with the run's invitations
         from . import dashboard
 

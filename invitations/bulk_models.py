@@ -53,10 +53,14 @@ class BulkRun(models.Model):
     invited = models.PositiveIntegerField(default=0)
     sent = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
-    retrying = models.PositiveIntegerField(default=0)
     skipped_at_send = models.PositiveIntegerField(
         default=0, help_text="Targeted patients who could no longer be invited when their chunk ran."
     )
+    #: The email service's last refusal while the run sends (throttling, an outage, our account),
+    #: shown on the progress page while it is recent. Never health information: an error's type
+    #: and first line.
+    send_problem = models.CharField(max_length=300, blank=True)
+    send_problem_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -103,11 +107,16 @@ class BulkRunChunk(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # Kept current as the chunk sends (each mark of sent emails adds to them), exact once done.
     invited = models.PositiveIntegerField(default=0)
     sent = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
-    retrying = models.PositiveIntegerField(default=0)
     skipped = models.PositiveIntegerField(default=0)
+    #: Invitations of the chunk that met an error of the email service and wait to be tried again.
+    waiting = models.PositiveIntegerField(default=0)
+    #: Since when the chunk has been handed back without sending anything (an outage, our
+    #: account refused): after `bulk.GIVE_UP_AFTER` its invitations are failed with the reason.
+    waiting_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["run", "number"]
@@ -120,3 +129,18 @@ class BulkRunChunk(models.Model):
 
     def __str__(self) -> str:
         return f"Chunk {self.number} of run {self.run_id} ({self.get_status_display()})"
+
+
+class BulkRunTick(models.Model):
+    """What one mark of a chunk settled, and when: the progress page's current rate (the last
+    seconds' ticks) and estimated time left. Deleted when the run finishes."""
+
+    run = models.ForeignKey(BulkRun, on_delete=models.CASCADE, related_name="ticks", db_index=False)
+    at = models.DateTimeField()
+    settled = models.PositiveIntegerField(help_text="Invitations sent or failed in this mark.")
+
+    class Meta:
+        indexes = [models.Index(fields=["run", "at"], name="bulkruntick_run_at_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.settled} at {self.at:%H:%M:%S}"

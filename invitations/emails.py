@@ -246,25 +246,25 @@ def build_message(invitation, token: str, *, template=None) -> EmailMultiAlterna
         template=template,
     )
     return _message(
-        rendered, from_email=from_address(practice), to=invitation.email,
+        rendered, from_email=from_address(practice), to=[invitation.email],
         reply_to=practice.contact_email, public_id=invitation.public_id,
     )
 
 
-def _message(rendered: RenderedEmail, *, from_email: str, to: str, reply_to: str, public_id) -> EmailMultiAlternatives:
+def _message(rendered: RenderedEmail, *, from_email: str, to: list[str], reply_to: str, public_id=None) -> EmailMultiAlternatives:
     message = EmailMultiAlternatives(
         subject=rendered.subject,
         body=rendered.text,
         from_email=from_email,
-        to=[to],
+        to=to,
         reply_to=[reply_to] if reply_to else None,
     )
     message.attach_alternative(rendered.html, "text/html")
-    # Read by anymail backends, ignored by Django's own.
-    message.metadata = {"invitation": str(public_id)}
+    # Read by anymail backends, ignored by Django's own. Click tracking is turned off on the
+    # way out (core.sending.outbox.prepare): it would route the token through a redirector.
+    if public_id is not None:
+        message.metadata = {"invitation": str(public_id)}
     message.tags = ["portal-invitation"]
-    # Click tracking would route the patient's token through the provider's redirector.
-    message.track_clicks = False
     return message
 
 
@@ -294,8 +294,34 @@ class PreparedEmail:
         """The same email `build_message` makes for this recipient."""
         return _message(
             self.fill(first_name=first_name, link=self.link(token)),
-            from_email=self.from_email, to=to, reply_to=self.reply_to, public_id=public_id,
+            from_email=self.from_email, to=[to], reply_to=self.reply_to, public_id=public_id,
         )
+
+    def batch_message(self, recipients: list["Recipient"], merge) -> EmailMultiAlternatives:
+        """One message for many recipients, for a provider that fills per-recipient fields
+        itself (`core.sending.providers`): each recipient gets the email `message` would make for
+        them, with their own first name, link and metadata (the invitation's opaque id)."""
+        markers = {
+            "text": {self._FIRST_NAME: merge.field("first_name"), self._LINK: merge.field("link")},
+            "html": {self._FIRST_NAME: merge.field("first_name_html"), self._LINK: merge.field("link_html")},
+        }
+        rendered = RenderedEmail(
+            subject=self.subject,
+            text=self._PLACEHOLDERS.sub(lambda match: markers["text"][match.group(0)], self._text),
+            html=self._PLACEHOLDERS.sub(lambda match: markers["html"][match.group(0)], self._html),
+        )
+        message = _message(rendered, from_email=self.from_email, to=[r.to for r in recipients], reply_to=self.reply_to)
+        merge_data, merge_metadata = {}, {}
+        for recipient in recipients:
+            first_name, link = recipient.first_name or "there", self.link(recipient.token)
+            merge_data[recipient.to] = {
+                merge.key("first_name"): first_name, merge.key("first_name_html"): html.escape(first_name),
+                merge.key("link"): link, merge.key("link_html"): html.escape(link),
+            }
+            merge_metadata[recipient.to] = {"invitation": str(recipient.public_id)}
+        message.merge_data = merge_data
+        message.merge_metadata = merge_metadata
+        return message
 
     def fill(self, *, first_name: str, link: str) -> RenderedEmail:
         first_name = first_name or "there"
@@ -306,3 +332,46 @@ class PreparedEmail:
             text=self._PLACEHOLDERS.sub(lambda match: text_values[match.group(0)], self._text),
             html=self._PLACEHOLDERS.sub(lambda match: html_values[match.group(0)], self._html),
         )
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One claimed invitation of a bulk run's chunk: what its email needs."""
+
+    pk: int
+    to: str
+    first_name: str
+    token: str
+    public_id: object
+    expires_at: datetime.datetime
+
+
+class ChunkComposer:
+    """Writes the emails of one chunk for `core.sending.outbox`: the template is rendered once per
+    expiry date (everyone in a chunk normally shares it), then filled per recipient or handed to
+    the provider as one batch with per-recipient fields."""
+
+    def __init__(self, *, practice, template):
+        self.practice = practice
+        self.template = template
+        self._prepared: dict[datetime.datetime, PreparedEmail] = {}
+
+    def _for(self, expires_at: datetime.datetime) -> PreparedEmail:
+        # Rendered by the calling thread before sending starts (`prepare`), read by pool threads.
+        if expires_at not in self._prepared:
+            self._prepared[expires_at] = PreparedEmail(practice=self.practice, expires_at=expires_at, template=self.template)
+        return self._prepared[expires_at]
+
+    def prepare(self, recipients: list[Recipient]) -> None:
+        for recipient in recipients:
+            self._for(recipient.expires_at)
+
+    def message(self, item) -> EmailMultiAlternatives:
+        recipient: Recipient = item.payload
+        return self._for(recipient.expires_at).message(
+            to=recipient.to, first_name=recipient.first_name, token=recipient.token, public_id=recipient.public_id,
+        )
+
+    def batch(self, items, merge) -> EmailMultiAlternatives:
+        recipients = [item.payload for item in items]
+        return self._for(recipients[0].expires_at).batch_message(recipients, merge)

@@ -24,6 +24,9 @@ MAX_FAILED_ATTEMPTS = 5
 #: A worker that claimed an invitation for sending but never finished (it died) gives it up
 #: after this long, so a redelivered task can send it.
 SEND_CLAIM_LEASE = datetime.timedelta(seconds=settings.PORTAL_SEND_CLAIM_LEASE_SECONDS)
+#: An invitation the email service has kept refusing (an outage, our account refused) this long
+#: is failed with the reason, so staff see it and can resend: single sends and bulk runs alike.
+SEND_GIVE_UP_AFTER = datetime.timedelta(hours=3)
 
 
 def new_token() -> str:
@@ -106,6 +109,55 @@ class InvitationQuerySet(models.QuerySet):
         with transaction.atomic():
             self.model.objects.filter(patient=patient, is_latest=True).update(is_latest=False)
             return self.create(patient=patient, is_latest=True, **fields)
+
+    # -- batch transitions (a bulk run's chunk): one statement each, whatever the batch size --
+
+    def mark_sent_many(self, sent: list[tuple[int, str]], *, now: datetime.datetime) -> list[int]:
+        """Pending -> sent for each (pk, the provider's message id), with a SENT event each.
+        Only rows still pending change (a row revoked meanwhile stays revoked); returns those."""
+        from . import sql
+
+        if not sent:
+            return []
+        with transaction.atomic():
+            changed = sql.update_from_values(
+                Invitation, [(pk, message_id[:200]) for pk, message_id in sent], columns=["provider_message_id"],
+                set_fields={"status": Status.SENT, "sent_at": now, "sending_started_at": None}, where={"status": Status.PENDING},
+            )
+            sql.insert_rows(InvitationEvent, ["invitation", "kind", "at", "detail"], [(pk, EventKind.SENT, now, "") for pk in changed])
+        return changed
+
+    def fail_many(self, failed: list[tuple[int, str]], *, now: datetime.datetime) -> list[int]:
+        """Pending -> failed for each (pk, reason): the email service refused the message."""
+        from . import sql
+
+        if not failed:
+            return []
+        with transaction.atomic():
+            changed = set(sql.update_from_values(
+                Invitation, [(pk, reason[:300]) for pk, reason in failed], columns=["failure_reason"],
+                set_fields={"status": Status.FAILED, "ended_at": now, "sending_started_at": None}, where={"status": Status.PENDING},
+            ))
+            sql.insert_rows(
+                InvitationEvent, ["invitation", "kind", "at", "detail"],
+                [(pk, EventKind.FAILED, now, reason[:300]) for pk, reason in failed if pk in changed],
+            )
+        return sorted(changed)
+
+    def release_many(self, released: list[tuple[int, str]], *, now: datetime.datetime) -> None:
+        """Give back the send claims of pending rows that were not sent, so a later attempt
+        claims them again (with a new token); a "sending delayed" event for each that met an
+        error (`detail`), none for those never tried."""
+        from . import sql
+
+        if not released:
+            return
+        with transaction.atomic():
+            self.filter(pk__in=[pk for pk, _ in released], status=Status.PENDING).update(sending_started_at=None)
+            sql.insert_rows(
+                InvitationEvent, ["invitation", "kind", "at", "detail"],
+                [(pk, EventKind.SEND_RETRY, now, detail[:300]) for pk, detail in released if detail],
+            )
 
     def expire_due(self, now: datetime.datetime, *, batch_size: int = 5000) -> int:
         """Mark every open, run-out invitation in this queryset `expired`, with one event each.

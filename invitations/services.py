@@ -1,7 +1,7 @@
 """Invitation workflows that touch several models or send email.
 
-Views, admin actions, tasks and (later) bulk runs call these; none of them writes an
-invitation's status itself (the transition methods on `Invitation` do).
+Views, admin actions and tasks call these; none of them writes an invitation's status itself
+(the transition methods on `Invitation` and its queryset do). Bulk runs live in `invitations.bulk`.
 """
 
 import datetime
@@ -11,17 +11,18 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Optional
 
-from anymail.exceptions import AnymailAPIError, AnymailInvalidAddress, AnymailRecipientsRefused
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
+from core.sending import outbox
 from patients.models import EmailOptOut, OptOutReason, Patient, Practice, normalise_email
 from portal_project.celery import enqueue_on_commit
 
 from . import eligibility, emails
 from .eligibility import Reason
-from .models import EventKind, Invitation, RevokeReason, Source, Status
+from .models import SEND_GIVE_UP_AFTER, EventKind, Invitation, RevokeReason, Source, Status
 
 logger = logging.getLogger(__name__)
 User = get_user_model()
@@ -119,25 +120,12 @@ def opt_out(*, practice: Practice, email: str, now: datetime.datetime, reason: s
 
 
 class TransientSendError(Exception):
-    """The email service may accept the message if asked again later."""
+    """The email service may accept the message if asked again later (`retry_after` seconds, if
+    it said)."""
 
-
-def is_permanent(exc: Exception) -> bool:
-    if isinstance(exc, (AnymailRecipientsRefused, AnymailInvalidAddress)):
-        return True
-    if isinstance(exc, AnymailAPIError):
-        status = getattr(exc, "status_code", None)
-        return status is not None and 400 <= status < 500 and status not in (408, 429)
-    return False
-
-
-def describe(exc: Exception) -> str:
-    # The exception's own message, not str(): anymail appends the provider's raw response.
-    message = str(exc.args[0]) if exc.args else type(exc).__name__
-    first_line = (message.strip().splitlines() or [""])[0]
-    status = getattr(exc, "status_code", None)
-    prefix = f"{type(exc).__name__}" + (f" (HTTP {status})" if status else "")
-    return f"{prefix}: {first_line}"[:300]
+    def __init__(self, detail: str, *, retry_after: Optional[float] = None):
+        super().__init__(detail)
+        self.retry_after = retry_after
 
 
 def deliver(invitation_id: int, *, now: datetime.datetime) -> str:
@@ -154,20 +142,17 @@ def deliver(invitation_id: int, *, now: datetime.datetime) -> str:
     token = invitation.claim_for_sending(now)
     if token is None:
         return "not-claimed"  # sent, revoked, or another worker has it
-    message = emails.build_message(invitation, token)
-    try:
-        message.send()
-    except Exception as exc:  # noqa: BLE001 - classified below, never swallowed silently
-        if is_permanent(exc):
-            invitation.fail(now, reason=describe(exc))
-            logger.warning("invitation %s failed permanently: %s", invitation.public_id, type(exc).__name__)
-            return "failed"
-        invitation.release_claim(now, detail=describe(exc))
-        raise TransientSendError(describe(exc)) from exc
-    status = getattr(message, "anymail_status", None)
-    message_id = str(status.message_id) if status is not None and status.message_id is not None else ""
-    invitation.mark_sent(now, message_id=message_id)
-    return "sent"
+    outcome = outbox.send_one(emails.build_message(invitation, token))
+    if outcome.sent:
+        invitation.mark_sent(timezone.now(), message_id=outcome.message_id)
+        return "sent"
+    error = outcome.error
+    if error.is_refused:
+        invitation.fail(now, reason=error.detail)
+        logger.warning("invitation %s failed permanently: %s", invitation.public_id, error.detail.split(":")[0])
+        return "failed"
+    invitation.release_claim(now, detail=error.detail)
+    raise TransientSendError(error.detail, retry_after=error.retry_after)
 
 
 def give_up_sending(invitation_id: int, *, now: datetime.datetime, reason: str) -> None:
@@ -355,7 +340,7 @@ def request_access(
 UNSENT_GRACE = datetime.timedelta(minutes=2)
 #: Retries after a temporary email-service error run in the task's own retry chain (about 30
 #: minutes in all); one still pending this long after creation lost that chain and is given up.
-RETRY_GIVE_UP = datetime.timedelta(hours=3)
+RETRY_GIVE_UP = SEND_GIVE_UP_AFTER
 
 
 def requeue_unsent(*, now: datetime.datetime, limit: int = 1000) -> int:

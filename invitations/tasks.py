@@ -31,7 +31,7 @@ def send_invitation(self, invitation_id: int) -> str:
             services.give_up_sending(invitation_id, now=timezone.now(), reason=str(exc))
             return "failed"
         logger.info("invitation %s: email service error, retrying", invitation_id)
-        raise self.retry(exc=exc, countdown=retry_delay(self.request.retries))
+        raise self.retry(exc=exc, countdown=max(retry_delay(self.request.retries), exc.retry_after or 0))
 
 
 @shared_task(name="invitations.expire_due")

@@ -26,7 +26,8 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from invitations.services import describe as describe_send_error
+from core.sending import outbox
+from core.sending.errors import SendError
 from patients.models import Membership, Practice
 from portal_project.celery import enqueue_on_commit
 
@@ -362,16 +363,12 @@ def requeue_lost(*, now: datetime.datetime) -> int:
 
 
 class RetryLater(Exception):
-    """The send failed for a reason that may pass; the task retries."""
+    """The send failed for a reason that may pass; the task retries (not sooner than
+    `retry_after` seconds when the provider said)."""
 
-
-PERMANENT_ERRORS: tuple[type[BaseException], ...] = ()
-try:  # The email service refused the address itself: retrying cannot help.
-    from anymail.exceptions import AnymailInvalidAddress, AnymailRecipientsRefused
-
-    PERMANENT_ERRORS = (AnymailInvalidAddress, AnymailRecipientsRefused)
-except ImportError:  # pragma: no cover
-    pass
+    def __init__(self, detail: str, *, retry_after: Optional[float] = None):
+        super().__init__(detail)
+        self.retry_after = retry_after
 
 
 def _still_wanted(recipient, practice_id: int, alert_types: set[str]) -> tuple[Optional[str], set[str]]:
@@ -406,10 +403,10 @@ def deliver_alert(delivery_id: int, *, now: Optional[datetime.datetime] = None) 
     if problem or off:
         _finish([delivery_id], DeliveryStatus.CANCELLED, problem or "The recipient turned this alert type off.")
         return "cancelled"
-    try:
-        emails.alert_message(delivery).send()
-    except Exception as exc:  # noqa: BLE001 - any failure of the email service is recorded
-        return _failed([delivery_id], delivery.attempts, exc)
+    # Through the provider account's shared rate, classified like every other email.
+    outcome = outbox.send_one(emails.alert_message(delivery))
+    if not outcome.sent:
+        return _failed([delivery_id], delivery.attempts, outcome.error)
     _finish([delivery_id], DeliveryStatus.SENT, "", sent_at=timezone.now())
     return "sent"
 
@@ -420,15 +417,15 @@ def _finish(ids: list[int], status: str, error: str, sent_at=None) -> None:
     )
 
 
-def _failed(ids: list[int], attempts: int, exc: Exception) -> str:
-    # The error's own first line, not str(exc): anymail appends the provider's raw response.
-    error = describe_send_error(exc)
-    logger.warning("Alert email failed (deliveries %s, attempt %s): %s", ids, attempts, type(exc).__name__)
-    if isinstance(exc, PERMANENT_ERRORS) or attempts >= MAX_SEND_ATTEMPTS:
-        _finish(ids, DeliveryStatus.FAILED, error)
+def _failed(ids: list[int], attempts: int, error: SendError) -> str:
+    """A refused address fails at once; anything else (throttled, an outage, our account) is
+    tried again by the task until MAX_SEND_ATTEMPTS."""
+    logger.warning("Alert email failed (deliveries %s, attempt %s): %s", ids, attempts, error.detail.split(":")[0])
+    if error.is_refused or attempts >= MAX_SEND_ATTEMPTS:
+        _finish(ids, DeliveryStatus.FAILED, error.detail)
         return "failed"
-    _finish(ids, DeliveryStatus.PENDING, error)
-    raise RetryLater(error) from exc
+    _finish(ids, DeliveryStatus.PENDING, error.detail)
+    raise RetryLater(error.detail, retry_after=error.retry_after)
 
 
 def retry_deliveries(queryset: QuerySet) -> int:
@@ -514,10 +511,9 @@ def send_digest(*, user_id: int, practice_id: int, now: Optional[datetime.dateti
         if not items:
             return "cancelled"
     sending = [d.pk for d in items]
-    try:
-        emails.digest_message(deliveries=items, practice=practice, recipient=recipient).send()
-    except Exception as exc:  # noqa: BLE001
-        return _failed(sending, max(d.attempts for d in items), exc)
+    outcome = outbox.send_one(emails.digest_message(deliveries=items, practice=practice, recipient=recipient))
+    if not outcome.sent:
+        return _failed(sending, max(d.attempts for d in items), outcome.error)
     _finish(sending, DeliveryStatus.SENT, "", sent_at=timezone.now())
     return "sent"
 

@@ -9,12 +9,16 @@ from . import services
 RETRY_DELAYS = (60, 300)  # seconds before the 2nd and 3rd attempt of a failed send
 
 
+def retry_countdown(retries: int, exc: "services.RetryLater") -> float:
+    return max(RETRY_DELAYS[min(retries, len(RETRY_DELAYS) - 1)], exc.retry_after or 0)
+
+
 @shared_task(bind=True, max_retries=len(RETRY_DELAYS), name="notifications.send_delivery")
 def send_delivery(self, delivery_id: int) -> str:
     try:
         return services.deliver_alert(delivery_id)
     except services.RetryLater as exc:
-        raise self.retry(exc=exc, countdown=RETRY_DELAYS[min(self.request.retries, len(RETRY_DELAYS) - 1)])
+        raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries, exc))
 
 
 @shared_task(name="notifications.sweep")
@@ -40,4 +44,4 @@ def send_digest(self, user_id: int, practice_id: int) -> str:
     try:
         return services.send_digest(user_id=user_id, practice_id=practice_id)
     except services.RetryLater as exc:
-        raise self.retry(exc=exc, countdown=RETRY_DELAYS[min(self.request.retries, len(RETRY_DELAYS) - 1)])
+        raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries, exc))

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "anymail",
+    "core",
     "patients",
     "invitations",
     "notifications",
@@ -191,11 +192,35 @@ SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
 # EMAIL_PROVIDER names an anymail backend (postmark, mailgun, sendgrid, amazon_ses, ...);
 # its settings come from ANYMAIL_* variables, e.g. ANYMAIL_POSTMARK_SERVER_TOKEN.
 EMAIL_PROVIDER = env.str("EMAIL_PROVIDER", default="")
+
+
+def _anymail_value(key: str, value: str):
+    """Environment strings as anymail wants them: JSON for the boto3 parameter dicts (Amazon SES),
+    a number for the HTTP timeout, the rest as given."""
+    if key.endswith("_PARAMS") or value.lstrip().startswith("{"):
+        import json
+
+        return json.loads(value)
+    if key == "REQUESTS_TIMEOUT":
+        return float(value)
+    return value
+
+
 ANYMAIL = {
-    key.removeprefix("ANYMAIL_"): value
+    key.removeprefix("ANYMAIL_"): _anymail_value(key.removeprefix("ANYMAIL_"), value)
     for key, value in env.ENVIRON.items()
     if key.startswith("ANYMAIL_") and value
 }
+# No provider call may outlast a chunk's deadline by much (see PORTAL_BULK_SEND_SECONDS).
+ANYMAIL.setdefault("REQUESTS_TIMEOUT", 30.0)
+if EMAIL_PROVIDER == "amazon_ses":
+    # boto3 would wait 60 s per call and retry throttled calls on its own, holding a sender for
+    # minutes; our limiter and retries are in charge instead.
+    _ses_client = ANYMAIL.setdefault("AMAZON_SES_CLIENT_PARAMS", {})
+    _ses_client.setdefault("config", {})
+    _ses_client["config"].setdefault("connect_timeout", 10)
+    _ses_client["config"].setdefault("read_timeout", ANYMAIL["REQUESTS_TIMEOUT"])
+    _ses_client["config"].setdefault("retries", {"mode": "standard", "max_attempts": 1})
 if EMAIL_PROVIDER:
     EMAIL_BACKEND = f"anymail.backends.{EMAIL_PROVIDER}.EmailBackend"
     if not DEBUG and not ANYMAIL.get("WEBHOOK_SECRET"):
@@ -220,6 +245,16 @@ PORTAL_BULK_CHUNK_LEASE_SECONDS = env.int("PORTAL_BULK_CHUNK_LEASE_SECONDS", def
 # Bulk runs record sent emails at least every this many messages (or 2 seconds): the most a
 # killed worker can repeat.
 PORTAL_BULK_MARK_SENT_EVERY = env.int("PORTAL_BULK_MARK_SENT_EVERY", default=100)
+
+# Sending to the provider (core.sending): calls in flight at once per bulk chunk; the provider
+# account's rate shared by every worker (messages per second, 0 = none of ours; the provider's
+# 429 answers still slow everyone down) and how many may go back to back; recipients per batch
+# call where the provider has batches (Mailgun, SendGrid; 1 = off); where the shared rate lives.
+PORTAL_SEND_CONCURRENCY = env.int("PORTAL_SEND_CONCURRENCY", default=16)
+PORTAL_EMAIL_RATE_LIMIT = env.float("PORTAL_EMAIL_RATE_LIMIT", default=0.0)
+PORTAL_EMAIL_RATE_BURST = env.float("PORTAL_EMAIL_RATE_BURST", default=1.0)
+PORTAL_EMAIL_BATCH_SIZE = env.int("PORTAL_EMAIL_BATCH_SIZE", default=500)
+PORTAL_RATE_LIMIT_STORE = env.str("PORTAL_RATE_LIMIT_STORE", default="")
 
 PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://localhost:8000").rstrip("/")
 
@@ -256,6 +291,13 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
+# A bulk chunk starts no new email this many seconds after its task began, so the last call (up to
+# the provider timeout) and the bookkeeping end well inside the soft time limit; the rest of the
+# chunk is handed on at once.
+PORTAL_BULK_SEND_SECONDS = env.float(
+    "PORTAL_BULK_SEND_SECONDS",
+    default=max(CELERY_TASK_SOFT_TIME_LIMIT * 0.25, CELERY_TASK_SOFT_TIME_LIMIT - float(ANYMAIL["REQUESTS_TIMEOUT"]) - 30),
+)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celery" / "beat-schedule")

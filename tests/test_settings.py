@@ -113,13 +113,31 @@ def test_it_reads_production_settings_from_the_environment(tmp_path):
     assert values["db"] == "django.db.backends.postgresql"
     assert values["broker"] == "redis://cache.internal:6379/0"
     assert values["email"] == "anymail.backends.postmark.EmailBackend"
-    assert values["anymail"] == {"POSTMARK_SERVER_TOKEN": "token-123", "WEBHOOK_SECRET": "hook:secret"}
+    assert values["anymail"] == {"POSTMARK_SERVER_TOKEN": "token-123", "WEBHOOK_SECRET": "hook:secret", "REQUESTS_TIMEOUT": 30.0}
     assert values["cache"] == "django.core.cache.backends.redis.RedisCache"
     assert values["hosts"] == ["portal.example.com", "www.portal.example.com"]
     assert values["tz"] == "America/Chicago"
     assert values["base_url"] == "https://portal.example.com"
     assert values["from"] == "Portal <no-reply@portal.example.com>"
     assert values["ssl"] is True and values["hsts"] == 31536000 and values["secure_cookie"] is True
+
+
+def test_amazon_ses_gets_its_boto3_parameters_from_json_and_our_timeouts_without_its_own_retries(tmp_path):
+    """boto3 would retry throttled calls itself for up to a minute per message, holding a sender:
+    the shared limiter and the chunk's retries are in charge instead (core.sending)."""
+    import json
+
+    result = load_settings(
+        tmp_path, DJANGO_DEBUG="true", EMAIL_PROVIDER="amazon_ses", ANYMAIL_REQUESTS_TIMEOUT="12",
+        ANYMAIL_AMAZON_SES_CLIENT_PARAMS='{"region_name": "eu-west-1", "config": {"read_timeout": 20}}',
+    )
+    assert result.returncode == 0, result.stderr
+    anymail = json.loads(result.stdout)["anymail"]
+    assert anymail["REQUESTS_TIMEOUT"] == 12.0
+    assert anymail["AMAZON_SES_CLIENT_PARAMS"] == {
+        "region_name": "eu-west-1",
+        "config": {"read_timeout": 20, "connect_timeout": 10, "retries": {"mode": "standard", "max_attempts": 1}},
+    }
 
 
 def test_check_deploy_reports_nothing_serious(tmp_path):

@@ -30,8 +30,10 @@ def test_sigkill_mid_run_then_a_new_worker_finishes_with_no_duplicates(start_wor
         TEST_EMAIL_BACKEND="tests.faults.backends.HangingFileBackend",
         FAULT_COUNTER_FILE=str(tmp_path / "counter"),
         FAULT_HANG_AFTER=str(HANG_AFTER),
-        # Record every email as sent at once, so the kill point is exact (production: every 100).
+        # Record every email as sent at once, one email at a time, so the kill point is exact
+        # (production: every 100 emails or 2 seconds, 16 calls in flight).
         PORTAL_BULK_MARK_SENT_EVERY="1",
+        PORTAL_SEND_CONCURRENCY="1",
         **short_leases,
     )
     run = bulk.start_run(practice=practice, now=timezone.now(), chunk_size=CHUNK)
