@@ -32,6 +32,7 @@ A table for the README is printed at the end. The databases are left for inspect
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -72,14 +73,20 @@ def main() -> None:
     parser.add_argument("--naive", type=int, default=1000, help="invitations made by the one-at-a-time loop")
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
     parser.add_argument("--drop", action="store_true", help="drop each database at the end")
+    parser.add_argument("--providers", default="all",
+                        help="provider scenarios to run after the sizes: all, none, or numbers from 1 (comma-separated)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # the child's mode
+    parser.add_argument("--providers-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         results = run_one(args.one, naive=args.naive, concurrency=args.concurrency)
         print("RESULT " + json.dumps(results), flush=True)
         return
+    if args.providers_child:
+        run_providers(args.providers_child, concurrency=args.concurrency)
+        return
 
-    sizes = [int(size.replace("_", "")) for size in args.sizes.split(",")]
+    sizes = [int(size.replace("_", "")) for size in args.sizes.split(",") if size.strip()]
     collected = []
     for size in sizes:
         database = f"bench_{size}"
@@ -101,7 +108,77 @@ def main() -> None:
         collected.append(result)
         if args.drop:
             drop_database(database)
-    print_table(collected)
+    if collected:
+        print_table(collected)
+    if args.providers != "none":
+        database = "bench_providers"
+        recreate_database(database)
+        print(f"\n== provider scenarios (database {database}) ==", flush=True)
+        child = subprocess.run(
+            [sys.executable, __file__, "--providers-child", args.providers, "--concurrency", str(args.concurrency)],
+            cwd=ROOT, env={**os.environ, **bench_env(database)},
+        )
+        if args.drop:
+            drop_database(database)
+        if child.returncode != 0:
+            raise SystemExit(f"the provider scenarios failed (exit {child.returncode})")
+
+
+def run_providers(which: str, *, concurrency: int) -> None:
+    """The provider scenarios (bench/providers.py), in their own database."""
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.db import connection
+
+    from bench import providers
+    from patients.models import Membership, Practice, Role
+
+    settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+    print(describe_machine(), flush=True)
+    call_command("migrate", verbosity=0)
+    chosen = providers.SCENARIOS if which == "all" else [providers.SCENARIOS[int(n) - 1] for n in which.split(",")]
+    cap = int(os.environ.get("BENCH_PROVIDER_PATIENTS_CAP", "0"))  # a quick try of the machinery
+    if cap:
+        chosen = [dataclasses.replace(s, patients=min(s.patients, cap)) for s in chosen]
+    admin = get_user_model().objects.create_user("bench-admin", "admin@bench.example", "bench-password-1")
+    practices = {}
+    with connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit = off")
+        for size in sorted({scenario.patients for scenario in chosen}):
+            practice = Practice.objects.create(name=f"Providers {size:,}", contact_email="office@providers.example")
+            Membership.objects.create(user=admin, practice=practice, role=Role.ADMIN)
+            _patients(cursor, practice, size, eligible=size, prefix=f"P{size}-")
+            practices[size] = practice
+        cursor.execute("RESET synchronous_commit; VACUUM ANALYZE patients_patient")
+    serial_practice = Practice.objects.create(name="One connection", contact_email="office@serial.example")
+    _naive_patients(serial_practice, 200)
+
+    serial_rate = None
+    if any(s.provider == "postmark" and s.latency == 0.08 and not s.rate_limit for s in chosen):
+        standin = providers.start_standin(providers.SCENARIOS[0])
+        try:
+            serial_rate = providers.one_connection_loop(serial_practice, 200)
+        finally:
+            standin.terminate()
+            standin.wait(timeout=30)
+        print(f"one connection, one at a time: {serial_rate:.1f}/s", flush=True)
+    results = []
+    for scenario in chosen:
+        print(f"{scenario.name}: {scenario.patients:,} patients ...", flush=True)
+        result = providers.run_scenario(
+            scenario, practices[scenario.patients], admin, concurrency=concurrency,
+            start_worker=start_worker, process_tree=process_tree, peak_memory_mb=peak_memory_mb,
+        )
+        print(f"  {result['targeted']:,} in {result['seconds']:.1f} s = {result['rate']:,.1f}/s; "
+              f"{result['requests']:,} requests, {result['throttled']:,} answered 429, {result['failed']:,} failed, "
+              f"{result['twice']:,} emailed twice, done early: {result['shown_done_early']}", flush=True)
+        results.append(result)
+    providers.print_table(results, serial_rate)
 
 
 def _server():
@@ -422,7 +499,7 @@ def naive_loop(sample: int) -> tuple[int, float]:
 # -- Activate Now ------------------------------------------------------------------------------
 
 
-def start_worker(concurrency: int) -> subprocess.Popen:
+def start_worker(concurrency: int, extra_env: dict | None = None) -> subprocess.Popen:
     import redis
 
     from portal_project.celery import ping
@@ -435,7 +512,7 @@ def start_worker(concurrency: int) -> subprocess.Popen:
         [sys.executable, "-m", "celery", "-A", "portal_project", "worker", "--pool", "prefork",
          "--concurrency", str(concurrency), "--loglevel", "WARNING",
          "--without-heartbeat", "--without-gossip", "--without-mingle"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(extra_env or {})},
     )
     ping.apply_async(ignore_result=False).get(timeout=60)  # the worker is up and consuming
     return worker

@@ -505,7 +505,7 @@ def run_progress(run: BulkRun, *, now: datetime.datetime) -> Progress:
         first = ticks.order_by("at").values_list("at", flat=True).first()
         if first is not None:
             window_start = max(now - RATE_WINDOW, first)
-            settled = ticks.filter(at__gt=window_start).aggregate(n=Coalesce(Sum("settled"), 0))["n"]
+            settled = ticks.filter(at__gte=window_start).aggregate(n=Coalesce(Sum("settled"), 0))["n"]
             span = max((now - window_start).total_seconds(), 1.0)
             rate = settled / span
             remaining = max(run.targeted - totals["processed"], 0)

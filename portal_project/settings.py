@@ -220,7 +220,7 @@ if EMAIL_PROVIDER == "amazon_ses":
     _ses_client.setdefault("config", {})
     _ses_client["config"].setdefault("connect_timeout", 10)
     _ses_client["config"].setdefault("read_timeout", ANYMAIL["REQUESTS_TIMEOUT"])
-    _ses_client["config"].setdefault("retries", {"mode": "standard", "max_attempts": 1})
+    _ses_client["config"].setdefault("retries", {"mode": "standard", "total_max_attempts": 1})
 if EMAIL_PROVIDER:
     EMAIL_BACKEND = f"anymail.backends.{EMAIL_PROVIDER}.EmailBackend"
     if not DEBUG and not ANYMAIL.get("WEBHOOK_SECRET"):

@@ -96,6 +96,56 @@ def client_a(client, front_desk_a):
     return client
 
 
+# -- email providers -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def _standin_server():
+    from tests.provider_standin import StandIn
+
+    server = StandIn().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def standin(_standin_server):
+    """The local stand-in of the providers' APIs (tests/provider_standin.py), reset for this
+    test: no latency, no limit, nothing kept from other tests."""
+    _standin_server.reset()
+    return _standin_server
+
+
+@pytest.fixture
+def use_provider(standin, settings):
+    """use_provider("postmark"): send through anymail's real backend for that provider, pointed
+    at the stand-in."""
+
+    def use(name: str):
+        configured = standin.anymail_settings(name)
+        settings.EMAIL_BACKEND = configured["EMAIL_BACKEND"]
+        settings.ANYMAIL = configured["ANYMAIL"]
+        return standin
+
+    return use
+
+
+@pytest.fixture(autouse=True)
+def _fresh_sending_rate():
+    """Every test starts with the provider account's shared rate untouched (in CI it lives in
+    Redis, which outlives a test)."""
+    from core.sending import ratelimit
+
+    ratelimit._limiter.cache_clear()
+    store = ratelimit.store_url()
+    if store.startswith("redis") and redis_reachable(store):
+        import redis
+
+        redis.Redis.from_url(store).delete("portal:send-rate:email")
+    yield
+    ratelimit._limiter.cache_clear()
+
+
 SERVICE_MARKERS = ("postgres", "redis", "worker", "browser")
 
 

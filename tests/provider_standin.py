@@ -417,6 +417,11 @@ class StandIn:
 
         async def close() -> None:
             self._server.close()
+            # Connections a client keeps alive end here, while the loop still runs.
+            handlers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in handlers:
+                task.cancel()
+            await asyncio.gather(*handlers, return_exceptions=True)
             await self._server.wait_closed()
 
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
@@ -460,8 +465,8 @@ class StandIn:
                 await writer.drain()
                 if headers.get("connection", "").lower() == "close":
                     break
-        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
-            pass
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError, asyncio.CancelledError):
+            pass  # the client went away, or the stand-in is stopping
         finally:
             writer.close()
 
@@ -560,6 +565,8 @@ def anymail_settings(url: str, provider: str) -> dict[str, Any]:
             "AMAZON_SES_CLIENT_PARAMS": {
                 "endpoint_url": url, "region_name": "us-east-1",
                 "aws_access_key_id": "standin", "aws_secret_access_key": "standin",
+                # What portal_project.settings gives boto3 when EMAIL_PROVIDER=amazon_ses.
+                "config": {"connect_timeout": 10, "read_timeout": 30, "retries": {"mode": "standard", "total_max_attempts": 1}},
             },
         },
     }
@@ -570,7 +577,8 @@ def anymail_environment(url: str, provider: str) -> dict[str, str]:
     """The same as environment variables, for a worker process (settings read ANYMAIL_* and
     EMAIL_PROVIDER from the environment)."""
     configured = anymail_settings(url, provider)["ANYMAIL"]
-    env = {"EMAIL_PROVIDER": provider}
+    # A production configuration needs the tracking webhooks' secret next to a provider.
+    env = {"EMAIL_PROVIDER": provider, "ANYMAIL_WEBHOOK_SECRET": "standin:webhook-secret"}
     for key, value in configured.items():
         env[f"ANYMAIL_{key}"] = json.dumps(value) if isinstance(value, dict) else str(value)
     return env

@@ -136,7 +136,7 @@ def test_amazon_ses_gets_its_boto3_parameters_from_json_and_our_timeouts_without
     assert anymail["REQUESTS_TIMEOUT"] == 12.0
     assert anymail["AMAZON_SES_CLIENT_PARAMS"] == {
         "region_name": "eu-west-1",
-        "config": {"read_timeout": 20, "connect_timeout": 10, "retries": {"mode": "standard", "max_attempts": 1}},
+        "config": {"read_timeout": 20, "connect_timeout": 10, "retries": {"mode": "standard", "total_max_attempts": 1}},
     }
 
 

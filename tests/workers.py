@@ -39,11 +39,11 @@ def mail_dir(tmp_path) -> Path:
 class WorkerProcess:
     """One `celery worker` process; `kill()` is a SIGKILL of it and its pool, as a crash would be."""
 
-    def __init__(self, env: dict, log_path: Path, concurrency: int = 4):
+    def __init__(self, env: dict, log_path: Path, concurrency: int = 4, pool: str = "threads"):
         self.log_path = log_path
         self._log = open(log_path, "w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "portal_project", "worker", "--pool", "threads",
+            [sys.executable, "-m", "celery", "-A", "portal_project", "worker", "--pool", pool,
              "--concurrency", str(concurrency), "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
         )
@@ -55,7 +55,12 @@ class WorkerProcess:
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process.poll() is None:
             try:
-                os.killpg(self.process.pid, sig)
+                # A warm shutdown is asked of the main process only: signalled too, prefork's
+                # children die first and the main process waits for them in vain.
+                if sig == signal.SIGKILL:
+                    os.killpg(self.process.pid, sig)
+                else:
+                    self.process.send_signal(sig)
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
@@ -86,7 +91,7 @@ def start_worker(transactional_db, mail_dir, tmp_path):
     purge_broker()
     started: list[WorkerProcess] = []
 
-    def start(concurrency: int = 4, **extra_env: str) -> WorkerProcess:
+    def start(concurrency: int = 4, pool: str = "threads", **extra_env: str) -> WorkerProcess:
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "tests.settings",
@@ -95,7 +100,8 @@ def start_worker(transactional_db, mail_dir, tmp_path):
             "TEST_EMAIL_FILE_PATH": str(mail_dir),
             **extra_env,
         }
-        worker = WorkerProcess(env, tmp_path / f"worker-{len(started)}.log", concurrency)
+        # prefork enforces the task time limits (the threads pool cannot interrupt a thread).
+        worker = WorkerProcess(env, tmp_path / f"worker-{len(started)}.log", concurrency, pool)
         started.append(worker)
         return worker
 

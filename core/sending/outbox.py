@@ -183,12 +183,12 @@ class _Run:
             if not unit:
                 return
             max_wait = self.deadline - time.monotonic()
-            wait = None if max_wait <= 0 else self.outbox.limiter.reserve(len(unit), max_wait=max_wait)
-            if wait is None:  # the slot would come after the deadline
+            slot = None if max_wait <= 0 else self.outbox.limiter.reserve_slot(len(unit), max_wait=max_wait)
+            if slot is None:  # the slot would come after the deadline
                 self.ready.extendleft(reversed(unit))
                 self.stop(deadline=True)
                 return
-            start_at = time.monotonic() + wait
+            start_at = time.monotonic() + (slot - time.time())
             self.in_flight[self.pool.submit(self._send_unit, unit, start_at)] = unit
 
     def _take_unit(self) -> list[Item]:

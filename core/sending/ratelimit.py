@@ -1,62 +1,172 @@
 """One provider account's sending rate, shared by every worker process and every practice.
 
 A provider limits the whole account (Amazon SES starts at 14 messages a second), so the limit
-cannot live in one process: it is a generic cell rate algorithm (a token bucket kept as one
-number, the "theoretical arrival time") in Redis when the project has Redis (the Celery broker or
-the cache), in the database otherwise. Each sender *reserves* a slot and learns how long to wait
-for it, so waiting senders do not poll, and a sender whose slot would come after its own deadline
-reserves nothing.
+cannot live in one process. The account's state is one small record, in Redis when the project has
+Redis (the Celery broker or the cache), in the database otherwise; every change to it is one
+atomic read-decide-write (`_Store.transact`), and the deciding is written once, here
+(`BucketState`), for both stores:
 
-A 429 from the provider (`slow_down`) pauses every sender until the Retry-After has passed,
-whatever the configured rate: the provider's word wins over our setting.
+* **Our rate** (``PORTAL_EMAIL_RATE_LIMIT``, messages a second): a generic cell rate algorithm, the
+  token bucket kept as one number (the "theoretical arrival time"). Each sender *reserves* a slot
+  and learns when it starts, so waiting senders do not poll, and a sender whose slot would come
+  after its own deadline reserves nothing. ``PORTAL_EMAIL_RATE_BURST`` messages may go back to back
+  after a quiet spell (default 1: evenly spaced).
+* **The provider's word** (a 429, `slow_down`): every sender pauses until the Retry-After has
+  passed, and the account learns a rate 30 % below the one that was throttled, so the senders do
+  not all rush back at the provider together. The learned rate rises again by 10 % every
+  3 seconds without a 429, back to ours (or to none), and is forgotten after 10 quiet minutes.
 
-Settings: ``PORTAL_EMAIL_RATE_LIMIT`` (messages per second, 0 = no limit of ours) and
-``PORTAL_EMAIL_RATE_BURST`` (how many may go at once after a quiet spell, default 1: evenly spaced),
-``PORTAL_RATE_LIMIT_STORE`` (a ``redis://`` URL or ``database``; by default the broker's or the
-cache's Redis, else the database).
+With no rate in force (none configured, none learned) a process touches the store only a few
+times a second: to add what it sent (the observed rate a 429 learns from) and read the pause.
+``PORTAL_RATE_LIMIT_STORE``: a ``redis://`` URL or ``database``; by default the broker's or the
+cache's Redis, else the database.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 import time
-from typing import Optional
+from dataclasses import asdict, dataclass, fields
+from typing import Callable, Optional
 
 from django.conf import settings
-from django.db import connection
+from django.db import IntegrityError, transaction
 
 #: Reserve at most this far ahead when no deadline is given: a caller never sleeps longer.
 DEFAULT_MAX_WAIT = 60.0
-#: With no rate of ours, a process re-reads the shared pause at most this often.
-PAUSE_READ_EVERY = 0.5
+#: With no rate in force, a process syncs with the store at most this often.
+SYNC_EVERY = 0.25
+#: The observed rate is counted over windows of this many seconds.
+WINDOW = 1.0
+#: After a 429 the learned rate is this share of the rate that was throttled ...
+DECREASE_TO = 0.7
+#: ... never below this (messages a second) ...
+MIN_RATE = 0.2
+#: ... and rises by RAISE_BY (plus half a message a second) after each RAISE_EVERY seconds of calm,
+RAISE_EVERY = 3.0
+RAISE_BY = 1.10
+#: until it reaches our own rate, or is forgotten after this long without a 429.
+FORGET_AFTER = 600.0
+
+
+@dataclass
+class BucketState:
+    """The shared state of one provider account; times are seconds on the store's clock."""
+
+    tat: float = 0.0  # when the next message may go at the rate in force
+    pause: float = 0.0  # nobody sends before this (the provider asked us to wait)
+    learned: float = 0.0  # a rate learned from the provider's 429s; 0 = none
+    throttled_at: float = 0.0
+    raised_at: float = 0.0
+    window_start: float = 0.0
+    window_count: float = 0.0  # messages reserved since window_start
+    observed: float = 0.0  # messages a second in the last full window
+
+    # -- the rules ----------------------------------------------------------------------------
+
+    def rate(self, configured: float) -> float:
+        """The rate in force: ours, or the learned one where it is lower; 0 = none."""
+        if self.learned and (not configured or self.learned < configured):
+            return self.learned
+        return configured
+
+    def tick(self, now: float, configured: float, counted: float = 0.0) -> None:
+        """Count `counted` messages, roll the observed-rate window, let a learned rate recover."""
+        if not self.window_start or now < self.window_start:
+            self.window_start = now
+        self.window_count += counted
+        elapsed = now - self.window_start
+        if elapsed >= WINDOW:
+            self.observed = self.window_count / elapsed if elapsed <= 10 * WINDOW else 0.0
+            self.window_start, self.window_count = now, 0.0
+        if self.learned:
+            calm = now - self.throttled_at
+            if calm >= FORGET_AFTER:
+                self.learned = 0.0
+            elif now - max(self.throttled_at, self.raised_at) >= RAISE_EVERY:
+                self.learned = self.learned * RAISE_BY + 0.5
+                self.raised_at = now
+                if configured and self.learned >= configured:
+                    self.learned = 0.0
+
+    def reserve(self, now: float, *, cost: int, max_wait: float, configured: float, burst: float) -> Optional[float]:
+        """The start of a slot for `cost` messages, or None (nothing reserved) if it is more than
+        `max_wait` seconds away."""
+        self.tick(now, configured)
+        rate = self.rate(configured)
+        if not rate:
+            start = max(now, self.pause)
+            if start - now > max_wait:
+                return None
+            self.window_count += cost
+            return start
+        interval = 1.0 / rate
+        tolerance = max(burst - 1.0, 0.0) * interval
+        base = max(self.tat, now, self.pause)
+        start = max(base - tolerance, now, self.pause)
+        if start - now > max_wait:
+            return None
+        self.tat = base + cost * interval
+        self.window_count += cost
+        return start
+
+    def throttled(self, now: float, *, seconds: float, configured: float) -> None:
+        """The provider answered 429: pause everyone, and learn a lower rate once per episode
+        (the 429s of one burst arrive together; they are one lesson, not ten)."""
+        self.tick(now, configured)
+        self.pause = max(self.pause, now + seconds)
+        if now - self.throttled_at >= max(seconds, WINDOW):
+            recent = self.window_count / max(now - self.window_start, WINDOW)
+            throttled_rate = self.rate(configured) or max(self.observed, recent) or 1.0
+            self.learned = max(MIN_RATE, throttled_rate * DECREASE_TO)
+            self.raised_at = now
+        self.throttled_at = now
 
 
 class RateLimiter:
-    """The rate of one provider account (``name``: "email", later "sms")."""
+    """The shared rate of one provider account (``name``: "email", later "sms")."""
 
-    def __init__(self, name: str, *, rate: float, burst: float = 1.0):
+    def __init__(self, name: str, *, rate: float, burst: float = 1.0, store: "_Store"):
         self.name = name
-        self.rate = max(float(rate), 0.0)
-        self.interval = 1.0 / self.rate if self.rate else 0.0
-        # The bucket holds `burst` messages: that many may go back to back after a pause.
-        self.tolerance = max(float(burst) - 1.0, 0.0) * self.interval
-        self._pause_seen = 0.0
-        self._pause_read_at = float("-inf")
-
-    # -- the two operations ------------------------------------------------------------------
+        self.configured = max(float(rate), 0.0)
+        self.burst = max(float(burst), 1.0)
+        self.store = store
+        self._lock = threading.Lock()
+        # What this process last learned from the store, for the path with no rate in force.
+        self._synced_at = float("-inf")
+        self._pause = 0.0  # on this process's clock
+        self._rate_in_force = self.configured
+        self._unsynced = 0.0
 
     def reserve(self, cost: int = 1, *, max_wait: Optional[float] = None) -> Optional[float]:
-        """Reserve `cost` messages; return the seconds to wait before sending them (0: now).
+        """Reserve `cost` messages; the seconds to wait before sending them (0: now), or None
+        when the slot is more than `max_wait` seconds away (nothing is reserved)."""
+        slot = self.reserve_slot(cost, max_wait=max_wait)
+        return None if slot is None else max(slot - time.time(), 0.0)
 
-        None when the slot is more than `max_wait` seconds away: nothing is reserved, and the
-        caller stops (its deadline comes first) or asks again later.
-        """
+    def reserve_slot(self, cost: int = 1, *, max_wait: Optional[float] = None) -> Optional[float]:
+        """Like `reserve`, but the slot's start as a `time.time()` value."""
         limit = DEFAULT_MAX_WAIT if max_wait is None else max(max_wait, 0.0)
-        if not self.rate:
-            pause = self._shared_pause()
-            wait = max(pause - time.time(), 0.0)
-            return wait if wait <= limit else None
-        return self._reserve(cost, limit)
+        with self._lock:
+            if not self._rate_in_force:
+                self._sync_if_due()
+            if not self._rate_in_force:
+                now = time.time()
+                start = max(now, self._pause)
+                if start - now > limit:
+                    return None
+                self._unsynced += cost
+                return start
+
+        def decide(state: BucketState, now: float):
+            start = state.reserve(now, cost=cost, max_wait=limit, configured=self.configured, burst=self.burst)
+            return start, state.rate(self.configured)
+
+        (start, rate), offset = self.store.transact(decide)
+        with self._lock:
+            self._rate_in_force = rate
+        return None if start is None else start + offset
 
     def wait_for(self, cost: int = 1, *, max_wait: Optional[float] = None) -> bool:
         """Reserve and sleep until the slot; False (nothing reserved) if it is beyond `max_wait`."""
@@ -68,167 +178,137 @@ class RateLimiter:
         return True
 
     def slow_down(self, seconds: float) -> None:
-        """The provider throttled us: every sender of this account waits `seconds` from now."""
-        until = time.time() + max(seconds, 0.0)
-        self._pause(until)
-        self._pause_seen, self._pause_read_at = max(self._pause_seen, until), time.monotonic()
+        """The provider throttled us: every sender of this account waits `seconds` from now, and
+        the account learns a lower rate."""
+        seconds = max(seconds, 0.0)
+        with self._lock:  # what this process sent and has not told the store: part of the lesson
+            counted, self._unsynced = self._unsynced, 0.0
+
+        def decide(state: BucketState, now: float):
+            state.tick(now, self.configured, counted)
+            state.throttled(now, seconds=seconds, configured=self.configured)
+            return state.pause, state.rate(self.configured)
+
+        (pause, rate), offset = self.store.transact(decide)
+        with self._lock:
+            self._pause, self._rate_in_force, self._synced_at = pause + offset, rate, time.time()
 
     def paused_for(self) -> float:
-        """Seconds until the shared pause ends (0 if none); for status pages and tests."""
-        self._pause_read_at = float("-inf")
-        return max(self._shared_pause() - time.time(), 0.0)
+        """Seconds until the shared pause ends (0 if none)."""
+        pause, offset = self.store.transact(lambda state, now: state.pause, write=False)
+        return max(pause + offset - time.time(), 0.0)
 
-    def _shared_pause(self) -> float:
-        now = time.monotonic()
-        if now - self._pause_read_at >= PAUSE_READ_EVERY:
-            self._pause_seen, self._pause_read_at = self._read_pause(), now
-        return self._pause_seen
+    def rate_in_force(self) -> float:
+        """Messages a second senders are held to now (0: none); for status pages and tests."""
 
-    # -- the store -------------------------------------------------------------------------------
+        def read(state: BucketState, now: float) -> float:
+            state.tick(now, self.configured)  # recovery due by now, not written
+            return state.rate(self.configured)
 
-    def _reserve(self, cost: int, max_wait: float) -> Optional[float]:
-        raise NotImplementedError
-
-    def _pause(self, until: float) -> None:
-        raise NotImplementedError
-
-    def _read_pause(self) -> float:
-        raise NotImplementedError
+        return self.store.transact(read, write=False)[0]
 
     def reset(self) -> None:
-        """Forget the account's state (tests, and ops after changing the rate)."""
+        """Forget the account's state (tests; ops after changing the rate)."""
+        self.store.clear()
+        with self._lock:
+            self._synced_at, self._pause, self._rate_in_force, self._unsynced = float("-inf"), 0.0, self.configured, 0.0
+
+    def _sync_if_due(self) -> None:
+        if abs(time.time() - self._synced_at) < SYNC_EVERY:
+            return
+        counted, self._unsynced = self._unsynced, 0.0
+
+        def decide(state: BucketState, now: float):
+            state.tick(now, self.configured, counted)
+            return state.pause, state.rate(self.configured)
+
+        (pause, rate), offset = self.store.transact(decide)
+        self._pause, self._rate_in_force, self._synced_at = pause + offset, rate, time.time()
+
+
+# == where the state lives ========================================================================
+
+
+class _Store:
+    def transact(self, decide: Callable[[BucketState, float], tuple], *, write: bool = True) -> tuple:
+        """Load the state, call ``decide(state, now)`` (which may change it), save it, atomically.
+        Returns what `decide` returned and the offset from the store's clock to this process's."""
+        raise NotImplementedError
+
+    def clear(self) -> None:
         raise NotImplementedError
 
 
-# Redis: the whole decision in one script, on Redis's own clock (workers' clocks may differ).
-_RESERVE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local state = redis.call('HMGET', KEYS[1], 'tat', 'pause')
-local tat = tonumber(state[1]) or 0
-local pause = tonumber(state[2]) or 0
-local interval = tonumber(ARGV[1])
-local tolerance = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
-local max_wait = tonumber(ARGV[4])
-local base = math.max(tat, now, pause)
-local start = math.max(base - tolerance, now, pause)
-local wait = start - now
-if wait > max_wait then
-  return {0, tostring(wait)}
-end
-local new_tat = base + cost * interval
-redis.call('HSET', KEYS[1], 'tat', tostring(new_tat))
-redis.call('PEXPIRE', KEYS[1], math.ceil((math.max(new_tat, pause) - now + 60) * 1000))
-return {1, tostring(wait)}
-"""
-_PAUSE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local until_ = now + tonumber(ARGV[1])
-local pause = tonumber(redis.call('HGET', KEYS[1], 'pause')) or 0
-if until_ > pause then
-  redis.call('HSET', KEYS[1], 'pause', tostring(until_))
-  local ttl = redis.call('PTTL', KEYS[1])
-  local needed = math.ceil((until_ - now + 60) * 1000)
-  if ttl < needed then redis.call('PEXPIRE', KEYS[1], needed) end
-end
-return tostring(until_ - now)
-"""
+class RedisStore(_Store):
+    """One hash per account, changed in a WATCH/MULTI transaction on Redis's own clock (workers'
+    clocks may differ)."""
 
-
-class RedisRateLimiter(RateLimiter):
-    def __init__(self, name: str, *, url: str, **kwargs):
+    def __init__(self, name: str, url: str):
         import redis
 
-        super().__init__(name, **kwargs)
         self.key = f"portal:send-rate:{name}"
         self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-        self._reserve_script = self.client.register_script(_RESERVE)
-        self._pause_script = self.client.register_script(_PAUSE)
+        self._watch_error = redis.WatchError
 
-    def _reserve(self, cost: int, max_wait: float) -> Optional[float]:
-        granted, wait = self._reserve_script(keys=[self.key], args=[self.interval, self.tolerance, cost, max_wait])
-        return float(wait) if int(granted) else None
+    def transact(self, decide, *, write: bool = True):
+        with self.client.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(self.key)
+                    raw = pipe.hgetall(self.key)
+                    seconds, micros = pipe.time()
+                    now = seconds + micros / 1_000_000
+                    offset = time.time() - now
+                    state = BucketState(**{k.decode(): float(v) for k, v in raw.items() if k.decode() in _FIELDS})
+                    result = decide(state, now)
+                    if not write:
+                        pipe.unwatch()
+                        return result, offset
+                    pipe.multi()
+                    pipe.hset(self.key, mapping={k: repr(v) for k, v in asdict(state).items()})
+                    pipe.pexpire(self.key, int((max(state.tat, state.pause, now) - now + FORGET_AFTER) * 1000))
+                    pipe.execute()
+                    return result, offset
+                except self._watch_error:
+                    continue  # another sender changed it first: decide again on its state
 
-    def _pause(self, until: float) -> None:
-        # The pause is measured on Redis's clock: pass the length, not our clock's end time.
-        self._pause_script(keys=[self.key], args=[max(until - time.time(), 0.0)])
-
-    def _read_pause(self) -> float:
-        # Redis's pause is on Redis's clock; translate to ours through the remaining time.
-        pause, server_time = self.client.pipeline().hget(self.key, "pause").time().execute()
-        if not pause:
-            return 0.0
-        remaining = float(pause) - (server_time[0] + server_time[1] / 1_000_000)
-        return time.time() + remaining if remaining > 0 else 0.0
-
-    def reset(self) -> None:
+    def clear(self) -> None:
         self.client.delete(self.key)
-        self._pause_seen = 0.0
 
 
-class DatabaseRateLimiter(RateLimiter):
-    """The same bucket as one row, changed by one conditional UPDATE per reservation. Uses the
-    workers' clocks (kept in step by NTP); meant for the embedded defaults and small sites
+class DatabaseStore(_Store):
+    """One row per account (`core.models.RateBucket`), locked for the read-decide-write. Uses
+    the workers' clocks (kept in step by NTP); meant for the embedded defaults and small sites
     without Redis."""
 
-    def __init__(self, name: str, **kwargs):
-        super().__init__(name, **kwargs)
-        self._ensured = False
+    def __init__(self, name: str):
+        self.name = name
 
-    def _table(self, *, ensure: bool = False) -> str:
+    def transact(self, decide, *, write: bool = True):
         from core.models import RateBucket
 
-        if ensure or not self._ensured:
-            RateBucket.objects.get_or_create(name=self.name)
-            self._ensured = True
-        return connection.ops.quote_name(RateBucket._meta.db_table)
+        for _ in range(3):
+            try:
+                with transaction.atomic():
+                    row = RateBucket.objects.select_for_update().filter(name=self.name).first()
+                    if row is None:
+                        row = RateBucket.objects.create(name=self.name)
+                    state = BucketState(**{name: getattr(row, name) for name in _FIELDS})
+                    result = decide(state, time.time())
+                    if write:
+                        RateBucket.objects.filter(name=self.name).update(**asdict(state))
+                    return result, 0.0
+            except IntegrityError:
+                continue  # two processes created the row at once; the other one won
+        raise RuntimeError("could not create the sending-rate row")
 
-    def _reserve(self, cost: int, max_wait: float, *, ensure: bool = False) -> Optional[float]:
-        table = self._table(ensure=ensure)
-        greatest = "GREATEST" if connection.vendor == "postgresql" else "max"
-        now = time.time()
-        base = f"{greatest}(tat, %s, pause)"
-        statement = (
-            f"UPDATE {table} SET tat = {base} + %s "
-            f"WHERE name = %s AND {greatest}({base} - %s, %s, pause) - %s <= %s "
-            "RETURNING tat, pause"
-        )
-        params = [now, cost * self.interval, self.name, now, self.tolerance, now, now, max_wait]
-        with connection.cursor() as cursor:
-            cursor.execute(statement, params)
-            row = cursor.fetchone()
-            if row is None and not ensure:
-                cursor.execute(f"SELECT 1 FROM {table} WHERE name = %s", [self.name])
-                if cursor.fetchone() is None:  # the row went (a test's rollback, a reset database)
-                    return self._reserve(cost, max_wait, ensure=True)
-        if row is None:
-            return None
-        new_tat, pause = row
-        start = max(new_tat - cost * self.interval - self.tolerance, now, pause)
-        return max(start - now, 0.0)
-
-    def _pause(self, until: float) -> None:
-        table = self._table(ensure=True)
-        greatest = "GREATEST" if connection.vendor == "postgresql" else "max"
-        with connection.cursor() as cursor:
-            cursor.execute(f"UPDATE {table} SET pause = {greatest}(pause, %s) WHERE name = %s", [until, self.name])
-
-    def _read_pause(self) -> float:
+    def clear(self) -> None:
         from core.models import RateBucket
 
-        table = connection.ops.quote_name(RateBucket._meta.db_table)  # no row yet: no pause
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT pause FROM {table} WHERE name = %s", [self.name])
-            row = cursor.fetchone()
-        return float(row[0]) if row else 0.0
+        RateBucket.objects.filter(name=self.name).delete()
 
-    def reset(self) -> None:
-        from core.models import RateBucket
 
-        RateBucket.objects.filter(name=self.name).update(tat=0.0, pause=0.0)
-        self._pause_seen = 0.0
+_FIELDS = {f.name for f in fields(BucketState)}
 
 
 def store_url() -> str:
@@ -254,8 +334,11 @@ def limiter(name: str = "email") -> RateLimiter:
     )
 
 
+def make(name: str, *, rate: float, burst: float = 1.0, store: str = "database") -> RateLimiter:
+    backend = RedisStore(name, store) if store.startswith(("redis://", "rediss://")) else DatabaseStore(name)
+    return RateLimiter(name, rate=rate, burst=burst, store=backend)
+
+
 @functools.lru_cache(maxsize=16)
 def _limiter(name: str, rate: float, burst: float, store: str) -> RateLimiter:
-    if store.startswith(("redis://", "rediss://")):
-        return RedisRateLimiter(name, url=store, rate=rate, burst=burst)
-    return DatabaseRateLimiter(name, rate=rate, burst=burst)
+    return make(name, rate=rate, burst=burst, store=store)
