@@ -154,7 +154,8 @@ def run_providers(which: str, *, concurrency: int) -> None:
             Membership.objects.create(user=admin, practice=practice, role=Role.ADMIN)
             _patients(cursor, practice, size, eligible=size, prefix=f"P{size}-")
             practices[size] = practice
-        cursor.execute("RESET synchronous_commit; VACUUM ANALYZE patients_patient")
+        cursor.execute("RESET synchronous_commit")
+        cursor.execute("VACUUM ANALYZE patients_patient")
     serial_practice = Practice.objects.create(name="One connection", contact_email="office@serial.example")
     _naive_patients(serial_practice, 200)
 

@@ -154,29 +154,34 @@ def test_the_rules_never_give_two_senders_one_slot():
     assert all(b - a >= 0.02 - 1e-9 for a, b in zip(starts, starts[1:]))
 
 
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_on_postgresql_concurrent_senders_never_share_a_slot():
-    """Eight threads (eight connections, as eight worker processes would have) reserve 80 slots
-    at 200 a second: every slot is its own, 5 ms apart."""
-    from django.db import connection
-
+def concurrent_slots(make_limiter, *, senders: int, each: int, after_each_sender=lambda: None) -> list[float]:
+    """`senders` threads (as many worker processes would be) reserve `each` slots apiece."""
     starts, lock = [], threading.Lock()
 
     def sender():
-        limiter = database(rate=200)
-        for _ in range(10):
+        limiter = make_limiter()
+        for _ in range(each):
             slot = limiter.reserve_slot(max_wait=5)
             with lock:
                 starts.append(slot)
-        connection.close()
+        after_each_sender()
 
-    threads = [threading.Thread(target=sender) for _ in range(8)]
+    threads = [threading.Thread(target=sender) for _ in range(senders)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    starts.sort()
+    return sorted(starts)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_on_postgresql_concurrent_senders_never_share_a_slot():
+    """Eight threads, each with its own connection, reserve 80 slots at 200 a second: every slot
+    is its own, 5 ms apart."""
+    from django.db import connection
+
+    starts = concurrent_slots(lambda: database(rate=200), senders=8, each=10, after_each_sender=connection.close)
     assert len(starts) == 80
     assert min(b - a for a, b in zip(starts, starts[1:])) >= 0.005 - 1e-6
 
@@ -212,21 +217,7 @@ def test_redis_a_429_in_one_process_holds_the_others(fresh_redis):
 
 @pytest.mark.redis
 def test_redis_concurrent_senders_never_share_a_slot(fresh_redis):
-    starts, lock = [], threading.Lock()
-
-    def sender():
-        limiter = in_redis(rate=500)
-        for _ in range(25):
-            slot = limiter.reserve_slot(max_wait=5)
-            with lock:
-                starts.append(slot)
-
-    threads = [threading.Thread(target=sender) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    starts.sort()
+    starts = concurrent_slots(lambda: in_redis(rate=500), senders=8, each=25)
     assert len(starts) == 200
     # 2 ms apart on Redis's clock; read back on ours, each start may move by the answer's trip.
     assert starts[-1] - starts[0] >= 199 * 0.002 - 0.01

@@ -114,6 +114,18 @@ def test_send_a_test_email_to_me(manager_client, practice_a):
     assert not InvitationTemplate.objects.exists()
 
 
+def test_a_test_email_the_service_refuses_says_why_and_keeps_the_draft(manager_client, practice_a, use_provider):
+    standin = use_provider("postmark")
+    standin.configure(auth_fail=True)
+    response = manager_client.post(
+        editor_url(practice_a), {"subject": "Draft [Practice Name]", "html_body": GOOD_BODY, "send_test": "1"}, follow=True
+    )
+    assert response.status_code == 200
+    text = [str(m) for m in response.context["messages"]]
+    assert any(m.startswith("The test email could not be sent: the email service answered AnymailRequestsAPIError (HTTP 401)") for m in text)
+    assert not InvitationTemplate.objects.exists()
+
+
 def test_the_logo_is_uploaded_once_and_placed_by_the_logo_snippet(manager_client, practice_a):
     response = manager_client.post(
         editor_url(practice_a), {"subject": "Hi", "html_body": GOOD_BODY, "logo": image_file(), "save": "1"}

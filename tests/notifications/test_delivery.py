@@ -164,3 +164,44 @@ def test_html_is_escaped(office, alice):
     services.deliver_alert(delivery.pk)
     html = mail.outbox[0].alternatives[0][0]
     assert "<b>Eve</b>" not in html and "&lt;b&gt;Eve&lt;/b&gt;" in html
+
+
+# -- through a real provider backend (the local stand-in of its API) ---------------------------
+
+
+@pytest.fixture
+def ticking():
+    with time_machine.travel(NOW, tick=True):
+        yield
+
+
+def test_an_alert_goes_through_the_providers_real_backend(delivery, use_provider, ticking):
+    standin = use_provider("postmark")
+    assert services.deliver_alert(delivery.pk) == "sent"
+    assert [m["to"] for m in standin.accepted()] == ["alice@maple.example"]
+
+
+def test_an_alert_to_an_address_the_provider_refuses_fails_at_once(delivery, alice, use_provider, ticking):
+    use_provider("amazon_ses")
+    alice.email = "inactive.alice@maple.example"
+    alice.save()
+    assert services.deliver_alert(delivery.pk) == "failed"
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.FAILED and "[MessageRejected]" in delivery.last_error
+
+
+def test_a_throttled_alert_waits_as_long_as_the_provider_asked(delivery, use_provider, ticking):
+    from core.sending import ratelimit
+    from notifications import tasks
+
+    standin = use_provider("postmark")
+    standin.configure(rate_limit=0.01, burst=1)
+    standin_first = services.outbox.send_one(emails.alert_message(delivery))  # uses the account's one call
+    assert standin_first.sent
+    with pytest.raises(services.RetryLater) as raised:
+        services.deliver_alert(delivery.pk)
+    assert raised.value.retry_after == 100
+    assert tasks.retry_countdown(0, raised.value) == 100  # not the usual 60 s
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.PENDING and "HTTP 429" in delivery.last_error
+    assert ratelimit.limiter("email").paused_for() > 90
