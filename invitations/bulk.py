@@ -48,7 +48,16 @@ from patients.models import Patient, Practice, normalise_email
 from portal_project.celery import enqueue_on_commit
 
 from . import eligibility, emails, sql
-from .bulk_models import CHUNK_LEASE, BulkRun, BulkRunChunk, BulkRunKind, BulkRunStatus, BulkRunTick, ChunkStatus
+from .bulk_models import (
+    CHUNK_LEASE,
+    EXCLUSIVE_KINDS,
+    BulkRun,
+    BulkRunChunk,
+    BulkRunKind,
+    BulkRunStatus,
+    BulkRunTick,
+    ChunkStatus,
+)
 from .emails import Recipient
 from .models import (
     OPEN_STATUSES,
@@ -57,6 +66,7 @@ from .models import (
     EventKind,
     Invitation,
     InvitationEvent,
+    RevokeReason,
     Source,
     Status,
     hash_token,
@@ -77,7 +87,7 @@ REENQUEUE_PENDING_AFTER = datetime.timedelta(minutes=15)
 #: A run confirmed this long ago and still not planned lost its planning task (or its worker).
 REPLAN_AFTER = datetime.timedelta(minutes=5)
 
-SOURCE_OF_KIND = {BulkRunKind.ACTIVATE_NOW: Source.BULK, BulkRunKind.MONTHLY: Source.MONTHLY}
+SOURCE_OF_KIND = {BulkRunKind.ACTIVATE_NOW: Source.BULK, BulkRunKind.MONTHLY: Source.MONTHLY, BulkRunKind.RESEND: Source.RESEND}
 #: Reasons that describe a patient who is waiting on an invitation, not one who cannot get one.
 NOT_A_SKIP_FOR_DASHBOARD = {"registered", "open_invitation", "invited_recently"}
 _LONG_AGO = datetime.datetime(1900, 1, 1, tzinfo=datetime.timezone.utc)
@@ -127,11 +137,14 @@ def monthly_candidates(patients, *, practice: Practice, now: datetime.datetime):
     )
 
 
-def candidates(practice: Practice, *, kind: str, now: datetime.datetime):
-    """The patients a run of `kind` looks at (before eligibility)."""
+def candidates(practice: Practice, *, kind: str, now: datetime.datetime, selected: Optional[list[int]] = None):
+    """The patients a run of `kind` looks at (before eligibility): a resend looks at the patients
+    staff selected, the others by rule."""
     patients = inactive_patients(practice)
     if kind == BulkRunKind.MONTHLY:
         patients = monthly_candidates(patients, practice=practice, now=now)
+    elif kind == BulkRunKind.RESEND:
+        patients = patients.filter(pk__in=selected or [])
     return patients
 
 
@@ -169,7 +182,8 @@ def preview(practice: Practice, *, now: datetime.datetime, kind: str = BulkRunKi
 
 
 def running_run(practice: Practice) -> Optional[BulkRun]:
-    return BulkRun.objects.filter(practice_id=practice.pk, status=BulkRunStatus.RUNNING).first()
+    """The practice's running Activate Now or monthly run (resends run beside them)."""
+    return BulkRun.objects.filter(practice_id=practice.pk, status=BulkRunStatus.RUNNING, kind__in=EXCLUSIVE_KINDS).first()
 
 
 def start_run(
@@ -180,18 +194,21 @@ def start_run(
     actor=None,
     plan_later: bool = False,
     chunk_size: int = CHUNK_SIZE,
+    patient_ids: Optional[list[int]] = None,
 ) -> BulkRun:
-    """Record a run. With `plan_later` (Activate Now's confirm request, which must return at
-    once) a worker plans it; otherwise it is planned here. Chunks are enqueued after commit.
+    """Record a run. With `plan_later` (a confirm request, which must return at once) a worker
+    plans it; otherwise it is planned here. Chunks are enqueued after commit. A resend run sends
+    new links to `patient_ids` (the practice's own; others are ignored).
 
-    Raises RunAlreadyRunning when the practice has a run in progress.
+    Raises RunAlreadyRunning when the practice has an Activate Now or monthly run in progress.
     """
-    if running_run(practice) is not None:
+    if kind in EXCLUSIVE_KINDS and running_run(practice) is not None:
         raise RunAlreadyRunning()
     try:
         with transaction.atomic():
             run = BulkRun.objects.create(
                 practice=practice, kind=kind, started_by=actor if getattr(actor, "pk", None) else None, created_at=now,
+                selected_patient_ids=sorted(set(patient_ids or [])) if kind == BulkRunKind.RESEND else [],
             )
     except IntegrityError as exc:
         raise RunAlreadyRunning() from exc
@@ -214,12 +231,11 @@ def plan_run(run_id: int, *, now: datetime.datetime, chunk_size: int = CHUNK_SIZ
     if run is None:
         return False
     practice = run.practice
+    resend = run.kind == BulkRunKind.RESEND
+    chosen = candidates(practice, kind=run.kind, now=now, selected=run.selected_patient_ids)
     # Two scans: the skip counts for the summary, then the targeted ids (the eligible count).
-    counted = eligibility.tally(candidates(practice, kind=run.kind, now=now), now=now, with_eligible=False)
-    patient_ids = list(
-        eligibility.eligible(candidates(practice, kind=run.kind, now=now), now=now)
-        .order_by("pk").values_list("pk", flat=True)
-    )
+    counted = eligibility.tally(chosen, now=now, with_eligible=False, for_resend=resend)
+    patient_ids = list(eligibility.eligible(chosen, now=now, for_resend=resend).order_by("pk").values_list("pk", flat=True))
     with transaction.atomic():
         claimed = BulkRun.objects.filter(pk=run.pk, planned_at__isnull=True, status=BulkRunStatus.RUNNING).update(
             planned_at=now,
@@ -324,12 +340,17 @@ def _create_invitations(chunk: BulkRunChunk, *, source: str, now: datetime.datet
         # Links that ran out but the sweep has not marked yet still hold the "one open
         # invitation per patient" constraint.
         Invitation.objects.filter(patient_id__in=ids).expire_due(now, batch_size=len(ids) + 1)
+        resend = run.kind == BulkRunKind.RESEND
         rows = list(
-            eligibility.eligible(Patient.objects.filter(pk__in=ids, practice_id=practice.pk), now=now)
+            eligibility.eligible(Patient.objects.filter(pk__in=ids, practice_id=practice.pk), now=now, for_resend=resend)
             .values_list("pk", "first_name", "email")
         )
         if not rows:
             return []
+        if resend:  # the old link stops working the moment the new one exists
+            Invitation.objects.filter(patient_id__in=[pk for pk, _, _ in rows]).revoke_open(
+                reason=RevokeReason.RESENT, now=now, actor_id=run.started_by_id,
+            )
         Invitation.objects.filter(patient_id__in=[pk for pk, _, _ in rows], is_latest=True).update(is_latest=False)
         expires_at = now + datetime.timedelta(days=practice.link_lifetime_days)
         tokens = {pk: new_token() for pk, _, _ in rows}

@@ -24,6 +24,12 @@ CHUNK_LEASE = datetime.timedelta(seconds=settings.PORTAL_BULK_CHUNK_LEASE_SECOND
 class BulkRunKind(models.TextChoices):
     ACTIVATE_NOW = "activate_now", "Activate Now"
     MONTHLY = "monthly", "Monthly re-invite"
+    RESEND = "resend", "New links for selected patients"
+
+
+#: Kinds of which a practice runs one at a time. Resends of a few selected patients may run beside
+#: them (and each other): each patient is still locked and checked again when their chunk runs.
+EXCLUSIVE_KINDS = (BulkRunKind.ACTIVATE_NOW, BulkRunKind.MONTHLY)
 
 
 class BulkRunStatus(models.TextChoices):
@@ -49,6 +55,8 @@ class BulkRun(models.Model):
     targeted = models.PositiveIntegerField(default=0)
     #: Rule code -> patients that rule blocked when planned (a patient may count under two rules).
     skip_counts = models.JSONField(default=dict, blank=True)
+    #: The patients staff chose, for a resend run (the other kinds choose by rule).
+    selected_patient_ids = models.JSONField(default=list, blank=True)
     # Totals, written when the run finishes (the progress page sums the chunks while it runs).
     invited = models.PositiveIntegerField(default=0)
     sent = models.PositiveIntegerField(default=0)
@@ -68,7 +76,8 @@ class BulkRun(models.Model):
         constraints = [
             # Two Activate Now clicks (or a click and the monthly job) cannot both start a run.
             models.UniqueConstraint(
-                fields=["practice"], condition=Q(status="running"), name="bulkrun_one_running_per_practice",
+                fields=["practice"], condition=Q(status="running", kind__in=["activate_now", "monthly"]),
+                name="bulkrun_one_running_per_practice",
                 violation_error_message="A bulk invitation run is already in progress for this practice.",
             ),
         ]

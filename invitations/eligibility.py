@@ -144,18 +144,19 @@ class Tally:
     skip_counts: dict[str, int]
 
 
-def tally(queryset: PatientQuerySet, *, now: datetime.datetime, with_eligible: bool = True) -> Tally:
+def tally(queryset: PatientQuerySet, *, now: datetime.datetime, with_eligible: bool = True, for_resend: bool = False) -> Tally:
     """One scan of `queryset`: how many patients, how many no rule blocks, how many each rule
     blocks (Activate Now's preview, the dashboard's "not eligible" figures, a run's summary)."""
+    rules = _rules(for_resend=for_resend)
     counts = queryset.aggregate(
         considered=Count("pk"),
-        **({"eligible": Count("pk", filter=~blocking_condition(now=now))} if with_eligible else {}),
-        **{f"rule_{rule.code}": Count("pk", filter=Q(rule.blocks(now))) for rule in RULES},
+        **({"eligible": Count("pk", filter=~blocking_condition(now=now, for_resend=for_resend))} if with_eligible else {}),
+        **{f"rule_{rule.code}": Count("pk", filter=Q(rule.blocks(now))) for rule in rules},
     )
     return Tally(
         considered=counts["considered"],
         eligible=counts.get("eligible"),
-        skip_counts={rule.code: counts[f"rule_{rule.code}"] for rule in RULES},
+        skip_counts={rule.code: counts[f"rule_{rule.code}"] for rule in rules},
     )
 
 

@@ -144,6 +144,23 @@ class InvitationQuerySet(models.QuerySet):
             )
         return sorted(changed)
 
+    def revoke_open(self, *, reason: str, now: datetime.datetime, actor_id: Optional[int] = None) -> list[int]:
+        """Open -> revoked for every open invitation of this queryset, with a REVOKED event each
+        (a resend run replacing links). One UPDATE re-checked on each row; returns those it changed."""
+        from . import sql
+
+        with transaction.atomic():
+            changed = sql.update_returning(
+                Invitation, self.open().values("pk"),
+                set_fields={"status": Status.REVOKED, "revoke_reason": reason, "ended_at": now, "sending_started_at": None},
+                still=Q(status__in=list(OPEN_STATUSES)),
+            )
+            sql.insert_rows(
+                InvitationEvent, ["invitation", "kind", "at", "actor", "detail"],
+                [(pk, EventKind.REVOKED, now, actor_id, RevokeReason(reason).label) for pk in changed],
+            )
+        return changed
+
     def release_many(self, released: list[tuple[int, str]], *, now: datetime.datetime) -> None:
         """Give back the send claims of pending rows that were not sent, so a later attempt
         claims them again (with a new token); a "sending delayed" event for each that met an

@@ -19,7 +19,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from invitations import diagnostics, eligibility, services as invitation_services
+from invitations import bulk, diagnostics, eligibility, services as invitation_services
+from invitations.bulk_models import BulkRunKind
 from invitations.models import Invitation, RevokeReason, Source
 from invitations.portal_status import PortalStatus, filter_by_portal_status, status_tag, with_portal_status
 from invitations.admin_filters import NoInviteReasonFilter
@@ -553,9 +554,45 @@ class PatientAdmin(PracticeScopedAdmin):
             return None
         if request.POST.get("confirm") != "yes":
             return self._resend_confirmation(request, patients, via_action=True)
+        if len(patients) > 1:
+            return self._resend_in_the_background(request, patients)
         done, skipped = self._invite(request, patients, resend=True)
         self._report(request, done=done, verb="Sent a new link to", skipped=skipped)
         return None
+
+    def _resend_in_the_background(self, request, patients):
+        """New links for several patients: one resend run per practice, sent by a worker through
+        the email service's rate like Activate Now, with its own progress page; the request
+        returns at once."""
+        allowed = [p for p in patients if self.can_invite(request, p.practice_id)]
+        refused = [(p, "your role at this practice does not allow invitations.") for p in patients if p not in allowed]
+        by_practice: dict[int, list[Patient]] = {}
+        for patient in allowed:
+            by_practice.setdefault(patient.practice_id, []).append(patient)
+        runs = []
+        for practice_id, chosen in by_practice.items():
+            run = bulk.start_run(
+                practice=chosen[0].practice, now=timezone.now(), kind=BulkRunKind.RESEND, actor=request.user,
+                plan_later=True, patient_ids=[p.pk for p in chosen],
+            )
+            audit.record_many(
+                actor=request.user, action=AuditAction.RESEND, details={"run": run.pk},
+                rows=[(practice_id, p.pk, f"New portal link requested (sent in the background, run {run.pk})") for p in chosen],
+            )
+            runs.append(run)
+        if refused:
+            self._report(request, done=0, verb="Sent a new link to", skipped=refused)
+        if not runs:
+            return None
+        self.message_user(
+            request,
+            f"Sending new links to {len(allowed)} selected patient{pluralize(len(allowed))} in the background; "
+            "anyone who can no longer get one is listed with the reason when the run is planned.",
+            messages.SUCCESS,
+        )
+        if len(runs) == 1:
+            return HttpResponseRedirect(reverse("admin:invitations_bulkrun_progress", args=[runs[0].pk]))
+        return HttpResponseRedirect(reverse("admin:invitations_bulkrun_changelist"))
 
     @admin.action(description="Revoke open invitations of selected patients", permissions=["revoke"])
     def revoke_selected(self, request, queryset):

@@ -156,21 +156,26 @@ def test_the_rules_never_give_two_senders_one_slot():
 
 def concurrent_slots(make_limiter, *, senders: int, each: int, after_each_sender=lambda: None) -> list[float]:
     """`senders` threads (as many worker processes would be) reserve `each` slots apiece."""
-    starts, lock = [], threading.Lock()
+    starts, errors, lock = [], [], threading.Lock()
 
     def sender():
-        limiter = make_limiter()
-        for _ in range(each):
-            slot = limiter.reserve_slot(max_wait=5)
-            with lock:
-                starts.append(slot)
-        after_each_sender()
+        try:
+            limiter = make_limiter()
+            for _ in range(each):
+                slot = limiter.reserve_slot(max_wait=5)
+                with lock:
+                    starts.append(slot)
+        except Exception as exc:  # noqa: BLE001 - handed to the test's thread
+            errors.append(exc)
+        finally:
+            after_each_sender()
 
     threads = [threading.Thread(target=sender) for _ in range(senders)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    assert not errors, errors
     return sorted(starts)
 
 
@@ -181,7 +186,7 @@ def test_on_postgresql_concurrent_senders_never_share_a_slot():
     is its own, 5 ms apart."""
     from django.db import connection
 
-    starts = concurrent_slots(lambda: database(rate=200), senders=8, each=10, after_each_sender=connection.close)
+    starts = concurrent_slots(lambda: database(rate=200), senders=8, each=10, after_each_sender=lambda: connection.close())
     assert len(starts) == 80
     assert min(b - a for a, b in zip(starts, starts[1:])) >= 0.005 - 1e-6
 

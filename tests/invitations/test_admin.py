@@ -194,7 +194,9 @@ def test_the_invite_action_invites_the_eligible_and_lists_the_skipped(client_a, 
     assert any("Skipped 1" in t and "Noemail" in t and "Email address is missing." in t for t in messages)
 
 
-def test_resend_asks_for_confirmation_listing_who_gets_a_link_and_who_is_skipped(client_a, practice_a):
+def test_resend_asks_for_confirmation_listing_who_gets_a_link_and_who_is_skipped(
+    client_a, practice_a, eager_celery, django_capture_on_commit_callbacks
+):
     sent = InvitationFactory(patient=PatientFactory(practice=practice_a, last_name="Willget"),
                              created_at=NOW - datetime.timedelta(hours=2))
     deceased = PatientFactory(practice=practice_a, last_name="Skipme", deceased=True)
@@ -206,12 +208,14 @@ def test_resend_asks_for_confirmation_listing_who_gets_a_link_and_who_is_skipped
     sent.refresh_from_db()
     assert sent.status == Status.SENT  # nothing changed yet
 
-    response = post_action(client_a, "resend_selected", [sent.patient, deceased], confirm="yes")
-    assert response.status_code == 302
+    with django_capture_on_commit_callbacks(execute=True):  # several patients: sent by a worker
+        response = post_action(client_a, "resend_selected", [sent.patient, deceased], confirm="yes")
+    assert response.status_code == 302 and "/progress/" in response["Location"]
     sent.refresh_from_db()
     assert sent.status == Status.REVOKED and sent.revoke_reason == RevokeReason.RESENT
-    new = sent.patient.invitations.get(status=Status.PENDING)
+    new = sent.patient.invitations.get(status=Status.SENT)
     assert new.source == Source.RESEND and new.pk != sent.pk
+    assert not deceased.invitations.exists()
 
 
 def test_the_revoke_action_revokes_open_links(client_a, practice_a, front_desk_a):
