@@ -57,8 +57,8 @@ class RegistrationForm(forms.Form):
                 "Use 3 to 40 characters: letters, digits, dots, dashes or underscores, "
                 "starting with a letter or digit."
             )
-        if User.objects.filter(username__iexact=username).exists():
-            raise forms.ValidationError("That username is taken; choose another.")
+        # Whether it is free is told only once the last name and date of birth matched
+        # (services.attempt_registration): a link holder learns nothing about other accounts.
         return username
 
     def clean(self):

@@ -248,6 +248,61 @@ class RegistrationRefused(Exception):
     """The link cannot be used any more (used, expired, revoked) or the patient already registered."""
 
 
+@dataclass
+class RegistrationAttempt:
+    #: "registered", "mismatch" (wrong last name or date of birth, counted), "voided" (that was the
+    #: last allowed wrong answer, or the link was already void), "used", "expired",
+    #: "username_taken" (only ever said once the identity matched).
+    outcome: str
+    user: Optional[object] = None
+
+
+def attempt_registration(
+    invitation_id: int, *, last_name: str, date_of_birth, username: str, password: str, now: datetime.datetime
+) -> RegistrationAttempt:
+    """One registration attempt on one link, serialised with every other attempt on it.
+
+    The invitation row is locked for the whole attempt: the link's state and its count of wrong
+    answers are read under the lock, a wrong answer is counted in the same transaction, so however
+    many attempts arrive at once at most MAX_FAILED_ATTEMPTS wrong answers are ever evaluated, and
+    an attempt after the last one meets a void link. Whether a username is free is told only after
+    the last name and date of birth matched: a link holder learns nothing about other accounts.
+    """
+    with transaction.atomic():
+        invitation = (
+            Invitation.objects.select_for_update(of=("self",)).select_related("patient", "practice")
+            .filter(pk=invitation_id).first()
+        )
+        if invitation is None:
+            return RegistrationAttempt("voided")
+        state = link_state(invitation, now)
+        if state != "usable":
+            return RegistrationAttempt(state)
+        if not identity_matches(invitation.patient, last_name=last_name, date_of_birth=date_of_birth):
+            voided = invitation.record_failed_attempt(now)
+            return RegistrationAttempt("voided" if voided else "mismatch")
+        if User.objects.filter(username__iexact=username).exists():
+            return RegistrationAttempt("username_taken")
+        try:
+            user = register(invitation, username=username, password=password, now=now)  # its own savepoint
+        except IntegrityError:  # the same username, registered a moment ago
+            return RegistrationAttempt("username_taken")
+        except RegistrationRefused:
+            return RegistrationAttempt("used")
+    return RegistrationAttempt("registered", user)
+
+
+def link_state(invitation: Invitation, now: datetime.datetime) -> str:
+    """What a registration link is now: "usable", "used", "expired" or "voided"."""
+    if invitation.status == Status.ACCEPTED or invitation.patient.has_portal_account:
+        return "used"
+    if invitation.is_expired(now):
+        return "expired"
+    if invitation.status in (Status.REVOKED, Status.FAILED):
+        return "voided"
+    return "usable"
+
+
 def register(invitation: Invitation, *, username: str, password: str, now: datetime.datetime):
     """Create the patient's portal account from a verified link, in one transaction."""
     with transaction.atomic():

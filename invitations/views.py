@@ -11,7 +11,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
-from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
@@ -74,16 +73,6 @@ def no_referrer(view):
 # -- registration ---------------------------------------------------------------------------
 
 
-def _link_state(invitation: Invitation, now) -> str:
-    if invitation.status == Status.ACCEPTED or invitation.patient.has_portal_account:
-        return "used"
-    if invitation.is_expired(now):
-        return "expired"
-    if invitation.status in (Status.REVOKED, Status.FAILED):
-        return "voided"
-    return "usable"
-
-
 LINK_PAGES = {
     "unknown": ("invitations/link_unknown.html", 404),
     "used": ("invitations/link_used.html", 410),
@@ -116,7 +105,7 @@ def register(request: HttpRequest, token: str) -> HttpResponse:
     invitation = Invitation.find_by_token(token)
     if invitation is None:
         return _link_page(request, "unknown")
-    state = _link_state(invitation, now)
+    state = services.link_state(invitation, now)
     if state != "usable":
         return _link_page(request, state, invitation)
 
@@ -130,22 +119,19 @@ def register(request: HttpRequest, token: str) -> HttpResponse:
     if not form.is_valid():
         return _registration_page(request, invitation, form)
     data = form.cleaned_data
-    if not services.identity_matches(invitation.patient, last_name=data["last_name"], date_of_birth=data["date_of_birth"]):
-        if invitation.record_failed_attempt(now):
-            return _link_page(request, "voided", invitation)
+    attempt = services.attempt_registration(
+        invitation.pk, last_name=data["last_name"], date_of_birth=data["date_of_birth"],
+        username=data["username"], password=data["password1"], now=now,
+    )
+    if attempt.outcome == "mismatch":
         form.add_error(None, IDENTITY_MISMATCH)
         return _registration_page(request, invitation, form)
-    try:
-        user = services.register(invitation, username=data["username"], password=data["password1"], now=now)
-    except IntegrityError:
+    if attempt.outcome == "username_taken":
         form.add_error("username", "That username is taken; choose another.")
         return _registration_page(request, invitation, form)
-    except services.RegistrationRefused:
-        # Someone else used the link or registered the patient a moment ago: read both afresh.
-        invitation = Invitation.objects.select_related("practice", "patient").get(pk=invitation.pk)
-        state = _link_state(invitation, now)
-        return _link_page(request, "used" if state == "usable" else state, invitation)
-    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    if attempt.outcome != "registered":
+        return _link_page(request, attempt.outcome, invitation)
+    login(request, attempt.user, backend="django.contrib.auth.backends.ModelBackend")
     messages.success(request, "Your portal account is ready. Welcome!")
     return redirect("portal:home")
 

@@ -87,3 +87,46 @@ def test_sweeps_running_at_once_expire_each_link_once_with_one_event():
     events = InvitationEvent.objects.filter(kind=EventKind.EXPIRED)
     assert events.count() == 60
     assert events.values("invitation").distinct().count() == 60
+
+
+def test_concurrent_registration_attempts_never_evaluate_more_than_five_wrong_answers():
+    """Many POSTs on one link at once, wrong dates of birth with the right one among them (a
+    guesser with a script): the attempts are serialised on the invitation row, so at most five
+    wrong answers are ever evaluated, and the right answer registers only if it came before the
+    fifth. Five bursts, each on a fresh link."""
+    import datetime
+
+    from django.test import Client
+    from django.utils import timezone
+
+    from invitations.models import MAX_FAILED_ATTEMPTS, EventKind, RevokeReason
+    from tests.invitations.factories import invitation_with_token
+
+    for burst in range(5):
+        invitation, token = invitation_with_token(
+            patient=PatientFactory(last_name="Rivera", date_of_birth=datetime.date(1980, 5, 17)), created_at=timezone.now()
+        )
+        url = f"/invite/{token}/"
+
+        def attempt(day: int):
+            def post():
+                client = Client(REMOTE_ADDR=f"10.0.{burst}.{day}")  # per-address limits stay out of it
+                date = "05/17/1980" if day == 0 else f"05/{day:02d}/1981"
+                return client.post(url, {
+                    "last_name": "Rivera", "date_of_birth": date, "username": f"rivera{burst}",
+                    "password1": "correct horse battery 42", "password2": "correct horse battery 42",
+                }).status_code
+            return post
+
+        attempts = [attempt(day) for day in range(1, 19)]
+        attempts.insert(burst * 4, attempt(0))  # the right answer somewhere in the burst
+        statuses = run_together(attempts)
+        invitation.refresh_from_db()
+        evaluated = invitation.events.filter(kind=EventKind.VERIFICATION_FAILED).count()
+        assert invitation.failed_attempts == evaluated <= MAX_FAILED_ATTEMPTS, (burst, evaluated)
+        if invitation.status == Status.ACCEPTED:
+            assert evaluated < MAX_FAILED_ATTEMPTS and statuses.count(302) == 1
+        else:
+            assert (invitation.status, invitation.revoke_reason) == (Status.REVOKED, RevokeReason.TOO_MANY_ATTEMPTS)
+            assert evaluated == MAX_FAILED_ATTEMPTS and 302 not in statuses
+            assert not invitation.patient.__class__.objects.filter(pk=invitation.patient_id, portal_user__isnull=False).exists()

@@ -279,3 +279,30 @@ def test_opening_links_is_rate_limited_too(client, sent):
         client.get(url(f"guess-{i}"))
     assert client.get(url(token)).status_code == 429
     assert not invitation.events.exists()
+
+
+# -- what a link holder can learn --------------------------------------------------------------
+
+
+def test_a_taken_username_is_told_only_once_the_identity_matched(client, sent):
+    """Anyone holding a link could otherwise probe which usernames exist, uncounted."""
+    invitation, token = sent
+    User.objects.create_user("jose.n")
+    response = client.post(url(token), answers(last_name="Wrong"))
+    assert response.status_code == 400
+    form = response.context["form"]
+    assert form.non_field_errors() == [IDENTITY_MISMATCH] and "username" not in form.errors
+    invitation.refresh_from_db()
+    assert invitation.failed_attempts == 1  # and the try was counted
+
+    response = client.post(url(token), answers())
+    assert response.context["form"].errors["username"] == ["That username is taken; choose another."]
+    invitation.refresh_from_db()
+    assert invitation.failed_attempts == 1 and invitation.status == Status.SENT
+
+
+def test_the_username_is_checked_without_regard_to_case(client, sent):
+    invitation, token = sent
+    User.objects.create_user("jose.n")
+    response = client.post(url(token), answers(username="Jose.N"))
+    assert response.context["form"].errors["username"] == ["That username is taken; choose another."]
