@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
-from django.db import DatabaseError
+from django.db import DataError, DatabaseError
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -67,6 +67,11 @@ def payment_plan_events(request: HttpRequest) -> JsonResponse:
     except services.EventRejected as exc:
         logger.info("Lender event rejected: %s", exc.code)
         return _error(exc.status, exc.code, exc.detail)
+    except DataError:
+        # A signed event whose values the database refuses (the checks above let something
+        # through): retrying cannot help, so it is the sender's 400, not our 503.
+        logger.warning("Lender event refused by the database: data error")
+        return _error(400, "invalid_field", "A field holds a value that cannot be stored; check the event's fields.")
     except DatabaseError:
         logger.exception("Lender event not stored: database error")
         return _error(503, "temporarily_unavailable", "The event was not stored; send it again later.")
@@ -109,11 +114,48 @@ def _handle(request: HttpRequest, now: datetime.datetime) -> JsonResponse:
     )
 
 
+#: An event is a flat object; deeper nesting than this is refused before it is parsed.
+MAX_JSON_DEPTH = 8
+
+
+def _nesting_depth(body: bytes) -> int:
+    """How deep the body's arrays and objects nest, counted without parsing (strings skipped), so
+    a body nested 100,000 levels deep costs one pass over its bytes, not a RecursionError."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_JSON_DEPTH:
+                    return deepest
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def _parse(body: bytes) -> dict[str, Any]:
+    if _nesting_depth(body) > MAX_JSON_DEPTH:
+        raise Rejected(400, "malformed_json", f"The body nests deeper than {MAX_JSON_DEPTH} levels; an event is a flat JSON object.")
     try:
-        payload = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise Rejected(400, "malformed_json", f"The body is not valid UTF-8 JSON ({exc}).")
+        payload = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        reason = type(exc).__name__ if isinstance(exc, RecursionError) else exc
+        raise Rejected(400, "malformed_json", f"The body is not valid UTF-8 JSON ({reason}).")
     if not isinstance(payload, dict):
         raise Rejected(400, "malformed_json", "The body must be a JSON object.")
     return payload
@@ -179,6 +221,8 @@ def _validate(payload: dict[str, Any], now: datetime.datetime) -> dict[str, Any]
         value = str(value).strip()
         if not value or len(value) > MAX_ID_LENGTH:
             raise Rejected(400, "invalid_field", f"Field {name!r} must be 1 to {MAX_ID_LENGTH} characters.")
+        if any(ord(character) < 32 or ord(character) == 127 for character in value):
+            raise Rejected(400, "invalid_field", f"Field {name!r} must not contain control characters (such as NUL).")
         fields[name] = value
 
     event_type = payload["type"]

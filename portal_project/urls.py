@@ -4,6 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from core.sending.webhooks import tracking as tracking_webhook
 from patients.views import StaffPasswordResetView, healthz, practice_logo, staff_login
 
 admin.site.site_header = "Practice Portal"
@@ -36,8 +37,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("invitations.urls")),
     path("portal/", include("invitations.portal_urls")),
-    # Delivery reports from the email provider; needs ANYMAIL_WEBHOOK_SECRET (basic auth).
-    path("anymail/", include("anymail.urls")),
+    # Delivery reports from the configured email provider only, behind ANYMAIL_WEBHOOK_SECRET.
+    path("anymail/<str:provider>/tracking/", tracking_webhook, name="anymail_tracking"),
     path("api/payment-plans/", include("notifications.urls")),
 ]
 

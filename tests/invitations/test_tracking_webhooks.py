@@ -7,6 +7,7 @@ import json
 import time
 
 import pytest
+from django.test import override_settings
 
 from invitations.models import EventKind, Status
 from invitations.tracking import DeliveryReport
@@ -30,7 +31,8 @@ def basic_auth(secret: str = WEBHOOK_SECRET) -> dict:
 
 
 def postmark(client, payload: dict, **headers):
-    return client.post("/anymail/postmark/tracking/", json.dumps(payload), content_type="application/json", **headers)
+    with override_settings(EMAIL_PROVIDER="postmark"):
+        return client.post("/anymail/postmark/tracking/", json.dumps(payload), content_type="application/json", **headers)
 
 
 def postmark_delivery(invitation) -> dict:
@@ -65,7 +67,8 @@ def mailgun(client, event_data: dict, *, key: str = MAILGUN_KEY, **headers):
     timestamp, token = str(int(time.time())), hashlib.sha256(event_data["id"].encode()).hexdigest()[:50]
     signature = hmac.new(key.encode(), (timestamp + token).encode(), hashlib.sha256).hexdigest()
     body = {"signature": {"timestamp": timestamp, "token": token, "signature": signature}, "event-data": event_data}
-    return client.post("/anymail/mailgun/tracking/", json.dumps(body), content_type="application/json", **headers)
+    with override_settings(EMAIL_PROVIDER="mailgun"):
+        return client.post("/anymail/mailgun/tracking/", json.dumps(body), content_type="application/json", **headers)
 
 
 def mailgun_event(invitation, event: str, **extra) -> dict:
@@ -173,3 +176,47 @@ def test_a_hard_bounce_blocks_family_members_sharing_the_address(client):
     elsewhere.refresh_from_db()
     assert "hard_bounce" in [r.code for r in eligibility.reasons_for(sibling, now=NOW)]
     assert elsewhere.bounced_email == ""
+
+
+# -- only the configured provider, only with the secret ---------------------------------------
+
+PROVIDERS = ["amazon_ses", "brevo", "mailersend", "mailgun", "mailjet", "mailtrap", "mandrill", "postal",
+             "postmark", "resend", "sendgrid", "sparkpost", "unisender_go", "nosuch"]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_with_no_provider_configured_no_tracking_url_answers(client, settings, provider):
+    """The default set-up: an unauthenticated "bounce" naming a known invitation changes nothing."""
+    settings.EMAIL_PROVIDER = ""
+    invitation = InvitationFactory()
+    response = client.post(f"/anymail/{provider}/tracking/", json.dumps(postmark_bounce(invitation)),
+                           content_type="application/json", **basic_auth())
+    assert response.status_code == 404 and response.json()["error"] == "not_found"
+    invitation.refresh_from_db()
+    assert invitation.status == Status.SENT and not DeliveryReport.objects.exists()
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("auth", [{}, basic_auth("hook-user:wrong"), {"HTTP_AUTHORIZATION": "Basic ????"}])
+def test_unauthenticated_calls_get_4xx_on_every_url_and_store_nothing(client, settings, provider, auth):
+    settings.EMAIL_PROVIDER = "mailgun"
+    response = client.post(f"/anymail/{provider}/tracking/", json.dumps({"junk": True}), content_type="application/json", **auth)
+    assert 400 <= response.status_code < 500
+    assert not DeliveryReport.objects.exists()
+
+
+def test_a_provider_without_the_secret_refuses_everyone(client, settings):
+    settings.EMAIL_PROVIDER = "postmark"
+    settings.ANYMAIL = {}
+    invitation = InvitationFactory()
+    assert postmark(client, postmark_bounce(invitation), **basic_auth()).status_code == 403
+    invitation.refresh_from_db()
+    assert invitation.status == Status.SENT
+
+
+def test_a_missing_provider_setting_is_a_503_that_says_which_not_a_500(client, settings):
+    settings.ANYMAIL = {"WEBHOOK_SECRET": WEBHOOK_SECRET}  # Mailgun's signing key is missing
+    invitation = InvitationFactory()
+    response = mailgun(client, mailgun_event(invitation, "delivered"), **basic_auth())
+    assert response.status_code == 503 and "WEBHOOK_SIGNING_KEY" in response.json()["detail"]
+    assert not DeliveryReport.objects.exists()

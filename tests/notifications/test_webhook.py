@@ -282,3 +282,48 @@ def test_a_broker_outage_does_not_fail_the_webhook(send, payload, monkeypatch):
     assert PaymentPlanApplication.objects.get().status == ApplicationStatus.DECLINED
     assert NotificationDelivery.objects.filter(status="pending").exists()
     assert mail.outbox == []
+
+
+# -- hostile bodies ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000 + b"]" * 100_000,  # RecursionError in the parser before any check
+        b'{"practice": 1, "x": ' + b"[" * 50 + b"]" * 50 + b"}",
+        b'{"practice": 1, "event_id": NaN}',
+        b'{"practice": 1, "event_id": ' + b"9" * 5000 + b"}",  # past Python's integer-string limit
+    ],
+)
+def test_hostile_json_is_a_400_in_json_before_any_work(send, payload, body):
+    response = send(payload, body=body)
+    assert_error(response, 400, "malformed_json")
+    assert nothing_stored()
+
+
+def test_deep_brackets_inside_strings_are_only_text(send, payload):
+    response = send({**payload, "event_id": "evt_[[[[[[[[[[[[[[[[[[[[[[[["})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("field", ["event_id", "application_id", "patient"])
+@pytest.mark.parametrize("bad", ["evt\x00001", "evt\n1", "evt\x7f"])
+def test_a_signed_event_with_control_characters_is_a_400_not_a_retryable_503(send, payload, field, bad):
+    """A NUL byte made PostgreSQL refuse the row (DataError), answered 503: the lender retried an
+    event that could never succeed."""
+    detail = assert_error(send({**payload, field: bad}), 400, "invalid_field")
+    assert field in detail and "control characters" in detail
+    assert nothing_stored()
+
+
+def test_a_database_data_error_on_a_signed_event_is_a_400(send, payload, monkeypatch):
+    from django.db import DataError
+
+    from notifications import services
+
+    def refuse(**kwargs):
+        raise DataError("value too long for type character varying(100)")
+
+    monkeypatch.setattr(services, "apply_event", refuse)
+    assert_error(send(payload), 400, "invalid_field")
