@@ -20,3 +20,19 @@ class RateBucket(models.Model):
 
     def __str__(self) -> str:
         return f"Sending rate of {self.name}"
+
+
+class HitCount(models.Model):
+    """One rate-limit counter when there is no Redis (`core.throttle`): hits of one client address
+    or account (hashed) in the current fixed window."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    window_index = models.BigIntegerField(help_text="Unix time divided by the window's length.")
+    hits = models.PositiveIntegerField(default=0)
+    expires_at = models.FloatField(db_index=True)
+
+    class Meta:
+        verbose_name = "rate-limit counter"
+
+    def __str__(self) -> str:
+        return self.name

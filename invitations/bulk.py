@@ -343,18 +343,18 @@ def _create_invitations(chunk: BulkRunChunk, *, source: str, now: datetime.datet
         resend = run.kind == BulkRunKind.RESEND
         rows = list(
             eligibility.eligible(Patient.objects.filter(pk__in=ids, practice_id=practice.pk), now=now, for_resend=resend)
-            .values_list("pk", "first_name", "email")
+            .values_list("pk", "first_name", "email", "self_signup_unverified")
         )
         if not rows:
             return []
         if resend:  # the old link stops working the moment the new one exists
-            Invitation.objects.filter(patient_id__in=[pk for pk, _, _ in rows]).revoke_open(
+            Invitation.objects.filter(patient_id__in=[pk for pk, *_ in rows]).revoke_open(
                 reason=RevokeReason.RESENT, now=now, actor_id=run.started_by_id,
             )
-        Invitation.objects.filter(patient_id__in=[pk for pk, _, _ in rows], is_latest=True).update(is_latest=False)
+        Invitation.objects.filter(patient_id__in=[pk for pk, *_ in rows], is_latest=True).update(is_latest=False)
         expires_at = now + datetime.timedelta(days=practice.link_lifetime_days)
-        tokens = {pk: new_token() for pk, _, _ in rows}
-        public_ids = {pk: uuid.uuid4() for pk, _, _ in rows}
+        tokens = {pk: new_token() for pk, *_ in rows}
+        public_ids = {pk: uuid.uuid4() for pk, *_ in rows}
         # Claimed for sending at once, by this worker: token hash and sending_started_at are set.
         made = sql.insert_rows(
             Invitation,
@@ -364,7 +364,7 @@ def _create_invitations(chunk: BulkRunChunk, *, source: str, now: datetime.datet
             [
                 (public_ids[pk], practice.pk, pk, normalise_email(email), hash_token(tokens[pk]), Status.PENDING, "", "",
                  source, run.started_by_id, now, now, 0, expires_at, "", 0, True)
-                for pk, _first_name, email in rows
+                for pk, _first_name, email, _unverified in rows
             ],
             returning=["id", "patient"],
         )
@@ -375,8 +375,11 @@ def _create_invitations(chunk: BulkRunChunk, *, source: str, now: datetime.datet
             [(invitation_id, EventKind.CREATED, now, run.started_by_id, detail) for invitation_id in invitation_of.values()],
         )
     return [
-        Recipient(invitation_of[pk], normalise_email(email), first_name, tokens[pk], public_ids[pk], expires_at)
-        for pk, first_name, email in rows
+        Recipient(
+            invitation_of[pk], normalise_email(email), emails.greeting_name(first_name, unverified=unverified),
+            tokens[pk], public_ids[pk], expires_at,
+        )
+        for pk, first_name, email, unverified in rows
     ]
 
 
@@ -386,7 +389,7 @@ def _reclaim_lapsed(chunk: BulkRunChunk, *, source: str, now: datetime.datetime)
     claimable = Q(sending_started_at__isnull=True) | Q(sending_started_at__lte=now - SEND_CLAIM_LEASE)
     lapsed = list(
         _chunk_invitations(chunk, source=source).filter(claimable, status=Status.PENDING, expires_at__gt=now)
-        .select_related("patient").only("public_id", "email", "expires_at", "patient__first_name")
+        .select_related("patient").only("public_id", "email", "expires_at", "patient__first_name", "patient__self_signup_unverified")
     )
     if not lapsed:
         return []
@@ -399,7 +402,11 @@ def _reclaim_lapsed(chunk: BulkRunChunk, *, source: str, now: datetime.datetime)
     # Keep only the rows this worker really claimed (another may have raced for some).
     ours = set(Invitation.objects.filter(token_hash__in=[i.token_hash for i in lapsed]).values_list("pk", flat=True))
     return [
-        Recipient(i.pk, i.email, i.patient.first_name, tokens[i.pk], i.public_id, i.expires_at) for i in lapsed if i.pk in ours
+        Recipient(
+            i.pk, i.email, emails.greeting_name(i.patient.first_name, unverified=i.patient.self_signup_unverified),
+            tokens[i.pk], i.public_id, i.expires_at,
+        )
+        for i in lapsed if i.pk in ours
     ]
 
 

@@ -235,12 +235,19 @@ def from_address(practice) -> str:
     return formataddr((name, address)) if address else settings.DEFAULT_FROM_EMAIL
 
 
+def greeting_name(first_name: str, *, unverified: bool) -> str:
+    """The first name an email may greet with. A chart made by the public "Request portal access"
+    form holds whatever the visitor typed, and the practice would email it to any address they
+    gave: those emails carry no visitor-supplied text ("Hello there") until staff verify the chart."""
+    return "" if unverified else first_name
+
+
 def build_message(invitation, token: str, *, template=None) -> EmailMultiAlternatives:
     """The email for one claimed invitation. Metadata carries only the opaque public id."""
     practice = invitation.practice
     rendered = render(
         practice=practice,
-        first_name=invitation.patient.first_name,
+        first_name=greeting_name(invitation.patient.first_name, unverified=invitation.patient.self_signup_unverified),
         link=registration_url(token),
         expires_at=invitation.expires_at,
         template=template,

@@ -1,7 +1,8 @@
-"""Fixed-window rate limits through Django's cache (Redis or memcached in production)."""
+"""Request limits per client address, counted where every web process sees them (core.throttle)."""
 
-from django.core.cache import cache
 from django.http import HttpRequest
+
+from core import throttle
 
 
 def client_ip(request: HttpRequest) -> str:
@@ -12,12 +13,13 @@ def client_ip(request: HttpRequest) -> str:
 
 def allow(scope: str, key: str, *, limit: int, window_seconds: int) -> bool:
     """Count one request for (scope, key); False once `limit` is exceeded within the window."""
-    cache_key = f"ratelimit:{scope}:{key}"
-    if cache.add(cache_key, 1, timeout=window_seconds):
-        return True
-    try:
-        count = cache.incr(cache_key)
-    except ValueError:  # expired between add() and incr()
-        cache.add(cache_key, 1, timeout=window_seconds)
-        return True
-    return count <= limit
+    return throttle.hit(scope, key, window_seconds=window_seconds) <= limit
+
+
+def exceeded(scope: str, key: str, *, limit: int, window_seconds: int) -> bool:
+    """Whether (scope, key) has already used up `limit` in this window (counts nothing)."""
+    return throttle.count(scope, key, window_seconds=window_seconds) >= limit
+
+
+def count_failure(scope: str, key: str, *, window_seconds: int) -> int:
+    return throttle.hit(scope, key, window_seconds=window_seconds)

@@ -226,11 +226,14 @@ class PortalLoginView(auth_views.LoginView):
     next_page = reverse_lazy("portal:home")
 
     def post(self, request, *args, **kwargs):
-        if not ratelimit.allow(
-            "portal-login", ratelimit.client_ip(request), limit=LOGIN_LIMIT[0], window_seconds=LOGIN_LIMIT[1]
-        ):
+        address = ratelimit.client_ip(request)
+        # Only failures count: a family or a clinic's waiting room signing in from one address is fine.
+        if ratelimit.exceeded("portal-login", address, limit=LOGIN_LIMIT[0], window_seconds=LOGIN_LIMIT[1]):
             return render(request, "invitations/rate_limited.html", status=429)
-        return super().post(request, *args, **kwargs)
+        response = super().post(request, *args, **kwargs)
+        if not request.user.is_authenticated:
+            ratelimit.count_failure("portal-login", address, window_seconds=LOGIN_LIMIT[1])
+        return response
 
 
 class PortalLogoutView(auth_views.LogoutView):

@@ -27,28 +27,50 @@ def healthz(request: HttpRequest) -> JsonResponse:
     )
 
 
-# -- staff sign-in and password reset (the admin's), rate-limited per client address ------------
+# -- staff sign-in and password reset (the admin's) ---------------------------------------------
 
-STAFF_LOGIN_LIMIT = (10, 300)  # attempts per window (seconds)
+#: Failed sign-ins per client address per window (seconds): password guessing from one place. Only
+#: failures count, so an office behind one router signing in at opening time is never refused.
+STAFF_LOGIN_LIMIT = (10, 300)
+#: Failed sign-ins of one account, from any address, before it is locked for the window: guessing
+#: one staff password from many places.
+STAFF_ACCOUNT_LIMIT = (10, 15 * 60)
 STAFF_RESET_LIMIT = (5, 3600)
+ACCOUNT_LOCKED = (
+    "This account is locked for 15 minutes after too many failed sign-ins. Wait, or reset your password "
+    "with the link below; your practice admin can help too."
+)
+ADDRESS_LIMITED = "Too many failed sign-ins from this address. Wait a few minutes and try again."
+
+
+def _refused_login(request: HttpRequest, message: str):
+    context = {
+        **admin.site.each_context(request),
+        "title": "Log in",
+        "form": AdminAuthenticationForm(request),
+        "app_path": request.get_full_path(),
+        "username": request.user.get_username(),
+    }
+    messages.error(request, message)
+    return TemplateResponse(request, "admin/login.html", context, status=429)
 
 
 def staff_login(request: HttpRequest):
-    """The admin's login, with a limit on attempts per client address against password guessing."""
-    if request.method == "POST" and not ratelimit.allow(
-        "staff-login", ratelimit.client_ip(request), limit=STAFF_LOGIN_LIMIT[0], window_seconds=STAFF_LOGIN_LIMIT[1]
-    ):
-        context = {
-            **admin.site.each_context(request),
-            "title": "Log in",
-            "form": AdminAuthenticationForm(request),
-            "app_path": request.get_full_path(),
-            "username": request.user.get_username(),
-        }
-        response = TemplateResponse(request, "admin/login.html", context, status=429)
-        messages.error(request, "Too many sign-in attempts from this address. Wait a few minutes and try again.")
-        return response
-    return admin.site.login(request)
+    """The admin's login, with limits on failed attempts per client address and per account."""
+    if request.method != "POST":
+        return admin.site.login(request)
+    address = ratelimit.client_ip(request)
+    account = (request.POST.get("username") or "").strip().lower()
+    if account and ratelimit.exceeded("staff-login-account", account, limit=STAFF_ACCOUNT_LIMIT[0], window_seconds=STAFF_ACCOUNT_LIMIT[1]):
+        return _refused_login(request, ACCOUNT_LOCKED)
+    if ratelimit.exceeded("staff-login", address, limit=STAFF_LOGIN_LIMIT[0], window_seconds=STAFF_LOGIN_LIMIT[1]):
+        return _refused_login(request, ADDRESS_LIMITED)
+    response = admin.site.login(request)
+    if not request.user.is_authenticated:  # the password (or the account) was wrong
+        ratelimit.count_failure("staff-login", address, window_seconds=STAFF_LOGIN_LIMIT[1])
+        if account:
+            ratelimit.count_failure("staff-login-account", account, window_seconds=STAFF_ACCOUNT_LIMIT[1])
+    return response
 
 
 class StaffPasswordResetForm(PasswordResetForm):

@@ -126,9 +126,17 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- Cache (rate limits) ----------------------------------------------------------------
+# --- Cache --------------------------------------------------------------------------------
 
-CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://portal")}
+# Shared by every process in every mode: CACHE_URL, else the broker's Redis, else a database table
+# (`manage.py createcachetable`, which bin/run runs). Rate limits do not depend on it: they count
+# in Redis or the database themselves (core.throttle).
+_broker = env.str("CELERY_BROKER_URL", default="")
+CACHES = {
+    "default": env.cache(
+        "CACHE_URL", default=_broker if _broker.startswith(("redis://", "rediss://")) else "dbcache://portal_cache"
+    )
+}
 
 # --- Auth -----------------------------------------------------------------------------
 

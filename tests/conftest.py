@@ -131,19 +131,26 @@ def use_provider(standin, settings):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_sending_rate():
-    """Every test starts with the provider account's shared rate untouched (in CI it lives in
-    Redis, which outlives a test)."""
+def _fresh_shared_counters():
+    """Every test starts with the provider account's shared rate and the request limits' counters
+    untouched (in CI they live in Redis, which outlives a test; in the database they roll back)."""
+    from core import throttle
     from core.sending import ratelimit
 
-    ratelimit._limiter.cache_clear()
-    store = ratelimit.store_url()
-    if store.startswith("redis") and redis_reachable(store):
-        import redis
+    def forget():
+        ratelimit._limiter.cache_clear()
+        for store in {ratelimit.store_url(), throttle.store_url()}:
+            if store.startswith("redis") and redis_reachable(store):
+                import redis
 
-        redis.Redis.from_url(store).delete("portal:send-rate:email")
+                client = redis.Redis.from_url(store)
+                client.delete("portal:send-rate:email")
+                for name in client.scan_iter("portal:hits:*"):
+                    client.delete(name)
+
+    forget()
     yield
-    ratelimit._limiter.cache_clear()
+    forget()
 
 
 SERVICE_MARKERS = ("postgres", "redis", "worker", "browser")

@@ -1,6 +1,7 @@
 """A real Celery worker process for tests: it shares the test database and the configured broker,
 and writes emails as files the test can read (like a patient's inbox)."""
 
+import contextlib
 import os
 import shutil
 import signal
@@ -181,3 +182,44 @@ def run_beside_an_embedded_worker(tmp_path: Path, code: str, *, timeout: float =
             worker.wait(timeout=20)
         except subprocess.TimeoutExpired:
             worker.kill()
+
+
+@contextlib.contextmanager
+def gunicorn(tmp_path: Path, *, workers: int = 2, **extra_env: str):
+    """The WSGI app under real gunicorn worker processes on the test database: yields
+    (base URL, path of its log)."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        **os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": database_url(),
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost", **extra_env,
+    }
+    log_path = tmp_path / "gunicorn.log"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "portal_project/gunicorn.conf.py", "portal_project.wsgi",
+             "--bind", f"127.0.0.1:{port}", "--workers", str(workers)],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    urllib.request.urlopen(base + "/admin/login/", timeout=2)
+                    break
+                except OSError:
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError("gunicorn did not start:\n" + log_path.read_text()[-3000:])
+                    time.sleep(0.2)
+            yield base, log_path
+        finally:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)

@@ -89,6 +89,30 @@ def test_no_match_creates_an_unverified_chart_and_mails_the_typed_address(client
     assert not chart.invitations.exists()
 
 
+def test_the_email_to_a_typed_address_carries_nothing_the_visitor_typed(client, practice, django_capture_on_commit_callbacks):
+    """The form lets anyone have the practice email any address: the name they typed (it could be
+    "Click www.evil.example to claim your refund") must not ride along."""
+    bait = "Click www.evil.example to claim your refund"
+    post(client, practice, django_capture_on_commit_callbacks, first_name=bait, last_name="Spam", email="victim@example.com")
+    message = mail.outbox[0]
+    html = message.alternatives[0][0]
+    assert "Hello there," in message.body and "Hello there," in html
+    for part in (message.subject, message.body, html, str(message.message())):
+        assert "evil.example" not in part and "Spam" not in part
+
+
+def test_once_staff_verify_the_chart_the_email_greets_by_name(client, practice, django_capture_on_commit_callbacks):
+    from invitations import services
+
+    post(client, practice, django_capture_on_commit_callbacks, first_name="Odile", email="odile@example.com")
+    patient = Patient.objects.get(email="odile@example.com")
+    Patient.objects.filter(pk=patient.pk).update(self_signup_unverified=False)
+    mail.outbox = []
+    with django_capture_on_commit_callbacks(execute=True):
+        services.invite(patient, now=NOW + datetime.timedelta(hours=2), source=Source.RESEND, resend=True)
+    assert "Hello Odile," in mail.outbox[0].body
+
+
 def test_staff_can_filter_unverified_self_sign_ups(client, practice, django_capture_on_commit_callbacks):
     from patients.models import Role
     from tests.factories import staff_member
