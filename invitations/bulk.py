@@ -87,7 +87,10 @@ REENQUEUE_PENDING_AFTER = datetime.timedelta(minutes=15)
 #: A run confirmed this long ago and still not planned lost its planning task (or its worker).
 REPLAN_AFTER = datetime.timedelta(minutes=5)
 
-SOURCE_OF_KIND = {BulkRunKind.ACTIVATE_NOW: Source.BULK, BulkRunKind.MONTHLY: Source.MONTHLY, BulkRunKind.RESEND: Source.RESEND}
+SOURCE_OF_KIND = {BulkRunKind.ACTIVATE_NOW: Source.BULK, BulkRunKind.MONTHLY: Source.MONTHLY, BulkRunKind.RESEND: Source.BULK_RESEND}
+#: A chunk handed back because the account's next sending slot is this far away waits at most
+#: this long before asking again (the resume sweep covers longer waits).
+MAX_SLOT_WAIT = 300
 #: Reasons that describe a patient who is waiting on an invitation, not one who cannot get one.
 NOT_A_SKIP_FOR_DASHBOARD = {"registered", "open_invitation", "invited_recently"}
 _LONG_AGO = datetime.datetime(1900, 1, 1, tzinfo=datetime.timezone.utc)
@@ -269,12 +272,12 @@ def _enqueue_planning(run_ids: list[int]) -> None:
         enqueue_on_commit(plan_bulk_run, run_id)
 
 
-def _enqueue(chunk_ids: list[int]) -> None:
+def _enqueue(chunk_ids: list[int], *, countdown: float = 0) -> None:
     """Enqueue after commit; a broker outage is logged and the resume sweep enqueues them later."""
     from .tasks import process_bulk_chunk
 
     for chunk_id in chunk_ids:
-        enqueue_on_commit(process_bulk_chunk, chunk_id)
+        enqueue_on_commit(process_bulk_chunk, chunk_id, countdown=countdown)
 
 
 # -- processing one chunk -----------------------------------------------------------------
@@ -316,6 +319,10 @@ def process_chunk(chunk_id: int, *, now: datetime.datetime) -> str:
         outgoing += _reclaim_lapsed(chunk, source=source, now=now)
     _count_invited(chunk, source=source)
     report = _send(outgoing, chunk=chunk, practice=practice, template=template, deadline=started + SEND_SECONDS)
+    if not report.left:
+        # A safety net: the chunk is done only when none of its invitations is still pending.
+        stray = list(_chunk_invitations(chunk, source=source).filter(status=Status.PENDING).values_list("pk", flat=True))
+        report.left = [outbox.Item(key=pk, to="") for pk in stray]
     if report.left:
         return _hand_on(chunk, report, claimed_at=now, now=timezone.now())
     _finish_chunk(chunk, source=source, claimed_at=now, now=timezone.now())
@@ -341,8 +348,13 @@ def _create_invitations(chunk: BulkRunChunk, *, source: str, now: datetime.datet
         # invitation per patient" constraint.
         Invitation.objects.filter(patient_id__in=ids).expire_due(now, batch_size=len(ids) + 1)
         resend = run.kind == BulkRunKind.RESEND
+        patients = Patient.objects.filter(pk__in=ids, practice_id=practice.pk)
+        if chunk.attempts > 1:
+            # One invitation per patient per run: a patient this run already invited (sent, failed
+            # or waiting) is never invited again by a later attempt, whatever the rules say now.
+            patients = patients.exclude(pk__in=_chunk_invitations(chunk, source=source).values("patient_id"))
         rows = list(
-            eligibility.eligible(Patient.objects.filter(pk__in=ids, practice_id=practice.pk), now=now, for_resend=resend)
+            eligibility.eligible(patients, now=now, for_resend=resend)
             .values_list("pk", "first_name", "email", "self_signup_unverified")
         )
         if not rows:
@@ -455,6 +467,10 @@ def _hand_on(chunk: BulkRunChunk, report: outbox.Report, *, claimed_at: datetime
     progressed = bool(report.sent or report.failed)
     with transaction.atomic():
         row = BulkRunChunk.objects.select_for_update().get(pk=chunk.pk)
+        if (row.status, row.claimed_at) != (ChunkStatus.CLAIMED, claimed_at):
+            # The lease ran out and another worker took the chunk: its claims are not ours.
+            logger.warning("bulk chunk %s was taken over while it sent; leaving it to the new owner", chunk.pk)
+            return "taken-over"
         since = None if progressed or problem is None else (row.waiting_since or now)
         if since is not None and now - since >= SEND_GIVE_UP_AFTER:
             reason = f"Gave up after the email service refused for {SEND_GIVE_UP_AFTER.seconds // 3600} hours: {problem.detail}"
@@ -476,6 +492,10 @@ def _hand_on(chunk: BulkRunChunk, report: outbox.Report, *, claimed_at: datetime
         return "gave-up"
     if problem is not None and (report.service_error is not None or not report.deadline_reached):
         raise ChunkDeferred(problem.detail)
+    if not progressed and report.slot_wait:
+        # Nothing could start before the deadline: the account's next slot is that far away.
+        _enqueue([chunk.pk], countdown=min(max(report.slot_wait, 1.0), MAX_SLOT_WAIT))
+        return "waiting"
     _enqueue([chunk.pk])  # its time ran out, not its luck: the next attempt starts at once
     return "continued"
 

@@ -66,6 +66,7 @@ class Source(models.TextChoices):
     BULK = "bulk", "Activate Now"
     MONTHLY = "monthly", "Monthly re-invite"
     SELF_SIGNUP = "self_signup", "Patient asked for access"
+    BULK_RESEND = "bulk_resend", "New links (selected patients)"
 
 
 class EventKind(models.TextChoices):

@@ -166,7 +166,7 @@ def give_up_sending(invitation_id: int, *, now: datetime.datetime, reason: str) 
 HARD_FAILURES = {"bounced", "rejected", "failed"}
 
 
-def find_for_tracking(*, metadata: Optional[dict], message_id: Optional[str]) -> Optional[Invitation]:
+def find_for_tracking(*, metadata: Optional[dict], message_id: Optional[str], recipient: Optional[str] = None) -> Optional[Invitation]:
     public_id = (metadata or {}).get("invitation")
     queryset = Invitation.objects.select_related("patient")
     if public_id:
@@ -175,7 +175,13 @@ def find_for_tracking(*, metadata: Optional[dict], message_id: Optional[str]) ->
         except (ValueError, ValidationError):
             return None
     if message_id:
-        return queryset.filter(provider_message_id=str(message_id)).first()
+        # A batch call (Mailgun) gives all its recipients one message id: the recipient tells
+        # them apart, and an id that still names several invitations names none.
+        matches = queryset.filter(provider_message_id=str(message_id))
+        if recipient:
+            matches = matches.filter(email=normalise_email(recipient))
+        found = list(matches[:2])
+        return found[0] if len(found) == 1 else None
     return None
 
 
@@ -184,6 +190,7 @@ def record_tracking_event(
     event_type: str,
     metadata: Optional[dict],
     message_id: Optional[str],
+    recipient: Optional[str] = None,
     description: str = "",
     now: datetime.datetime,
 ) -> Optional[str]:
@@ -193,7 +200,7 @@ def record_tracking_event(
     then blocks it until the address changes); a spam complaint or unsubscribe puts the address
     on the practice's opt-out list.
     """
-    invitation = find_for_tracking(metadata=metadata, message_id=message_id)
+    invitation = find_for_tracking(metadata=metadata, message_id=message_id, recipient=recipient)
     if invitation is None:
         return None
     return apply_tracking_event(invitation, event_type=event_type, description=description, now=now)
@@ -415,7 +422,7 @@ def requeue_unsent(*, now: datetime.datetime, limit: int = 1000) -> int:
         give_up_sending(invitation_id, now=now, reason="the email service could not be reached for hours.")
     ids = list(
         pending.filter(send_attempts=0, created_at__lte=now - UNSENT_GRACE, expires_at__gt=now)
-        .exclude(source__in=[Source.BULK, Source.MONTHLY])
+        .exclude(source__in=[Source.BULK, Source.MONTHLY, Source.BULK_RESEND])
         .order_by("created_at")
         .values_list("pk", flat=True)[:limit]
     )

@@ -56,7 +56,7 @@ def delivery_report(sender, event, esp_name: str, **kwargs) -> None:
         )
         if report is None:
             return  # a duplicate delivery of an event already applied
-        invitation = services.find_for_tracking(metadata=event.metadata, message_id=event.message_id)
+        invitation = services.find_for_tracking(metadata=event.metadata, message_id=event.message_id, recipient=event.recipient)
         if invitation is None:
             report.outcome = "no matching invitation"
         else:

@@ -40,8 +40,9 @@ def ping() -> str:
     return "pong"
 
 
-def enqueue_on_commit(task, *args) -> None:
-    """Send `task(*args)` to the broker once the current transaction commits.
+def enqueue_on_commit(task, *args, countdown: float = 0) -> None:
+    """Send `task(*args)` to the broker once the current transaction commits (after `countdown`
+    seconds: a short wait only; long waits are rows with a due time, swept by beat).
 
     The rows the task works on are committed first and stay pending until it runs. If the
     broker cannot be reached, the request still succeeds: the failure is logged and the beat
@@ -49,11 +50,12 @@ def enqueue_on_commit(task, *args) -> None:
     """
     from django.db import transaction
 
-    transaction.on_commit(partial(_publish, task, args))
+    transaction.on_commit(partial(_publish, task, args, countdown))
 
 
-def _publish(task, args: tuple) -> None:
+def _publish(task, args: tuple, countdown: float = 0) -> None:
     try:
-        task.apply_async(args=args, retry=True, retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5})
+        options = {"countdown": countdown} if countdown else {}
+        task.apply_async(args=args, retry=True, retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5}, **options)
     except (BrokerUnavailable, OSError) as exc:
         logger.warning("Broker unreachable, %s%s left for the sweep (%s)", task.name, args, type(exc).__name__)

@@ -62,6 +62,8 @@ class SendError:
         return self.kind is ErrorKind.REFUSED
 
 
+#: A provider's "wait this long" is believed up to an hour.
+MAX_RETRY_AFTER = 3600.0
 #: Amazon SES (SESv2 and the v1 API) error codes, by what they mean.
 SES_THROTTLED = {"Throttling", "ThrottlingException", "TooManyRequestsException", "LimitExceededException"}
 SES_REFUSED = {"MessageRejected", "BadRequestException", "InvalidParameterValue"}
@@ -101,12 +103,16 @@ def classify(exc: BaseException) -> SendError:
 
 
 def _kind(exc: BaseException) -> tuple[ErrorKind, Optional[float]]:
-    if isinstance(exc, (AnymailRecipientsRefused, AnymailInvalidAddress)):
+    if isinstance(exc, AnymailInvalidAddress):
+        # The recipient's address is this message's problem; a bad From or Reply-To (the
+        # practice's contact address) would refuse every message the same way.
+        return (ErrorKind.REFUSED if "in `to`" in str(exc.args[0] if exc.args else "") else ErrorKind.SERVICE), None
+    if isinstance(exc, AnymailRecipientsRefused):
         return ErrorKind.REFUSED, None
     if isinstance(exc, (AnymailUnsupportedFeature, AnymailSerializationError, AnymailConfigurationError, ImproperlyConfigured)):
         return ErrorKind.SERVICE, None
     if isinstance(exc, AnymailAPIError) and isinstance(getattr(exc, "response", None), dict):
-        return _ses_kind(exc.response)  # botocore's parsed error, passed on by anymail
+        return _ses_kind(exc.response, sender=_sender(exc))  # botocore's parsed error, passed on by anymail
     if isinstance(exc, AnymailError) and exc.__cause__ is not None and _is_boto(exc.__cause__):
         return _boto_kind(exc.__cause__)
     status = _http_status(exc)
@@ -114,7 +120,7 @@ def _kind(exc: BaseException) -> tuple[ErrorKind, Optional[float]]:
         return _http_kind(exc, status)
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         return ErrorKind.REFUSED, None
-    if isinstance(exc, smtplib.SMTPAuthenticationError):
+    if isinstance(exc, (smtplib.SMTPAuthenticationError, smtplib.SMTPSenderRefused)):
         return ErrorKind.SERVICE, None
     if isinstance(exc, smtplib.SMTPResponseException):
         return (ErrorKind.TEMPORARY if exc.smtp_code < 500 else ErrorKind.REFUSED), None
@@ -142,7 +148,12 @@ def _http_kind(exc: BaseException, status: int) -> tuple[ErrorKind, Optional[flo
     return ErrorKind.REFUSED, None
 
 
-def _ses_kind(response: dict) -> tuple[ErrorKind, Optional[float]]:
+def _sender(exc: BaseException) -> str:
+    message = getattr(exc, "email_message", None)
+    return email.utils.parseaddr(getattr(message, "from_email", "") or "")[1].lower()
+
+
+def _ses_kind(response: dict, *, sender: str = "") -> tuple[ErrorKind, Optional[float]]:
     error = response.get("Error") or {}
     code = str(error.get("Code") or "")
     message = str(error.get("Message") or "")
@@ -155,6 +166,10 @@ def _ses_kind(response: dict) -> tuple[ErrorKind, Optional[float]]:
             return ErrorKind.SERVICE, None
         return ErrorKind.THROTTLED, _parse_retry_after(headers.get("retry-after"))
     if code in SES_SERVICE or status in (401, 403):
+        return ErrorKind.SERVICE, None
+    if code == "MessageRejected" and "not verified" in message.lower() and sender and sender in message.lower():
+        # "Email address is not verified ... : portal@practice.example": our sending identity,
+        # not the patient's address; every message would be refused.
         return ErrorKind.SERVICE, None
     if code in SES_REFUSED:
         return ErrorKind.REFUSED, None
@@ -209,7 +224,7 @@ def _retry_after(response: Any) -> Optional[float]:
     value = _parse_retry_after(headers.get("Retry-After"))
     if value is None and headers.get("X-RateLimit-Reset"):  # SendGrid: when the window resets
         try:
-            value = max(0.0, float(headers["X-RateLimit-Reset"]) - time.time())
+            value = min(max(0.0, float(headers["X-RateLimit-Reset"]) - time.time()), MAX_RETRY_AFTER)
         except ValueError:
             value = None
     return value
@@ -226,4 +241,4 @@ def _parse_retry_after(value: Optional[str]) -> Optional[float]:
             seconds = email.utils.parsedate_to_datetime(str(value)).timestamp() - time.time()
         except (TypeError, ValueError, IndexError):
             return None
-    return min(max(seconds, 0.0), 3600.0)
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)

@@ -83,6 +83,9 @@ class Report:
     #: The provider refused our account or configuration: everything left waits for ops.
     service_error: Optional[SendError] = None
     deadline_reached: bool = False
+    #: When sending stopped because the account's next slot came after the deadline: how far
+    #: away it was (seconds), so the caller waits that long instead of asking again at once.
+    slot_wait: Optional[float] = None
     throttled: int = 0
     calls: int = 0
 
@@ -117,6 +120,13 @@ class Outbox:
             logger.warning("soft time limit reached while sending; handing the rest on")
             run.stop(deadline=True)
             run.loop()
+        except BaseException:
+            # Anything else (the rate store or the database unreachable, a bug): emails already in
+            # flight still go out, so their results are recorded before the error goes up;
+            # otherwise their claims would lapse and they would be sent again.
+            run.stop()
+            run.drain_and_record()
+            raise
         finally:
             run.close()
         return run.report
@@ -134,6 +144,7 @@ class _Run:
         self.delayed: list[tuple[float, int, Item]] = []  # (not before, tie-break, item)
         self._tie = itertools.count()
         self.in_flight: dict[concurrent.futures.Future, list[Item]] = {}
+        self._settled: set[concurrent.futures.Future] = set()
         self.stopping = False
         self.sent: list[tuple[Any, str]] = []
         self.failed: list[tuple[Any, str]] = []
@@ -144,6 +155,10 @@ class _Run:
         self._lock = threading.Lock()
         provider = outbox.provider
         self.batch_limit = provider.batch_limit if provider.batches else 1
+        if outbox.limiter.configured:
+            # A batch costs a slot per recipient: at most ten seconds of the account's rate per call,
+            # so one batch never books the account far ahead of everyone else.
+            self.batch_limit = max(1, min(self.batch_limit, int(outbox.limiter.configured * 10)))
 
     # -- the loop (calling thread) ------------------------------------------------------------
 
@@ -159,19 +174,43 @@ class _Run:
                         self.stop(deadline=True)
                         continue
                     self._maybe_flush()
-                    time.sleep(max(0.0, min(first - time.monotonic(), self._until_flush())))
+                    time.sleep(max(0.0, min(first - time.monotonic(), self._wait_timeout())))
                     self._release_due()
                     continue
             done, _ = concurrent.futures.wait(
                 list(self.in_flight), timeout=self._wait_timeout(), return_when=concurrent.futures.FIRST_COMPLETED
             )
             for future in done:
-                unit = self.in_flight.pop(future)
-                self._settle(unit, *future.result())
+                self._settle_future(future)
             self._release_due()
             self._maybe_flush()
         self._leave_the_rest()
         self._flush(force=True)
+
+    def _settle_future(self, future: concurrent.futures.Future) -> None:
+        # The unit leaves `in_flight` only once settled: an interruption in between (the soft
+        # time limit) leaves it there for the drain to settle, never in no list at all.
+        if future not in self._settled:
+            self._settle(self.in_flight[future], *future.result())
+            self._settled.add(future)
+        self.in_flight.pop(future, None)
+
+    def drain_and_record(self) -> None:
+        """After an error: wait for the calls in flight, settle them and record what was sent,
+        trying the record a few times (the error may have been the database's)."""
+        try:
+            for future in concurrent.futures.as_completed(list(self.in_flight)):
+                self._settle_future(future)
+        except BaseException:  # noqa: BLE001 - recording what we can matters more here
+            logger.exception("could not settle the sends in flight")
+        self._leave_the_rest()
+        for delay in (0.0, 0.5, 1.0, 2.0):
+            time.sleep(delay)
+            try:
+                self._flush(force=True)
+                return
+            except Exception:  # noqa: BLE001 - tried again, then given up (the claims lapse)
+                logger.warning("could not record sent emails; trying again", exc_info=True)
 
     def stop(self, *, deadline: bool = False) -> None:
         self.stopping = True
@@ -182,14 +221,20 @@ class _Run:
             unit = self._take_unit()
             if not unit:
                 return
-            max_wait = self.deadline - time.monotonic()
-            slot = None if max_wait <= 0 else self.outbox.limiter.reserve_slot(len(unit), max_wait=max_wait)
-            if slot is None:  # the slot would come after the deadline
-                self.ready.extendleft(reversed(unit))
-                self.stop(deadline=True)
-                return
-            start_at = time.monotonic() + (slot - time.time())
-            self.in_flight[self.pool.submit(self._send_unit, unit, start_at)] = unit
+            try:
+                max_wait = self.deadline - time.monotonic()
+                slot = None if max_wait <= 0 else self.outbox.limiter.reserve_slot(len(unit), max_wait=max_wait)
+                if slot is None:  # the slot would come after the deadline
+                    self.report.slot_wait = self.outbox.limiter.last_refused_wait if max_wait > 0 else None
+                    self.ready.extendleft(reversed(unit))
+                    self.stop(deadline=True)
+                    return
+                start_at = time.monotonic() + (slot - time.time())
+                self.in_flight[self.pool.submit(self._send_unit, unit, start_at)] = unit
+            except BaseException:
+                if not any(unit is queued for queued in self.in_flight.values()):
+                    self.ready.extendleft(reversed(unit))  # taken but never sent: back in line
+                raise
 
     def _take_unit(self) -> list[Item]:
         if not self.ready:
@@ -269,7 +314,7 @@ class _Run:
         self.delayed.clear()
 
     def _wait_timeout(self) -> float:
-        timeout = min(0.5, self._until_flush())
+        timeout = min(0.5, self._until_flush()) if (self.sent or self.failed) else 0.5
         if self.delayed:
             timeout = min(timeout, self.delayed[0][0] - time.monotonic())
         return max(timeout, 0.0)
@@ -336,6 +381,8 @@ class _Run:
         for connection in self._connections:
             try:
                 connection.close()
+            except SoftTimeLimitExceeded:
+                raise
             except Exception:  # noqa: BLE001 - closing a broken connection is not an error
                 pass
 
@@ -377,6 +424,8 @@ def send_one(message: EmailMessage, *, limiter: Optional[ratelimit.RateLimiter] 
     prepare(message)
     try:
         message.send()
+    except SoftTimeLimitExceeded:
+        raise  # the task's time is up; whether the email left is unknown: never a send error
     except Exception as exc:  # noqa: BLE001 - classified, never swallowed
         error = classify(exc)
         if error.kind is ErrorKind.THROTTLED:

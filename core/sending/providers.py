@@ -69,6 +69,13 @@ def current() -> Provider:
     name = backend.rsplit(".", 2)[-2] if anymail else backend
     # Django's own backends ignore the attribute.
     provider = PROVIDERS.get(name) or Provider(name, accepts_track_clicks=not anymail or name in TRACK_CLICKS)
+    if name == "sendgrid":
+        # anymail formats SendGrid's substitution keys with SENDGRID_MERGE_FIELD_FORMAT when set:
+        # the marker in the body must then be that format around the plain name.
+        field_format = (getattr(settings, "ANYMAIL", None) or {}).get("SENDGRID_MERGE_FIELD_FORMAT")
+        if field_format:
+            provider = Provider("sendgrid", batch_limit=provider.batch_limit,
+                                merge=MergeSyntax(field_format=field_format, key_format="{}"))
     cap = int(getattr(settings, "PORTAL_EMAIL_BATCH_SIZE", 500) or 1)
     if provider.batch_limit > cap:
         provider = Provider(provider.name, batch_limit=max(cap, 1), merge=provider.merge,

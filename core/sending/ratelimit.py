@@ -111,6 +111,14 @@ class BucketState:
         self.window_count += cost
         return start
 
+    def wait_for(self, now: float, *, cost: int, configured: float, burst: float) -> float:
+        """How long until a slot for `cost` messages (reserving nothing)."""
+        rate = self.rate(configured)
+        if not rate:
+            return max(self.pause - now, 0.0)
+        tolerance = max(burst - 1.0, 0.0) / rate
+        return max(max(self.tat, now, self.pause) - tolerance, now, self.pause) - now
+
     def throttled(self, now: float, *, seconds: float, configured: float) -> None:
         """The provider answered 429: pause everyone, and learn a lower rate once per episode
         (the 429s of one burst arrive together; they are one lesson, not ten)."""
@@ -138,6 +146,8 @@ class RateLimiter:
         self._pause = 0.0  # on this process's clock
         self._rate_in_force = self.configured
         self._unsynced = 0.0
+        #: After `reserve_slot` refused: how far away the slot was (seconds).
+        self.last_refused_wait: Optional[float] = None
 
     def reserve(self, cost: int = 1, *, max_wait: Optional[float] = None) -> Optional[float]:
         """Reserve `cost` messages; the seconds to wait before sending them (0: now), or None
@@ -155,17 +165,21 @@ class RateLimiter:
                 now = time.time()
                 start = max(now, self._pause)
                 if start - now > limit:
+                    self.last_refused_wait = start - now
                     return None
                 self._unsynced += cost
                 return start
 
         def decide(state: BucketState, now: float):
             start = state.reserve(now, cost=cost, max_wait=limit, configured=self.configured, burst=self.burst)
-            return start, state.rate(self.configured)
+            wait = None if start is not None else state.wait_for(now, cost=cost, configured=self.configured, burst=self.burst)
+            return start, wait, state.rate(self.configured)
 
-        (start, rate), offset = self.store.transact(decide)
+        (start, wait, rate), offset = self.store.transact(decide)
         with self._lock:
             self._rate_in_force = rate
+            if start is None:
+                self.last_refused_wait = wait
         return None if start is None else start + offset
 
     def wait_for(self, cost: int = 1, *, max_wait: Optional[float] = None) -> bool:

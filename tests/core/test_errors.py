@@ -1,6 +1,7 @@
 """What each provider's refusal means, learned from anymail's real backends talking to the local
 stand-in of the provider's API (tests/provider_standin.py), not from hand-made exceptions."""
 
+import time
 import warnings
 
 import pytest
@@ -127,3 +128,46 @@ def test_the_description_keeps_the_first_line_not_the_providers_response(use_pro
     detail = describe(attempt())
     assert detail.startswith("AnymailRequestsAPIError (HTTP 401) [10]")
     assert "\n" not in detail and len(detail) <= 300
+
+
+def test_a_bad_practice_reply_to_address_is_a_service_problem_not_the_patients(use_provider):
+    use_provider("postmark")
+    message = EmailMultiAlternatives("Hi", "Hello", "Maple Dental <portal@mg.portal.example>", ["pat@example.com"], reply_to=["front desk@@maple"])
+    try:
+        get_connection().send_messages([message])
+    except Exception as exc:  # noqa: BLE001
+        assert classify(exc).kind is ErrorKind.SERVICE
+    else:
+        raise AssertionError("anymail accepted an invalid Reply-To")
+
+
+def test_ses_refusing_our_unverified_sender_is_a_service_problem():
+    from anymail.exceptions import AnymailAPIError
+    from botocore.exceptions import ClientError
+
+    message = EmailMultiAlternatives("Hi", "Hello", "Maple Dental <portal@maple.example>", ["pat@example.com"])
+    response = {
+        "Error": {"Code": "MessageRejected", "Message": "Email address is not verified. The following identities failed the check in region US-EAST-1: portal@maple.example"},
+        "ResponseMetadata": {"HTTPStatusCode": 400},
+    }
+    try:
+        try:
+            raise ClientError(response, "SendEmail")
+        except ClientError as err:
+            raise AnymailAPIError(str(err), response=err.response, email_message=message) from err
+    except AnymailAPIError as exc:
+        assert classify(exc).kind is ErrorKind.SERVICE
+
+
+def test_a_far_future_rate_limit_reset_is_believed_for_an_hour_at_most():
+    from anymail.exceptions import AnymailRequestsAPIError
+
+    class Response:
+        status_code = 429
+        headers = {"X-RateLimit-Reset": str(time.time() + 10 ** 9)}
+
+        def json(self):
+            return {"errors": [{"message": "too many requests"}]}
+
+    error = classify(AnymailRequestsAPIError("slow down", response=Response()))
+    assert error.kind is ErrorKind.THROTTLED and error.retry_after == 3600

@@ -240,3 +240,101 @@ def test_amazon_ses_messages_go_without_the_click_tracking_option_it_refuses(use
     assert providers.current().accepts_track_clicks is False
     report, _ = send(items(3))
     assert report.sent == 3 and standin.stats()["messages"] == 3
+
+
+# -- when something else fails mid-send ---------------------------------------------------------
+
+
+def test_a_failing_record_is_tried_again_and_what_went_out_is_recorded_before_the_error(use_provider):
+    standin = use_provider("postmark")
+    standin.configure(latency=0.05)
+    attempts = {"n": 0}
+    recorder = Recorder()
+
+    def flaky_flush(flush):
+        attempts["n"] += 1
+        if attempts["n"] == 1:
+            raise RuntimeError("the database went away")
+        recorder(flush)
+
+    sender = outbox.Outbox(composer=Composer(), concurrency=4, limiter=rate_limiter("email", rate=0), flush_every_messages=1)
+    with pytest.raises(RuntimeError, match="went away"):
+        sender.send(items(8), deadline=time.monotonic() + 30, flush=flaky_flush)
+    # Every email the provider took is recorded (the claims would otherwise lapse and resend).
+    assert sorted(key for f in recorder.flushes for key, _ in f.sent) == sorted(
+        int(m["metadata"]["invitation"]) for m in standin.accepted()
+    )
+
+
+def test_the_soft_time_limit_while_reserving_a_slot_loses_no_item(use_provider, monkeypatch):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    use_provider("postmark")
+    limiter = rate_limiter("email", rate=0)
+    real = limiter.reserve_slot
+    calls = {"n": 0}
+
+    def reserve_then_limit(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise SoftTimeLimitExceeded()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(limiter, "reserve_slot", reserve_then_limit)
+    report, recorder = send(items(20), concurrency=2, limiter=limiter)
+    assert report.deadline_reached and report.failed == 0
+    assert sorted(recorder.sent + [i.key for i in report.left]) == list(range(20))
+
+
+def test_waiting_for_a_slow_answer_does_not_spin(use_provider, monkeypatch):
+    standin = use_provider("postmark")
+    standin.configure(latency=3.0)
+    real_wait = outbox.concurrent.futures.wait
+    calls = {"n": 0}
+
+    def counting_wait(*args, **kwargs):
+        calls["n"] += 1
+        return real_wait(*args, **kwargs)
+
+    monkeypatch.setattr(outbox.concurrent.futures, "wait", counting_wait)
+    report, _ = send(items(1))
+    assert report.sent == 1
+    assert calls["n"] <= 12  # about twice a second, not thousands of empty turns
+
+
+def test_the_wait_for_the_accounts_next_slot_is_reported(use_provider):
+    use_provider("postmark")
+    limiter = rate_limiter("email", rate=0)
+    limiter.slow_down(30)  # the provider asked for 30 s
+    report, _ = send(items(3), deadline=2.0, limiter=limiter)
+    assert report.sent == 0 and report.deadline_reached
+    assert 25 < report.slot_wait <= 30
+
+
+def test_the_soft_time_limit_is_never_a_single_sends_error(use_provider, monkeypatch):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    use_provider("postmark")
+
+    def limit(self, *args, **kwargs):
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(EmailMultiAlternatives, "send", limit)
+    with pytest.raises(SoftTimeLimitExceeded):
+        outbox.send_one(Composer().message(items(1)[0]), limiter=rate_limiter("email", rate=0))
+
+
+def test_a_batch_at_a_low_account_rate_books_at_most_ten_seconds_of_it(use_provider, settings):
+    standin = use_provider("mailgun")
+    report, _ = send(items(30), limiter=rate_limiter("email", rate=1), deadline=3)
+    assert standin.stats()["requests"] >= 1
+    assert all(len(m["to"]) for m in standin.accepted())
+    assert report.sent <= 12  # 10 in the first batch, a slot a second after
+
+
+def test_sendgrid_with_its_own_merge_field_format_still_fills_each_link(use_provider, settings):
+    standin = use_provider("sendgrid")
+    settings.ANYMAIL = {**settings.ANYMAIL, "SENDGRID_MERGE_FIELD_FORMAT": "-{}-"}
+    report, _ = send(items(3))
+    assert report.sent == 3 and standin.stats()["requests"] == 1
+    assert sorted(m["text"] for m in standin.accepted()) == [f"Hi Pat{k}, link /r/{k}" for k in range(3)]

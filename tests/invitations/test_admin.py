@@ -214,7 +214,7 @@ def test_resend_asks_for_confirmation_listing_who_gets_a_link_and_who_is_skipped
     sent.refresh_from_db()
     assert sent.status == Status.REVOKED and sent.revoke_reason == RevokeReason.RESENT
     new = sent.patient.invitations.get(status=Status.SENT)
-    assert new.source == Source.RESEND and new.pk != sent.pk
+    assert new.source == Source.BULK_RESEND and new.pk != sent.pk
     assert not deceased.invitations.exists()
 
 

@@ -256,3 +256,106 @@ def test_progress_counts_the_current_rate_and_the_time_left(practice, frozen, dj
     assert progress.rate == pytest.approx(100 / 20)  # the last 20 seconds: 100 settled
     assert progress.seconds_left == pytest.approx(600 / 5)
     assert BulkRunAdmin.progress_data(run)["time_left"] == "about 2 minutes"
+
+
+# -- one invitation per patient per run, whatever happens between attempts ---------------------
+
+
+def test_a_later_attempt_never_invites_again_a_patient_this_run_already_invited(
+    practice, use_provider, monkeypatch, enqueued, frozen, django_capture_on_commit_callbacks
+):
+    """A resend run's chunk handed on at its deadline and resumed hours later (behind a big run):
+    the patients it already emailed, or whose address was refused, are not invited again."""
+    from invitations.bulk_models import BulkRunKind
+
+    standin = use_provider("postmark")
+    standin.configure(latency=0.1)
+    monkeypatch.setattr(bulk, "SEND_SECONDS", 0.35)
+    monkeypatch.setattr("django.conf.settings.PORTAL_SEND_CONCURRENCY", 2)
+    patients = PatientFactory.create_batch(12, practice=practice)
+    refused = PatientFactory(practice=practice, email="invalid.box@example.com")
+    with django_capture_on_commit_callbacks(execute=False):
+        run = bulk.start_run(practice=practice, now=NOW, kind=BulkRunKind.RESEND, patient_ids=[p.pk for p in patients + [refused]])
+    chunk = run.chunks.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert bulk.process_chunk(chunk.pk, now=NOW) == "continued"
+    later = NOW + datetime.timedelta(hours=2)
+    frozen.move_to(later)
+    outcomes = run_until_done(run, capture=django_capture_on_commit_callbacks, now=later)
+    assert outcomes[-1] == "done"
+    assert standin.stats()["recipients_emailed_twice"] == 0
+    assert Invitation.objects.filter(patient=refused).count() == 1
+    assert all(Invitation.objects.filter(patient=p).count() == 1 for p in patients)
+    run.refresh_from_db()
+    assert (run.sent, run.failed) == (12, 1)
+
+
+def test_a_chunk_is_never_done_while_one_of_its_invitations_is_pending(
+    practice, use_provider, monkeypatch, enqueued, frozen, django_capture_on_commit_callbacks
+):
+    """A safety net under the outbox: were an invitation ever lost between its lists (it should
+    not be), the chunk is handed on instead of read as done."""
+    use_provider("postmark")
+    PatientFactory.create_batch(3, practice=practice)
+    run = start(practice, django_capture_on_commit_callbacks)
+    real_send = bulk._send
+
+    def lose_one(outgoing, **kwargs):
+        return real_send(outgoing[1:], **kwargs)
+
+    monkeypatch.setattr(bulk, "_send", lose_one)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert bulk.process_chunk(run.chunks.get().pk, now=NOW) == "continued"
+    run.refresh_from_db()
+    assert run.is_running and run.chunks.get().status == ChunkStatus.PENDING
+
+
+def test_a_chunk_that_cannot_get_a_sending_slot_waits_for_it_instead_of_spinning(
+    practice, use_provider, monkeypatch, django_capture_on_commit_callbacks
+):
+    from core.sending import ratelimit
+
+    use_provider("postmark")
+    monkeypatch.setattr(bulk, "SEND_SECONDS", 1.0)
+    ratelimit.limiter("email").slow_down(120)  # the provider asked the account to wait two minutes
+    PatientFactory.create_batch(3, practice=practice)
+    run = start(practice, django_capture_on_commit_callbacks)
+    countdowns = []
+    monkeypatch.setattr(
+        "invitations.tasks.process_bulk_chunk.apply_async", lambda args, **kw: countdowns.append(kw.get("countdown"))
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert bulk.process_chunk(run.chunks.get().pk, now=NOW) == "waiting"
+    assert len(countdowns) == 1 and 100 < countdowns[0] <= 120
+
+
+def test_a_chunk_taken_over_after_its_lease_leaves_the_new_owners_claims_alone(
+    practice, use_provider, monkeypatch, frozen, django_capture_on_commit_callbacks
+):
+    from invitations.bulk_models import BulkRunChunk
+
+    use_provider("postmark")
+    monkeypatch.setattr(bulk, "SEND_SECONDS", 0.0)  # hands everything on
+    PatientFactory.create_batch(2, practice=practice)
+    run = start(practice, django_capture_on_commit_callbacks)
+    chunk = run.chunks.get()
+    real_send = bulk._send
+
+    def taken_over_meanwhile(outgoing, **kwargs):
+        report = real_send(outgoing, **kwargs)
+        BulkRunChunk.objects.filter(pk=chunk.pk).update(claimed_at=NOW + datetime.timedelta(minutes=11))
+        return report
+
+    monkeypatch.setattr(bulk, "_send", taken_over_meanwhile)
+    assert bulk.process_chunk(chunk.pk, now=NOW) == "taken-over"
+    assert Invitation.objects.filter(status=Status.PENDING, sending_started_at=NOW).count() == 2  # untouched
+
+
+def test_a_delivery_report_without_metadata_finds_its_invitation_in_a_shared_batch_id(practice):
+    from invitations import services
+    from tests.invitations.factories import InvitationFactory
+
+    first = InvitationFactory(patient=PatientFactory(practice=practice, email="a@example.com"), provider_message_id="<batch@mg>")
+    InvitationFactory(patient=PatientFactory(practice=practice, email="b@example.com"), provider_message_id="<batch@mg>")
+    assert services.find_for_tracking(metadata={}, message_id="<batch@mg>", recipient="A@example.com") == first
+    assert services.find_for_tracking(metadata={}, message_id="<batch@mg>") is None  # two match: neither

@@ -51,7 +51,7 @@ def test_resending_several_patients_is_one_run_sent_in_the_background(
     out.refresh_from_db()
     assert (out.status, out.revoke_reason) == (Status.REVOKED, RevokeReason.RESENT)  # the old link stops working
     assert out.events.filter(kind=EventKind.REVOKED, actor=front_desk_a).exists()
-    new = Invitation.objects.filter(source=Source.RESEND)
+    new = Invitation.objects.filter(source=Source.BULK_RESEND)
     assert new.count() == 4 and set(new.values_list("status", flat=True)) == {Status.SENT}
     assert AuditEntry.objects.filter(action=AuditAction.RESEND, patient__in=patients).count() == 4
     page = client_a.get(response["Location"]).content.decode()
@@ -105,4 +105,4 @@ def test_another_practices_patients_cannot_be_slipped_into_a_resend_run(
     run.refresh_from_db()
     assert run.targeted == 1
     theirs.refresh_from_db()
-    assert theirs.status == Status.FAILED and not Invitation.objects.filter(patient=theirs.patient, source=Source.RESEND).exists()
+    assert theirs.status == Status.FAILED and not Invitation.objects.filter(patient=theirs.patient, source=Source.BULK_RESEND).exists()
