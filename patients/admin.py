@@ -792,7 +792,10 @@ PREVIEW_MAX_AGE = datetime.timedelta(days=1)
 
 
 def preview_storage() -> FileSystemStorage:
-    storage = FileSystemStorage(location=settings.VAR_DIR / "imports")
+    # Private: the previews hold patient data (owner-only files, as uploads might be world-readable).
+    storage = FileSystemStorage(
+        location=settings.VAR_DIR / "imports", file_permissions_mode=0o600, directory_permissions_mode=0o700
+    )
     discard_stale_previews(storage, now=timezone.now())
     return storage
 

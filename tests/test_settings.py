@@ -122,6 +122,22 @@ def test_it_reads_production_settings_from_the_environment(tmp_path):
     assert values["ssl"] is True and values["hsts"] == 31536000 and values["secure_cookie"] is True
 
 
+@pytest.mark.parametrize(
+    "env,backend",
+    [
+        ({}, "django.core.cache.backends.db.DatabaseCache"),
+        ({"CELERY_BROKER_URL": "redis://broker.internal:6379/0"}, "django.core.cache.backends.redis.RedisCache"),
+        ({"CELERY_BROKER_URL": "redis://broker.internal:6379/0", "CACHE_URL": "locmemcache://"}, "django.core.cache.backends.locmem.LocMemCache"),
+    ],
+)
+def test_the_default_cache_is_shared_by_every_process(tmp_path, env, backend):
+    import json
+
+    result = load_settings(tmp_path, DJANGO_DEBUG="true", **env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["cache"] == backend
+
+
 def test_amazon_ses_gets_its_boto3_parameters_from_json_and_our_timeouts_without_its_own_retries(tmp_path):
     """boto3 would retry throttled calls itself for up to a minute per message, holding a sender:
     the shared limiter and the chunk's retries are in charge instead (core.sending)."""

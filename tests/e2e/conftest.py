@@ -40,6 +40,10 @@ def page(browser, request):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(15_000)
     page = context.new_page()
+    # Every page the flows visit lives with the Content-Security-Policy: a blocked script or
+    # style shows up as a console error, and fails the test.
+    refused = []
+    page.on("console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text else None)
     yield page
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
@@ -47,6 +51,7 @@ def page(browser, request):
         page.screenshot(path=str(SCREENSHOT_DIR / f"{name}.png"), full_page=True)
     finally:
         context.close()
+    assert refused == [], refused
 
 
 def admin_login(page, live_server, username: str, password: str = "pw-for-tests-only") -> None:

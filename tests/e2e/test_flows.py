@@ -156,10 +156,10 @@ def test_3_practice_admin_runs_activate_now_and_watches_the_progress_bar_reach_1
     assert "40" in page.inner_text("#content-main")  # the preview: who will be invited
     page.click("input[type=submit][value^='Yes, invite 40']")
     page.wait_for_selector("#run-bar")
-    # The bar fills while the worker sends; the page polls by itself (no reload here).
-    page.wait_for_function(
-        "document.getElementById('run-bar').value >= document.getElementById('run-bar').max", timeout=60_000
-    )
+    # The bar fills while the worker sends; the page polls by itself (no reload here), its script
+    # running under the page's Content-Security-Policy nonce. (Playwright's wait_for_function would
+    # evaluate a string in the page, which that policy rightly refuses: selectors wait instead.)
+    page.wait_for_selector("#run-bar[max='40'][value='40']", state="attached", timeout=60_000)
     page.wait_for_selector("#run-summary:not([hidden])", timeout=30_000)
     assert BulkRun.objects.get(practice=practice).status == BulkRunStatus.DONE
     wait_until(lambda: len(sent_to(mail_dir)) == 40, timeout=30, message="forty emails")

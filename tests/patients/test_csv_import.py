@@ -121,6 +121,8 @@ def test_previews_are_kept_outside_media_and_stale_ones_are_deleted(client_a, pr
     token = response.context["token"]
     kept = settings.VAR_DIR / "imports" / f"{token}.csv"
     assert kept.exists() and not (tmp_path / "media").exists()
+    # Patient data: readable by the app's own user only.
+    assert (kept.stat().st_mode & 0o777, kept.parent.stat().st_mode & 0o777) == (0o600, 0o700)
     storage = preview_storage()
     old = timezone.now() - datetime.timedelta(days=1, seconds=1)
     os.utime(kept, (old.timestamp(), old.timestamp()))
