@@ -3,7 +3,12 @@
 This replaces the manual troubleshooting checklist staff walk through (source article 000). It
 reuses the eligibility rules (one query for all of them), then looks at the last invitation's
 history and the services the email depends on, so "the patient says they got nothing" is answered
-without reading logs.
+without reading logs. A verdict on top says whether an invitation can be sent now and what to do
+first.
+
+Only rules and services pass or fail. What happened before (whether an invitation was ever made)
+is information: it explains, it does not count as a failed check. A rule that needs something the
+chart lacks (an address) is "not checked", never a tick.
 """
 
 import datetime
@@ -17,7 +22,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 
 from patients import health
-from patients.models import EmailOptOut, Patient
+from patients.models import EmailOptOut, Patient, normalise_email
 
 from . import eligibility
 from .models import EventKind, Invitation, Status
@@ -31,11 +36,13 @@ NON_SENDING_BACKENDS = ("filebased", "console", "locmem", "dummy")
 @dataclass
 class Check:
     label: str
-    ok: Optional[bool]  # None: information, or not known
+    ok: Optional[bool]  # True passed, False failed; None: information, not known, or not checked
     detail: str = ""
     fix: str = ""
     link_url: str = ""
     link_text: str = ""
+    #: With ok=None: the check needs something the chart lacks, so it was not made.
+    not_checked: bool = False
 
 
 @dataclass
@@ -67,6 +74,10 @@ RULE_CHECKS: dict[str, tuple[str, str, str]] = {
     "open_invitation": ("No valid link is already out", "The patient already has a working link. If they cannot find it, use Resend: it sends a new link and stops the old one.", "patient"),
     "invited_recently": ("No invitation went to this address in the last hour", "Wait an hour before inviting again; it protects the practice's email reputation.", ""),
 }
+#: Rules that only apply to an address: with none on the chart they pass vacuously in
+#: eligibility, and here they are "not checked" instead of a tick.
+NEEDS_ADDRESS = ("invalid_email", "opted_out", "hard_bounce", "invited_recently")
+NO_ADDRESS = "Not checked: there is no email address on the chart."
 SECTIONS = {
     "Practice settings": ["invitations_disabled", "activation_email_disabled"],
     "Patient's chart": [
@@ -76,6 +87,38 @@ SECTIONS = {
     "Email address": ["opted_out", "hard_bounce"],
     "Invitations": ["open_invitation", "invited_recently"],
 }
+#: Which failing rule the verdict names first: a patient who is registered or deceased needs no
+#: fix at all, whatever else fails; otherwise the page order (practice, chart, address, links).
+FIRST_FIX_ORDER = ["registered", "deceased"] + [
+    code for codes in SECTIONS.values() for code in codes if code not in ("registered", "deceased")
+]
+SEE_VERDICT = "A new link cannot be sent now: see what to do first at the top of this page."
+
+
+@dataclass
+class Verdict:
+    """The answer at the top of the page: can an invitation be sent now, and what to do first."""
+
+    can_send_now: bool
+    headline: str
+    reason: str = ""
+    first_step: str = ""
+    link_url: str = ""
+    link_text: str = ""
+    #: How many more rule checks block an invitation besides the one named first.
+    also_blocking: int = 0
+
+
+class Diagnosis(list):
+    """The page's sections in order (a list, so callers can iterate and sum them) and its verdict."""
+
+    def __init__(self, sections: list[Section], verdict: Verdict):
+        super().__init__(sections)
+        self.verdict = verdict
+
+    @property
+    def failing(self) -> int:
+        return sum(section.failing for section in self)
 
 
 def _link(where: str, patient: Patient) -> tuple[str, str]:
@@ -93,21 +136,78 @@ def _link(where: str, patient: Patient) -> tuple[str, str]:
     return "", ""
 
 
-def diagnose(patient: Patient, *, now: datetime.datetime) -> list[Section]:
-    failing = {reason.code for reason in eligibility.reasons_for(patient, now=now)}
+def diagnose(patient: Patient, *, now: datetime.datetime) -> Diagnosis:
+    failing = [reason.code for reason in eligibility.reasons_for(patient, now=now)]
+    # Resend replaces an open link on purpose; every other rule blocks it like a new invite.
+    resend_blockers = {code for code in failing if not eligibility.RULES_BY_CODE[code].resend_ignores}
+    no_address = "missing_email" in failing
     sections = []
     for title, codes in SECTIONS.items():
         section = Section(title)
         for code in codes:
-            label, fix, where = RULE_CHECKS[code]
-            ok = code not in failing
-            url, text = _link(where, patient) if not ok else ("", "")
-            detail = "" if ok else eligibility.RULES_BY_CODE[code].message
-            section.checks.append(Check(label, ok, detail, "" if ok else fix, url, text))
+            label = RULE_CHECKS[code][0]
+            if code in failing:
+                url, text = _link(RULE_CHECKS[code][2], patient)
+                section.checks.append(Check(label, False, eligibility.RULES_BY_CODE[code].message, _rule_fix(code, resend_blockers), url, text))
+            elif no_address and code in NEEDS_ADDRESS:
+                section.checks.append(Check(label, None, NO_ADDRESS, not_checked=True))
+            else:
+                section.checks.append(Check(label, True))
         sections.append(section)
-    sections.append(_last_invitation(patient, now=now))
-    sections.append(_services(now=now))
-    return sections
+    can_resend = not resend_blockers
+    sections.append(_last_invitation(patient, now=now, failing=set(failing), can_resend=can_resend, can_invite=not failing))
+    services = _services(now=now)
+    sections.append(services)
+    return Diagnosis(sections, _verdict(patient, failing, resend_blockers, services))
+
+
+def _rule_fix(code: str, resend_blockers: set[str]) -> str:
+    fix = RULE_CHECKS[code][1]
+    if code != "open_invitation" or not resend_blockers:
+        return fix
+    # The usual fix is Resend, which the other failing rules refuse too.
+    if resend_blockers == {"invited_recently"}:
+        return (
+            "The patient already has a working link, sent less than an hour ago. If they cannot find it, "
+            "ask them to look in their spam or junk folder; Resend is possible once the hour is up."
+        )
+    return "The patient already has a working link. A new one cannot be sent until the other failing checks are fixed."
+
+
+def _verdict(patient: Patient, failing: list[str], resend_blockers: set[str], services: Section) -> Verdict:
+    if failing:
+        first = min(failing, key=FIRST_FIX_ORDER.index)
+        url, text = _link(RULE_CHECKS[first][2], patient)
+        if not resend_blockers:
+            # Only the open link stands in the way, and Resend replaces it.
+            headline = "No new invitation is needed: the patient already has a working link. Resend can send a fresh one now."
+        else:
+            headline = "No: an invitation cannot be sent now."
+        return Verdict(
+            can_send_now=False,
+            headline=headline,
+            reason=eligibility.RULES_BY_CODE[first].message,
+            first_step=_rule_fix(first, resend_blockers),
+            link_url=url,
+            link_text=text,
+            also_blocking=len(failing) - 1,
+        )
+    broken = next((check for check in services.checks if check.ok is False), None)
+    if broken is not None:
+        return Verdict(
+            can_send_now=False,
+            headline="Not yet: the patient can be invited, but the email would not go out now.",
+            reason=f"{broken.label}: no. {broken.detail}".strip(),
+            first_step=broken.fix,
+        )
+    url, _ = _link("patient", patient)
+    return Verdict(
+        can_send_now=True,
+        headline="Yes: an invitation can be sent now.",
+        first_step="Use 'Send portal invitation' on the chart.",
+        link_url=url,
+        link_text="Open the chart",
+    )
 
 
 def _when(moment: Optional[datetime.datetime], tz: str) -> str:
@@ -116,18 +216,28 @@ def _when(moment: Optional[datetime.datetime], tz: str) -> str:
     return date_format(timezone.localtime(moment, zoneinfo.ZoneInfo(tz)), "N j, Y, g:i A")
 
 
-def _last_invitation(patient: Patient, *, now: datetime.datetime) -> Section:
+def _last_invitation(
+    patient: Patient, *, now: datetime.datetime, failing: set[str], can_resend: bool, can_invite: bool
+) -> Section:
+    """What happened to the newest invitation. That one exists is information, not a check."""
     section = Section("Last invitation")
     invitation = (
         Invitation.objects.filter(patient=patient).order_by("-created_at", "-pk").prefetch_related("events").first()
     )
     if invitation is None:
-        section.checks.append(Check("An invitation was created", False, "This patient has never been sent an invitation.", "Send one from the chart once the checks above pass.", *_link("patient", patient)))
+        detail = "So there is no email to trace." + (" One can be sent now from the chart." if can_invite else "")
+        section.checks.append(Check("No invitation has been made for this patient", None, detail, *(_link("patient", patient) if can_invite else ("", ""))))
         return section
     tz = patient.practice.time_zone
     kinds = {event.kind for event in invitation.events.all()}
     url = reverse("admin:invitations_invitation_change", args=[invitation.pk])
-    section.checks.append(Check("An invitation was created", True, f"{invitation.get_source_display()} invitation to {invitation.email}, {_when(invitation.created_at, tz)}.", link_url=url, link_text="Open the invitation"))
+    address_changed = normalise_email(patient.email) != invitation.email
+    made = f"{invitation.get_source_display()} invitation to {invitation.email}, {_when(invitation.created_at, tz)}."
+    if address_changed:
+        made += " The chart's address has changed since."
+    section.checks.append(Check("An invitation was made", None, made, link_url=url, link_text="Open the invitation"))
+    new_link = "Use Resend to send a new link." if can_resend else SEE_VERDICT
+    new_link_url, new_link_text = _link("patient", patient) if can_resend else ("", "")
 
     if invitation.sent_at:
         section.checks.append(Check("It was handed to the email service", True, _when(invitation.sent_at, tz)))
@@ -144,22 +254,32 @@ def _last_invitation(patient: Patient, *, now: datetime.datetime) -> Section:
         section.checks.append(Check("It was handed to the email service", False, f"It was {invitation.get_status_display().lower()} before it was sent."))
 
     if EventKind.BOUNCED in kinds:
-        section.checks.append(Check("It did not bounce", False, invitation.failure_reason or "The email service reported a bounce.", RULE_CHECKS["hard_bounce"][1], *_link("patient:email", patient)))
+        bounced = invitation.failure_reason or "The email service reported a bounce."
+        if "hard_bounce" in failing:
+            section.checks.append(Check("It did not bounce", False, bounced, RULE_CHECKS["hard_bounce"][1], *_link("patient:email", patient)))
+        else:
+            # The address was corrected (or cleared) since: the bounce explains the past only.
+            section.checks.append(Check("It did not bounce", False, f"{bounced} The address on the chart is no longer marked as bounced."))
     elif EventKind.DELIVERED in kinds:
         section.checks.append(Check("The email service confirmed delivery", True, "If the patient cannot find it, ask them to look in their spam or junk folder."))
     elif invitation.sent_at:
         section.checks.append(Check("The email service confirmed delivery", None, "No delivery report has arrived for this email yet."))
 
     if EventKind.COMPLAINED in kinds:
-        section.checks.append(Check("It was not reported as spam", False, "The patient marked the email as spam; the address is on the opt-out list."))
+        listed = "opted_out" in failing and not address_changed
+        section.checks.append(Check(
+            "It was not reported as spam", False,
+            "The patient marked the email as spam; "
+            + ("the address is on the opt-out list." if listed else "the chart's address is not on the opt-out list now."),
+        ))
     if EventKind.LINK_OPENED in kinds:
         section.checks.append(Check("The patient opened the link", True, "They reached the registration page."))
     if invitation.status == Status.REVOKED:
-        section.checks.append(Check("The link was not revoked", False, f"Revoked: {invitation.get_revoke_reason_display()}.", "Use Resend to send a new link.", *_link("patient", patient)))
+        section.checks.append(Check("The link was not revoked", False, f"Revoked: {invitation.get_revoke_reason_display()}.", new_link, new_link_url, new_link_text))
     elif invitation.status == Status.ACCEPTED:
         section.checks.append(Check("The patient registered", True, _when(invitation.accepted_at, tz)))
     elif invitation.is_expired(now) or invitation.status == Status.EXPIRED:
-        section.checks.append(Check("The link has not expired", False, f"It expired on {_when(invitation.expires_at, tz)}.", "Use Resend to send a new link.", *_link("patient", patient)))
+        section.checks.append(Check("The link has not expired", False, f"It expired on {_when(invitation.expires_at, tz)}.", new_link, new_link_url, new_link_text))
     elif invitation.status == Status.SENT:
         section.checks.append(Check("The link has not expired", True, f"It works until {_when(invitation.expires_at, tz)}."))
     return section

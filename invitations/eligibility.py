@@ -15,7 +15,7 @@ from django.db.models.expressions import Expression
 
 from patients.models import EmailOptOut, Patient, PatientQuerySet
 
-from .models import Invitation, Status
+from .models import OPEN_STATUSES, Invitation, Status
 
 #: Another invitation to the same address within this window is refused (deliverability).
 RECENT_INVITATION_WINDOW = datetime.timedelta(hours=1)
@@ -56,12 +56,14 @@ def _opted_out(now):
 
 
 def _invited_recently(now):
-    # Invitations that never reached the email service (refused, or revoked before sending)
-    # mailed nobody, so they do not count against the address.
+    # The rule stops mailing an address again right after it got a *working* link. A link that can
+    # no longer be used (voided by five wrong answers, bounced, failed, revoked) must be
+    # replaceable at once, so only links still open count.
     return Exists(
         Invitation.objects.filter(
-            patient_id=OuterRef("pk"), email=OuterRef("email"), created_at__gt=now - RECENT_INVITATION_WINDOW
-        ).exclude(sent_at__isnull=True, status__in=[Status.FAILED, Status.REVOKED])
+            patient_id=OuterRef("pk"), email=OuterRef("email"), created_at__gt=now - RECENT_INVITATION_WINDOW,
+            status__in=list(OPEN_STATUSES),
+        )
     )
 
 

@@ -83,6 +83,11 @@ class RegistrationForm(forms.Form):
 class PatientAuthenticationForm(AuthenticationForm):
     """Portal sign-in: only patient accounts; staff sign in to the admin."""
 
+    def clean_username(self) -> str:
+        # Patient usernames are lower-case (chosen at registration); phones capitalise the first
+        # letter, and "Paula.p" is Paula's account.
+        return (self.cleaned_data.get("username") or "").strip().lower()
+
     def confirm_login_allowed(self, user) -> None:
         super().confirm_login_allowed(user)
         if user.is_staff or user.is_superuser or not hasattr(user, "patient_record"):

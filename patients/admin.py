@@ -1,6 +1,7 @@
 import datetime
 import secrets
 import uuid
+import zoneinfo
 
 from django import forms
 from django.contrib import admin, messages
@@ -597,9 +598,37 @@ class PatientAdmin(PracticeScopedAdmin):
     @admin.action(description="Revoke open invitations of selected patients", permissions=["revoke"])
     def revoke_selected(self, request, queryset):
         patients = self._patients_for_action(request, queryset)
-        if patients is not None:
-            done, skipped = self._revoke(request, patients)
-            self._report(request, done=done, verb="Revoked the invitation of", skipped=skipped)
+        if patients is None:
+            return None
+        if request.POST.get("confirm") != "yes":
+            return self._revoke_confirmation(request, patients, via_action=True)
+        done, skipped = self._revoke(request, patients)
+        self._report(request, done=done, verb="Revoked the invitation of", skipped=skipped)
+        return None
+
+    def _revoke_confirmation(self, request, patients, *, via_action: bool, object_id=None):
+        """Revoking is destructive (the patient's link stops working): say whose, then ask."""
+        now = timezone.now()
+        open_links = {
+            i.patient_id: i for i in Invitation.objects.usable(now).filter(patient__in=patients).only("patient_id", "email", "sent_at", "expires_at")
+        }
+        will_revoke = [(p, open_links[p.pk]) for p in patients if p.pk in open_links and self.can_revoke(request, p.practice_id)]
+        will_skip = [
+            (p, "your role at this practice does not allow revoking." if not self.can_revoke(request, p.practice_id) else "no working link to revoke.")
+            for p in patients if not any(p is chosen for chosen, _ in will_revoke)
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Revoke portal links?",
+            "will_revoke": will_revoke,
+            "will_skip": will_skip,
+            "via_action": via_action,
+            "selected_ids": [p.pk for p in patients],
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "object_id": object_id,
+        }
+        return TemplateResponse(request, "admin/patients/patient/revoke_confirmation.html", context)
 
     def _resend_confirmation(self, request, patients, *, via_action: bool, object_id=None):
         now = timezone.now()
@@ -639,6 +668,8 @@ class PatientAdmin(PracticeScopedAdmin):
         change_url = reverse("admin:patients_patient_change", args=[patient.pk])
         if operation == "resend" and request.POST.get("confirm") != "yes":
             return self._resend_confirmation(request, [patient], via_action=False, object_id=patient.pk)
+        if operation == "revoke" and request.POST.get("confirm") != "yes":
+            return self._revoke_confirmation(request, [patient], via_action=False, object_id=patient.pk)
         if operation == "revoke":
             done, skipped = self._revoke(request, [patient])
             self._report(request, done=done, verb="Revoked the invitation of", skipped=skipped)
@@ -651,23 +682,44 @@ class PatientAdmin(PracticeScopedAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = extra_context or {}
         patient = self.get_object(request, object_id)
+        if patient is None:
+            return super().change_view(request, object_id, form_url, extra_context=extra_context)
         now = timezone.now()
         invitations = list(
             Invitation.objects.filter(patient=patient).select_related("created_by").prefetch_related("events__actor")[:5]
         )
         latest = invitations[0] if invitations else None
+        has_open_invitation = latest is not None and latest.is_usable(now)
+        registered = patient.has_portal_account
+        # A link that is out and working is the good state, not a reason: the box says when it went
+        # and until when it works; reasons are listed only for what stops a new invitation.
+        reasons = [] if registered else [
+            r for r in eligibility.reasons_for(patient, now=now)
+            if not (has_open_invitation and r.code in ("open_invitation", "invited_recently"))
+        ]
+        resend_reasons = [] if registered else eligibility.reasons_for(patient, now=now, for_resend=True)
+        can_invite = not registered and self.can_invite(request, patient.practice_id)
         extra_context.update(
             portal_status_tag=status_tag(patient.portal_status),
             latest_invitation=latest,
             latest_invitation_expired=latest is not None and latest.is_expired(now),
             recent_invitations=invitations,
-            invitation_reasons=eligibility.reasons_for(patient, now=now) if not patient.has_portal_account else [],
-            # A registered patient needs no buttons: there is nothing to invite or revoke.
-            can_invite=not patient.has_portal_account and self.can_invite(request, patient.practice_id),
-            can_revoke=not patient.has_portal_account and self.can_revoke(request, patient.practice_id),
-            has_open_invitation=latest is not None and latest.is_usable(now),
+            invitation_reasons=reasons,
+            can_invite=can_invite,
+            can_revoke=not registered and self.can_revoke(request, patient.practice_id),
+            has_open_invitation=has_open_invitation,
+            # Offered only where it would work; otherwise the button says why not.
+            resend_possible=can_invite and (has_open_invitation or latest is not None) and not resend_reasons,
+            resend_blocked=eligibility.reasons_text(resend_reasons) if can_invite and latest is not None else "",
+            resend_from=(latest.created_at + eligibility.RECENT_INVITATION_WINDOW)
+            if any(r.code == "invited_recently" for r in resend_reasons) else None,
         )
-        return super().change_view(request, object_id, form_url, extra_context=extra_context)
+        # Every time on the page in the practice's time zone, the form's fields included.
+        with timezone.override(zoneinfo.ZoneInfo(patient.practice.time_zone)):
+            response = super().change_view(request, object_id, form_url, extra_context=extra_context)
+            if hasattr(response, "render"):
+                response.render()
+        return response
 
     def diagnostics_view(self, request: HttpRequest, object_id: str):
         """'Why no invite?': every check for one patient, with fixes (any staff who can see the patient)."""

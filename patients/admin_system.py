@@ -4,15 +4,20 @@ Registered on JobRun so it has an admin index entry; it shows no practice data, 
 the database, broker, workers and every scheduled job, so it is not practice-scoped.
 """
 
+import datetime
+from typing import Any
+
 from django.conf import settings
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from invitations.tracking import latest_received_at
 
 from . import health, tenancy
-from .jobs import JobRun, WorkerHeartbeat, schedule_interval
+from .jobs import JobRun, WorkerHeartbeat, heartbeat_is_fresh, latest_heartbeat, schedule_interval
+from .tasks import heartbeat
 
 
 def can_see_system_status(user) -> bool:
@@ -20,6 +25,28 @@ def can_see_system_status(user) -> bool:
         return False
     ids = tenancy.practice_ids_for(user, "patients.change_practice")
     return ids is None or bool(ids)
+
+
+def scheduled_jobs(now: datetime.datetime) -> list[dict[str, Any]]:
+    """One row per beat entry: when it last ran, its last result, and whether it is overdue."""
+    runs = {run.name: run for run in JobRun.objects.all()}
+    jobs = []
+    for key, entry in sorted(settings.CELERY_BEAT_SCHEDULE.items()):
+        job = {"key": key, "task": entry["task"], "every": schedule_interval(entry["task"])}
+        if entry["task"] == heartbeat.name:
+            # Not a tracked job (a JobRun write every minute would be noise): its effect, the newest
+            # worker heartbeat, says when it last ran, and it is overdue by the Worker check's rule.
+            seen = latest_heartbeat()
+            job.update(is_heartbeat=True, last_started_at=seen, overdue=not heartbeat_is_fresh(seen, now))
+        else:
+            run = runs.get(entry["task"])
+            job.update(
+                run=run,
+                last_started_at=run.last_started_at if run else None,
+                overdue=run.is_overdue(now) if run else True,
+            )
+        jobs.append(job)
+    return jobs
 
 
 @admin.register(JobRun)
@@ -41,33 +68,18 @@ class SystemStatusAdmin(admin.ModelAdmin):
 
     def changelist_view(self, request, extra_context=None):
         if not self.has_view_permission(request):
-            from django.core.exceptions import PermissionDenied
-
             raise PermissionDenied
         now = timezone.now()
-        runs = {run.name: run for run in JobRun.objects.all()}
-        jobs = []
-        for key, entry in sorted(settings.CELERY_BEAT_SCHEDULE.items()):
-            run = runs.get(entry["task"])
-            jobs.append(
-                {
-                    "key": key,
-                    "task": entry["task"],
-                    "every": schedule_interval(entry["task"]),
-                    "run": run,
-                    "overdue": run.is_overdue(now) if run else True,
-                }
-            )
         context = {
             **self.admin_site.each_context(request),
             "title": "System status",
             "opts": self.opts,
             "checks": health.run_all(now),
-            "jobs": jobs,
+            "jobs": scheduled_jobs(now),
             "workers": WorkerHeartbeat.objects.all()[:20],
             "email_backend": settings.EMAIL_BACKEND,
             "delivery_reports_at": latest_received_at(),
-            "broker_kind": health.broker_kind(),
             "now": now,
+            "time_zone": timezone.get_current_timezone_name(),
         }
         return TemplateResponse(request, "admin/system_status.html", context)

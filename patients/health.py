@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from .jobs import HEARTBEAT_STALE_AFTER, latest_heartbeat
+from .jobs import HEARTBEAT_STALE_AFTER, heartbeat_is_fresh, latest_heartbeat
 
 
 @dataclass
@@ -72,7 +72,7 @@ def check_worker(now: Optional[datetime.datetime] = None) -> Check:
     if seen is None:
         return Check("worker", False, "no worker has reported yet", {"last_seen_seconds": None})
     age = (now - seen).total_seconds()
-    fresh = now - seen <= HEARTBEAT_STALE_AFTER
+    fresh = heartbeat_is_fresh(seen, now)
     detail = f"last heartbeat {int(age)} s ago" + ("" if fresh else f" (stale after {int(HEARTBEAT_STALE_AFTER.total_seconds())} s)")
     return Check("worker", fresh, detail, {"last_seen_seconds": int(age)})
 

@@ -5,35 +5,107 @@ form cannot do cheaply: chart numbers already used in the practice (one query pe
 and chart numbers repeated inside the file. Existing patients are never overwritten.
 """
 
+import codecs
 import csv
+import datetime
 import io
+import re
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
 from django import forms
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils.text import Truncator
 
-from .models import Patient, Practice
+from .models import BirthSex, Patient, Practice
 
-COLUMNS = {
-    # canonical name: accepted header spellings (compared lower-case, spaces and dashes ignored)
-    "chart_number": {"chartnumber", "chart", "chartno", "mrn"},
-    "first_name": {"firstname", "first", "givenname"},
-    "last_name": {"lastname", "last", "surname", "familyname"},
-    "date_of_birth": {"dateofbirth", "dob", "birthdate"},
-    "zip_code": {"zipcode", "zip", "postalcode"},
-    "email": {"email", "emailaddress"},
-    "phone": {"phone", "phonenumber", "mobile"},
-    "birth_sex": {"birthsex", "sex"},
-    "email_consent": {"emailconsent", "consent", "consentstoemail"},
-    "deceased": {"deceased"},
-}
-REQUIRED_COLUMNS = ("chart_number",)
+
+def _either(words: Iterable[str]) -> str:
+    """'a, b or c': how the messages list the choices."""
+    words = list(words)
+    return ", ".join(words[:-1]) + " or " + words[-1] if len(words) > 1 else "".join(words)
+
+
 DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y", "%m/%d/%y", "%m-%d-%Y")
-TRUE_WORDS = {"1", "y", "yes", "true", "t", "x"}
-FALSE_WORDS = {"", "0", "n", "no", "false", "f"}
-SEX_WORDS = {"f": "F", "female": "F", "m": "M", "male": "M", "u": "U", "unknown": "U", "": ""}
+DATE_FORMATS_IN_WORDS = _either(
+    fmt.replace("%Y", "YYYY").replace("%m", "MM").replace("%d", "DD").replace("%y", "YY") for fmt in DATE_FORMATS
+)
+DATE_EXAMPLE = datetime.date(1980, 5, 17).strftime(DATE_FORMATS[0])
+TRUE_WORDS = ("yes", "y", "true", "t", "1", "x")
+FALSE_WORDS = ("no", "n", "false", "f", "0", "")
+YES_NO_IN_WORDS = f"{_either(TRUE_WORDS)} for yes; {', '.join(w for w in FALSE_WORDS if w)} or blank for no"
+SEX_WORDS = {
+    **{value.lower(): value for value in BirthSex.values},
+    **{label.lower(): value for value, label in BirthSex.choices},
+    "": "",
+}
+SEX_IN_WORDS = f"{_either(BirthSex.values)} ({_either(BirthSex.labels)}), or blank"
 MAX_ROWS = 50_000
+#: The preview lists this many of the rows that will be imported, then "and N more".
+PREVIEW_VALID_ROWS = 200
+#: Values quoted back in error messages are cut to this many characters.
+SHOWN_VALUE_LENGTH = 40
+
+
+def _header_key(header: str) -> str:
+    return "".join(ch for ch in header.lower() if ch.isalnum())
+
+
+class Column(str):
+    """A column's canonical name, carrying what the import form tells staff about it.
+
+    A str so it works wherever a field name does (form fields, row values). The admin view
+    hands the form template `list(COLUMNS)`, so the template reads the headers, hints and
+    requirements from here instead of repeating them.
+    """
+
+    label: str
+    headers: tuple[str, ...]
+    header_keys: frozenset[str]
+    hint: str
+    required: bool
+    for_invitation: bool
+
+    def __new__(
+        cls, name: str, *headers: str, hint: str = "", required: bool = False, for_invitation: bool = False
+    ) -> "Column":
+        column = super().__new__(cls, name)
+        column.label = name.replace("_", " ")
+        column.headers = headers
+        # Headers are compared lower-case with spaces, dashes and other punctuation ignored.
+        column.header_keys = frozenset(_header_key(header) for header in (name, *headers))
+        column.hint = hint
+        column.required = required
+        column.for_invitation = for_invitation
+        return column
+
+
+# for_invitation mirrors the missing-field and consent rules of invitations.eligibility (patients
+# cannot import from invitations); tests/patients/test_csv_import.py checks the two agree.
+COLUMNS: tuple[Column, ...] = (
+    Column("chart_number", "Chart", "Chart No", "MRN", required=True,
+           hint="Required; must not already belong to a patient of the practice."),
+    Column("first_name", "First", "Given Name", for_invitation=True),
+    Column("last_name", "Last", "Surname", "Family Name", for_invitation=True),
+    Column("date_of_birth", "DOB", "Birth Date", for_invitation=True, hint=f"{DATE_FORMATS_IN_WORDS}."),
+    Column("zip_code", "ZIP", "Postal Code", for_invitation=True, hint="5 digits or ZIP+4, e.g. 02139 or 02139-4307."),
+    Column("email", "Email Address", for_invitation=True),
+    Column("phone", "Phone Number", "Mobile"),
+    Column("birth_sex", "Sex", for_invitation=True, hint=f"{SEX_IN_WORDS}."),
+    Column("email_consent", "Consent", "Consents to Email", for_invitation=True,
+           hint=f"Must be yes to invite. {YES_NO_IN_WORDS}."),
+    Column("deceased", hint=f"{YES_NO_IN_WORDS}."),
+)
+REQUIRED_COLUMNS = tuple(column for column in COLUMNS if column.required)
+
+#: Separators a spreadsheet may save with: Excel uses semicolons where the decimal mark is a comma,
+#: and tabs for "Unicode Text". The header row shows which one a file uses.
+DELIMITERS = {",": "commas", ";": "semicolons", "\t": "tabs"}
+ENCODINGS_TRIED = "UTF-8, UTF-16 and Windows-1252"
+SAVE_AS_CSV = "In the spreadsheet use File › Save As, choose “CSV UTF-8 (Comma delimited)”, and upload that file."
+#: Spreadsheet workbooks (.xlsx is a zip archive, .xls an OLE2 file) renamed or mistaken for CSV.
+WORKBOOK_SIGNATURES = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")
 
 
 class PatientRowForm(forms.ModelForm):

@@ -15,10 +15,12 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F
 from django.utils import timezone
+from django.utils.text import Truncator
 
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_STALE_AFTER = datetime.timedelta(minutes=3)
+SUMMARY_MAX_LENGTH = 300
 
 
 class JobRun(models.Model):
@@ -33,7 +35,7 @@ class JobRun(models.Model):
     last_started_at = models.DateTimeField(null=True)
     last_finished_at = models.DateTimeField(null=True)
     last_result = models.CharField(max_length=10, choices=Result.choices, blank=True)
-    last_summary = models.CharField(max_length=300, blank=True)
+    last_summary = models.CharField(max_length=SUMMARY_MAX_LENGTH, blank=True)
     last_error = models.TextField(blank=True)
     runs = models.PositiveIntegerField(default=0)
     failures = models.PositiveIntegerField(default=0)
@@ -97,8 +99,21 @@ def _crontab_longest_gap(schedule: crontab) -> datetime.timedelta:
     return datetime.timedelta(minutes=max(gaps))
 
 
+def summarize(result: Any) -> str:
+    """A job's return value as a line of text for ops: {"sent": 3, "swept": 0} reads "sent 3, swept 0"."""
+    if result is None:
+        return ""
+    if isinstance(result, dict):
+        text = ", ".join(f"{str(key).replace('_', ' ')} {summarize(value)}" for key, value in result.items())
+    elif isinstance(result, (list, tuple)):
+        text = ", ".join(summarize(item) for item in result)
+    else:
+        text = str(result)
+    return Truncator(text).chars(SUMMARY_MAX_LENGTH)
+
+
 def tracked_job(name: str) -> Callable:
-    """Decorate a beat task body: records its start, its result (the return value, as text) or its error."""
+    """Decorate a beat task body: records its start, its result (the return value, see `summarize`) or its error."""
 
     def decorator(func: Callable) -> Callable:
         @functools.wraps(func)
@@ -124,7 +139,7 @@ def tracked_job(name: str) -> Callable:
             JobRun.objects.filter(name=name).update(
                 last_finished_at=timezone.now(),
                 last_result=JobRun.Result.OK,
-                last_summary=("" if result is None else str(result))[:300],
+                last_summary=summarize(result),
                 last_error="",
             )
             return result
@@ -136,6 +151,11 @@ def tracked_job(name: str) -> Callable:
 
 def record_heartbeat(hostname: str, *, now: Optional[datetime.datetime] = None) -> None:
     WorkerHeartbeat.objects.update_or_create(hostname=hostname[:200], defaults={"last_seen_at": now or timezone.now()})
+
+
+def heartbeat_is_fresh(seen: Optional[datetime.datetime], now: datetime.datetime) -> bool:
+    """Whether a worker that last reported at `seen` counts as alive (/healthz and the status page)."""
+    return seen is not None and now - seen <= HEARTBEAT_STALE_AFTER
 
 
 def latest_heartbeat() -> Optional[datetime.datetime]:

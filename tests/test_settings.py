@@ -180,3 +180,18 @@ def test_it_refuses_a_real_email_provider_without_a_webhook_secret(tmp_path):
     )
     assert result.returncode != 0
     assert "ANYMAIL_WEBHOOK_SECRET must be set" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "env,expected",
+    [
+        ({}, "http://127.0.0.1:8000"),
+        ({"PORT": "8040"}, "http://127.0.0.1:8040"),
+        ({"PORT": "8040", "PORTAL_BASE_URL": "https://portal.maple.example"}, "https://portal.maple.example"),
+    ],
+)
+def test_bin_run_points_the_emailed_links_at_the_port_it_serves(env, expected):
+    clean = {k: v for k, v in os.environ.items() if k not in ("PORT", "PORTAL_BASE_URL")}
+    result = subprocess.run(["bin/run", "--print-config"], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert f"PORTAL_BASE_URL={expected}" in result.stdout.splitlines()

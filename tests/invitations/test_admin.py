@@ -220,7 +220,11 @@ def test_resend_asks_for_confirmation_listing_who_gets_a_link_and_who_is_skipped
 
 def test_the_revoke_action_revokes_open_links(client_a, practice_a, front_desk_a):
     invitation = InvitationFactory(patient=PatientFactory(practice=practice_a))
-    response = post_action(client_a, "revoke_selected", [invitation.patient])
+    confirm = post_action(client_a, "revoke_selected", [invitation.patient])
+    assert confirm.status_code == 200 and "will stop working at once" in confirm.content.decode()
+    invitation.refresh_from_db()
+    assert invitation.status == Status.SENT  # asking changes nothing
+    response = post_action(client_a, "revoke_selected", [invitation.patient], confirm="yes")
     assert response.status_code == 302
     invitation.refresh_from_db()
     assert invitation.status == Status.REVOKED and invitation.revoke_reason == RevokeReason.STAFF
@@ -231,7 +235,7 @@ def test_actions_cannot_reach_another_practices_patients(client_a, practice_b):
     other = PatientFactory(practice=practice_b)
     open_b = InvitationFactory(patient=PatientFactory(practice=practice_b))
     post_action(client_a, "invite_selected", [other])
-    post_action(client_a, "revoke_selected", [open_b.patient])
+    post_action(client_a, "revoke_selected", [open_b.patient], confirm="yes")
     post_action(client_a, "resend_selected", [open_b.patient], confirm="yes")
     assert not other.invitations.exists()
     open_b.refresh_from_db()
@@ -243,21 +247,37 @@ def test_actions_cannot_reach_another_practices_patients(client_a, practice_b):
 
 
 def test_the_patient_page_shows_status_expiry_timeline_and_buttons(client_a, practice_a):
-    invitation = InvitationFactory(patient=PatientFactory(practice=practice_a))
+    invitation = InvitationFactory(patient=PatientFactory(practice=practice_a), created_at=NOW - datetime.timedelta(hours=2))
     invitation.record(EventKind.LINK_OPENED, now=NOW)
     response = client_a.get(reverse("admin:patients_patient_change", args=[invitation.patient.pk]))
     content = response.content.decode()
     assert ">Sent</span>" in content
-    assert "The link works until" in content and "March 9, 2026" in content
+    assert "An invitation went to" in content and "The link works until" in content and "March 9, 2026" in content
+    assert "cannot be sent" not in content  # a working link out is the good state, not an error
     assert "Invitation timeline" in content and "Opened the link" in content
     assert invitation_url(invitation.patient, "resend") in content
     assert invitation_url(invitation.patient, "revoke") in content
 
 
+def test_right_after_an_invite_resend_is_not_offered_and_says_when_it_will_be(client_a, practice_a):
+    invitation = InvitationFactory(patient=PatientFactory(practice=practice_a), created_at=NOW - datetime.timedelta(minutes=10))
+    content = client_a.get(reverse("admin:patients_patient_change", args=[invitation.patient.pk])).content.decode()
+    assert invitation_url(invitation.patient, "resend") not in content
+    assert "disabled" in content and "Possible from" in content and "less than an hour ago" in content
+    assert "cannot be sent" not in content
+
+
+def test_a_voided_link_can_be_replaced_at_once(client_a, practice_a):
+    invitation = InvitationFactory(patient=PatientFactory(practice=practice_a), created_at=NOW - datetime.timedelta(minutes=10))
+    invitation.revoke(NOW, reason=RevokeReason.TOO_MANY_ATTEMPTS)
+    content = client_a.get(reverse("admin:patients_patient_change", args=[invitation.patient.pk])).content.decode()
+    assert "Send portal invitation" in content
+
+
 def test_the_patient_page_explains_why_no_invitation_can_be_sent(client_a, practice_a):
     patient = PatientFactory(practice=practice_a, email_consent=False)
     content = client_a.get(reverse("admin:patients_patient_change", args=[patient.pk])).content.decode()
-    assert "Why no invitation can be sent now" in content
+    assert "An invitation cannot be sent now" in content
     assert "The patient has not consented to email." in content
 
 
@@ -280,7 +300,9 @@ def test_the_page_buttons_invite_resend_and_revoke(client_a, practice_a):
     assert first.revoke_reason == RevokeReason.RESENT
     second = patient.invitations.get(status=Status.PENDING)
 
-    assert client_a.post(invitation_url(patient, "revoke")).status_code == 302
+    confirm = client_a.post(invitation_url(patient, "revoke"))
+    assert confirm.status_code == 200 and "Yes, revoke 1 link" in confirm.content.decode()
+    assert client_a.post(invitation_url(patient, "revoke"), {"confirm": "yes"}).status_code == 302
     second.refresh_from_db()
     assert second.status == Status.REVOKED
 
@@ -428,7 +450,7 @@ def test_invitation_actions_are_in_the_staff_audit_trail(client_a, practice_a, f
 
     patient = PatientFactory(practice=practice_a, last_name="Audited")
     client_a.post(invitation_url(patient, "invite"))
-    client_a.post(invitation_url(patient, "revoke"))
+    client_a.post(invitation_url(patient, "revoke"), {"confirm": "yes"})
     entries = list(AuditEntry.objects.order_by("id").values_list("action", "patient", "actor"))
     assert entries == [
         (AuditAction.INVITE, patient.pk, front_desk_a.pk),

@@ -88,10 +88,28 @@ def test_it_reports_a_hard_bounce_only_while_the_address_is_unchanged():
     assert codes(patient) == []
 
 
-def test_it_refuses_a_second_invitation_to_the_same_address_within_the_hour():
+def test_it_refuses_to_mail_again_an_address_that_got_a_working_link_within_the_hour():
     invitation = InvitationFactory(created_at=NOW - HOUR + SECOND)
-    invitation.revoke(NOW, reason=RevokeReason.STAFF)
-    assert codes(invitation.patient) == ["invited_recently"]
+    assert codes(invitation.patient, for_resend=True) == ["invited_recently"]
+    assert codes(invitation.patient) == ["open_invitation", "invited_recently"]
+
+
+@pytest.mark.parametrize(
+    "void",
+    [
+        lambda i: i.revoke(NOW, reason=RevokeReason.TOO_MANY_ATTEMPTS),
+        lambda i: i.fail(NOW, reason="The email service reported: bounced"),
+        lambda i: i.revoke(NOW, reason=RevokeReason.STAFF),
+    ],
+    ids=["voided by five wrong answers", "bounced", "revoked by staff"],
+)
+def test_a_link_that_can_no_longer_be_used_is_replaceable_at_once(void):
+    """The one-hour rule protects an address that just got a working link; it must not stop staff
+    replacing one that cannot be used (the README promises they can resend)."""
+    invitation = InvitationFactory(created_at=NOW - datetime.timedelta(minutes=5))
+    void(invitation)
+    assert codes(invitation.patient, for_resend=True) == []
+    assert codes(invitation.patient) == []
 
 
 def test_it_allows_a_new_invitation_an_hour_after_the_last():

@@ -43,6 +43,22 @@ def test_a_patient_signs_in_and_sees_their_own_details_and_practice_contact():
     assert "Otherperson" not in content and other.email not in content
 
 
+@pytest.mark.parametrize("typed", ["Paula.p", "PAULA.P", " paula.p "])
+def test_a_patient_signs_in_however_the_phone_capitalised_the_username(client, typed):
+    registered("paula.p")
+    assert login(client, typed).status_code == 302
+
+
+def test_successful_portal_sign_ins_from_one_address_never_count(client):
+    from django.test import Client
+
+    from invitations.views import LOGIN_LIMIT
+
+    for n in range(LOGIN_LIMIT[0] + 5):  # a family, or a waiting room's tablet
+        registered(f"family{n}")
+        assert login(Client(), f"family{n}").status_code == 302
+
+
 def test_staff_cannot_sign_in_to_the_portal(client, practice_a):
     staff_member(practice_a, Role.FRONT_DESK, username="desk", password="pw-for-tests-only")
     response = client.post(reverse("portal:login"), {"username": "desk", "password": "pw-for-tests-only"})
