@@ -81,10 +81,7 @@ class InvitationAdmin(PracticeScopedAdmin):
     def status_tag(self, obj: Invitation):
         if obj.status == Status.EXPIRED or getattr(obj, "run_out", False):
             return status_tag(PortalStatus.EXPIRED)
-        tag = status_tag(STATUS_TAGS[obj.status])
-        if obj.status == Status.ACCEPTED:
-            return format_html("{} <small>registered</small>", tag)
-        return tag
+        return status_tag(STATUS_TAGS[obj.status])
 
     @admin.display(description="reason")
     def problem(self, obj: Invitation) -> str:

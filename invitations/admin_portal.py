@@ -66,6 +66,11 @@ class PortalSwitchesForm(forms.ModelForm):
         ]
 
 
+def _draft(practice: Practice, *, subject: str, html_body: str) -> InvitationTemplate:
+    """An unsaved template as saving would store it (one-line subject, sanitised body)."""
+    return InvitationTemplate(practice=practice, subject=" ".join(subject.split()), html_body=emails.sanitise_html(html_body))
+
+
 class TemplateEditorForm(forms.ModelForm):
     logo = forms.ImageField(
         required=False,
@@ -152,6 +157,10 @@ class BulkRunAdmin(PracticeScopedAdmin):
             path("portal/<int:practice_id>/activate/", view(self.activate_view), name="invitations_portal_activate"),
             path("portal/<int:practice_id>/refresh/", view(self.refresh_view), name="invitations_portal_refresh"),
             path("portal/<int:practice_id>/template/", view(self.template_view), name="invitations_portal_template"),
+            path(
+                "portal/<int:practice_id>/template/preview/", view(self.template_preview_view),
+                name="invitations_portal_template_preview",
+            ),
             path("<int:run_id>/progress/", view(self.progress_view), name="invitations_bulkrun_progress"),
             path("<int:run_id>/progress.json", view(self.progress_json_view), name="invitations_bulkrun_progress_json"),
         ] + super().get_urls()
@@ -359,25 +368,28 @@ class BulkRunAdmin(PracticeScopedAdmin):
 
     # -- the template editor ---------------------------------------------------------------
 
-    def template_view(self, request: HttpRequest, practice_id: int):
+    def _template_practice(self, request: HttpRequest, practice_id: int) -> Practice:
         practice = self._practice(request, practice_id)
         if not can_manage_portal(request.user, practice.pk):
             raise PermissionDenied("The invitation email is edited by the practice's admins and managers.")
+        return practice
+
+    def template_view(self, request: HttpRequest, practice_id: int):
+        practice = self._template_practice(request, practice_id)
         template = InvitationTemplate.objects.filter(practice=practice).first()
         instance = template or InvitationTemplate(
             practice=practice, subject=emails.DEFAULT_SUBJECT, html_body=emails.DEFAULT_HTML_BODY
         )
         preview_source = instance
+        removed: list[str] = []
         if request.method == "POST":
             form = TemplateEditorForm(request.POST, request.FILES, instance=instance)
+            removed = emails.removed_by_sanitiser(request.POST.get("html_body", ""))
             if form.is_valid():
                 action = "send_test" if "send_test" in request.POST else "preview" if "preview" in request.POST else "save"
-                draft = InvitationTemplate(
-                    practice=practice, subject=" ".join(form.cleaned_data["subject"].split()),
-                    html_body=emails.sanitise_html(form.cleaned_data["html_body"]),
-                )
                 if action == "save":
                     return self._save_template(request, practice, form)
+                draft = _draft(practice, subject=form.cleaned_data["subject"], html_body=form.cleaned_data["html_body"])
                 if action == "send_test":
                     self._send_test(request, practice, draft)
                 preview_source = draft
@@ -388,10 +400,33 @@ class BulkRunAdmin(PracticeScopedAdmin):
             request, "admin/invitations/portal/template.html",
             self._context(
                 request, f"Invitation email: {practice.name}", practice=practice, form=form, rendered=rendered,
-                snippets=list(emails.SNIPPETS.items()), is_default=template is None,
+                removed=removed, snippets=list(emails.SNIPPETS.items()),
+                subject_snippets=[(s, m) for s, m in emails.SNIPPETS.items() if s in emails.SUBJECT_SNIPPETS],
+                is_default=template is None, sample_first_name=SAMPLE_FIRST_NAME,
+                preview_url=reverse("admin:invitations_portal_template_preview", args=[practice.pk]),
                 dashboard_url=reverse("admin:invitations_portal_dashboard", args=[practice.pk]),
             ),
         )
+
+    def template_preview_view(self, request: HttpRequest, practice_id: int):
+        """The live preview (a POST of the unsaved subject and body): the sample email as the
+        editor's Preview button renders it, what saving would remove, and what would stop a save."""
+        practice = self._template_practice(request, practice_id)
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        subject, html_body = request.POST.get("subject", ""), request.POST.get("html_body", "")
+        form = TemplateEditorForm({"subject": subject, "html_body": html_body}, instance=InvitationTemplate(practice=practice))
+        rendered = self._sample(practice, _draft(practice, subject=subject, html_body=html_body))
+        return JsonResponse({
+            "subject": rendered.subject,
+            "html": rendered.html,
+            "text": rendered.text,
+            "removed": emails.removed_by_sanitiser(html_body),
+            "errors": [
+                f"{form.fields[name].label}: {message}" if name in form.fields else str(message)
+                for name, field_messages in form.errors.items() for message in field_messages
+            ],
+        })
 
     @staticmethod
     def _sample(practice: Practice, template: InvitationTemplate) -> emails.RenderedEmail:
@@ -423,6 +458,13 @@ class BulkRunAdmin(PracticeScopedAdmin):
                 summary=f"Changed the invitation email's {', '.join(labels)}",
             )
         self.message_user(request, "The invitation email was saved. New invitations use it.", messages.SUCCESS)
+        removed = emails.removed_by_sanitiser(form.cleaned_data["html_body"])
+        if removed:
+            self.message_user(
+                request, "Some of what you wrote cannot go in an email and was left out of the saved version: "
+                + "; ".join(removed) + ".",
+                messages.WARNING,
+            )
         return HttpResponseRedirect(reverse("admin:invitations_portal_template", args=[practice.pk]))
 
     def _send_test(self, request: HttpRequest, practice: Practice, draft: InvitationTemplate) -> None:

@@ -31,7 +31,7 @@ from .portal_status import PortalStatus, with_portal_status
 
 #: The inactive split shown on the dashboard, in this order (label, portal statuses).
 INACTIVE_SPLIT = [
-    ("never_invited", "Never invited", PortalStatus.NOT_INVITED),
+    ("never_invited", "Not invited", PortalStatus.NOT_INVITED),
     ("pending", "Invitation being sent", PortalStatus.PENDING),
     ("out", "Invitation out (sent, not expired)", PortalStatus.SENT),
     ("expired", "Invitation expired", PortalStatus.EXPIRED),
@@ -356,7 +356,7 @@ def chart_svg(months: list[Month], *, width: int = 760, height: int = 280) -> Sa
     for x, y in points:
         parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{RATE_COLOUR}"/>')
     legend_y = height - 8
-    for i, (colour, label) in enumerate(((SENT_COLOUR, "Sent"), (ACCEPTED_COLOUR, "Accepted"), (RATE_COLOUR, "Acceptance rate (right axis)"))):
+    for i, (colour, label) in enumerate(((SENT_COLOUR, "Sent"), (ACCEPTED_COLOUR, "Registered"), (RATE_COLOUR, "Registration rate (right axis)"))):
         x = left + i * 110
         parts.append(f'<rect x="{x}" y="{legend_y - 9}" width="10" height="10" fill="{colour}"/>')
         parts.append(f'<text x="{x + 14}" y="{legend_y}" fill="#1f2933">{label}</text>')

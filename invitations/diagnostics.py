@@ -101,24 +101,24 @@ class Verdict:
 
     can_send_now: bool
     headline: str
+    tone: str  # "pass", "info" or "fail": the colour of the headline
     reason: str = ""
     first_step: str = ""
     link_url: str = ""
     link_text: str = ""
     #: How many more rule checks block an invitation besides the one named first.
     also_blocking: int = 0
+    #: When rules block and a service is down too: fixing the rules alone will not send the email.
+    services_note: str = ""
 
 
 class Diagnosis(list):
-    """The page's sections in order (a list, so callers can iterate and sum them) and its verdict."""
+    """The page's sections in order and its verdict. A list, so the admin view that sums the
+    sections' failures and the template that loops over them stay as they are."""
 
     def __init__(self, sections: list[Section], verdict: Verdict):
         super().__init__(sections)
         self.verdict = verdict
-
-    @property
-    def failing(self) -> int:
-        return sum(section.failing for section in self)
 
 
 def _link(where: str, patient: Patient) -> tuple[str, str]:
@@ -137,10 +137,19 @@ def _link(where: str, patient: Patient) -> tuple[str, str]:
 
 
 def diagnose(patient: Patient, *, now: datetime.datetime) -> Diagnosis:
+    """Every check for `patient` at `now`, in page order, and the verdict on top."""
     failing = [reason.code for reason in eligibility.reasons_for(patient, now=now)]
     # Resend replaces an open link on purpose; every other rule blocks it like a new invite.
     resend_blockers = {code for code in failing if not eligibility.RULES_BY_CODE[code].resend_ignores}
     no_address = "missing_email" in failing
+    invitation = (
+        Invitation.objects.filter(patient=patient).order_by("-created_at", "-pk").prefetch_related("events").first()
+    )
+    # The one-hour rule only counts working links, so while it blocks, the newest one is the link in question.
+    resend_from = (
+        _when(invitation.created_at + eligibility.RECENT_INVITATION_WINDOW, patient.practice.time_zone)
+        if invitation is not None and "invited_recently" in failing else ""
+    )
     sections = []
     for title, codes in SECTIONS.items():
         section = Section(title)
@@ -148,20 +157,27 @@ def diagnose(patient: Patient, *, now: datetime.datetime) -> Diagnosis:
             label = RULE_CHECKS[code][0]
             if code in failing:
                 url, text = _link(RULE_CHECKS[code][2], patient)
-                section.checks.append(Check(label, False, eligibility.RULES_BY_CODE[code].message, _rule_fix(code, resend_blockers), url, text))
+                detail, fix = _rule_detail(code, resend_blockers), _rule_fix(code, resend_blockers, resend_from)
+                section.checks.append(Check(label, False, detail, fix, url, text))
             elif no_address and code in NEEDS_ADDRESS:
                 section.checks.append(Check(label, None, NO_ADDRESS, not_checked=True))
             else:
                 section.checks.append(Check(label, True))
         sections.append(section)
-    can_resend = not resend_blockers
-    sections.append(_last_invitation(patient, now=now, failing=set(failing), can_resend=can_resend, can_invite=not failing))
+    sections.append(_last_invitation(patient, invitation, now=now, failing=set(failing), can_resend=not resend_blockers))
     services = _services(now=now)
     sections.append(services)
-    return Diagnosis(sections, _verdict(patient, failing, resend_blockers, services))
+    return Diagnosis(sections, _verdict(patient, failing, resend_blockers, resend_from, services))
 
 
-def _rule_fix(code: str, resend_blockers: set[str]) -> str:
+def _rule_detail(code: str, resend_blockers: set[str]) -> str:
+    if code == "open_invitation" and resend_blockers:
+        # The rule's message recommends Resend, which the other failing rules refuse too.
+        return "The patient already has a valid invitation."
+    return eligibility.RULES_BY_CODE[code].message
+
+
+def _rule_fix(code: str, resend_blockers: set[str], resend_from: str) -> str:
     fix = RULE_CHECKS[code][1]
     if code != "open_invitation" or not resend_blockers:
         return fix
@@ -169,42 +185,53 @@ def _rule_fix(code: str, resend_blockers: set[str]) -> str:
     if resend_blockers == {"invited_recently"}:
         return (
             "The patient already has a working link, sent less than an hour ago. If they cannot find it, "
-            "ask them to look in their spam or junk folder; Resend is possible once the hour is up."
+            "ask them to look in their spam or junk folder; Resend is possible once the hour is up"
+            + (f" ({resend_from})." if resend_from else ".")
         )
     return "The patient already has a working link. A new one cannot be sent until the other failing checks are fixed."
 
 
-def _verdict(patient: Patient, failing: list[str], resend_blockers: set[str], services: Section) -> Verdict:
+def _verdict(
+    patient: Patient, failing: list[str], resend_blockers: set[str], resend_from: str, services: Section
+) -> Verdict:
+    broken = next((check for check in services.checks if check.ok is False), None)
     if failing:
         first = min(failing, key=FIRST_FIX_ORDER.index)
         url, text = _link(RULE_CHECKS[first][2], patient)
         if not resend_blockers:
             # Only the open link stands in the way, and Resend replaces it.
-            headline = "No new invitation is needed: the patient already has a working link. Resend can send a fresh one now."
+            headline = "No new invitation is needed: the patient already has a working link, and Resend can replace it."
+            tone, reason = "info", ""
         else:
-            headline = "No: an invitation cannot be sent now."
+            headline, tone, reason = "No: an invitation cannot be sent now.", "fail", _rule_detail(first, resend_blockers)
         return Verdict(
             can_send_now=False,
             headline=headline,
-            reason=eligibility.RULES_BY_CODE[first].message,
-            first_step=_rule_fix(first, resend_blockers),
+            tone=tone,
+            reason=reason,
+            first_step=_rule_fix(first, resend_blockers, resend_from),
             link_url=url,
             link_text=text,
             also_blocking=len(failing) - 1,
+            services_note=(
+                f"Even then, no email would go out now: “{broken.label}” failed below."
+                if broken and first not in ("registered", "deceased") else ""
+            ),
         )
-    broken = next((check for check in services.checks if check.ok is False), None)
     if broken is not None:
         return Verdict(
             can_send_now=False,
             headline="Not yet: the patient can be invited, but the email would not go out now.",
-            reason=f"{broken.label}: no. {broken.detail}".strip(),
+            reason=f"Failed below: “{broken.label}”" + (f" ({broken.detail})." if broken.detail else "."),
             first_step=broken.fix,
+            tone="fail",
         )
     url, _ = _link("patient", patient)
     return Verdict(
         can_send_now=True,
         headline="Yes: an invitation can be sent now.",
-        first_step="Use 'Send portal invitation' on the chart.",
+        tone="pass",
+        first_step="Use 'Send portal invitation' on the chart (front desk, managers and practice admins can).",
         link_url=url,
         link_text="Open the chart",
     )
@@ -217,16 +244,12 @@ def _when(moment: Optional[datetime.datetime], tz: str) -> str:
 
 
 def _last_invitation(
-    patient: Patient, *, now: datetime.datetime, failing: set[str], can_resend: bool, can_invite: bool
+    patient: Patient, invitation: Optional[Invitation], *, now: datetime.datetime, failing: set[str], can_resend: bool
 ) -> Section:
     """What happened to the newest invitation. That one exists is information, not a check."""
     section = Section("Last invitation")
-    invitation = (
-        Invitation.objects.filter(patient=patient).order_by("-created_at", "-pk").prefetch_related("events").first()
-    )
     if invitation is None:
-        detail = "So there is no email to trace." + (" One can be sent now from the chart." if can_invite else "")
-        section.checks.append(Check("No invitation has been made for this patient", None, detail, *(_link("patient", patient) if can_invite else ("", ""))))
+        section.checks.append(Check("No invitation has been made for this patient", None, "There is no email to trace yet."))
         return section
     tz = patient.practice.time_zone
     kinds = {event.kind for event in invitation.events.all()}
@@ -266,12 +289,13 @@ def _last_invitation(
         section.checks.append(Check("The email service confirmed delivery", None, "No delivery report has arrived for this email yet."))
 
     if EventKind.COMPLAINED in kinds:
-        listed = "opted_out" in failing and not address_changed
-        section.checks.append(Check(
-            "It was not reported as spam", False,
-            "The patient marked the email as spam; "
-            + ("the address is on the opt-out list." if listed else "the chart's address is not on the opt-out list now."),
-        ))
+        if address_changed:
+            now_listed = "the chart now has " + ("a different address." if patient.email else "no address.")
+        elif "opted_out" in failing:
+            now_listed = "the address is on the opt-out list."
+        else:
+            now_listed = "the address has since been taken off the opt-out list."
+        section.checks.append(Check("It was not reported as spam", False, f"The patient marked the email as spam; {now_listed}"))
     if EventKind.LINK_OPENED in kinds:
         section.checks.append(Check("The patient opened the link", True, "They reached the registration page."))
     if invitation.status == Status.REVOKED:

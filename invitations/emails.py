@@ -10,6 +10,7 @@ import datetime
 import html
 import re
 import zoneinfo
+from collections import Counter
 from dataclasses import dataclass
 from email.utils import formataddr, parseaddr
 from html.parser import HTMLParser
@@ -175,27 +176,27 @@ def removed_by_sanitiser(body: str) -> list[str]:
     marked.append(body[start:])
     attributes = {tag: names | {_MARK} for tag, names in _ALLOWED_ATTRIBUTES.items()}
     kept = {
-        attrs[_MARK]: (tag, attrs)
-        for tag, attrs, _end in _Elements(nh3.clean("".join(marked), **{**_SANITISER, "attributes": attributes})).elements
+        attrs[_MARK]: attrs
+        for _tag, attrs, _end in _Elements(nh3.clean("".join(marked), **{**_SANITISER, "attributes": attributes})).elements
         if _MARK in attrs
     }
 
-    removals: dict[str, int] = {}
+    removals: Counter[str] = Counter()
     for number, (tag, attrs, _end) in enumerate(written.elements):
-        if str(number) not in kept:
-            removals[_tag_removed(tag)] = removals.get(_tag_removed(tag), 0) + 1
+        kept_attrs = kept.get(str(number))
+        if kept_attrs is None:
+            removals[_tag_removed(tag)] += 1
             continue
-        kept_attrs = kept[str(number)][1]
         for name, value in attrs.items():
             if name == "style" and "style" in kept_attrs:
-                dropped = [p for p in _style_properties(value) if p not in _style_properties(kept_attrs["style"])]
-                sentences = [f"style property {p} removed: not one the email keeps" for p in dropped]
-            elif name not in kept_attrs:
+                kept_properties = set(_style_properties(kept_attrs["style"]))
+                dropped = dict.fromkeys(p for p in _style_properties(value) if p not in kept_properties)
+                sentences = [f"style property {p} removed: not supported in the email" for p in dropped]
+            elif name == _MARK or name not in kept_attrs:
                 sentences = [_attribute_removed(tag, name, value)]
             else:
                 sentences = []
-            for sentence in sentences:
-                removals[sentence] = removals.get(sentence, 0) + 1
+            removals.update(sentences)
     if written.comments:
         removals["HTML comments <!-- --> removed: they are not sent"] = written.comments
     return [sentence if count == 1 else f"{sentence} ({count} times)" for sentence, count in removals.items()]

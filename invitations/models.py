@@ -39,9 +39,11 @@ def hash_token(token: str) -> str:
 
 
 class Status(models.TextChoices):
-    PENDING = "pending", "Pending"
+    # The same words as a patient's portal status (invitations.portal_status): one vocabulary on
+    # every page, filter, timeline and email to staff.
+    PENDING = "pending", "Being sent"
     SENT = "sent", "Sent"
-    ACCEPTED = "accepted", "Accepted"
+    ACCEPTED = "accepted", "Registered"
     EXPIRED = "expired", "Expired"
     REVOKED = "revoked", "Revoked"
     FAILED = "failed", "Failed"
@@ -78,7 +80,7 @@ class EventKind(models.TextChoices):
     COMPLAINED = "complained", "Marked as spam"
     LINK_OPENED = "link_opened", "Opened the link"
     VERIFICATION_FAILED = "verification_failed", "Failed verification"
-    ACCEPTED = "accepted", "Accepted (registered)"
+    ACCEPTED = "accepted", "Registered"
     EXPIRED = "expired", "Expired"
     REVOKED = "revoked", "Revoked"
     FAILED = "failed", "Failed"

@@ -21,12 +21,12 @@ class PortalStatus:
 
     LABELS = {
         NOT_INVITED: "Not invited",
-        PENDING: "Pending",
+        PENDING: "Being sent",
         SENT: "Sent",
         EXPIRED: "Expired",
         FAILED: "Failed",
         REVOKED: "Revoked",
-        ACTIVE: "Active",
+        ACTIVE: "Registered",
     }
     # Foreground / background pairs with at least 4.5:1 contrast.
     COLOURS = {

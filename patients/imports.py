@@ -3,6 +3,9 @@
 Validation is the same as the admin form's (a ModelForm per row) plus set-based checks that a
 form cannot do cheaply: chart numbers already used in the practice (one query per 1,000 rows)
 and chart numbers repeated inside the file. Existing patients are never overwritten.
+
+Files are read the way spreadsheets save them (see `decode` and `_delimiter`), and every row
+error quotes the value from the file and says what to write instead.
 """
 
 import codecs
@@ -113,7 +116,7 @@ class PatientRowForm(forms.ModelForm):
 
     class Meta:
         model = Patient
-        fields = [name for name in COLUMNS]
+        fields = [str(name) for name in COLUMNS]
 
     def validate_unique(self) -> None:
         # Chart numbers are checked for the whole file at once (see validate_rows).
@@ -131,12 +134,23 @@ class RowResult:
     def ok(self) -> bool:
         return not self.errors
 
+    @property
+    def name(self) -> str:
+        return " ".join(part for part in (self.values.get("first_name"), self.values.get("last_name")) if part)
+
+    @property
+    def problems(self) -> list[tuple[str, str]]:
+        """The errors as the preview shows them: (column in words, message)."""
+        return [(column.replace("_", " "), message) for column, message in self.errors]
+
 
 @dataclass
 class ImportReport:
     rows: list[RowResult] = field(default_factory=list)
     file_errors: list[str] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
+    encoding: str = ""  # as people know it ("UTF-16"); empty when the caller passed text
+    delimiter: str = ","
 
     @property
     def valid_rows(self) -> list[RowResult]:
@@ -146,24 +160,92 @@ class ImportReport:
     def invalid_rows(self) -> list[RowResult]:
         return [row for row in self.rows if not row.ok]
 
+    @property
+    def shown_valid_rows(self) -> list[RowResult]:
+        return self.valid_rows[:PREVIEW_VALID_ROWS]
 
-def _header_key(header: str) -> str:
-    return "".join(ch for ch in header.lower() if ch.isalnum())
+    @property
+    def more_valid_rows(self) -> int:
+        return max(0, len(self.valid_rows) - PREVIEW_VALID_ROWS)
+
+    @property
+    def separated_by(self) -> str:
+        return DELIMITERS[self.delimiter]
 
 
-def _map_headers(headers: Iterable[str]) -> tuple[dict[int, str], list[str]]:
-    mapping: dict[int, str] = {}
+class DecodedText(str):
+    """An uploaded file's text, with the encoding it was read in, or why it could not be read.
+
+    A str because the admin view passes `decode`'s result straight to `validate_rows`, which
+    also takes plain text (tests, the shell); validate_rows turns `problem` into a file error.
+    """
+
+    encoding: str
+    problem: str
+
+    def __new__(cls, text: str, *, encoding: str = "", problem: str = "") -> "DecodedText":
+        decoded = super().__new__(cls, text)
+        decoded.encoding = encoding
+        decoded.problem = problem
+        return decoded
+
+
+def _utf16_without_bom(raw: bytes) -> Optional[str]:
+    """UTF-16 of mostly Latin text has a NUL in every other byte: after each character's low
+    byte in little-endian, before it in big-endian. Such a file saved without a BOM is still read."""
+    sample = raw[:4096]
+    pairs = len(sample) // 2
+    nul_first, nul_second = sample[0::2].count(0), sample[1::2].count(0)
+    if pairs and nul_second > pairs / 2 and nul_first < pairs / 10:
+        return "utf-16-le"
+    if pairs and nul_first > pairs / 2 and nul_second < pairs / 10:
+        return "utf-16-be"
+    return None
+
+
+def decode(raw: bytes) -> DecodedText:
+    """Read the encodings spreadsheets save CSV in: UTF-8 (with or without BOM), UTF-16 and Windows-1252."""
+    if raw.startswith(WORKBOOK_SIGNATURES):
+        return DecodedText("", problem=f"This is a spreadsheet workbook, not a CSV file. {SAVE_AS_CSV}")
+    if raw.startswith(codecs.BOM_UTF8):
+        candidates = [("utf-8-sig", "UTF-8")]
+    elif raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        candidates = [("utf-16", "UTF-16")]  # the codec reads the BOM for the byte order and drops it
+    elif utf16 := _utf16_without_bom(raw):
+        candidates = [(utf16, "UTF-16")]
+    else:
+        candidates = [("utf-8", "UTF-8"), ("cp1252", "Windows-1252")]
+    for codec, encoding in candidates:
+        try:
+            text = raw.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        if "\x00" not in text:  # NULs in decoded text mean binary data, not a spreadsheet's text
+            return DecodedText(text, encoding=encoding)
+    return DecodedText(
+        "", problem=f"The file could not be read as text (tried {ENCODINGS_TRIED}). {SAVE_AS_CSV}"
+    )
+
+
+def _delimiter(text: str) -> str:
+    header_line = re.match(r"[^\r\n]*", text).group()
+    unquoted = re.sub(r'"[^"]*"', "", header_line)
+    # The most frequent separator wins; ties and a one-column header go to the comma (listed first).
+    best = max(DELIMITERS, key=unquoted.count)
+    return best if unquoted.count(best) else ","
+
+
+def _map_headers(headers: Iterable[str]) -> tuple[dict[int, Column], list[str]]:
+    mapping: dict[int, Column] = {}
     ignored: list[str] = []
     for index, header in enumerate(headers):
         key = _header_key(header)
-        for name, spellings in COLUMNS.items():
-            if key == _header_key(name) or key in spellings:
-                if name not in mapping.values():
-                    mapping[index] = name
-                break
-        else:
+        column = next((column for column in COLUMNS if key in column.header_keys), None)
+        if column is None:
             if header.strip():
                 ignored.append(header.strip())
+        elif column not in mapping.values():
+            mapping[index] = column
     return mapping, ignored
 
 
@@ -176,18 +258,20 @@ def _boolean(value: str) -> Optional[bool]:
     return None
 
 
-def decode(raw: bytes) -> str:
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            return raw.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return raw.decode("latin-1")
+def _quoted(value: str) -> str:
+    return f"“{Truncator(value).chars(SHOWN_VALUE_LENGTH)}”"
 
 
 def validate_rows(*, practice: Practice, text: str) -> ImportReport:
     report = ImportReport()
-    reader = csv.reader(io.StringIO(text))
+    if isinstance(text, DecodedText):
+        report.encoding = text.encoding
+        if text.problem:
+            report.file_errors.append(text.problem)
+            return report
+    report.delimiter = _delimiter(text)
+    # newline="": the csv module handles line endings itself (\r\n, \n and old Mac \r).
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=report.delimiter)
     try:
         headers = next(reader)
     except StopIteration:
@@ -198,14 +282,12 @@ def validate_rows(*, practice: Practice, text: str) -> ImportReport:
         return report
 
     mapping, report.ignored_columns = _map_headers(headers)
-    missing = [name for name in REQUIRED_COLUMNS if name not in mapping.values()]
+    missing = [column for column in REQUIRED_COLUMNS if column not in mapping.values()]
     if missing:
+        found = ", ".join(_quoted(header.strip()) for header in headers if header.strip()) or "nothing"
         report.file_errors.append(
-            "The header row has no column for: "
-            + ", ".join(name.replace("_", " ") for name in missing)
-            + ". Expected columns: "
-            + ", ".join(COLUMNS)
-            + "."
+            f"The header row (the first line) has no column for: {', '.join(c.label for c in missing)}. "
+            f"It has {found}. Accepted columns: {', '.join(COLUMNS)}."
         )
         return report
 
@@ -235,24 +317,35 @@ def _validate_row(practice: Practice, line: int, values: dict[str, str]) -> RowR
         if name in data:
             parsed = _boolean(data[name])
             if parsed is None:
-                row.errors.append((name, f"'{data[name]}' is not yes or no."))
+                row.errors.append((name, f"{_quoted(data[name])} is not yes or no; use {YES_NO_IN_WORDS}."))
             data[name] = "on" if parsed else ""
     if "birth_sex" in data:
         sex = SEX_WORDS.get(data["birth_sex"].lower())
         if sex is None:
-            row.errors.append(("birth_sex", f"'{data['birth_sex']}' is not F, M or U."))
+            row.errors.append(("birth_sex", f"{_quoted(data['birth_sex'])} is not a birth sex; use {SEX_IN_WORDS}."))
         data["birth_sex"] = sex or ""
     form = PatientRowForm(data=data, instance=Patient(practice=practice))
     if not form.is_valid():
-        for name, messages in form.errors.items():
-            for message in messages:
-                row.errors.append((name if name != "__all__" else "row", message))
+        for name, errors in form.errors.as_data().items():
+            for error in errors:
+                column = name if name != "__all__" else "row"
+                row.errors.append((column, _explain(column, error, values.get(name, ""))))
     else:
         row.patient = form.instance
     if not values.get("chart_number"):
         row.errors = [e for e in row.errors if e[0] != "chart_number"]
         row.errors.append(("chart_number", "A chart number is required."))
     return row
+
+
+def _explain(column: str, error: ValidationError, value: str) -> str:
+    """The form's message, with the value from the file and, where the form is vague, the fix."""
+    if error.code == "invalid" and column == "date_of_birth":
+        return f"{_quoted(value)} is not a date; use {DATE_FORMATS_IN_WORDS} (e.g. {DATE_EXAMPLE})."
+    if error.code == "invalid" and column == "email":
+        return f"{_quoted(value)} is not an email address; check it for typos."
+    message = " ".join(error.messages)
+    return f"{_quoted(value)}: {message}" if value else message
 
 
 def _check_chart_numbers(practice: Practice, rows: list[RowResult]) -> None:
@@ -262,7 +355,9 @@ def _check_chart_numbers(practice: Practice, rows: list[RowResult]) -> None:
         if not number:
             continue
         if number in first_seen:
-            row.errors.append(("chart_number", f"Chart number {number} is repeated (first on line {first_seen[number]})."))
+            row.errors.append(
+                ("chart_number", f"Chart number {_quoted(number)} is repeated (first on line {first_seen[number]}).")
+            )
         else:
             first_seen[number] = row.line
     numbers = list(first_seen)
@@ -276,7 +371,10 @@ def _check_chart_numbers(practice: Practice, rows: list[RowResult]) -> None:
         number = row.values.get("chart_number", "")
         if number in taken:
             row.errors.append(
-                ("chart_number", f"Chart number {number} already belongs to a patient of this practice; it was not changed.")
+                (
+                    "chart_number",
+                    f"Chart number {_quoted(number)} already belongs to a patient of this practice; it was not changed.",
+                )
             )
 
 

@@ -95,7 +95,7 @@ def test_2_patient_follows_the_emailed_link_registers_and_admin_shows_active(pag
     staff = browser_context_page(page)
     admin_login(staff, live_server, "frankie")
     staff.goto(f"{live_server.url}/admin/patients/patient/?q={patient.chart_number}")
-    assert "Active" in staff.inner_text("#result_list")
+    assert "Registered" in staff.inner_text("#result_list")
     staff.screenshot(path=str(SCREENSHOT_DIR / "test_2_admin_shows_active.png"), full_page=True)
     staff.context.close()
 

@@ -149,7 +149,7 @@ def test_the_status_filter_agrees_with_the_status_column_for_every_status(one_of
 
 def test_the_status_column_shows_coloured_tags(client_a, one_of_each):
     content = client_a.get(CHANGELIST).content.decode()
-    for label in ["Not invited", "Pending", "Sent", "Expired", "Failed", "Revoked", "Active"]:
+    for label in ["Not invited", "Being sent", "Sent", "Expired", "Failed", "Revoked", "Registered"]:
         assert f">{label}</span>" in content
     assert 'class="portal-status portal-status-expired"' in content
 
@@ -418,7 +418,7 @@ def test_the_practice_page_shows_the_request_access_address(client, practice_a):
 def test_a_registered_patients_page_offers_no_invitation_buttons(client_a, one_of_each):
     patient = one_of_each["Activex"]
     content = client_a.get(reverse("admin:patients_patient_change", args=[patient.pk])).content.decode()
-    assert ">Active</span>" in content
+    assert ">Registered</span>" in content
     assert invitation_url(patient, "invite") not in content
     assert invitation_url(patient, "resend") not in content
 

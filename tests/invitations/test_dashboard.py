@@ -73,7 +73,7 @@ def test_the_dashboard_page_links_each_figure_to_the_filtered_patient_list(clien
     response = client_a.get(dashboard_url(populated))
     assert response.status_code == 200
     page = response.content.decode()
-    assert "<svg" in page and "Patient portal inactive" in page
+    assert "<svg" in page and "Not registered yet" in page
     links = re.findall(r'href="(/admin/patients/patient/\?[^"]*)"', page)
     params = [parse_qs(urlparse(link.replace("&amp;", "&")).query) for link in links]
     assert {"portal_status": ["expired"], "portal": ["no"]} in params

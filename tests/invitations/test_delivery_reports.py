@@ -27,7 +27,8 @@ def test_a_hard_bounce_fails_the_invitation_and_blocks_the_address_until_it_chan
     assert EventKind.BOUNCED in invitation.events.values_list("kind", flat=True)
     patient = invitation.patient
     patient.refresh_from_db()
-    assert [r.code for r in eligibility.reasons_for(patient, now=NOW)] == ["hard_bounce", "invited_recently"]
+    # The bounced link cannot be used, so the one-hour rule does not hold a corrected address back.
+    assert [r.code for r in eligibility.reasons_for(patient, now=NOW)] == ["hard_bounce"]
     patient.email = "fixed@example.com"
     patient.save()
     assert eligibility.reasons_for(patient, now=NOW) == []

@@ -36,8 +36,8 @@ def test_a_fine_patient_passes_every_rule_check():
     patient = PatientFactory()
     checks = checks_by_label(diagnostics.diagnose(patient, now=NOW))
     assert all(checks[rule_label(code)].ok for code in diagnostics.RULE_CHECKS)
-    assert checks["An invitation was created"].ok is False  # never invited: says so, with the fix
-    assert "Send one" in checks["An invitation was created"].fix
+    # Never invited: said as information, not as a failed check.
+    assert checks["No invitation has been made for this patient"].ok is None
 
 
 def _break(code: str, patient: Patient) -> None:
@@ -173,3 +173,164 @@ def test_the_chart_links_to_the_diagnostics(client_a, practice_a):
     patient = PatientFactory(practice=practice_a)
     content = client_a.get(reverse("admin:patients_patient_change", args=[patient.pk])).content.decode()
     assert reverse("admin:patients_patient_diagnostics", args=[patient.pk]) in content
+
+
+# -- every line true for every kind of patient; the verdict on top ------------------------------
+
+
+def test_a_patient_without_email_gets_no_tick_for_the_address_checks():
+    patient = PatientFactory(email="")
+    checks = checks_by_label(diagnostics.diagnose(patient, now=NOW))
+    assert checks[rule_label("missing_email")].ok is False
+    for code in ("invalid_email", "opted_out", "hard_bounce", "invited_recently"):
+        check = checks[rule_label(code)]
+        assert check.ok is None and check.not_checked, code
+        assert "no email address" in check.detail
+
+
+def test_an_invalid_address_is_still_checked_against_opt_outs_and_bounces():
+    patient = PatientFactory()
+    Patient.objects.filter(pk=patient.pk).update(email="no-at-sign.example.com")
+    patient.refresh_from_db()
+    checks = checks_by_label(diagnostics.diagnose(patient, now=NOW))
+    assert checks[rule_label("invalid_email")].ok is False
+    assert checks[rule_label("opted_out")].ok is True and checks[rule_label("hard_bounce")].ok is True
+
+
+def test_never_invited_is_information_not_a_failed_check():
+    diagnosis = diagnostics.diagnose(PatientFactory(), now=NOW)
+    last = next(section for section in diagnosis if section.title == "Last invitation")
+    assert [check.ok for check in last.checks] == [None]
+    assert last.failing == 0
+
+
+def test_an_existing_invitation_is_information_too():
+    invitation = InvitationFactory(created_at=NOW - datetime.timedelta(days=2))
+    checks = checks_by_label(diagnostics.diagnose(invitation.patient, now=NOW))
+    assert checks["An invitation was made"].ok is None
+    assert invitation.email in checks["An invitation was made"].detail
+
+
+def test_an_eligible_patient_with_working_services_can_be_invited_now():
+    record_heartbeat("celery@w1", now=NOW - datetime.timedelta(seconds=20))
+    verdict = diagnostics.diagnose(PatientFactory(), now=NOW).verdict
+    assert verdict.can_send_now is True
+    assert verdict.headline.startswith("Yes")
+    assert verdict.also_blocking == 0
+
+
+def test_an_eligible_patient_without_a_worker_cannot_be_sent_an_email_yet():
+    verdict = diagnostics.diagnose(PatientFactory(), now=NOW).verdict
+    assert verdict.can_send_now is False
+    assert verdict.headline.startswith("Not yet")
+    assert "worker" in verdict.reason and "System status" in verdict.first_step
+
+
+def _patient_of_kind(kind: str) -> Patient:
+    patient = PatientFactory()
+    if kind == "registered, and the practice switched off":
+        _break("registered", patient)
+        _break("invitations_disabled", patient)
+    elif kind == "deceased, without email":
+        _break("deceased", patient)
+        _break("missing_email", patient)
+    elif kind == "practice switched off, without email":
+        _break("activation_email_disabled", patient)
+        _break("missing_email", patient)
+    elif kind == "bounced and opted out":
+        _break("opted_out", patient)
+        _break("hard_bounce", patient)
+    else:
+        _break(kind, patient)
+    patient.refresh_from_db()
+    patient.practice.refresh_from_db()
+    return patient
+
+
+@pytest.mark.parametrize(
+    "kind, first",
+    [
+        ("missing_email", "missing_email"),
+        ("invalid_email", "invalid_email"),
+        ("opted_out", "opted_out"),
+        ("hard_bounce", "hard_bounce"),
+        ("registered, and the practice switched off", "registered"),
+        ("deceased, without email", "deceased"),
+        ("practice switched off, without email", "activation_email_disabled"),
+        ("bounced and opted out", "opted_out"),
+        ("invited_recently", "open_invitation"),
+    ],
+)
+def test_the_verdict_says_no_and_names_what_to_do_first(kind, first):
+    record_heartbeat("celery@w1", now=NOW - datetime.timedelta(seconds=20))
+    patient = _patient_of_kind(kind)
+    verdict = diagnostics.diagnose(patient, now=NOW).verdict
+    failing = eligibility.reasons_for(patient, now=NOW)
+    assert verdict.can_send_now is False
+    assert verdict.headline == "No: an invitation cannot be sent now."
+    assert verdict.also_blocking == len(failing) - 1
+    if first != "open_invitation":
+        assert verdict.reason == eligibility.RULES_BY_CODE[first].message
+        assert verdict.first_step == diagnostics.RULE_CHECKS[first][1]
+
+
+def test_a_working_link_sent_within_the_hour_does_not_promise_a_resend_now():
+    patient = _patient_of_kind("invited_recently")
+    diagnosis = diagnostics.diagnose(patient, now=NOW)
+    check = checks_by_label(diagnosis)[rule_label("open_invitation")]
+    assert "once the hour is up" in check.fix
+    hour_up = NOW - datetime.timedelta(minutes=10) + eligibility.RECENT_INVITATION_WINDOW
+    assert diagnostics._when(hour_up, patient.practice.time_zone) in check.fix
+    assert "use Resend" not in check.fix + check.detail
+    assert "use Resend" not in diagnosis.verdict.reason + diagnosis.verdict.first_step
+
+
+def test_a_working_link_older_than_an_hour_can_be_resent_now():
+    patient = _patient_of_kind("open_invitation")
+    diagnosis = diagnostics.diagnose(patient, now=NOW)
+    assert checks_by_label(diagnosis)[rule_label("open_invitation")].fix == diagnostics.RULE_CHECKS["open_invitation"][1]
+    assert diagnosis.verdict.tone == "info" and "Resend can replace it" in diagnosis.verdict.headline
+
+
+def test_an_expired_link_of_a_deceased_patient_does_not_say_use_resend():
+    invitation = InvitationFactory(created_at=NOW - datetime.timedelta(days=8))
+    Patient.objects.filter(pk=invitation.patient_id).update(deceased=True)
+    check = checks_by_label(diagnostics.diagnose(Patient.objects.get(pk=invitation.patient_id), now=NOW))["The link has not expired"]
+    assert check.ok is False
+    assert check.fix == diagnostics.SEE_VERDICT
+
+
+def test_a_link_revoked_by_an_opt_out_does_not_say_use_resend():
+    invitation = InvitationFactory(created_at=NOW - datetime.timedelta(days=2))
+    EmailOptOut.objects.create(practice=invitation.practice, email=invitation.email)  # revokes the open link
+    check = checks_by_label(diagnostics.diagnose(invitation.patient, now=NOW))["The link was not revoked"]
+    assert check.ok is False and "opt-out" in check.detail
+    assert check.fix == diagnostics.SEE_VERDICT
+
+
+def test_a_bounce_to_an_address_corrected_since_asks_for_no_fix():
+    invitation = InvitationFactory(created_at=NOW - datetime.timedelta(days=2))
+    invitation.record(EventKind.BOUNCED, now=NOW, detail="550")
+    invitation.fail(NOW, reason="The email service reported: bounced (550)")
+    Patient.objects.filter(pk=invitation.patient_id).update(email="corrected@example.com", bounced_email=invitation.email)
+    patient = Patient.objects.get(pk=invitation.patient_id)
+    checks = checks_by_label(diagnostics.diagnose(patient, now=NOW))
+    assert checks[rule_label("hard_bounce")].ok is True
+    assert checks["It did not bounce"].fix == ""
+    assert "changed since" in checks["An invitation was made"].detail
+
+
+def _row(content: str, label: str) -> str:
+    start = content.index(f"<strong>{label}</strong>")
+    return content[content.rindex("<tr>", 0, start):start]
+
+
+def test_the_page_for_a_patient_without_email(client_a, practice_a):
+    patient = PatientFactory(practice=practice_a, email="")
+    content = client_a.get(reverse("admin:patients_patient_diagnostics", args=[patient.pk])).content.decode()
+    assert "✓" not in _row(content, rule_label("invalid_email"))
+    assert "Not checked" in _row(content, rule_label("invalid_email"))
+    assert "✗" not in _row(content, "No invitation has been made for this patient")
+    assert "No: an invitation cannot be sent now." in content
+    assert diagnostics.RULE_CHECKS["missing_email"][1] in content
+    assert "Last invitation</h2>" in content  # no "(1 failed)" beside it

@@ -58,9 +58,14 @@ def test_revoke_from_the_invitation_list_is_audited_and_scoped(client_a, practic
 
     mine = InvitationFactory(patient=PatientFactory(practice=practice_a), created_at=NOW)
     theirs = InvitationFactory(patient=PatientFactory(practice=practice_b), created_at=NOW)
-    client_a.post(
+    confirm = client_a.post(
         reverse("admin:invitations_invitation_changelist"),
         {"action": "revoke_selected", ACTION_CHECKBOX_NAME: [mine.pk, theirs.pk]},
+    )
+    assert confirm.status_code == 200 and confirm.context["selected_ids"] == [mine.patient_id]
+    client_a.post(
+        reverse("admin:patients_patient_changelist"),
+        {"action": "revoke_selected", ACTION_CHECKBOX_NAME: [mine.patient_id, theirs.patient_id], "confirm": "yes"},
     )
     mine.refresh_from_db()
     theirs.refresh_from_db()

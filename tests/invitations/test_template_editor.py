@@ -2,6 +2,7 @@
 sanitising on save, the logo upload, the sample preview, a test email to oneself, roles, scoping."""
 
 import io
+import re
 
 import pytest
 from django.core import mail
@@ -167,3 +168,130 @@ def test_front_desk_cannot_edit_the_template(client_a, practice_a):
 def test_another_practices_editor_is_404(manager_client, practice_b):
     assert manager_client.get(editor_url(practice_b)).status_code == 404
     assert manager_client.post(editor_url(practice_b), {"subject": "Hi", "html_body": GOOD_BODY, "save": "1"}).status_code == 404
+
+
+# -- what the sanitiser removed ---------------------------------------------------------------
+
+UNSAFE = '<script>alert("x")</script><p onclick="steal()">Hi</p><a href="javascript:alert(1)">Bad</a>'
+
+
+def test_the_sanitiser_report_names_a_script_an_onclick_and_a_javascript_link():
+    assert emails.removed_by_sanitiser(GOOD_BODY + UNSAFE) == [
+        "<script> removed: emails cannot run scripts",
+        "onclick on <p> removed: emails cannot run scripts",
+        "a javascript: link removed from <a>: emails cannot run scripts",
+    ]
+
+
+def test_the_sanitiser_report_names_style_properties_forms_and_comments_and_counts_repeats():
+    body = (
+        '<!-- draft --><div style="color: red; position: fixed">A</div><form><p class="x">B</p></form>'
+        '<p onclick="a()">C</p><p onclick="b()">D</p>'
+    )
+    assert emails.removed_by_sanitiser(body) == [
+        "style property position removed: not supported in the email",
+        "<form> removed: emails cannot hold forms",
+        'class on <p> removed: use style="..." on the element instead',
+        "onclick on <p> removed: emails cannot run scripts (2 times)",
+        "HTML comments <!-- --> removed: they are not sent",
+    ]
+
+
+def test_the_sanitiser_report_is_empty_for_markup_the_email_keeps():
+    assert emails.removed_by_sanitiser(emails.DEFAULT_HTML_BODY) == []
+    assert emails.removed_by_sanitiser(GOOD_BODY + '<a href="mailto:desk@a.example">Mail us</a>') == []
+
+
+def test_saving_says_what_the_sanitiser_removed_and_keeps_the_safe_version(manager_client, practice_a):
+    response = manager_client.post(
+        editor_url(practice_a), {"subject": "Hi", "html_body": GOOD_BODY + UNSAFE, "save": "1"}, follow=True
+    )
+    warnings = [str(m) for m in response.context["messages"] if m.level_tag == "warning"]
+    assert len(warnings) == 1
+    assert "left out of the saved version" in warnings[0]
+    assert "<script> removed: emails cannot run scripts" in warnings[0]
+    assert "onclick on <p> removed" in warnings[0] and "a javascript: link removed from <a>" in warnings[0]
+    template = InvitationTemplate.objects.get(practice=practice_a)
+    assert "<script" not in template.html_body and "javascript" not in template.html_body and "<p>Hi</p>" in template.html_body
+
+
+def test_saving_clean_markup_gives_no_warning(manager_client, practice_a):
+    response = manager_client.post(editor_url(practice_a), {"subject": "Hi", "html_body": GOOD_BODY, "save": "1"}, follow=True)
+    assert [m.level_tag for m in response.context["messages"]] == ["success"]
+
+
+def test_the_preview_button_lists_what_saving_would_remove_beside_the_preview(manager_client, practice_a):
+    response = manager_client.post(editor_url(practice_a), {"subject": "Hi", "html_body": GOOD_BODY + UNSAFE, "preview": "1"})
+    assert response.context["removed"][0] == "<script> removed: emails cannot run scripts"
+    assert "<li>&lt;script&gt; removed: emails cannot run scripts</li>" in response.content.decode()
+    assert not InvitationTemplate.objects.exists()
+
+
+# -- the live preview -------------------------------------------------------------------------
+
+
+def preview_url(practice):
+    return reverse("admin:invitations_portal_template_preview", args=[practice.pk])
+
+
+def test_the_live_preview_renders_the_draft_with_the_sample_patient(manager_client, practice_a):
+    response = manager_client.post(
+        preview_url(practice_a), {"subject": "Join [Practice Name]", "html_body": GOOD_BODY + UNSAFE}
+    )
+    assert response.status_code == 200
+    data = response.json()
+    assert data["subject"] == "Join Practice A"
+    assert "Hello Alex," in data["html"] and "<script" not in data["html"]
+    assert 'href="https://portal.example.test/invite/SAMPLE-LINK-FOR-PREVIEW/"' in data["html"]
+    assert "Join: https://portal.example.test/invite/SAMPLE-LINK-FOR-PREVIEW/" in data["text"]
+    assert data["removed"] == emails.removed_by_sanitiser(GOOD_BODY + UNSAFE)
+    assert data["errors"] == []
+    assert not InvitationTemplate.objects.exists()
+
+
+def test_the_live_preview_says_what_would_stop_a_save(manager_client, practice_a):
+    data = manager_client.post(preview_url(practice_a), {"subject": "Hi", "html_body": "<p>Hello [First Name]</p>"}).json()
+    assert "Hello Alex" in data["html"]
+    assert any(e.startswith("Email body (HTML): Add [Registration Link]") for e in data["errors"])
+
+
+def test_the_live_preview_is_post_only(manager_client, practice_a):
+    assert manager_client.get(preview_url(practice_a)).status_code == 405
+
+
+def test_the_live_preview_needs_the_csrf_token(manager, practice_a):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(manager)
+    body = {"subject": "Hi", "html_body": GOOD_BODY}
+    assert client.post(preview_url(practice_a), body).status_code == 403
+    client.get(editor_url(practice_a))
+    token = client.cookies["csrftoken"].value
+    assert client.post(preview_url(practice_a), {**body, "csrfmiddlewaretoken": token}).status_code == 200
+
+
+def test_front_desk_cannot_use_the_live_preview(client_a, practice_a):
+    assert client_a.post(preview_url(practice_a), {"subject": "Hi", "html_body": GOOD_BODY}).status_code == 403
+
+
+def test_another_practices_live_preview_is_404(manager_client, practice_b):
+    assert manager_client.post(preview_url(practice_b), {"subject": "Hi", "html_body": GOOD_BODY}).status_code == 404
+
+
+# -- snippet buttons and the page's script ----------------------------------------------------
+
+
+def test_the_page_has_snippet_buttons_and_its_script_carries_the_nonce(manager_client, practice_a):
+    response = manager_client.get(editor_url(practice_a))
+    page = response.content.decode()
+    body_buttons, subject_buttons = (
+        re.search(rf'data-snippets-for="id_{name}" hidden>(.*?)</div>', page, re.S).group(1) for name in ("html_body", "subject")
+    )
+    for snippet in emails.SNIPPETS:
+        assert f'<button type="button" data-snippet="{snippet}"' in body_buttons
+    assert re.findall(r'data-snippet="([^"]+)"', subject_buttons) == ["[Practice Name]"]
+    nonce = re.search(r'<script nonce="([^"]+)">', page).group(1)
+    assert f"'nonce-{nonce}'" in response["Content-Security-Policy"]
+    assert f'data-preview-url="{preview_url(practice_a)}"' in page
+    assert "onclick=" not in page and "oninput=" not in page

@@ -18,6 +18,7 @@ from notifications.models import (
     NotificationDelivery,
     NotificationPreference,
     NotificationSettings,
+    PracticeLenderSettings,
 )
 from patients.models import Membership, Role
 from tests.factories import PatientFactory, PracticeFactory, staff_member
@@ -252,6 +253,105 @@ def test_managers_and_other_practices_never_see_a_secret(client, bob, office, ot
     assert client.get(reverse("admin:notifications_practicelendersettings_change", args=[theirs.pk])).status_code == 404
     listing = client.get(reverse("admin:notifications_practicelendersettings_changelist")).content.decode()
     assert "Birch Smiles" not in listing
+
+
+@pytest.fixture
+def practice_admin(office):
+    return staff_member(office, Role.ADMIN, username="padmin", email="padmin@maple.example")
+
+
+LENDER_ADD = "admin:notifications_practicelendersettings_add"
+LENDER_LIST = "admin:notifications_practicelendersettings_changelist"
+
+
+def test_a_single_practice_admin_sees_their_practice_named_and_what_saving_does(client, practice_admin):
+    client.force_login(practice_admin)
+    response = client.get(reverse(LENDER_ADD))
+    assert response.status_code == 200
+    field = response.context["adminform"].form.fields["practice"]
+    assert field.disabled and field.initial == practice_admin.memberships.get().practice_id
+    content = response.content.decode()
+    assert '<strong id="id_practice">Maple Dental</strong>' in content
+    assert '<select name="practice"' not in content and 'type="hidden" name="practice"' not in content
+    assert "A secret is generated when you save" in field.help_text
+    assert "X-Lender-Signature" in field.help_text and "/api/payment-plans/events/" in field.help_text
+
+
+def test_a_multi_practice_admin_chooses_among_their_practices_without_a_secret(client, practice_admin, office, other_office):
+    Membership.objects.create(user=practice_admin, practice=other_office, role=Role.ADMIN)
+    already = PracticeFactory(name="Aspen Dental")
+    Membership.objects.create(user=practice_admin, practice=already, role=Role.ADMIN)
+    LenderSettingsFactory(practice=already)
+    managed = PracticeFactory(name="Cedar Dental")  # a manager there: no lender settings for them
+    Membership.objects.create(user=practice_admin, practice=managed, role=Role.MANAGER)
+    PracticeFactory(name="Elm Dental")  # not theirs at all
+    client.force_login(practice_admin)
+    field = client.get(reverse(LENDER_ADD)).context["adminform"].form.fields["practice"]
+    assert not field.disabled
+    assert [str(p) for p in field.queryset] == ["Birch Smiles", "Maple Dental"]
+    assert "generated when you save" in field.help_text
+
+    response = client.post(reverse(LENDER_ADD), {"practice": managed.pk})
+    assert response.status_code == 200
+    assert "Choose one of your practices that has no webhook secret yet" in response.content.decode()
+    assert not PracticeLenderSettings.objects.filter(practice=managed).exists()
+
+
+def test_a_single_practice_admin_cannot_set_up_another_practice(client, practice_admin, office, other_office):
+    client.force_login(practice_admin)
+    client.post(reverse(LENDER_ADD), {"practice": other_office.pk})
+    assert not PracticeLenderSettings.objects.filter(practice=other_office).exists()
+    assert PracticeLenderSettings.objects.filter(practice=office).exists()  # the named practice, whatever was posted
+
+
+def test_saving_opens_the_page_with_the_new_secret(client, practice_admin, office):
+    client.force_login(practice_admin)
+    response = client.post(reverse(LENDER_ADD), {"practice": office.pk}, follow=True)
+    row = PracticeLenderSettings.objects.get(practice=office)
+    assert response.redirect_chain[-1][0] == reverse("admin:notifications_practicelendersettings_change", args=[row.pk])
+    assert row.webhook_secret in response.content.decode()
+
+
+def test_nothing_to_add_once_every_practice_has_a_secret(client, practice_admin, office):
+    LenderSettingsFactory(practice=office)
+    client.force_login(practice_admin)
+    assert client.get(reverse(LENDER_ADD)).status_code == 403
+    assert reverse(LENDER_ADD) not in client.get(reverse(LENDER_LIST)).content.decode()
+
+
+@pytest.mark.parametrize(
+    "rotated_ago, shown",
+    [
+        (None, "None (never rotated)"),
+        (datetime.timedelta(hours=24) - datetime.timedelta(seconds=1), "Still accepted until"),
+        (datetime.timedelta(hours=24) + datetime.timedelta(seconds=1), "No longer accepted"),
+    ],
+)
+def test_the_list_shows_the_practice_and_the_secrets_dates(client, practice_admin, office, rotated_ago, shown):
+    row = LenderSettingsFactory(practice=office)
+    if rotated_ago is not None:
+        row.rotate_secret(now=NOW - rotated_ago)
+    client.force_login(practice_admin)
+    content = client.get(reverse(LENDER_LIST)).content.decode()
+    assert "column-practice" in content and ">Maple Dental</a>" in content  # even for a single-practice admin
+    assert "column-set_up" in content and "column-last_rotated" in content
+    assert shown in content
+    assert ("Never" in content) == (rotated_ago is None)
+    assert row.webhook_secret not in content
+
+
+@pytest.mark.parametrize("view", ["change", "history", "delete"])
+def test_another_practices_lender_settings_are_404(client, practice_admin, other_office, view):
+    theirs = LenderSettingsFactory(practice=other_office)
+    client.force_login(practice_admin)
+    url = reverse(f"admin:notifications_practicelendersettings_{view}", args=[theirs.pk])
+    assert client.get(url).status_code == 404
+
+
+def test_managers_cannot_add_lender_settings(client, bob):
+    client.force_login(bob)
+    assert client.get(reverse(LENDER_ADD)).status_code == 403
+    assert client.get(reverse(LENDER_LIST)).status_code == 403
 
 
 # -- my notification preferences ------------------------------------------------------------------

@@ -1,3 +1,4 @@
+import codecs
 import math
 
 import pytest
@@ -19,10 +20,14 @@ DUP_IN_FILE = "A100,Dee,Lee,1990-01-01,02139,dee@example.com,,F,yes,no\n"
 EXISTING = "E1,Eve,Old,1990-01-01,02139,eve@example.com,,F,yes,no\n"
 
 
+ACCENTED = "A200,José,Müller-Šťastná,1980-05-17,02139,jose@example.com,,M,yes,no\n"
+
+
 def upload(client, practice, text, name="patients.csv"):
+    content = text if isinstance(text, bytes) else text.encode()
     return client.post(
         reverse("admin:patients_patient_import"),
-        {"practice": practice.pk, "file": SimpleUploadedFile(name, text.encode(), content_type="text/csv")},
+        {"practice": practice.pk, "file": SimpleUploadedFile(name, content, content_type="text/csv")},
     )
 
 
@@ -128,3 +133,111 @@ def test_previews_are_kept_outside_media_and_stale_ones_are_deleted(client_a, pr
     os.utime(kept, (old.timestamp(), old.timestamp()))
     assert discard_stale_previews(storage, now=timezone.now()) == 1
     assert not kept.exists()
+
+
+@pytest.mark.parametrize(
+    "raw, encoding",
+    [
+        (codecs.BOM_UTF16_LE + (HEADER + ACCENTED).encode("utf-16-le"), "UTF-16"),
+        (codecs.BOM_UTF16_BE + (HEADER + ACCENTED).encode("utf-16-be"), "UTF-16"),
+        ((HEADER + ACCENTED).encode("utf-16-le"), "UTF-16"),  # no BOM: found by its NUL bytes
+        (codecs.BOM_UTF8 + (HEADER + ACCENTED).encode(), "UTF-8"),
+        ((HEADER + ACCENTED).encode(), "UTF-8"),
+    ],
+    ids=["utf-16-le-bom", "utf-16-be-bom", "utf-16-le-no-bom", "utf-8-bom", "utf-8"],
+)
+def test_it_reads_the_encodings_spreadsheets_save(practice_a, raw, encoding):
+    report = imports.validate_rows(practice=practice_a, text=imports.decode(raw))
+    assert (report.file_errors, report.encoding) == ([], encoding)
+    [row] = report.valid_rows
+    assert (row.values["chart_number"], row.patient.first_name, row.patient.last_name) == ("A200", "José", "Müller-Šťastná")
+
+
+def test_it_reads_windows_1252_accented_names(practice_a):
+    raw = (HEADER + "A201,Zoë,Peña,1980-05-17,02139,zoe@example.com,,F,yes,no\n").encode("cp1252")
+    with pytest.raises(UnicodeDecodeError):
+        raw.decode("utf-8")  # the file really is not UTF-8
+    report = imports.validate_rows(practice=practice_a, text=imports.decode(raw))
+    assert report.encoding == "Windows-1252"
+    assert (report.valid_rows[0].patient.first_name, report.valid_rows[0].patient.last_name) == ("Zoë", "Peña")
+
+
+def test_a_utf16_upload_is_previewed_and_imported(client_a, practice_a):
+    raw = codecs.BOM_UTF16_LE + (HEADER + ACCENTED).encode("utf-16-le")
+    response = upload(client_a, practice_a, raw)
+    content = response.content.decode()
+    assert "no column for" not in content
+    assert "<strong>1</strong> patient is ready" in content and "Read as UTF-16 text" in content
+    client_a.post(reverse("admin:patients_patient_import"), {"confirm": "1", "token": response.context["token"]})
+    assert Patient.objects.get(practice=practice_a, chart_number="A200").first_name == "José"
+
+
+@pytest.mark.parametrize("delimiter, words", [(";", "semicolons"), ("\t", "tabs"), (",", "commas")])
+def test_it_detects_the_delimiter_from_the_header(practice_a, delimiter, words):
+    # Excel saves with semicolons in locales whose decimal mark is a comma; "Unicode Text" uses tabs.
+    text = (HEADER + GOOD).replace(",", delimiter)
+    report = imports.validate_rows(practice=practice_a, text=text)
+    assert (report.file_errors, report.separated_by) == ([], words)
+    assert [row.values["chart_number"] for row in report.valid_rows] == ["A100"]
+
+
+def test_a_semicolon_file_may_hold_commas_in_values(practice_a):
+    text = 'Chart Number;First Name;Last Name;Phone\r\nA1;Ann;"Lee, Jr.";555-0100\r\n'
+    report = imports.validate_rows(practice=practice_a, text=text)
+    assert report.valid_rows[0].patient.last_name == "Lee, Jr."
+
+
+def test_old_mac_line_endings_are_read(practice_a):
+    report = imports.validate_rows(practice=practice_a, text=(HEADER + GOOD + GOOD_US_DATE).replace("\n", "\r"))
+    assert [row.line for row in report.valid_rows] == [2, 3]
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        (HEADER.encode() + b"A1,Ann,Lee\x81,1980-05-17\n", "tried UTF-8, UTF-16 and Windows-1252"),
+        (b"A1,\x00\x00\x00,\xff\x10\x00x\x00\n" * 20, "tried UTF-8, UTF-16 and Windows-1252"),
+        (b"PK\x03\x04\x14\x00\x06\x00" + bytes(200), "spreadsheet workbook, not a CSV file"),
+    ],
+    ids=["undefined-in-cp1252", "binary", "xlsx"],
+)
+def test_an_unreadable_file_gets_a_file_error_naming_the_encodings(practice_a, raw, expected):
+    report = imports.validate_rows(practice=practice_a, text=imports.decode(raw))
+    assert not report.rows
+    [error] = report.file_errors
+    assert expected in error and "CSV UTF-8" in error
+
+
+def test_a_bad_date_names_the_value_and_every_accepted_format(practice_a):
+    report = imports.validate_rows(practice=practice_a, text=HEADER + GOOD.replace("1980-05-17", "31/02/1980"))
+    [(column, message)] = report.invalid_rows[0].errors
+    assert column == "date_of_birth"
+    assert message == "“31/02/1980” is not a date; use YYYY-MM-DD, MM/DD/YYYY, MM/DD/YY or MM-DD-YYYY (e.g. 1980-05-17)."
+    assert len(imports.DATE_FORMATS) == 4  # a new format must be named in the message too
+
+
+def test_every_row_error_shows_the_value_and_the_fix(practice_a):
+    report = imports.validate_rows(practice=practice_a, text=HEADER + BAD)
+    messages = dict(report.invalid_rows[0].errors)
+    assert messages["birth_sex"] == "“Q” is not a birth sex; use F, M or U (Female, Male or Unknown), or blank."
+    assert messages["email_consent"] == (
+        "“maybe” is not yes or no; use yes, y, true, t, 1 or x for yes; no, n, false, f, 0 or blank for no."
+    )
+    assert messages["email"] == "“not-an-email” is not an email address; check it for typos."
+    assert messages["zip_code"].startswith("“123”: Enter a 5-digit ZIP code")
+    assert messages["date_of_birth"] == "“2999-01-01”: Date of birth cannot be in the future."
+
+
+def test_long_values_are_truncated_in_messages(practice_a):
+    long_email = "x" * 300 + "@@example.com"
+    report = imports.validate_rows(practice=practice_a, text=HEADER + GOOD.replace("Ann@Example.com", long_email))
+    message = dict(report.invalid_rows[0].errors)["email"]
+    assert message.startswith("“" + "x" * 39 + "…”")
+
+
+def test_the_columns_needed_for_an_invitation_match_eligibility():
+    from invitations.eligibility import RULES_BY_CODE
+
+    missing_field_rules = {code.removeprefix("missing_") for code in RULES_BY_CODE if code.startswith("missing_")}
+    assert {column for column in imports.COLUMNS if column.for_invitation} == missing_field_rules | {"email_consent"}
+    assert "no_consent" in RULES_BY_CODE
