@@ -176,5 +176,43 @@ def reasons_for(patient: Patient, *, now: datetime.datetime, for_resend: bool = 
     return [rule.reason for rule in _rules(for_resend=for_resend) if flags[_flag(rule.code)]]
 
 
+# -- a patient not saved yet (the add form's "Send portal invitation") ----------------------------
+
+#: Where each rule's fix goes on the patient form (rules about the practice have no field).
+RULE_FIELDS = {
+    "missing_first_name": "first_name", "missing_last_name": "last_name", "missing_date_of_birth": "date_of_birth",
+    "missing_zip_code": "zip_code", "missing_email": "email", "missing_birth_sex": "birth_sex",
+    "invalid_email": "email", "no_consent": "email_consent", "opted_out": "email", "deceased": "deceased",
+}
+#: What the add form marks as needed for an invitation (the fields the rules above read).
+NEEDED_FOR_INVITATION = ("first_name", "last_name", "date_of_birth", "zip_code", "email", "birth_sex", "email_consent")
+
+
+def reasons_before_saving(patient: Patient) -> list[Reason]:
+    """The same rules as `reasons_for`, for a patient about to be created: the rules that can only
+    hold for a saved patient (registered, open or recent invitations, a bounce on file) cannot
+    block a new one; the others read the same fields and tables. `tests/invitations/
+    test_eligibility.py` checks the two agree."""
+    import re
+
+    practice = patient.practice
+    email = (patient.email or "").strip()
+    blocked = {
+        "invitations_disabled": not practice.invitations_enabled,
+        "activation_email_disabled": not practice.activation_email_enabled,
+        "deceased": bool(patient.deceased),
+        "missing_first_name": not patient.first_name,
+        "missing_last_name": not patient.last_name,
+        "missing_date_of_birth": patient.date_of_birth is None,
+        "missing_zip_code": not patient.zip_code,
+        "missing_email": not email,
+        "missing_birth_sex": not patient.birth_sex,
+        "invalid_email": bool(email) and not re.match(EMAIL_SHAPE, email),
+        "no_consent": not patient.email_consent,
+        "opted_out": bool(email) and EmailOptOut.objects.filter(practice_id=practice.pk, email=email).exists(),
+    }
+    return [rule.reason for rule in RULES if blocked.get(rule.code)]
+
+
 def reasons_text(reasons: list[Reason]) -> str:
     return " ".join(reason.message for reason in reasons)

@@ -227,9 +227,32 @@ class PatientAddForm(PatientAdminForm):
     send_invitation = forms.BooleanField(
         label="Send portal invitation",
         required=False,
-        help_text="Email this patient a link to register for the patient portal. The patient is "
-        "saved either way; if an invitation cannot be sent you will be told why.",
+        help_text="Email this patient a link to register for the patient portal. It needs first and last "
+        "name, date of birth, ZIP code, email, birth sex and the patient's consent to email; what is "
+        "missing is marked before anything is saved.",
     )
+
+    def clean(self):
+        cleaned = super().clean()
+        if not cleaned.get("send_invitation") or self.errors.keys() - {"send_invitation"}:
+            return cleaned
+        practice = cleaned.get("practice") or (self.instance.practice if self.instance.practice_id else None)
+        if practice is None:
+            return cleaned
+        # The invitation rules, on the patient as it would be saved: nothing is saved when the
+        # invitation could not be sent, so the front desk fixes it in one go.
+        fields = {name: value for name, value in cleaned.items() if name in PATIENT_FIELDS and name != "practice"}
+        candidate = Patient(practice=practice, **fields)
+        for reason in eligibility.reasons_before_saving(candidate):
+            field = eligibility.RULE_FIELDS.get(reason.code, "send_invitation")
+            if field in self.fields:
+                self.add_error(field, f"{reason.message} Needed for the portal invitation: fix it, or untick “Send portal invitation”.")
+            else:
+                self.add_error("send_invitation", reason.message)
+        return cleaned
+
+
+PATIENT_FIELDS = {f.name for f in Patient._meta.get_fields() if getattr(f, "concrete", False) and not f.auto_created}
 
 
 class PortalStatusFilter(admin.SimpleListFilter):
@@ -397,8 +420,13 @@ class PatientAdmin(PracticeScopedAdmin):
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
         if obj is None and self.can_invite(request):
-            fieldsets = [*fieldsets, ("Patient portal", {"fields": ["send_invitation"]})]
+            # First on the page: ticking it marks what the invitation needs (change_form.html).
+            fieldsets = [("Patient portal", {"fields": ["send_invitation"]}), *fieldsets]
         return fieldsets
+
+    def add_view(self, request, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "needed_for_invitation": list(eligibility.NEEDED_FOR_INVITATION)}
+        return super().add_view(request, form_url, extra_context=extra_context)
 
     def save_model(self, request, obj, form, change):
         # Open links to another address are revoked on save (invitations.signals); say so here.

@@ -60,19 +60,53 @@ def test_adding_a_patient_with_the_box_ticked_invites_and_emails_after_commit(
     assert any("on its way to ann@example.com" in t for t in texts(response))
 
 
-def test_an_ineligible_new_patient_is_saved_and_staff_are_told_exactly_why(client_a, practice_a):
+def test_with_the_box_ticked_what_the_invitation_needs_is_marked_on_its_fields_and_nothing_is_saved(client_a, practice_a):
+    """The first try used to save the patient and then list what was missing: now the form says
+    it on each field, and the patient is saved with the invitation once it is all there."""
     response = client_a.post(
         reverse("admin:patients_patient_add"),
         add_patient_data(practice_a, zip_code="", email_consent=None, birth_sex=""),
     )
-    assert response.status_code == 302
-    patient = Patient.objects.get(chart_number="N100")
-    assert not patient.invitations.exists()
-    [warning] = [t for t in texts(response) if "no portal invitation was sent" in t]
-    assert "ZIP code is missing." in warning
-    assert "Birth sex is missing." in warning
-    assert "not consented to email" in warning
-    assert "First name" not in warning
+    assert response.status_code == 200
+    assert not Patient.objects.filter(chart_number="N100").exists()
+    errors = response.context["adminform"].form.errors
+    assert errors["zip_code"][0].startswith("ZIP code is missing. Needed for the portal invitation")
+    assert errors["birth_sex"][0].startswith("Birth sex is missing.")
+    assert errors["email_consent"][0].startswith("The patient has not consented to email.")
+    assert set(errors) == {"zip_code", "birth_sex", "email_consent"}
+
+
+def test_a_practice_with_invitations_off_says_so_on_the_checkbox(client_a, practice_a):
+    practice_a.invitations_enabled = False
+    practice_a.save()
+    response = client_a.post(reverse("admin:patients_patient_add"), add_patient_data(practice_a))
+    assert response.status_code == 200
+    assert "Portal invitations are turned off" in response.context["adminform"].form.errors["send_invitation"][0]
+
+
+def test_the_add_form_starts_with_the_invitation_box_and_marks_what_it_needs_live(client_a, practice_a):
+    content = client_a.get(reverse("admin:patients_patient_add")).content.decode()
+    assert content.index("id_send_invitation") < content.index("id_chart_number")
+    assert '<script id="needed-for-invitation" type="application/json">' in content
+    assert '"zip_code"' in content and "Still needed for the invitation" in content
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {}, {"email": ""}, {"email": "not-an-address"}, {"zip_code": ""}, {"email_consent": False},
+        {"deceased": True}, {"birth_sex": "", "first_name": ""}, {"date_of_birth": None}, {"email": "opted@example.com"},
+    ],
+)
+def test_the_rules_for_an_unsaved_patient_agree_with_the_database_rules(practice_a, fields):
+    from invitations import eligibility
+    from patients.models import EmailOptOut
+
+    EmailOptOut.objects.create(practice=practice_a, email="opted@example.com")
+    unsaved = PatientFactory.build(practice=practice_a, **fields)
+    before = [r.code for r in eligibility.reasons_before_saving(unsaved)]
+    unsaved.save()
+    assert before == [r.code for r in eligibility.reasons_for(unsaved, now=NOW)]
 
 
 def test_an_unticked_box_sends_nothing(client_a, practice_a):
