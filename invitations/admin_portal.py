@@ -8,6 +8,8 @@ its practice admins and managers; the portal switches for its practice admins.
 """
 
 import datetime
+import functools
+import zoneinfo
 
 from django import forms
 from django.contrib import admin, messages
@@ -43,6 +45,27 @@ def can_manage_portal(user, practice_id: int) -> bool:
 
 def can_change_switches(user, practice_id: int) -> bool:
     return tenancy.can(user, "patients.change_practice", practice_id)
+
+
+def in_practice_time_zone(view):
+    """A page about one practice (its dashboard, Activate Now, its template, one of its runs)
+    shows every time in that practice's time zone, header included, whoever looks."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        practice_id = kwargs.get("practice_id")
+        if practice_id is None and "run_id" in kwargs:
+            practice_id = BulkRun.objects.filter(pk=kwargs["run_id"]).values_list("practice_id", flat=True).first()
+        zone = Practice.objects.filter(pk=practice_id).values_list("time_zone", flat=True).first() if practice_id else None
+        if zone is None:
+            return view(request, *args, **kwargs)
+        with timezone.override(zoneinfo.ZoneInfo(zone)):
+            response = view(request, *args, **kwargs)
+            if hasattr(response, "render") and not getattr(response, "is_rendered", True):
+                response.render()
+        return response
+
+    return wrapper
 
 
 def _duration(seconds) -> str:
@@ -150,7 +173,9 @@ class BulkRunAdmin(PracticeScopedAdmin):
     # -- urls ----------------------------------------------------------------------------
 
     def get_urls(self):
-        view = self.admin_site.admin_view
+        def view(fn):
+            return self.admin_site.admin_view(in_practice_time_zone(fn))
+
         return [
             path("portal/", view(self.portal_index_view), name="invitations_portal"),
             path("portal/<int:practice_id>/", view(self.dashboard_view), name="invitations_portal_dashboard"),

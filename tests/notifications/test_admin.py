@@ -116,7 +116,8 @@ def test_front_desk_records_a_status_change_with_the_same_alerts(alice_client, a
     assert response.status_code == 302, response.context["adminform"].form.errors
     app_a.refresh_from_db()
     assert app_a.status == ApplicationStatus.ACTIVATED
-    assert app_a.activated_at == datetime.datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+    # The front desk typed 9:30 office time (Maple Dental is in New York): 14:30 UTC.
+    assert app_a.activated_at == datetime.datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
     event = LenderEvent.objects.get()
     assert (event.source, event.actor, event.event_type) == (EventSource.STAFF, alice, "activated")
     assert sorted(m.to[0] for m in mail.outbox) == sorted([alice.email, bob.email])
