@@ -35,3 +35,15 @@ class RedactSecrets(logging.Filter):
         if redacted != message:
             record.msg, record.args = redacted, ()
         return True
+
+
+class QuietRefusals(logging.Filter):
+    """A refused request (403 PermissionDenied) is expected, not a fault: its line is kept, its
+    traceback dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if getattr(record, "status_code", None) == 403 and type(exc).__name__ == "PermissionDenied":
+            record.exc_info = None
+            record.exc_text = None
+        return True

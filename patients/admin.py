@@ -359,8 +359,11 @@ class PatientAdmin(PracticeScopedAdmin):
     ]
     actions = ["invite_selected", "resend_selected", "revoke_selected"]
     # Prefix and exact matches use the indexes; a date of birth in the search box is understood too.
-    search_fields = ["^last_name", "^first_name", "=chart_number", "^email"]
-    search_help_text = "Search by last or first name, email, chart number or date of birth (YYYY-MM-DD or MM/DD/YYYY)."
+    search_fields = ["^last_name", "^first_name", "^chart_number", "^email"]
+    search_help_text = (
+        "Type the start of a last or first name, an email or a chart number (for example Smi, 0000005 or CSV-), "
+        "or a whole date of birth (YYYY-MM-DD or MM/DD/YYYY)."
+    )
     list_select_related = ["practice"]
     list_per_page = 50
     show_full_result_count = False

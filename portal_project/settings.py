@@ -380,18 +380,21 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     # Registration and reset links, and search terms, are redacted from every line (core.redaction).
-    "filters": {"redact": {"()": "core.redaction.RedactSecrets"}},
+    "filters": {"redact": {"()": "core.redaction.RedactSecrets"}, "quiet_refusals": {"()": "core.redaction.QuietRefusals"}},
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "server": {"()": "django.utils.log.ServerFormatter", "format": "[{server_time}] {message}", "style": "{"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]},
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact", "quiet_refusals"]},
         # The development server's access log ("GET /invite/... 200").
         "server": {"class": "logging.StreamHandler", "formatter": "server", "filters": ["redact"]},
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
+        # Django's own "django" handlers (console in debug, admin emails) would write each of its
+        # lines a second time next to the root's: its records go to the root's handler only.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.db.backends": {"level": "WARNING"},
         "django.server": {"handlers": ["server"], "level": "INFO", "propagate": False},
     },

@@ -2,6 +2,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.templatetags.static import static
 from django.views.generic import RedirectView
 
 from core.sending.webhooks import tracking as tracking_webhook
@@ -13,6 +14,7 @@ admin.site.index_title = "Front desk"
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("favicon.ico", RedirectView.as_view(url=static("portal/favicon.ico"), permanent=True)),
     path(f"{settings.MEDIA_URL.strip('/')}/practice-logos/<str:name>", practice_logo, name="practice_logo"),
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     # Staff password reset: the admin login page shows "Forgotten your password?" when the

@@ -125,9 +125,11 @@ def test_search_finds_by_prefix_chart_and_email_and_caps_huge_matches(client_a, 
     names = lambda q: {p.last_name for p in client_a.get(url, {"q": q}).context["cl"].result_list}  # noqa: E731
     assert names("smi") == {"Smithers"}  # other practice's Smithson never shows
     assert names("x-2") == {"Jones"}
+    assert names("x-") == {"Smithers", "Jones"}  # the start of a chart number (CSV-, 0000005)
     assert names("PAT@") == {"Smithers"}
     monkeypatch.setattr(PatientAdmin, "SEARCH_MATCH_CAP", 1)
     PatientFactory(practice=practice_a, last_name="Smith")
     response = client_a.get(url, {"q": "smi"})
     assert len(response.context["cl"].result_list) == 1
     assert "More than 1 patients match" in response.content.decode()
+    assert "start of a last or first name, an email or a chart number" in response.content.decode()
