@@ -32,7 +32,7 @@ def scheduled_jobs(now: datetime.datetime) -> list[dict[str, Any]]:
     runs = {run.name: run for run in JobRun.objects.all()}
     jobs = []
     for key, entry in sorted(settings.CELERY_BEAT_SCHEDULE.items()):
-        job = {"key": key, "task": entry["task"], "every": schedule_interval(entry["task"])}
+        job = {"key": key, "task": entry["task"], "every": _every(schedule_interval(entry["task"]))}
         if entry["task"] == heartbeat.name:
             # Not a tracked job (a JobRun write every minute would be noise): its effect, the newest
             # worker heartbeat, says when it last ran, and it is overdue by the Worker check's rule.
@@ -83,3 +83,15 @@ class SystemStatusAdmin(admin.ModelAdmin):
             "time_zone": timezone.get_current_timezone_name(),
         }
         return TemplateResponse(request, "admin/system_status.html", context)
+
+
+def _every(interval) -> str:
+    """ "every 15 minutes" for a timedelta (the schedule's interval), "" when unknown."""
+    if interval is None:
+        return ""
+    seconds = int(interval.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"every {unit}" if count == 1 else f"every {count} {unit}s"
+    return f"every {seconds} seconds"

@@ -10,7 +10,7 @@ from patients.views import StaffPasswordResetView, healthz, practice_logo, staff
 
 admin.site.site_header = "Practice Portal"
 admin.site.site_title = "Practice Portal"
-admin.site.index_title = "Front desk"
+admin.site.index_title = "Home"  # the page itself titles by role (templates/admin/index.html)
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),

@@ -125,3 +125,8 @@ def test_it_names_the_time_zone_once_and_shows_times_in_it(admin_client, setting
     content = status_page(admin_client)
     assert content.count("Times in America/Chicago") == 1
     assert "05:59:30" in row_with(content, "celery@worker-1")  # 11:59:30 UTC is 05:59:30 CST
+
+
+def test_intervals_read_as_words(admin_client):
+    content = status_page(admin_client)
+    assert "every 15 minutes" in content and "every minute" in content and "0:15:00" not in content
