@@ -133,7 +133,7 @@ class Patient(models.Model):
     first_name = models.CharField(max_length=100, blank=True)
     last_name = models.CharField(max_length=100, blank=True)
     date_of_birth = models.DateField(null=True, blank=True)
-    zip_code = models.CharField(max_length=10, blank=True, validators=[ZIP_CODE_VALIDATOR])
+    zip_code = models.CharField("ZIP code", max_length=10, blank=True, validators=[ZIP_CODE_VALIDATOR])
     email = models.EmailField(
         blank=True, help_text="Family members may share one address."
     )

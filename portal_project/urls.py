@@ -2,6 +2,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.http import HttpResponsePermanentRedirect
 from django.templatetags.static import static
 from django.views.generic import RedirectView
 
@@ -12,9 +13,15 @@ admin.site.site_header = "Practice Portal"
 admin.site.site_title = "Practice Portal"
 admin.site.index_title = "Home"  # the page itself titles by role (templates/admin/index.html)
 
+def favicon(request):
+    # Resolved per request: the static files' manifest exists only after collectstatic, and the
+    # URLconf must load before it (migrate, check).
+    return HttpResponsePermanentRedirect(static("portal/favicon.ico"))
+
+
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
-    path("favicon.ico", RedirectView.as_view(url=static("portal/favicon.ico"), permanent=True)),
+    path("favicon.ico", favicon),
     path(f"{settings.MEDIA_URL.strip('/')}/practice-logos/<str:name>", practice_logo, name="practice_logo"),
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     # Staff password reset: the admin login page shows "Forgotten your password?" when the
