@@ -12,7 +12,7 @@ from patients.admin_scoping import PracticeScopedAdmin, PracticeScopedForm
 from patients.models import Patient, Role
 from patients.paging import CappedCountPaginator
 
-from . import emails
+from . import template_html
 from .models import OPEN_STATUSES, Invitation, InvitationEvent, InvitationTemplate, RevokeReason, Status, run_out
 from .portal_status import PortalStatus, status_tag
 from .tracking import DeliveryReport
@@ -162,13 +162,13 @@ class InvitationTemplateAdmin(PracticeScopedAdmin):
 
     @admin.display(description="available snippets")
     def snippets(self, obj=None):
-        items = format_html_join("", "<li><code>{}</code>: {}</li>", emails.SNIPPETS.items())
+        items = format_html_join("", "<li><code>{}</code>: {}</li>", template_html.SNIPPETS.items())
         return format_html("<ul>{}</ul><p>Write plain HTML; scripts and unsafe markup are removed on save.</p>", items)
 
     def get_changeform_initial_data(self, request):
         initial = super().get_changeform_initial_data(request)
-        initial.setdefault("subject", emails.DEFAULT_SUBJECT)
-        initial.setdefault("html_body", emails.DEFAULT_HTML_BODY)
+        initial.setdefault("subject", template_html.DEFAULT_SUBJECT)
+        initial.setdefault("html_body", template_html.DEFAULT_HTML_BODY)
         return initial
 
     def save_model(self, request, obj, form, change):

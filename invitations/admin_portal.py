@@ -28,7 +28,7 @@ from patients.admin_scoping import PracticeScopedAdmin
 from patients.audit import AuditAction
 from patients.models import Practice, Role
 
-from . import bulk, dashboard, emails
+from . import bulk, dashboard, eligibility, emails, template_html
 from .bulk_models import BulkRun
 from .models import InvitationTemplate
 
@@ -91,7 +91,7 @@ class PortalSwitchesForm(forms.ModelForm):
 
 def _draft(practice: Practice, *, subject: str, html_body: str) -> InvitationTemplate:
     """An unsaved template as saving would store it (one-line subject, sanitised body)."""
-    return InvitationTemplate(practice=practice, subject=" ".join(subject.split()), html_body=emails.sanitise_html(html_body))
+    return InvitationTemplate(practice=practice, subject=" ".join(subject.split()), html_body=template_html.sanitise_html(html_body))
 
 
 class TemplateEditorForm(forms.ModelForm):
@@ -259,7 +259,7 @@ class BulkRunAdmin(PracticeScopedAdmin):
                 for _key, label, count, status in figures.split
             ],
             not_eligible=[
-                (bulk.eligibility.RULES_BY_CODE[code], count, self._patient_list_url(request, practice, no_invite=code))
+                (eligibility.RULES_BY_CODE[code], count, self._patient_list_url(request, practice, no_invite=code))
                 for code, count in figures.not_eligible
             ],
             total_url=self._patient_list_url(request, practice),
@@ -374,9 +374,9 @@ class BulkRunAdmin(PracticeScopedAdmin):
         run = self._run(request, run_id)
         data = self.progress_data(run)
         reasons = [
-            (bulk.eligibility.RULES_BY_CODE[code].message, count)
+            (eligibility.RULES_BY_CODE[code].message, count)
             for code, count in sorted(run.skip_counts.items(), key=lambda item: -item[1])
-            if code in bulk.eligibility.RULES_BY_CODE and count
+            if code in eligibility.RULES_BY_CODE and count
         ]
         return TemplateResponse(
             request, "admin/invitations/bulkrun/progress.html",
@@ -403,13 +403,13 @@ class BulkRunAdmin(PracticeScopedAdmin):
         practice = self._template_practice(request, practice_id)
         template = InvitationTemplate.objects.filter(practice=practice).first()
         instance = template or InvitationTemplate(
-            practice=practice, subject=emails.DEFAULT_SUBJECT, html_body=emails.DEFAULT_HTML_BODY
+            practice=practice, subject=template_html.DEFAULT_SUBJECT, html_body=template_html.DEFAULT_HTML_BODY
         )
         preview_source = instance
         removed: list[str] = []
         if request.method == "POST":
             form = TemplateEditorForm(request.POST, request.FILES, instance=instance)
-            removed = emails.removed_by_sanitiser(request.POST.get("html_body", ""))
+            removed = template_html.removed_by_sanitiser(request.POST.get("html_body", ""))
             if form.is_valid():
                 action = "send_test" if "send_test" in request.POST else "preview" if "preview" in request.POST else "save"
                 if action == "save":
@@ -425,8 +425,8 @@ class BulkRunAdmin(PracticeScopedAdmin):
             request, "admin/invitations/portal/template.html",
             self._context(
                 request, f"Invitation email: {practice.name}", practice=practice, form=form, rendered=rendered,
-                removed=removed, snippets=list(emails.SNIPPETS.items()),
-                subject_snippets=[(s, m) for s, m in emails.SNIPPETS.items() if s in emails.SUBJECT_SNIPPETS],
+                removed=removed, snippets=list(template_html.SNIPPETS.items()),
+                subject_snippets=[(s, m) for s, m in template_html.SNIPPETS.items() if s in template_html.SUBJECT_SNIPPETS],
                 is_default=template is None, sample_first_name=SAMPLE_FIRST_NAME,
                 preview_url=reverse("admin:invitations_portal_template_preview", args=[practice.pk]),
                 dashboard_url=reverse("admin:invitations_portal_dashboard", args=[practice.pk]),
@@ -446,7 +446,7 @@ class BulkRunAdmin(PracticeScopedAdmin):
             "subject": rendered.subject,
             "html": rendered.html,
             "text": rendered.text,
-            "removed": emails.removed_by_sanitiser(html_body),
+            "removed": template_html.removed_by_sanitiser(html_body),
             "errors": [
                 f"{form.fields[name].label}: {message}" if name in form.fields else str(message)
                 for name, field_messages in form.errors.items() for message in field_messages
@@ -483,7 +483,7 @@ class BulkRunAdmin(PracticeScopedAdmin):
                 summary=f"Changed the invitation email's {', '.join(labels)}",
             )
         self.message_user(request, "The invitation email was saved. New invitations use it.", messages.SUCCESS)
-        removed = emails.removed_by_sanitiser(form.cleaned_data["html_body"])
+        removed = template_html.removed_by_sanitiser(form.cleaned_data["html_body"])
         if removed:
             self.message_user(
                 request, "Some of what you wrote cannot go in an email and was left out of the saved version: "

@@ -43,11 +43,11 @@ from django.db.models import Count, DateTimeField, Exists, F, IntegerField, Oute
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from core.queue import enqueue_on_commit
 from core.sending import outbox
 from patients.models import Patient, Practice, normalise_email
-from portal_project.celery import enqueue_on_commit
 
-from . import eligibility, emails, sql
+from . import dashboard, eligibility, emails, sql
 from .bulk_models import (
     CHUNK_LEASE,
     EXCLUSIVE_KINDS,
@@ -66,6 +66,7 @@ from .models import (
     EventKind,
     Invitation,
     InvitationEvent,
+    InvitationTemplate,
     RevokeReason,
     Source,
     Status,
@@ -91,8 +92,6 @@ SOURCE_OF_KIND = {BulkRunKind.ACTIVATE_NOW: Source.BULK, BulkRunKind.MONTHLY: So
 #: A chunk handed back because the account's next sending slot is this far away waits at most
 #: this long before asking again (the resume sweep covers longer waits).
 MAX_SLOT_WAIT = 300
-#: Reasons that describe a patient who is waiting on an invitation, not one who cannot get one.
-NOT_A_SKIP_FOR_DASHBOARD = {"registered", "open_invitation", "invited_recently"}
 _LONG_AGO = datetime.datetime(1900, 1, 1, tzinfo=datetime.timezone.utc)
 
 
@@ -151,34 +150,9 @@ def candidates(practice: Practice, *, kind: str, now: datetime.datetime, selecte
     return patients
 
 
-@dataclass
-class Preview:
-    considered: int
-    eligible: int
-    #: (rule, count) for every rule that skips someone, largest first.
-    reasons: list[tuple[eligibility.Rule, int]] = field(default_factory=list)
-
-    @property
-    def skipped(self) -> int:
-        return self.considered - self.eligible
-
-    @property
-    def skip_counts(self) -> dict[str, int]:
-        return {rule.code: count for rule, count in self.reasons}
-
-
-def reasons(skip_counts: dict[str, int]) -> list[tuple[eligibility.Rule, int]]:
-    """(rule, count) for every rule that skips someone, largest first."""
-    return sorted(
-        ((eligibility.RULES_BY_CODE[code], n) for code, n in skip_counts.items() if n and code in eligibility.RULES_BY_CODE),
-        key=lambda pair: (-pair[1], pair[0].code),
-    )
-
-
-def preview(practice: Practice, *, now: datetime.datetime, kind: str = BulkRunKind.ACTIVATE_NOW) -> Preview:
+def preview(practice: Practice, *, now: datetime.datetime, kind: str = BulkRunKind.ACTIVATE_NOW) -> eligibility.Preview:
     """What a run would do now: how many are invited, how many skipped and why (one query)."""
-    counted = eligibility.tally(candidates(practice, kind=kind, now=now), now=now)
-    return Preview(considered=counted.considered, eligible=counted.eligible, reasons=reasons(counted.skip_counts))
+    return eligibility.preview_of(candidates(practice, kind=kind, now=now), now=now)
 
 
 # -- starting a run -----------------------------------------------------------------------
@@ -266,18 +240,14 @@ def plan_run(run_id: int, *, now: datetime.datetime, chunk_size: int = CHUNK_SIZ
 
 
 def _enqueue_planning(run_ids: list[int]) -> None:
-    from .tasks import plan_bulk_run
-
     for run_id in run_ids:
-        enqueue_on_commit(plan_bulk_run, run_id)
+        enqueue_on_commit("invitations.plan_bulk_run", run_id)
 
 
 def _enqueue(chunk_ids: list[int], *, countdown: float = 0) -> None:
     """Enqueue after commit; a broker outage is logged and the resume sweep enqueues them later."""
-    from .tasks import process_bulk_chunk
-
     for chunk_id in chunk_ids:
-        enqueue_on_commit(process_bulk_chunk, chunk_id, countdown=countdown)
+        enqueue_on_commit("invitations.process_bulk_chunk", chunk_id, countdown=countdown)
 
 
 # -- processing one chunk -----------------------------------------------------------------
@@ -313,7 +283,7 @@ def process_chunk(chunk_id: int, *, now: datetime.datetime) -> str:
     chunk = BulkRunChunk.objects.select_related("run__practice").get(pk=chunk_id)
     run, practice = chunk.run, chunk.run.practice
     source = SOURCE_OF_KIND[run.kind]
-    template = emails.template_for(practice)
+    template = InvitationTemplate.for_practice(practice)
     outgoing = _create_invitations(chunk, source=source, now=now)
     if chunk.attempts > 1:  # only an earlier attempt can have left claims to take over
         outgoing += _reclaim_lapsed(chunk, source=source, now=now)
@@ -579,8 +549,6 @@ def finish_run_if_done(run_id: int, *, now: datetime.datetime) -> bool:
         if finished:
             BulkRunTick.objects.filter(run_id=run_id).delete()
     if finished:  # the dashboard's stored figures are recounted with the run's invitations
-        from . import dashboard
-
         dashboard.request_refresh(BulkRun.objects.values_list("practice_id", flat=True).get(pk=run_id), now=now)
     return finished
 

@@ -21,10 +21,10 @@ from django.db.models.functions import TruncMonth
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
+from core.queue import enqueue_on_commit
 from patients.models import Patient, Practice
 
 from . import eligibility
-from .bulk import NOT_A_SKIP_FOR_DASHBOARD, Preview, reasons
 from .dashboard_models import PracticeFigures
 from .models import Invitation
 from .portal_status import PortalStatus, with_portal_status
@@ -88,7 +88,7 @@ class Figures:
     months: list[Month] = field(default_factory=list)
     computed_at: datetime.datetime | None = None
     #: What Activate Now would do when these were counted (its preview, for every inactive patient).
-    preview: Preview = field(default_factory=lambda: Preview(considered=0, eligible=0))
+    preview: eligibility.Preview = field(default_factory=lambda: eligibility.Preview(considered=0, eligible=0))
     #: A recount was enqueued and has not landed yet (read from the snapshot row; not stored).
     refresh_pending: bool = False
 
@@ -126,10 +126,10 @@ class Figures:
                 for m in data.get("months", [])
             ],
             computed_at=datetime.datetime.fromisoformat(computed_at) if computed_at else None,
-            preview=Preview(
+            preview=eligibility.Preview(
                 considered=preview.get("considered", 0),
                 eligible=preview.get("eligible", 0),
-                reasons=reasons(preview.get("skip_counts", {})),
+                reasons=eligibility.reasons(preview.get("skip_counts", {})),
             ),
         )
 
@@ -158,7 +158,7 @@ def figures(practice: Practice, *, now: datetime.datetime) -> Figures:
     # counted in the same scan.
     counted = eligibility.tally(patients.filter(portal_user__isnull=True), now=now)
     not_eligible = sorted(
-        ((code, n) for code, n in counted.skip_counts.items() if n and code not in NOT_A_SKIP_FOR_DASHBOARD),
+        ((code, n) for code, n in counted.skip_counts.items() if n and code not in eligibility.NOT_A_SKIP_FOR_DASHBOARD),
         key=lambda pair: (-pair[1], pair[0]),
     )
     return Figures(
@@ -169,7 +169,7 @@ def figures(practice: Practice, *, now: datetime.datetime) -> Figures:
         not_eligible=not_eligible,
         months=monthly_funnel(practice, now=now),
         computed_at=now,
-        preview=Preview(considered=counted.considered, eligible=counted.eligible, reasons=reasons(counted.skip_counts)),
+        preview=eligibility.Preview(considered=counted.considered, eligible=counted.eligible, reasons=eligibility.reasons(counted.skip_counts)),
     )
 
 
@@ -222,13 +222,9 @@ def request_refresh(practice_id: int, *, now: Optional[datetime.datetime] = None
     page view counts. A change made while a recount is already counting is picked up by the next
     one (at most 10 minutes later, by beat).
     """
-    from portal_project.celery import enqueue_on_commit
-
-    from .tasks import refresh_practice_figures
-
     if not _claim(practice_id, now=now or timezone.now()):
         return False
-    enqueue_on_commit(refresh_practice_figures, practice_id)
+    enqueue_on_commit("invitations.refresh_practice_figures", practice_id)
     return True
 
 

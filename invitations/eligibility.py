@@ -7,7 +7,7 @@ so the single invite, the new-patient checkbox, resend and bulk runs can never d
 """
 
 import datetime
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from django.db.models import BooleanField, Case, Count, Exists, F, OuterRef, Q, Value, When
@@ -160,6 +160,42 @@ def tally(queryset: PatientQuerySet, *, now: datetime.datetime, with_eligible: b
         eligible=counts.get("eligible"),
         skip_counts={rule.code: counts[f"rule_{rule.code}"] for rule in rules},
     )
+
+
+#: Reasons that describe a patient who is waiting on an invitation, not one who cannot get one.
+NOT_A_SKIP_FOR_DASHBOARD = {"registered", "open_invitation", "invited_recently"}
+
+
+@dataclass
+class Preview:
+    """What inviting a set of patients would do: how many are invited, how many skipped and why."""
+
+    considered: int
+    eligible: int
+    #: (rule, count) for every rule that skips someone, largest first.
+    reasons: list[tuple[Rule, int]] = field(default_factory=list)
+
+    @property
+    def skipped(self) -> int:
+        return self.considered - self.eligible
+
+    @property
+    def skip_counts(self) -> dict[str, int]:
+        return {rule.code: count for rule, count in self.reasons}
+
+
+def reasons(skip_counts: dict[str, int]) -> list[tuple[Rule, int]]:
+    """(rule, count) for every rule that skips someone, largest first."""
+    return sorted(
+        ((RULES_BY_CODE[code], n) for code, n in skip_counts.items() if n and code in RULES_BY_CODE),
+        key=lambda pair: (-pair[1], pair[0].code),
+    )
+
+
+def preview_of(queryset: PatientQuerySet, *, now: datetime.datetime) -> Preview:
+    """One scan: how many of `queryset` would be invited now, how many skipped and why."""
+    counted = tally(queryset, now=now)
+    return Preview(considered=counted.considered, eligible=counted.eligible, reasons=reasons(counted.skip_counts))
 
 
 def reasons_for(patient: Patient, *, now: datetime.datetime, for_resend: bool = False) -> list[Reason]:

@@ -19,6 +19,8 @@ from django.db.models import F, Q
 
 from patients.models import Patient, Practice
 
+from . import template_html
+
 #: How many wrong identity answers void a link.
 MAX_FAILED_ATTEMPTS = 5
 #: A worker that claimed an invitation for sending but never finished (it died) gives it up
@@ -445,7 +447,7 @@ class InvitationEvent(models.Model):
 class InvitationTemplate(models.Model):
     """A practice's own wording for the invitation email.
 
-    Staff write plain HTML with bracketed snippets (see `invitations.emails.SNIPPETS`), never
+    Staff write plain HTML with bracketed snippets (see `invitations.template_html.SNIPPETS`), never
     template language; the HTML is sanitised on save. A practice without one uses the default.
     """
 
@@ -471,16 +473,22 @@ class InvitationTemplate(models.Model):
         return f"Invitation email of {self.practice}"
 
     def clean(self) -> None:
-        from .emails import validate_template
-
-        validate_template(subject=self.subject, html_body=self.html_body)
+        template_html.validate_template(subject=self.subject, html_body=self.html_body)
 
     def save(self, *args, **kwargs) -> None:
-        from .emails import sanitise_html
-
         self.subject = " ".join(self.subject.split())
-        self.html_body = sanitise_html(self.html_body)
+        self.html_body = template_html.sanitise_html(self.html_body)
         super().save(*args, **kwargs)
+
+    @classmethod
+    def default(cls) -> "InvitationTemplate":
+        """An unsaved template holding the default wording (for practices without their own)."""
+        return cls(subject=template_html.DEFAULT_SUBJECT, html_body=template_html.DEFAULT_HTML_BODY)
+
+    @classmethod
+    def for_practice(cls, practice) -> "InvitationTemplate":
+        """The practice's template, else the default one: one query, never None."""
+        return cls.objects.filter(practice_id=practice.pk).first() or cls.default()
 
 
 # Delivery reports from the email service live in their own module.

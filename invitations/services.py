@@ -16,9 +16,9 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.queue import enqueue_on_commit
 from core.sending import outbox
 from patients.models import EmailOptOut, OptOutReason, Patient, Practice, normalise_email
-from portal_project.celery import enqueue_on_commit
 
 from . import eligibility, emails
 from .eligibility import Reason
@@ -83,9 +83,7 @@ def invite(
             # Another request created the open invitation a moment ago.
             return InviteOutcome(patient=patient, reasons=[eligibility.RULES_BY_CODE["open_invitation"].reason])
         invitation.record(EventKind.CREATED, now=now, actor=actor, detail=Source(source).label)
-        from .tasks import send_invitation
-
-        enqueue_on_commit(send_invitation, invitation.pk)
+        enqueue_on_commit("invitations.send_invitation", invitation.pk)
     return InviteOutcome(patient=patient, invitation=invitation, revoked=revoked)
 
 
@@ -415,8 +413,6 @@ def requeue_unsent(*, now: datetime.datetime, limit: int = 1000) -> int:
       retry chain alone, which stops at its limit.
     Bulk runs' invitations belong to their chunks (see invitations.bulk).
     """
-    from .tasks import send_invitation
-
     pending = Invitation.objects.filter(status=Status.PENDING, sending_started_at__isnull=True)
     for invitation_id in pending.filter(send_attempts__gt=0, created_at__lte=now - RETRY_GIVE_UP).values_list("pk", flat=True)[:limit]:
         give_up_sending(invitation_id, now=now, reason="the email service could not be reached for hours.")
@@ -427,7 +423,7 @@ def requeue_unsent(*, now: datetime.datetime, limit: int = 1000) -> int:
         .values_list("pk", flat=True)[:limit]
     )
     for invitation_id in ids:
-        enqueue_on_commit(send_invitation, invitation_id)
+        enqueue_on_commit("invitations.send_invitation", invitation_id)
     return len(ids)
 
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from patients.jobs import tracked_job
 
-from . import services
+from . import bulk, dashboard, services
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +56,6 @@ BULK_CHUNK_MAX_RETRIES = 6
 
 @shared_task(bind=True, name="invitations.process_bulk_chunk", max_retries=BULK_CHUNK_MAX_RETRIES, acks_late=True)
 def process_bulk_chunk(self, chunk_id: int) -> str:
-    from . import bulk
-
     try:
         return bulk.process_chunk(chunk_id, now=timezone.now())
     except bulk.ChunkDeferred as exc:
@@ -71,8 +69,6 @@ def process_bulk_chunk(self, chunk_id: int) -> str:
 @shared_task(name="invitations.plan_bulk_run", acks_late=True)
 def plan_bulk_run(run_id: int) -> bool:
     """Right after Activate Now is confirmed: count the skips and split the run into chunks."""
-    from . import bulk
-
     return bulk.plan_run(run_id, now=timezone.now())
 
 
@@ -80,8 +76,6 @@ def plan_bulk_run(run_id: int) -> bool:
 @tracked_job("invitations.resume_bulk_runs")
 def resume_bulk_runs() -> int:
     """Every 5 minutes: enqueue chunks a dead worker left behind; close finished runs."""
-    from . import bulk
-
     return bulk.resume_stalled(now=timezone.now())
 
 
@@ -89,8 +83,6 @@ def resume_bulk_runs() -> int:
 @tracked_job("invitations.start_monthly_reinvites")
 def start_monthly_reinvites() -> int:
     """Hourly: start the monthly re-invite of each practice whose day has come in its time zone."""
-    from . import bulk
-
     return bulk.start_due_monthly_runs(now=timezone.now())
 
 
@@ -101,8 +93,6 @@ def start_monthly_reinvites() -> int:
 def refresh_practice_figures(practice_id: int) -> bool:
     """Recount one practice's figures ("Refresh now", a finished bulk run, a switch change or a
     page that found them old). A redelivery after the recount landed does nothing."""
-    from . import dashboard
-
     return dashboard.refresh_requested(practice_id, now=timezone.now())
 
 
@@ -116,8 +106,6 @@ FIGURES_SWEEP_SECONDS = min(180, settings.CELERY_TASK_SOFT_TIME_LIMIT // 2)
 def refresh_all_practice_figures() -> int:
     """Every 10 minutes: recount each practice's figures that are older than 9 minutes (or were
     never counted), one practice at a time, so pages and Activate Now read them at once."""
-    from . import dashboard
-
     started = time.monotonic()
     refreshed = 0
     for practice_id in dashboard.stale_practice_ids(now=timezone.now()):

@@ -26,10 +26,10 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from core.queue import enqueue_on_commit
 from core.sending import outbox
 from core.sending.errors import SendError
 from patients.models import Membership, Practice
-from portal_project.celery import enqueue_on_commit
 
 from . import emails
 from .models import (
@@ -272,11 +272,9 @@ def create_alerts(
 
 
 def _send_after_commit(deliveries: QuerySet) -> int:
-    from .tasks import send_delivery
-
     ids = list(deliveries.values_list("pk", flat=True))
     for delivery_id in ids:
-        enqueue_on_commit(send_delivery, delivery_id)
+        enqueue_on_commit("notifications.send_delivery", delivery_id)
     return len(ids)
 
 

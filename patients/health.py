@@ -9,6 +9,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
+from celery import current_app
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
@@ -49,10 +50,8 @@ def check_broker(timeout: float = 2.0) -> Check:
         folder = settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]
         ok = os.path.isdir(folder) and os.access(folder, os.W_OK)
         return Check("broker", ok, "filesystem queue" + ("" if ok else " folder missing or read-only"))
-    from portal_project.celery import app
-
     try:
-        with app.connection_for_write(settings.CELERY_BROKER_URL) as conn:
+        with current_app.connection_for_write(settings.CELERY_BROKER_URL) as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)
             # A round trip, not just a socket: Redis answers PING.
             client = getattr(conn.default_channel, "client", None)

@@ -10,7 +10,7 @@ from django.db import IntegrityError
 
 from invitations import bulk
 from invitations.bulk_models import CHUNK_LEASE, BulkRun, BulkRunChunk, BulkRunKind, BulkRunStatus, ChunkStatus
-from invitations.models import EventKind, Invitation, InvitationEvent, Source, Status
+from invitations.models import EventKind, Invitation, InvitationEvent, InvitationTemplate, Source, Status
 from patients.models import EmailOptOut
 from tests.factories import PatientFactory, PracticeFactory, UserFactory
 from tests.invitations.factories import NOW, InvitationFactory
@@ -383,7 +383,7 @@ def test_a_chunk_renders_its_template_once_with_the_same_result_as_a_single_emai
     practice.contact_phone = "(617) 555-0142"
     link = "https://portal.example.test/invite/abcDEF123_-x/"
     expires_at = NOW + datetime.timedelta(days=7)
-    template = emails.default_template()
+    template = InvitationTemplate.default()
     single = emails.render(practice=practice, first_name=first_name, link=link, expires_at=expires_at, template=template)
     prepared = emails.PreparedEmail(practice=practice, expires_at=expires_at, template=template)
     assert prepared.fill(first_name=first_name, link=link) == single

@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from invitations import emails, services
+from invitations import emails, services, template_html
 from invitations.models import InvitationTemplate, Source
 from tests.factories import PatientFactory, PracticeFactory
 from tests.invitations.factories import NOW
@@ -56,13 +56,13 @@ def test_the_logo_snippet_shows_the_practice_logo_with_an_absolute_address(setti
 )
 def test_template_validation_names_the_field_and_the_fix(subject, body, field, words):
     with pytest.raises(ValidationError) as error:
-        emails.validate_template(subject=subject, html_body=body)
+        template_html.validate_template(subject=subject, html_body=body)
     assert any(words in message for message in error.value.message_dict[field])
 
 
 def test_the_default_template_is_valid():
-    emails.validate_template(subject=emails.DEFAULT_SUBJECT, html_body=emails.DEFAULT_HTML_BODY)
-    assert emails.sanitise_html(emails.DEFAULT_HTML_BODY).count("[Registration Link]") == 2
+    template_html.validate_template(subject=template_html.DEFAULT_SUBJECT, html_body=template_html.DEFAULT_HTML_BODY)
+    assert template_html.sanitise_html(template_html.DEFAULT_HTML_BODY).count("[Registration Link]") == 2
 
 
 def test_saving_a_template_sanitises_its_html():

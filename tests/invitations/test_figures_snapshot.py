@@ -34,7 +34,7 @@ def refreshes_enqueued(callbacks) -> list[int]:
     """The practice ids of the recounts among captured on-commit callbacks."""
     return [
         callback.args[1][0] for callback in callbacks
-        if getattr(callback, "args", None) and getattr(callback.args[0], "name", "") == tasks.refresh_practice_figures.name
+        if getattr(callback, "args", None) and callback.args[0] == tasks.refresh_practice_figures.name
     ]
 
 

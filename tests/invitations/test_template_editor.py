@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from PIL import Image
 
-from invitations import admin_portal, emails
+from invitations import admin_portal, emails, template_html
 from invitations.models import InvitationTemplate
 from patients.audit import AuditAction, AuditEntry
 from patients.models import Role
@@ -50,7 +50,7 @@ def image_file(fmt="PNG", size=(40, 20), name="logo.png") -> SimpleUploadedFile:
 
 def test_the_editor_shows_the_default_wording_the_snippets_and_a_sample_preview(manager_client, practice_a):
     page = manager_client.get(editor_url(practice_a)).content.decode()
-    for snippet in emails.SNIPPETS:
+    for snippet in template_html.SNIPPETS:
         assert f"<code>{snippet}</code>" in page
     assert "This practice uses the standard wording." in page
     assert "Your patient portal invitation from Practice A" in page  # the preview's subject
@@ -176,7 +176,7 @@ UNSAFE = '<script>alert("x")</script><p onclick="steal()">Hi</p><a href="javascr
 
 
 def test_the_sanitiser_report_names_a_script_an_onclick_and_a_javascript_link():
-    assert emails.removed_by_sanitiser(GOOD_BODY + UNSAFE) == [
+    assert template_html.removed_by_sanitiser(GOOD_BODY + UNSAFE) == [
         "<script> removed: emails cannot run scripts",
         "onclick on <p> removed: emails cannot run scripts",
         "a javascript: link removed from <a>: emails cannot run scripts",
@@ -188,7 +188,7 @@ def test_the_sanitiser_report_names_style_properties_forms_and_comments_and_coun
         '<!-- draft --><div style="color: red; position: fixed">A</div><form><p class="x">B</p></form>'
         '<p onclick="a()">C</p><p onclick="b()">D</p>'
     )
-    assert emails.removed_by_sanitiser(body) == [
+    assert template_html.removed_by_sanitiser(body) == [
         "style property position removed: not supported in the email",
         "<form> removed: emails cannot hold forms",
         'class on <p> removed: use style="..." on the element instead',
@@ -198,8 +198,8 @@ def test_the_sanitiser_report_names_style_properties_forms_and_comments_and_coun
 
 
 def test_the_sanitiser_report_is_empty_for_markup_the_email_keeps():
-    assert emails.removed_by_sanitiser(emails.DEFAULT_HTML_BODY) == []
-    assert emails.removed_by_sanitiser(GOOD_BODY + '<a href="mailto:desk@a.example">Mail us</a>') == []
+    assert template_html.removed_by_sanitiser(template_html.DEFAULT_HTML_BODY) == []
+    assert template_html.removed_by_sanitiser(GOOD_BODY + '<a href="mailto:desk@a.example">Mail us</a>') == []
 
 
 def test_saving_says_what_the_sanitiser_removed_and_keeps_the_safe_version(manager_client, practice_a):
@@ -244,7 +244,7 @@ def test_the_live_preview_renders_the_draft_with_the_sample_patient(manager_clie
     assert "Hello Alex," in data["html"] and "<script" not in data["html"]
     assert 'href="https://portal.example.test/invite/SAMPLE-LINK-FOR-PREVIEW/"' in data["html"]
     assert "Join: https://portal.example.test/invite/SAMPLE-LINK-FOR-PREVIEW/" in data["text"]
-    assert data["removed"] == emails.removed_by_sanitiser(GOOD_BODY + UNSAFE)
+    assert data["removed"] == template_html.removed_by_sanitiser(GOOD_BODY + UNSAFE)
     assert data["errors"] == []
     assert not InvitationTemplate.objects.exists()
 
@@ -288,7 +288,7 @@ def test_the_page_has_snippet_buttons_and_its_script_carries_the_nonce(manager_c
     body_buttons, subject_buttons = (
         re.search(rf'data-snippets-for="id_{name}" hidden>(.*?)</div>', page, re.S).group(1) for name in ("html_body", "subject")
     )
-    for snippet in emails.SNIPPETS:
+    for snippet in template_html.SNIPPETS:
         assert f'<button type="button" data-snippet="{snippet}"' in body_buttons
     assert re.findall(r'data-snippet="([^"]+)"', subject_buttons) == ["[Practice Name]"]
     nonce = re.search(r'<script nonce="([^"]+)">', page).group(1)

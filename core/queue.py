@@ -1,0 +1,37 @@
+"""Enqueueing a Celery task once the current transaction commits, by the task's name.
+
+By name, so that a service can hand work to a task without importing the module that defines it
+(tasks import services, never the other way). The name is looked up in the Celery app's registry
+when the transaction commits, so eager mode (tests) runs the task then.
+"""
+
+import logging
+from functools import partial
+
+from celery import current_app
+from django.db import transaction
+from kombu.exceptions import OperationalError as BrokerUnavailable
+
+logger = logging.getLogger(__name__)
+
+
+def enqueue_on_commit(task: str, *args, countdown: float = 0) -> None:
+    """Send the task named `task` with `args` to the broker once the current transaction commits
+    (after `countdown` seconds: a short wait only; long waits are rows with a due time, swept by
+    beat).
+
+    The rows the task works on are committed first and stay pending until it runs. If the broker
+    cannot be reached, the request still succeeds: the failure is logged and the beat sweep that
+    looks for work left pending enqueues it again, so nothing is lost.
+    """
+    transaction.on_commit(partial(publish, task, args, countdown))
+
+
+def publish(task: str, args: tuple, countdown: float = 0) -> None:
+    try:
+        options = {"countdown": countdown} if countdown else {}
+        current_app.tasks[task].apply_async(
+            args=args, retry=True, retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5}, **options
+        )
+    except (BrokerUnavailable, OSError) as exc:
+        logger.warning("Broker unreachable, %s%s left for the sweep (%s)", task, args, type(exc).__name__)
