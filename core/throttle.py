@@ -30,6 +30,22 @@ def _key(scope: str, key: str) -> str:
     return f"{scope}:{hashlib.sha256(key.encode('utf-8')).hexdigest()[:40]}"
 
 
+def client_ip(request) -> str:
+    """The client's address as the limits key it. REMOTE_ADDR only: a client can forge
+    X-Forwarded-For; behind a reverse proxy, have the proxy or WSGI server set REMOTE_ADDR."""
+    return request.META.get("REMOTE_ADDR", "") or "unknown"
+
+
+def allow(scope: str, key: str, *, limit: int, window_seconds: int) -> bool:
+    """Count one request for (scope, key); False once `limit` is exceeded within the window."""
+    return hit(scope, key, window_seconds=window_seconds) <= limit
+
+
+def exceeded(scope: str, key: str, *, limit: int, window_seconds: int) -> bool:
+    """Whether (scope, key) has already used up `limit` in this window (counts nothing)."""
+    return count(scope, key, window_seconds=window_seconds) >= limit
+
+
 def hit(scope: str, key: str, *, window_seconds: int) -> int:
     """Count one hit for (scope, key) in the current window; the count so far, this one included."""
     return _store().hit(_key(scope, key), window_seconds, time.time())

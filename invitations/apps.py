@@ -6,4 +6,9 @@ class InvitationsConfig(AppConfig):
     verbose_name = "Portal invitations"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401  (connects receivers)
+        # Imported once the app registry is ready (they import models).
+        from patients import health
+
+        from . import signals, tracking  # noqa: F401  (signals connects receivers)
+
+        health.add_status_line(tracking.status_line)

@@ -62,3 +62,15 @@ def store_once(
 
 def latest_received_at() -> Optional[datetime.datetime]:
     return DeliveryReport.objects.aggregate(latest=models.Max("received_at"))["latest"]
+
+
+def status_line(now: datetime.datetime) -> tuple[str, str]:
+    """The system status page's line about delivery reports (registered in InvitationsConfig.ready)."""
+    latest = latest_received_at()
+    if latest is None:
+        return ("Delivery reports (tracking webhooks)",
+                "none received yet: set up the email service's tracking webhook to /anymail/<provider>/tracking/ "
+                "with ANYMAIL_WEBHOOK_SECRET")
+    minutes = int((now - latest).total_seconds() // 60)
+    local = timezone.localtime(latest)
+    return ("Delivery reports (tracking webhooks)", f"last received {local:%d %b, %H:%M} ({minutes} minutes ago)")

@@ -21,9 +21,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from core import throttle
 from patients.models import EmailOptOut, OptOutReason, Patient, Practice
 
-from . import ratelimit, services
+from . import services
 from .forms import (
     IDENTITY_MISMATCH,
     AccessRequestForm,
@@ -92,12 +93,12 @@ def _link_page(request: HttpRequest, state: str, invitation=None) -> HttpRespons
 def register(request: HttpRequest, token: str) -> HttpResponse:
     now = timezone.now()
     if request.method == "POST":
-        allowed = ratelimit.allow(
-            "register", ratelimit.client_ip(request), limit=REGISTER_LIMIT[0], window_seconds=REGISTER_LIMIT[1]
+        allowed = throttle.allow(
+            "register", throttle.client_ip(request), limit=REGISTER_LIMIT[0], window_seconds=REGISTER_LIMIT[1]
         )
     else:  # guessing links, or filling the timeline with "opened" entries
-        allowed = ratelimit.allow(
-            "register-open", ratelimit.client_ip(request), limit=OPEN_LINK_LIMIT[0], window_seconds=OPEN_LINK_LIMIT[1]
+        allowed = throttle.allow(
+            "register-open", throttle.client_ip(request), limit=OPEN_LINK_LIMIT[0], window_seconds=OPEN_LINK_LIMIT[1]
         )
     if not allowed:
         return render(request, "invitations/rate_limited.html", status=429)
@@ -154,8 +155,8 @@ def request_access(request: HttpRequest, practice_id: int) -> HttpResponse:
     practice = get_object_or_404(Practice, pk=practice_id, self_signup_enabled=True)
     if request.method == "GET":
         return render(request, "invitations/request_access.html", {"practice": practice, "form": AccessRequestForm()})
-    if not ratelimit.allow(
-        "access-request", ratelimit.client_ip(request),
+    if not throttle.allow(
+        "access-request", throttle.client_ip(request),
         limit=ACCESS_REQUEST_LIMIT[0], window_seconds=ACCESS_REQUEST_LIMIT[1],
     ):
         return render(request, "invitations/rate_limited.html", {"practice": practice}, status=429)
@@ -163,7 +164,7 @@ def request_access(request: HttpRequest, practice_id: int) -> HttpResponse:
     if not form.is_valid():
         return render(request, "invitations/request_access.html", {"practice": practice, "form": form}, status=400)
     data = form.cleaned_data
-    if ratelimit.allow(
+    if throttle.allow(
         "access-request-email", f"{practice.pk}:{data['email']}",
         limit=ACCESS_REQUEST_EMAIL_LIMIT[0], window_seconds=ACCESS_REQUEST_EMAIL_LIMIT[1],
     ):
@@ -226,13 +227,13 @@ class PortalLoginView(auth_views.LoginView):
     next_page = reverse_lazy("portal:home")
 
     def post(self, request, *args, **kwargs):
-        address = ratelimit.client_ip(request)
+        address = throttle.client_ip(request)
         # Only failures count: a family or a clinic's waiting room signing in from one address is fine.
-        if ratelimit.exceeded("portal-login", address, limit=LOGIN_LIMIT[0], window_seconds=LOGIN_LIMIT[1]):
+        if throttle.exceeded("portal-login", address, limit=LOGIN_LIMIT[0], window_seconds=LOGIN_LIMIT[1]):
             return render(request, "invitations/rate_limited.html", status=429)
         response = super().post(request, *args, **kwargs)
         if not request.user.is_authenticated:
-            ratelimit.count_failure("portal-login", address, window_seconds=LOGIN_LIMIT[1])
+            throttle.hit("portal-login", address, window_seconds=LOGIN_LIMIT[1])
         return response
 
 
@@ -255,8 +256,8 @@ class PortalPasswordResetView(auth_views.PasswordResetView):
         return super().form_valid(form)
 
     def post(self, request, *args, **kwargs):
-        if not ratelimit.allow(
-            "portal-reset", ratelimit.client_ip(request), limit=5, window_seconds=60 * 60
+        if not throttle.allow(
+            "portal-reset", throttle.client_ip(request), limit=5, window_seconds=60 * 60
         ):
             return render(request, "invitations/rate_limited.html", status=429)
         return super().post(request, *args, **kwargs)

@@ -13,7 +13,7 @@ from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from invitations.tracking import latest_received_at
+from core.sending import ratelimit
 
 from . import health, tenancy
 from .jobs import JobRun, WorkerHeartbeat, heartbeat_is_fresh, latest_heartbeat, schedule_interval
@@ -78,7 +78,7 @@ class SystemStatusAdmin(admin.ModelAdmin):
             "jobs": scheduled_jobs(now),
             "workers": WorkerHeartbeat.objects.all()[:20],
             "email_backend": settings.EMAIL_BACKEND,
-            "delivery_reports_at": latest_received_at(),
+            "status_lines": [_sending_rate_line(), *health.status_lines(now)],
             "now": now,
             "time_zone": timezone.get_current_timezone_name(),
         }
@@ -95,3 +95,19 @@ def _every(interval) -> str:
             count = seconds // size
             return f"every {unit}" if count == 1 else f"every {count} {unit}s"
     return f"every {seconds} seconds"
+
+
+def _sending_rate_line() -> tuple[str, str]:
+    """The email provider account's shared rate as the senders see it now."""
+    try:
+        limiter = ratelimit.limiter("email")
+        rate, paused = limiter.rate_in_force(), limiter.paused_for()
+    except Exception as exc:  # noqa: BLE001 - the page shows the store is unreachable
+        return "Email sending rate", f"cannot be read ({type(exc).__name__})"
+    configured = limiter.configured
+    text = f"{configured:g} a second (PORTAL_EMAIL_RATE_LIMIT)" if configured else "no limit of ours (PORTAL_EMAIL_RATE_LIMIT unset)"
+    if rate and rate != configured:
+        text += f"; {rate:.1f} a second learned from the provider's 429 answers"
+    if paused:
+        text += f"; paused for {paused:.0f} s more (the provider asked)"
+    return "Email sending rate", text

@@ -7,7 +7,7 @@ no keys; only names, ages and yes/no.
 import datetime
 import os
 from dataclasses import asdict, dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 from celery import current_app
 from django.conf import settings
@@ -15,6 +15,21 @@ from django.db import connection
 from django.utils import timezone
 
 from .jobs import HEARTBEAT_STALE_AFTER, heartbeat_is_fresh, latest_heartbeat
+
+
+#: Lines the apps above add to the system status page (`add_status_line`): each a callable
+#: taking the page's clock reading and returning (label, text).
+_STATUS_LINES: list[Callable[[datetime.datetime], tuple[str, str]]] = []
+
+
+def add_status_line(line: Callable[[datetime.datetime], tuple[str, str]]) -> None:
+    """For an app above this one (it registers in its AppConfig.ready; this app imports none)."""
+    if line not in _STATUS_LINES:
+        _STATUS_LINES.append(line)
+
+
+def status_lines(now: datetime.datetime) -> list[tuple[str, str]]:
+    return [line(now) for line in _STATUS_LINES]
 
 
 @dataclass

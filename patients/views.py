@@ -10,7 +10,7 @@ from django.template.response import TemplateResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from invitations import ratelimit
+from core import throttle
 
 from . import health
 
@@ -59,17 +59,17 @@ def staff_login(request: HttpRequest):
     """The admin's login, with limits on failed attempts per client address and per account."""
     if request.method != "POST":
         return admin.site.login(request)
-    address = ratelimit.client_ip(request)
+    address = throttle.client_ip(request)
     account = (request.POST.get("username") or "").strip().lower()
-    if account and ratelimit.exceeded("staff-login-account", account, limit=STAFF_ACCOUNT_LIMIT[0], window_seconds=STAFF_ACCOUNT_LIMIT[1]):
+    if account and throttle.exceeded("staff-login-account", account, limit=STAFF_ACCOUNT_LIMIT[0], window_seconds=STAFF_ACCOUNT_LIMIT[1]):
         return _refused_login(request, ACCOUNT_LOCKED)
-    if ratelimit.exceeded("staff-login", address, limit=STAFF_LOGIN_LIMIT[0], window_seconds=STAFF_LOGIN_LIMIT[1]):
+    if throttle.exceeded("staff-login", address, limit=STAFF_LOGIN_LIMIT[0], window_seconds=STAFF_LOGIN_LIMIT[1]):
         return _refused_login(request, ADDRESS_LIMITED)
     response = admin.site.login(request)
     if not request.user.is_authenticated:  # the password (or the account) was wrong
-        ratelimit.count_failure("staff-login", address, window_seconds=STAFF_LOGIN_LIMIT[1])
+        throttle.hit("staff-login", address, window_seconds=STAFF_LOGIN_LIMIT[1])
         if account:
-            ratelimit.count_failure("staff-login-account", account, window_seconds=STAFF_ACCOUNT_LIMIT[1])
+            throttle.hit("staff-login-account", account, window_seconds=STAFF_ACCOUNT_LIMIT[1])
     return response
 
 
@@ -85,8 +85,8 @@ class StaffPasswordResetView(PasswordResetView):
     extra_context = {"site_header": admin.site.site_header}
 
     def form_valid(self, form):
-        if not ratelimit.allow(
-            "staff-reset", ratelimit.client_ip(self.request), limit=STAFF_RESET_LIMIT[0], window_seconds=STAFF_RESET_LIMIT[1]
+        if not throttle.allow(
+            "staff-reset", throttle.client_ip(self.request), limit=STAFF_RESET_LIMIT[0], window_seconds=STAFF_RESET_LIMIT[1]
         ):
             # Same answer as a sent reset: neither reveals accounts nor floods an inbox.
             return HttpResponseRedirect(self.get_success_url())

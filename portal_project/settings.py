@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "patients",
     "invitations",
     "notifications",
+    "demo",
 ]
 
 MIDDLEWARE = [

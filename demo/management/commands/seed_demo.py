@@ -14,6 +14,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from invitations.models import EventKind, Invitation, InvitationEvent, Source, Status, hash_token, new_token
+from notifications.models import ApplicationStatus
+from notifications.services import apply_event
 from patients.models import BirthSex, EmailOptOut, Membership, OptOutReason, Patient, Practice, Role
 
 DEMO_PASSWORD = "portal-demo-2026"
@@ -147,8 +150,6 @@ class Command(BaseCommand):
     def _create_invitation_history(self, practice: Practice, rng: random.Random) -> int:
         """A year of invitations, so status tags, filters, the dashboard and its chart have something
         to show: accepted ones for registered patients, and some still out, expired or failed."""
-        from invitations.models import EventKind, Invitation, InvitationEvent, Source, Status, hash_token, new_token
-
         now = timezone.now()
         lifetime = datetime.timedelta(days=practice.link_lifetime_days)
         patients = Patient.objects.filter(practice=practice).exclude(email="").filter(invitations__isnull=True)
@@ -199,8 +200,6 @@ class Command(BaseCommand):
     def _create_applications(self, practice: Practice, rng: random.Random, count: int = 30) -> int:
         """Payment-plan applications at every step, fed through the same service as lender events
         (so due alerts are scheduled, and the demo's worker sends the immediate ones)."""
-        from notifications.models import ApplicationStatus
-        from notifications.services import apply_event
 
         now = timezone.now()
         steps = [ApplicationStatus.STARTED, ApplicationStatus.PRE_QUALIFIED, ApplicationStatus.APPROVED, ApplicationStatus.ACTIVATED]
