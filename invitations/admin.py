@@ -13,7 +13,7 @@ from patients.models import Patient, Role
 from patients.paging import CappedCountPaginator
 
 from . import template_html
-from .models import OPEN_STATUSES, Invitation, InvitationEvent, InvitationTemplate, RevokeReason, Status, run_out
+from .models import OPEN_STATUSES, Invitation, InvitationEvent, InvitationTemplate, Status, run_out
 from .portal_status import PortalStatus, status_tag
 from .tracking import DeliveryReport
 
@@ -207,3 +207,5 @@ class DeliveryReportAdmin(PracticeScopedAdmin):
 
 # The portal access dashboard, Activate Now, bulk runs and the template editor.
 from . import admin_portal  # noqa: E402,F401
+# The patient admin with the portal on it (registered in place of patients.admin.PatientAdmin).
+from . import admin_patients  # noqa: E402,F401

@@ -328,10 +328,6 @@ class BulkRunAdmin(PracticeScopedAdmin):
             if running is not None:
                 return HttpResponseRedirect(reverse("admin:invitations_bulkrun_progress", args=[running.pk]))
             return HttpResponseRedirect(dashboard_url)
-        audit.record(
-            practice_id=practice.pk, actor=request.user, action=AuditAction.ACTIVATE_NOW,
-            summary=f"Activate Now started (run {run.pk})", details={"run": run.pk},
-        )
         self.message_user(request, "Activate Now started. The figures below update as it runs.", messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:invitations_bulkrun_progress", args=[run.pk]))
 

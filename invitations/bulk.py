@@ -34,7 +34,7 @@ import logging
 import time
 import uuid
 import zoneinfo
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 from django.conf import settings
@@ -45,6 +45,8 @@ from django.utils import timezone
 
 from core.queue import enqueue_on_commit
 from core.sending import outbox
+from patients import audit
+from patients.audit import AuditAction
 from patients.models import Patient, Practice, normalise_email
 
 from . import dashboard, eligibility, emails, sql
@@ -187,6 +189,7 @@ def start_run(
                 practice=practice, kind=kind, started_by=actor if getattr(actor, "pk", None) else None, created_at=now,
                 selected_patient_ids=sorted(set(patient_ids or [])) if kind == BulkRunKind.RESEND else [],
             )
+            _audit_start(run, actor=actor)
     except IntegrityError as exc:
         raise RunAlreadyRunning() from exc
     if plan_later:
@@ -195,6 +198,22 @@ def start_run(
         plan_run(run.pk, now=now, chunk_size=chunk_size)
         run.refresh_from_db()
     return run
+
+
+def _audit_start(run: BulkRun, *, actor) -> None:
+    """Staff's runs are in the audit trail, whoever starts them (the admin, the shell); the monthly
+    schedule's are on the bulk runs list."""
+    if run.kind == BulkRunKind.ACTIVATE_NOW:
+        audit.record(
+            practice_id=run.practice_id, actor=actor, action=AuditAction.ACTIVATE_NOW,
+            summary=f"Activate Now started (run {run.pk})", details={"run": run.pk}, now=run.created_at,
+        )
+    elif run.kind == BulkRunKind.RESEND:
+        audit.record_many(
+            actor=actor, action=AuditAction.RESEND, details={"run": run.pk},
+            rows=[(run.practice_id, pk, f"New portal link requested (sent in the background, run {run.pk})")
+                  for pk in Patient.objects.filter(pk__in=run.selected_patient_ids, practice_id=run.practice_id).values_list("pk", flat=True)],
+        )
 
 
 def plan_run(run_id: int, *, now: datetime.datetime, chunk_size: int = CHUNK_SIZE) -> bool:

@@ -18,6 +18,8 @@ from django.utils import timezone
 
 from core.queue import enqueue_on_commit
 from core.sending import outbox
+from patients import audit, tenancy
+from patients.audit import AuditAction
 from patients.models import EmailOptOut, OptOutReason, Patient, Practice, normalise_email
 
 from . import eligibility, emails
@@ -85,6 +87,64 @@ def invite(
         invitation.record(EventKind.CREATED, now=now, actor=actor, detail=Source(source).label)
         enqueue_on_commit("invitations.send_invitation", invitation.pk)
     return InviteOutcome(patient=patient, invitation=invitation, revoked=revoked)
+
+
+# -- the same for a staff selection, checked against each practice's role and audited -----------
+
+#: What the audit trail says for one patient, per action.
+AUDIT_SUMMARIES = {
+    AuditAction.INVITE: "Portal invitation sent",
+    AuditAction.RESEND: "Portal invitation resent (new link)",
+    AuditAction.REVOKE: "Portal invitation revoked",
+}
+
+
+@dataclass
+class ManyOutcome:
+    done: list[Patient] = field(default_factory=list)
+    #: (patient, why not: the rules' reasons or the staff member's role)
+    skipped: list[tuple[Patient, str]] = field(default_factory=list)
+
+
+def invite_many(
+    patients: list[Patient], *, now: datetime.datetime, actor=None, resend: bool = False, source: Optional[str] = None
+) -> ManyOutcome:
+    """Invite (or, with `resend`, send a new link to) each patient the rules allow and the actor's
+    role at that patient's practice permits; audited per patient. The workflow behind the patient
+    list's actions, the page buttons and the new-patient checkbox, from the admin or the shell."""
+    result = ManyOutcome()
+    source = source or (Source.RESEND if resend else Source.MANUAL)
+    for patient in patients:
+        if actor is not None and not tenancy.can(actor, "invitations.add_invitation", patient.practice_id):
+            result.skipped.append((patient, "your role at this practice does not allow invitations."))
+            continue
+        outcome = invite(patient, now=now, actor=actor, resend=resend, source=source)
+        if outcome.created:
+            result.done.append(patient)
+        else:
+            result.skipped.append((patient, eligibility.reasons_text(outcome.reasons)))
+    _audit(AuditAction.RESEND if resend else AuditAction.INVITE, result.done, actor=actor)
+    return result
+
+
+def revoke_many(patients: list[Patient], *, now: datetime.datetime, actor=None) -> ManyOutcome:
+    """Revoke each patient's open links (staff's decision), where the actor's role allows; audited."""
+    result = ManyOutcome()
+    for patient in patients:
+        if actor is not None and not tenancy.can(actor, "invitations.change_invitation", patient.practice_id):
+            result.skipped.append((patient, "your role at this practice does not allow revoking."))
+            continue
+        if revoke_open(patient, now=now, reason=RevokeReason.STAFF, actor=actor):
+            result.done.append(patient)
+        else:
+            result.skipped.append((patient, "no pending or sent invitation."))
+    _audit(AuditAction.REVOKE, result.done, actor=actor)
+    return result
+
+
+def _audit(action: str, patients: list[Patient], *, actor) -> None:
+    if patients:
+        audit.record_many(actor=actor, action=action, rows=[(p.practice_id, p.pk, AUDIT_SUMMARIES[action]) for p in patients])
 
 
 def revoke_open(patient: Patient, *, now: datetime.datetime, reason: str, actor=None) -> int:

@@ -1,0 +1,392 @@
+"""The patient admin with the portal on it: the invitation status column and filters, the invite,
+resend and revoke actions and buttons with their confirmations, the patient page's portal box and
+timeline, "Why no invite?", and "Send portal invitation" on the add form.
+
+The patient admin itself (`patients.admin.PatientAdmin`) knows nothing of invitations: this app
+extends it and registers the extended admin in its place (the app above extends the app below).
+"""
+
+import zoneinfo
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponseRedirect
+from django.template.defaultfilters import pluralize
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from patients import tenancy
+from patients.admin import PatientAdmin, PatientAdminForm
+from patients.models import Patient, normalise_email
+
+from . import bulk, diagnostics, eligibility, services
+from .admin_filters import NoInviteReasonFilter
+from .bulk_models import BulkRunKind
+from .models import Invitation, Source
+from .portal_status import PortalStatus, filter_by_portal_status, status_tag, with_portal_status
+
+
+class PatientAddForm(PatientAdminForm):
+    send_invitation = forms.BooleanField(
+        label="Send portal invitation",
+        required=False,
+        help_text="Email this patient a link to register for the patient portal. It needs first and last "
+        "name, date of birth, ZIP code, email, birth sex and the patient's consent to email; what is "
+        "missing is marked before anything is saved.",
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        if not cleaned.get("send_invitation") or self.errors.keys() - {"send_invitation"}:
+            return cleaned
+        practice = cleaned.get("practice") or (self.instance.practice if self.instance.practice_id else None)
+        if practice is None:
+            return cleaned
+        # The invitation rules, on the patient as it would be saved: nothing is saved when the
+        # invitation could not be sent, so the front desk fixes it in one go.
+        fields = {name: value for name, value in cleaned.items() if name in PATIENT_FIELDS and name != "practice"}
+        candidate = Patient(practice=practice, **fields)
+        for reason in eligibility.reasons_before_saving(candidate):
+            field = eligibility.RULE_FIELDS.get(reason.code, "send_invitation")
+            if field in self.fields:
+                self.add_error(field, f"{reason.message} Needed for the portal invitation: fix it, or untick “Send portal invitation”.")
+            else:
+                self.add_error("send_invitation", reason.message)
+        return cleaned
+
+
+PATIENT_FIELDS = {f.name for f in Patient._meta.get_fields() if getattr(f, "concrete", False) and not f.auto_created}
+
+
+class PortalStatusFilter(admin.SimpleListFilter):
+    title = "portal invitation status"
+    parameter_name = "portal_status"
+
+    def lookups(self, request, model_admin):
+        return PortalStatus.CHOICES
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return filter_by_portal_status(queryset, self.value(), timezone.now())
+        return queryset
+
+
+class PortalPatientAdmin(PatientAdmin):
+    list_display = ["chart_number", "last_name", "first_name", "invitation_status", "date_of_birth", "email", "practice"]
+    list_filter = [
+        PatientAdmin.list_filter[0], PortalStatusFilter, NoInviteReasonFilter, *PatientAdmin.list_filter[1:],
+    ]
+    actions = ["invite_selected", "resend_selected", "revoke_selected"]
+    #: Bulk invitations beyond this go through Activate Now, which runs in the background.
+    max_action_rows = 500
+
+    @admin.display(description="portal invitation", ordering="portal_status")
+    def invitation_status(self, obj: Patient):
+        return status_tag(obj.portal_status)
+
+    def get_queryset(self, request):
+        return with_portal_status(super().get_queryset(request), timezone.now())
+
+    def can_invite(self, request, practice_id=None) -> bool:
+        if practice_id is None:
+            ids = tenancy.practice_ids_for(request.user, "invitations.add_invitation")
+            return ids is None or bool(ids)
+        return tenancy.can(request.user, "invitations.add_invitation", practice_id)
+
+    def can_revoke(self, request, practice_id=None) -> bool:
+        if practice_id is None:
+            ids = tenancy.practice_ids_for(request.user, "invitations.change_invitation")
+            return ids is None or bool(ids)
+        return tenancy.can(request.user, "invitations.change_invitation", practice_id)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None and self.can_invite(request):
+            kwargs["form"] = PatientAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None and self.can_invite(request):
+            # First on the page: ticking it marks what the invitation needs (change_form.html).
+            fieldsets = [("Patient portal", {"fields": ["send_invitation"]}), *fieldsets]
+        return fieldsets
+
+    def add_view(self, request, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "needed_for_invitation": list(eligibility.NEEDED_FOR_INVITATION)}
+        return super().add_view(request, form_url, extra_context=extra_context)
+
+    def save_model(self, request, obj, form, change):
+        # Open links to another address are revoked on save (invitations.signals); say so here.
+        had_open_link = (
+            change
+            and "email" in form.changed_data
+            and Invitation.objects.open().filter(patient_id=obj.pk).exclude(email=normalise_email(obj.email)).exists()
+        )
+        super().save_model(request, obj, form, change)
+        if had_open_link:
+            self.message_user(
+                request,
+                f"The email address changed, so the invitation sent to the old address was revoked "
+                f"and can no longer be used. Use Invite to send {obj.first_name or 'the patient'} a new link.",
+                messages.WARNING,
+            )
+        if not change and form.cleaned_data.get("send_invitation"):
+            self._invite_new_patient(request, obj)
+
+    def _invite_new_patient(self, request, patient: Patient) -> None:
+        outcome = services.invite_many([patient], now=timezone.now(), actor=request.user, source=Source.NEW_PATIENT)
+        if outcome.done:
+            self.message_user(request, f"A portal invitation is on its way to {patient.email}.", messages.SUCCESS)
+        else:
+            self.message_user(
+                request, f"The patient was saved, but no portal invitation was sent: {outcome.skipped[0][1]}", messages.WARNING,
+            )
+
+
+    def _patients_for_action(self, request, queryset) -> list[Patient] | None:
+        count = queryset.count()
+        if count > self.max_action_rows:
+            self.message_user(
+                request,
+                f"{count:,} patients selected; this action handles up to {self.max_action_rows}. "
+                "Filter the list, or use Activate Now for the whole practice.",
+                messages.ERROR,
+            )
+            return None
+        return list(queryset.select_related("practice"))
+
+    def _report(self, request, *, done: int, verb: str, skipped: list[tuple[Patient, str]]) -> None:
+        self.message_user(request, f"{verb} {done} patient{'s' if done != 1 else ''}.", messages.SUCCESS if done else messages.INFO)
+        if skipped:
+            listed = "; ".join(f"{patient}: {why}" for patient, why in skipped[:20])
+            more = f"; and {len(skipped) - 20} more" if len(skipped) > 20 else ""
+            self.message_user(request, f"Skipped {len(skipped)}: {listed}{more}.", messages.WARNING)
+
+    def _invite(self, request, patients, *, resend: bool) -> tuple[int, list[tuple[Patient, str]]]:
+        outcome = services.invite_many(patients, now=timezone.now(), actor=request.user, resend=resend)
+        return len(outcome.done), outcome.skipped
+
+    def _revoke(self, request, patients) -> tuple[int, list[tuple[Patient, str]]]:
+        outcome = services.revoke_many(patients, now=timezone.now(), actor=request.user)
+        return len(outcome.done), outcome.skipped
+
+    def has_invite_permission(self, request) -> bool:
+        return self.can_invite(request)
+
+    def has_revoke_permission(self, request) -> bool:
+        return self.can_revoke(request)
+
+    @admin.action(description="Invite selected patients to the portal", permissions=["invite"])
+    def invite_selected(self, request, queryset):
+        patients = self._patients_for_action(request, queryset)
+        if patients is not None:
+            done, skipped = self._invite(request, patients, resend=False)
+            self._report(request, done=done, verb="Invited", skipped=skipped)
+
+    @admin.action(description="Resend portal invitation (new link) to selected patients", permissions=["invite"])
+    def resend_selected(self, request, queryset):
+        patients = self._patients_for_action(request, queryset)
+        if patients is None:
+            return None
+        if request.POST.get("confirm") != "yes":
+            return self._resend_confirmation(request, patients, via_action=True)
+        if len(patients) > 1:
+            return self._resend_in_the_background(request, patients)
+        done, skipped = self._invite(request, patients, resend=True)
+        self._report(request, done=done, verb="Sent a new link to", skipped=skipped)
+        return None
+
+    def _resend_in_the_background(self, request, patients):
+        """New links for several patients: one resend run per practice, sent by a worker through
+        the email service's rate like Activate Now, with its own progress page; the request
+        returns at once."""
+        allowed = [p for p in patients if self.can_invite(request, p.practice_id)]
+        refused = [(p, "your role at this practice does not allow invitations.") for p in patients if p not in allowed]
+        by_practice: dict[int, list[Patient]] = {}
+        for patient in allowed:
+            by_practice.setdefault(patient.practice_id, []).append(patient)
+        runs = []
+        for practice_id, chosen in by_practice.items():
+            run = bulk.start_run(
+                practice=chosen[0].practice, now=timezone.now(), kind=BulkRunKind.RESEND, actor=request.user,
+                plan_later=True, patient_ids=[p.pk for p in chosen],
+            )
+            runs.append(run)
+        if refused:
+            self._report(request, done=0, verb="Sent a new link to", skipped=refused)
+        if not runs:
+            return None
+        self.message_user(
+            request,
+            f"Sending new links to {len(allowed)} selected patient{pluralize(len(allowed))} in the background; "
+            "anyone who can no longer get one is listed with the reason when the run is planned.",
+            messages.SUCCESS,
+        )
+        if len(runs) == 1:
+            return HttpResponseRedirect(reverse("admin:invitations_bulkrun_progress", args=[runs[0].pk]))
+        return HttpResponseRedirect(reverse("admin:invitations_bulkrun_changelist"))
+
+    @admin.action(description="Revoke open invitations of selected patients", permissions=["revoke"])
+    def revoke_selected(self, request, queryset):
+        patients = self._patients_for_action(request, queryset)
+        if patients is None:
+            return None
+        if request.POST.get("confirm") != "yes":
+            return self._revoke_confirmation(request, patients, via_action=True)
+        done, skipped = self._revoke(request, patients)
+        self._report(request, done=done, verb="Revoked the invitation of", skipped=skipped)
+        return None
+
+    def _revoke_confirmation(self, request, patients, *, via_action: bool, object_id=None):
+        """Revoking is destructive (the patient's link stops working): say whose, then ask."""
+        now = timezone.now()
+        open_links = {
+            i.patient_id: i for i in Invitation.objects.usable(now).filter(patient__in=patients).only("patient_id", "email", "sent_at", "expires_at")
+        }
+        will_revoke = [(p, open_links[p.pk]) for p in patients if p.pk in open_links and self.can_revoke(request, p.practice_id)]
+        will_skip = [
+            (p, "your role at this practice does not allow revoking." if not self.can_revoke(request, p.practice_id) else "no working link to revoke.")
+            for p in patients if not any(p is chosen for chosen, _ in will_revoke)
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Revoke portal links?",
+            "will_revoke": will_revoke,
+            "will_skip": will_skip,
+            "via_action": via_action,
+            "selected_ids": [p.pk for p in patients],
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            "object_id": object_id,
+        }
+        return TemplateResponse(request, "admin/patients/patient/revoke_confirmation.html", context)
+
+    def _resend_confirmation(self, request, patients, *, via_action: bool, object_id=None):
+        now = timezone.now()
+        will_send, will_skip = [], []
+        for patient in patients:
+            if not self.can_invite(request, patient.practice_id):
+                will_skip.append((patient, "Your role at this practice does not allow invitations."))
+                continue
+            reasons = eligibility.reasons_for(patient, now=now, for_resend=True)
+            if reasons:
+                will_skip.append((patient, eligibility.reasons_text(reasons)))
+            else:
+                will_send.append(patient)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Resend portal invitations?",
+            "will_send": will_send,
+            "will_skip": will_skip,
+            "via_action": via_action,
+            "selected_ids": [p.pk for p in patients],
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            "object_id": object_id,
+        }
+        return TemplateResponse(request, "admin/patients/patient/resend_confirmation.html", context)
+
+    def invitation_view(self, request: HttpRequest, object_id: str, operation: str):
+        return require_POST(self._invitation_view)(request, object_id, operation)
+
+    def _invitation_view(self, request: HttpRequest, object_id: str, operation: str):
+        patient = self.get_object_or_404_scoped(request, object_id)  # another practice's id: 404
+        if operation not in ("invite", "resend", "revoke"):
+            raise PermissionDenied("Unknown invitation action.")
+        allowed = self.can_revoke(request, patient.practice_id) if operation == "revoke" else self.can_invite(request, patient.practice_id)
+        if not allowed:
+            raise PermissionDenied("Your role at this practice does not allow this.")
+        change_url = reverse("admin:patients_patient_change", args=[patient.pk])
+        if operation == "resend" and request.POST.get("confirm") != "yes":
+            return self._resend_confirmation(request, [patient], via_action=False, object_id=patient.pk)
+        if operation == "revoke" and request.POST.get("confirm") != "yes":
+            return self._revoke_confirmation(request, [patient], via_action=False, object_id=patient.pk)
+        if operation == "revoke":
+            done, skipped = self._revoke(request, [patient])
+            self._report(request, done=done, verb="Revoked the invitation of", skipped=skipped)
+        else:
+            done, skipped = self._invite(request, [patient], resend=operation == "resend")
+            verb = "Sent a new link to" if operation == "resend" else "Invited"
+            self._report(request, done=done, verb=verb, skipped=skipped)
+        return HttpResponseRedirect(change_url)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = extra_context or {}
+        patient = self.get_object(request, object_id)
+        if patient is None:
+            return super().change_view(request, object_id, form_url, extra_context=extra_context)
+        now = timezone.now()
+        invitations = list(
+            Invitation.objects.filter(patient=patient).select_related("created_by").prefetch_related("events__actor")[:5]
+        )
+        latest = invitations[0] if invitations else None
+        has_open_invitation = latest is not None and latest.is_usable(now)
+        registered = patient.has_portal_account
+        # A link that is out and working is the good state, not a reason: the box says when it went
+        # and until when it works; reasons are listed only for what stops a new invitation.
+        reasons = [] if registered else [
+            r for r in eligibility.reasons_for(patient, now=now)
+            if not (has_open_invitation and r.code in ("open_invitation", "invited_recently"))
+        ]
+        resend_reasons = [] if registered else eligibility.reasons_for(patient, now=now, for_resend=True)
+        can_invite = not registered and self.can_invite(request, patient.practice_id)
+        extra_context.update(
+            portal_status_tag=status_tag(patient.portal_status),
+            latest_invitation=latest,
+            latest_invitation_expired=latest is not None and latest.is_expired(now),
+            recent_invitations=invitations,
+            invitation_reasons=reasons,
+            can_invite=can_invite,
+            can_revoke=not registered and self.can_revoke(request, patient.practice_id),
+            has_open_invitation=has_open_invitation,
+            # Offered only where it would work; otherwise the button says why not.
+            resend_possible=can_invite and (has_open_invitation or latest is not None) and not resend_reasons,
+            resend_blocked=eligibility.reasons_text(resend_reasons) if can_invite and latest is not None else "",
+            resend_from=(latest.created_at + eligibility.RECENT_INVITATION_WINDOW)
+            if any(r.code == "invited_recently" for r in resend_reasons) else None,
+        )
+        # Every time on the page in the practice's time zone, the form's fields included.
+        with timezone.override(zoneinfo.ZoneInfo(patient.practice.time_zone)):
+            response = super().change_view(request, object_id, form_url, extra_context=extra_context)
+            if hasattr(response, "render"):
+                response.render()
+        return response
+
+    def diagnostics_view(self, request: HttpRequest, object_id: str):
+        """'Why no invite?': every check for one patient, with fixes (any staff who can see the patient)."""
+        patient = self.get_object(request, object_id)
+        if not self.has_view_permission(request, patient):
+            raise PermissionDenied
+        sections = diagnostics.diagnose(patient, now=timezone.now())
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": patient,
+            "title": f"Why no invite? {patient}",
+            "sections": sections,
+            "failing": sum(section.failing for section in sections),
+        }
+        return TemplateResponse(request, "admin/patients/patient/diagnostics.html", context)
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "<path:object_id>/diagnostics/",
+                self.admin_site.admin_view(self.diagnostics_view),
+                name="%s_%s_diagnostics" % info,
+            ),
+            path(
+                "<path:object_id>/invitation/<str:operation>/",
+                self.admin_site.admin_view(self.invitation_view),
+                name="%s_%s_invitation" % info,
+            ),
+        ] + super().get_urls()
+
+
+admin.site.unregister(Patient)
+admin.site.register(Patient, PortalPatientAdmin)
