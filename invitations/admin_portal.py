@@ -455,7 +455,7 @@ class BulkRunAdmin(PracticeScopedAdmin):
             practice=practice,
             first_name=SAMPLE_FIRST_NAME,
             link=emails.registration_url("SAMPLE-LINK-FOR-PREVIEW"),
-            expires_at=timezone.now() + datetime.timedelta(days=practice.link_lifetime_days),
+            expires_at=practice.link_expires_at(timezone.now()),
             template=template,
         )
 

@@ -19,7 +19,7 @@ from django.db.models import F, Q
 
 from patients.models import Patient, Practice
 
-from . import template_html
+from . import sql
 
 #: How many wrong identity answers void a link.
 MAX_FAILED_ATTEMPTS = 5
@@ -95,6 +95,15 @@ def run_out(now: datetime.datetime, *, via: str = "") -> Q:
     return Q(**{f"{via}status__in": list(OPEN_STATUSES), f"{via}expires_at__lte": now})
 
 
+def claimable(now: datetime.datetime) -> Q:
+    """Pending, its link still works, and no worker holds it (never claimed, or the claim lapsed):
+    the claim rule, written once for the single send (`Invitation.claim_for_sending`) and a bulk
+    chunk's retry (`InvitationQuerySet.claim_many`)."""
+    return Q(status=Status.PENDING, expires_at__gt=now) & (
+        Q(sending_started_at__isnull=True) | Q(sending_started_at__lte=now - SEND_CLAIM_LEASE)
+    )
+
+
 class InvitationQuerySet(models.QuerySet):
     def open(self) -> "InvitationQuerySet":
         """Pending or sent, whatever the clock says (see `usable` for links that still work)."""
@@ -117,11 +126,59 @@ class InvitationQuerySet(models.QuerySet):
 
     # -- batch transitions (a bulk run's chunk): one statement each, whatever the batch size --
 
+    def create_claimed_many(
+        self, rows: list[tuple[int, str]], *, practice: Practice, source: str, actor_id: Optional[int], now: datetime.datetime,
+    ) -> dict[int, tuple[int, str, uuid.UUID]]:
+        """Create the newest invitation of each (patient id, address), already claimed for sending
+        by the caller (who holds the patients' row locks), with a CREATED event each: `create_latest`
+        for a batch. Returns {patient id: (invitation id, token, public id)}."""
+        if not rows:
+            return {}
+        expires_at = practice.link_expires_at(now)
+        tokens = {patient_id: new_token() for patient_id, _ in rows}
+        public_ids = {patient_id: uuid.uuid4() for patient_id, _ in rows}
+        with transaction.atomic():
+            self.model.objects.filter(patient_id__in=list(tokens), is_latest=True).update(is_latest=False)
+            made = sql.insert_rows(
+                Invitation,
+                ["public_id", "practice", "patient", "email", "token_hash", "status", "revoke_reason", "failure_reason",
+                 "source", "created_by", "created_at", "sending_started_at", "send_attempts", "expires_at",
+                 "provider_message_id", "failed_attempts", "is_latest"],
+                [
+                    (public_ids[patient_id], practice.pk, patient_id, email, hash_token(tokens[patient_id]), Status.PENDING,
+                     "", "", source, actor_id, now, now, 0, expires_at, "", 0, True)
+                    for patient_id, email in rows
+                ],
+                returning=["id", "patient"],
+            )
+            detail = Source(source).label
+            sql.insert_rows(
+                InvitationEvent, ["invitation", "kind", "at", "actor", "detail"],
+                [(invitation_id, EventKind.CREATED, now, actor_id, detail) for invitation_id, _ in made],
+            )
+        return {patient_id: (invitation_id, tokens[patient_id], public_ids[patient_id]) for invitation_id, patient_id in made}
+
+    def claim_many(self, now: datetime.datetime) -> list[tuple["Invitation", str]]:
+        """Claim for sending every row of this queryset that the claim rule allows, each with a
+        new token: `claim_for_sending` for a batch. Returns (invitation, token) for the rows this
+        caller really claimed (another worker may win some between the read and the write)."""
+        candidates = list(self.filter(claimable(now)))
+        if not candidates:
+            return []
+        tokens = {}
+        for invitation in candidates:
+            tokens[invitation.pk] = new_token()
+            invitation.token_hash = hash_token(tokens[invitation.pk])
+            invitation.sending_started_at = now
+        # `send_attempts` stays: it counts a single send's tries for the unsent sweep
+        # (invitations.services.requeue_unsent); a chunk counts its own attempts.
+        self.model.objects.filter(claimable(now)).bulk_update(candidates, ["token_hash", "sending_started_at"])
+        ours = set(self.model.objects.filter(token_hash__in=[i.token_hash for i in candidates]).values_list("pk", flat=True))
+        return [(invitation, tokens[invitation.pk]) for invitation in candidates if invitation.pk in ours]
+
     def mark_sent_many(self, sent: list[tuple[int, str]], *, now: datetime.datetime) -> list[int]:
         """Pending -> sent for each (pk, the provider's message id), with a SENT event each.
         Only rows still pending change (a row revoked meanwhile stays revoked); returns those."""
-        from . import sql
-
         if not sent:
             return []
         with transaction.atomic():
@@ -134,8 +191,6 @@ class InvitationQuerySet(models.QuerySet):
 
     def fail_many(self, failed: list[tuple[int, str]], *, now: datetime.datetime) -> list[int]:
         """Pending -> failed for each (pk, reason): the email service refused the message."""
-        from . import sql
-
         if not failed:
             return []
         with transaction.atomic():
@@ -152,8 +207,6 @@ class InvitationQuerySet(models.QuerySet):
     def revoke_open(self, *, reason: str, now: datetime.datetime, actor_id: Optional[int] = None) -> list[int]:
         """Open -> revoked for every open invitation of this queryset, with a REVOKED event each
         (a resend run replacing links). One UPDATE re-checked on each row; returns those it changed."""
-        from . import sql
-
         with transaction.atomic():
             changed = sql.update_returning(
                 Invitation, self.open().values("pk"),
@@ -170,8 +223,6 @@ class InvitationQuerySet(models.QuerySet):
         """Give back the send claims of pending rows that were not sent, so a later attempt
         claims them again (with a new token); a "sending delayed" event for each that met an
         error (`detail`), none for those never tried."""
-        from . import sql
-
         if not released:
             return
         with transaction.atomic():
@@ -189,8 +240,6 @@ class InvitationQuerySet(models.QuerySet):
         row and this one skips it) and returns the ids it changed; one bulk insert of their
         events. The rows are not locked first: the UPDATE's own condition is the claim.
         """
-        from . import sql
-
         total = 0
         while True:
             # The partial index on open links' expiry finds the batch; ordering by pk would
@@ -355,8 +404,7 @@ class Invitation(models.Model):
         """
         token = new_token()
         claimed = (
-            Invitation.objects.filter(pk=self.pk, status=Status.PENDING, expires_at__gt=now)
-            .filter(Q(sending_started_at__isnull=True) | Q(sending_started_at__lte=now - SEND_CLAIM_LEASE))
+            Invitation.objects.filter(claimable(now), pk=self.pk)
             .update(sending_started_at=now, token_hash=hash_token(token), send_attempts=F("send_attempts") + 1)
         )
         if not claimed:
@@ -444,52 +492,8 @@ class InvitationEvent(models.Model):
         return f"{self.get_kind_display()} at {self.at:%Y-%m-%d %H:%M}"
 
 
-class InvitationTemplate(models.Model):
-    """A practice's own wording for the invitation email.
-
-    Staff write plain HTML with bracketed snippets (see `invitations.template_html.SNIPPETS`), never
-    template language; the HTML is sanitised on save. A practice without one uses the default.
-    """
-
-    practice = models.OneToOneField(Practice, on_delete=models.CASCADE, related_name="invitation_template")
-    subject = models.CharField(
-        max_length=150,
-        help_text="Keep it generic: no health information. Snippet allowed: [Practice Name].",
-    )
-    html_body = models.TextField(
-        "email body (HTML)",
-        help_text="Snippets: [First Name], [Practice Name], [Practice Contact], [Registration Link], "
-        "[Expiry Date], [Logo]. [Registration Link] is required.",
-    )
-    updated_at = models.DateTimeField(auto_now=True)
-    updated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-
-    class Meta:
-        verbose_name = "invitation email template"
-
-    def __str__(self) -> str:
-        return f"Invitation email of {self.practice}"
-
-    def clean(self) -> None:
-        template_html.validate_template(subject=self.subject, html_body=self.html_body)
-
-    def save(self, *args, **kwargs) -> None:
-        self.subject = " ".join(self.subject.split())
-        self.html_body = template_html.sanitise_html(self.html_body)
-        super().save(*args, **kwargs)
-
-    @classmethod
-    def default(cls) -> "InvitationTemplate":
-        """An unsaved template holding the default wording (for practices without their own)."""
-        return cls(subject=template_html.DEFAULT_SUBJECT, html_body=template_html.DEFAULT_HTML_BODY)
-
-    @classmethod
-    def for_practice(cls, practice) -> "InvitationTemplate":
-        """The practice's template, else the default one: one query, never None."""
-        return cls.objects.filter(practice_id=practice.pk).first() or cls.default()
-
+# A practice's wording for the invitation email lives in its own module.
+from .template_models import InvitationTemplate  # noqa: E402,F401
 
 # Delivery reports from the email service live in their own module.
 from .tracking import DeliveryReport  # noqa: E402,F401

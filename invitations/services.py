@@ -79,7 +79,7 @@ def invite(
                     source=source,
                     created_by=actor if actor is not None and actor.pk else None,
                     created_at=now,
-                    expires_at=now + datetime.timedelta(days=patient.practice.link_lifetime_days),
+                    expires_at=patient.practice.link_expires_at(now),
                 )
         except IntegrityError:
             # Another request created the open invitation a moment ago.

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from patients.jobs import tracked_job
 
-from . import bulk, dashboard, services
+from . import bulk, chunks, dashboard, services
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +57,8 @@ BULK_CHUNK_MAX_RETRIES = 6
 @shared_task(bind=True, name="invitations.process_bulk_chunk", max_retries=BULK_CHUNK_MAX_RETRIES, acks_late=True)
 def process_bulk_chunk(self, chunk_id: int) -> str:
     try:
-        return bulk.process_chunk(chunk_id, now=timezone.now())
-    except bulk.ChunkDeferred as exc:
+        return chunks.process_chunk(chunk_id, now=timezone.now())
+    except chunks.ChunkDeferred as exc:
         if self.request.retries >= self.max_retries:
             # The chunk stays pending; the resume sweep tries it again later.
             logger.warning("bulk chunk %s: email service unreachable, left for the sweep", chunk_id)

@@ -75,6 +75,15 @@ class Practice(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def link_lifetime(self) -> datetime.timedelta:
+        """How long an invitation link works: the one place the setting becomes a duration."""
+        return datetime.timedelta(days=self.link_lifetime_days)
+
+    def link_expires_at(self, now: datetime.datetime) -> datetime.datetime:
+        """When a link made now stops working (single invites, bulk runs and previews alike)."""
+        return now + self.link_lifetime
+
 
 class Role(models.TextChoices):
     ADMIN = "admin", "Practice admin"

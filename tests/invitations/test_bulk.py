@@ -8,7 +8,7 @@ from django.core import mail
 from django.core.mail.backends.locmem import EmailBackend as LocmemBackend
 from django.db import IntegrityError
 
-from invitations import bulk
+from invitations import bulk, chunks
 from invitations.bulk_models import CHUNK_LEASE, BulkRun, BulkRunChunk, BulkRunKind, BulkRunStatus, ChunkStatus
 from invitations.models import EventKind, Invitation, InvitationEvent, InvitationTemplate, Source, Status
 from patients.models import EmailOptOut
@@ -109,7 +109,7 @@ def test_a_run_replaces_a_link_that_ran_out_and_keeps_one_latest_invitation(prac
     old = InvitationFactory(patient=patient, created_at=NOW - datetime.timedelta(days=8))  # run out, not swept
     with django_capture_on_commit_callbacks(execute=False):
         run = bulk.start_run(practice=practice, now=NOW)
-    assert bulk.process_chunk(run.chunks.get().pk, now=NOW) == "done"
+    assert chunks.process_chunk(run.chunks.get().pk, now=NOW) == "done"
     old.refresh_from_db()
     assert old.status == Status.EXPIRED and not old.is_latest
     assert Invitation.objects.get(patient=patient, is_latest=True).status == Status.SENT
@@ -121,7 +121,7 @@ def test_a_patient_who_became_ineligible_after_planning_is_skipped(practice, dja
         run = bulk.start_run(practice=practice, now=NOW)
     lost.email_consent = False
     lost.save()
-    bulk.process_chunk(run.chunks.get().pk, now=NOW)
+    chunks.process_chunk(run.chunks.get().pk, now=NOW)
     run.refresh_from_db()
     assert recipients() == [keep.email]
     assert (run.targeted, run.invited, run.sent, run.skipped_at_send) == (2, 1, 1, 1)
@@ -163,7 +163,7 @@ def test_a_permanent_refusal_fails_that_invitation_and_the_others_are_sent(pract
     globals()["Refusing"] = Refusing
     with django_capture_on_commit_callbacks(execute=False):
         run = bulk.start_run(practice=practice, now=NOW)
-    bulk.process_chunk(run.chunks.get().pk, now=NOW)
+    chunks.process_chunk(run.chunks.get().pk, now=NOW)
     run.refresh_from_db()
     assert recipients() == [good.email]
     assert Invitation.objects.get(patient=bad).status == Status.FAILED
@@ -197,9 +197,9 @@ def test_a_chunk_delivered_twice_sends_nothing_twice(practice, django_capture_on
     with django_capture_on_commit_callbacks(execute=False):
         run = bulk.start_run(practice=practice, now=NOW)
     chunk = run.chunks.get()
-    assert bulk.process_chunk(chunk.pk, now=NOW) == "done"
-    assert bulk.process_chunk(chunk.pk, now=NOW) == "not-claimed"
-    assert bulk.process_chunk(chunk.pk, now=NOW + CHUNK_LEASE * 2) == "not-claimed"  # done stays done
+    assert chunks.process_chunk(chunk.pk, now=NOW) == "done"
+    assert chunks.process_chunk(chunk.pk, now=NOW) == "not-claimed"
+    assert chunks.process_chunk(chunk.pk, now=NOW + CHUNK_LEASE * 2) == "not-claimed"  # done stays done
     assert len(mail.outbox) == 4
     assert Invitation.objects.count() == 4
 
@@ -209,8 +209,8 @@ def test_a_chunk_being_processed_is_not_taken_by_a_second_delivery(practice, dja
     with django_capture_on_commit_callbacks(execute=False):
         run = bulk.start_run(practice=practice, now=NOW)
     chunk = run.chunks.get()
-    assert bulk.claim_chunk(chunk.pk, now=NOW)  # a worker holds it
-    assert bulk.process_chunk(chunk.pk, now=NOW + CHUNK_LEASE - datetime.timedelta(seconds=1)) == "not-claimed"
+    assert chunks.claim_chunk(chunk.pk, now=NOW)  # a worker holds it
+    assert chunks.process_chunk(chunk.pk, now=NOW + CHUNK_LEASE - datetime.timedelta(seconds=1)) == "not-claimed"
     assert mail.outbox == []
 
 
@@ -222,7 +222,7 @@ def test_a_worker_dying_half_way_is_resumed_by_the_sweep_without_duplicates(
     (survive=2; sent marks are written after every email here, as a slow email service would
     cause). The chunk keeps its claim; the sweep re-enqueues it once the lease has run out."""
     patients = PatientFactory.create_batch(5, practice=practice)
-    monkeypatch.setattr(bulk, "MARK_SENT_EVERY_SECONDS", 0)
+    monkeypatch.setattr(chunks, "MARK_SENT_EVERY_SECONDS", 0)
     settings.PORTAL_SEND_CONCURRENCY = 1  # one email at a time, so "after two" is a known point
     settings.EMAIL_BACKEND = f"{__name__}.DyingBackend"
     DyingBackend.survive = survive
@@ -230,7 +230,7 @@ def test_a_worker_dying_half_way_is_resumed_by_the_sweep_without_duplicates(
         run = bulk.start_run(practice=practice, now=NOW)
     chunk = run.chunks.get()
     with pytest.raises(WorkerDied):
-        bulk.process_chunk(chunk.pk, now=NOW)
+        chunks.process_chunk(chunk.pk, now=NOW)
     chunk.refresh_from_db()
     assert chunk.status == ChunkStatus.CLAIMED
     assert Invitation.objects.filter(status=Status.PENDING).count() == 5 - survive
@@ -247,7 +247,7 @@ def test_a_worker_dying_half_way_is_resumed_by_the_sweep_without_duplicates(
     with django_capture_on_commit_callbacks(execute=True):
         assert bulk.resume_stalled(now=later) == 1
     assert enqueued == [chunk.pk]
-    assert bulk.process_chunk(chunk.pk, now=later) == "done"
+    assert chunks.process_chunk(chunk.pk, now=later) == "done"
 
     assert recipients() == sorted(p.email for p in patients)  # each exactly once
     assert Invitation.objects.count() == 5
@@ -325,7 +325,7 @@ def _chunk_queries(size: int, capture) -> int:
     from django.test.utils import CaptureQueriesContext
 
     with CaptureQueriesContext(connection) as captured:
-        assert bulk.process_chunk(run.chunks.get().pk, now=NOW) == "done"
+        assert chunks.process_chunk(run.chunks.get().pk, now=NOW) == "done"
     run.refresh_from_db()
     assert run.sent == size + 1
     return statements(captured.captured_queries)
@@ -354,7 +354,7 @@ def test_a_chunk_uses_a_bounded_number_of_queries_whatever_its_size(
     # invitations, their events, the chunk's figures and a progress tick, in one transaction),
     # so a chunk of the configured size (500) runs a bounded number of queries. (+8: with no
     # sending rate in force, the shared rate is read a few times a second, whatever the size.)
-    assert small <= large <= small + 7 * (120 // bulk.MARK_SENT_EVERY_MESSAGES) + 8
+    assert small <= large <= small + 7 * (120 // chunks.MARK_SENT_EVERY_MESSAGES) + 8
 
 
 @pytest.mark.postgres
@@ -369,11 +369,11 @@ def test_on_postgresql_a_chunk_of_any_size_runs_a_bounded_number_of_queries(djan
         with django_capture_on_commit_callbacks(execute=False):
             run = bulk.start_run(practice=practice, now=NOW)
         with CaptureQueriesContext(connection) as captured:
-            bulk.process_chunk(run.chunks.get().pk, now=NOW)
+            chunks.process_chunk(run.chunks.get().pk, now=NOW)
         counts.append(len(captured))
     # Each mark: the invitations, their events, the chunk's figures and a progress tick (+8: the
     # shared sending rate is read a few times a second).
-    assert counts[0] <= 40 and counts[0] <= counts[1] <= counts[0] + 7 * (300 // bulk.MARK_SENT_EVERY_MESSAGES) + 8
+    assert counts[0] <= 40 and counts[0] <= counts[1] <= counts[0] + 7 * (300 // chunks.MARK_SENT_EVERY_MESSAGES) + 8
 
 
 @pytest.mark.parametrize("first_name", ["Zoë", "Ann <b>& \"Bo\"", ""])

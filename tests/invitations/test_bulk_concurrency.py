@@ -4,7 +4,7 @@ delivered to two workers at once, a chunk racing a single invite of one of its p
 import pytest
 from django.core import mail
 
-from invitations import bulk, services
+from invitations import bulk, chunks, services
 from invitations.bulk_models import BulkRun
 from invitations.models import Invitation
 from tests.factories import PatientFactory, PracticeFactory
@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 def locmem(settings, monkeypatch):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     mail.outbox = []
-    monkeypatch.setattr(bulk, "_enqueue", lambda ids: None)  # the tests run the chunks themselves
+    monkeypatch.setattr(chunks, "enqueue", lambda ids: None)  # the tests run the chunks themselves
     monkeypatch.setattr(bulk, "_enqueue_planning", lambda ids: None)
 
 
@@ -42,7 +42,7 @@ def test_a_chunk_delivered_to_four_workers_at_once_sends_each_email_once():
     patients = PatientFactory.create_batch(20, practice=practice)
     run = bulk.start_run(practice=practice, now=NOW)
     chunk_id = run.chunks.get().pk
-    results = run_together(lambda: bulk.process_chunk(chunk_id, now=NOW))
+    results = run_together(lambda: chunks.process_chunk(chunk_id, now=NOW))
     assert sorted(results) == ["done"] + ["not-claimed"] * 3
     assert sorted(m.to[0] for m in mail.outbox) == sorted(p.email for p in patients)
     assert Invitation.objects.count() == 20
@@ -57,7 +57,7 @@ def test_a_chunk_and_single_invites_of_its_patients_make_one_invitation_each():
     def single(patient):
         return lambda: services.invite(patient, now=NOW).created
 
-    results = run_together([lambda: bulk.process_chunk(chunk_id, now=NOW)] + [single(p) for p in patients[:3]])
+    results = run_together([lambda: chunks.process_chunk(chunk_id, now=NOW)] + [single(p) for p in patients[:3]])
     assert results.count("done") == 1
     for patient in patients:
         assert Invitation.objects.filter(patient=patient).count() == 1

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from invitations import bulk
+from invitations import bulk, chunks
 from invitations.admin_portal import BulkRunAdmin
 from invitations.bulk_models import BulkRunStatus, BulkRunTick, ChunkStatus
 from invitations.models import SEND_GIVE_UP_AFTER, EventKind, Invitation, Status, hash_token
@@ -57,8 +57,8 @@ def run_until_done(run, *, capture, now=NOW, attempts: int = 50) -> list[str]:
         for chunk_id in pending:
             try:
                 with capture(execute=True):
-                    outcomes.append(bulk.process_chunk(chunk_id, now=now))
-            except bulk.ChunkDeferred:
+                    outcomes.append(chunks.process_chunk(chunk_id, now=now))
+            except chunks.ChunkDeferred:
                 outcomes.append("deferred")
     raise AssertionError(f"not done after {attempts} rounds: {outcomes[-5:]}")
 
@@ -130,14 +130,14 @@ def test_a_chunk_whose_time_runs_out_hands_the_rest_on_at_once_and_the_run_waits
 ):
     standin = use_provider("postmark")
     standin.configure(latency=0.1)
-    monkeypatch.setattr(bulk, "SEND_SECONDS", 0.35)
+    monkeypatch.setattr(chunks, "SEND_SECONDS", 0.35)
     monkeypatch.setattr("django.conf.settings.PORTAL_SEND_CONCURRENCY", 2)
     patients = PatientFactory.create_batch(20, practice=practice)
     run = start(practice, django_capture_on_commit_callbacks)
     chunk = run.chunks.get()
 
     with django_capture_on_commit_callbacks(execute=True):
-        assert bulk.process_chunk(chunk.pk, now=NOW) == "continued"
+        assert chunks.process_chunk(chunk.pk, now=NOW) == "continued"
     chunk.refresh_from_db()
     sent_first = standin.stats()["messages"]
     assert 2 <= sent_first < 20
@@ -171,8 +171,8 @@ def test_an_outage_defers_the_chunk_and_it_finishes_when_the_service_is_back(
     patients = PatientFactory.create_batch(4, practice=practice)
     run = start(practice, django_capture_on_commit_callbacks)
     chunk = run.chunks.get()
-    with pytest.raises(bulk.ChunkDeferred, match="HTTP 503"):
-        bulk.process_chunk(chunk.pk, now=NOW)
+    with pytest.raises(chunks.ChunkDeferred, match="HTTP 503"):
+        chunks.process_chunk(chunk.pk, now=NOW)
     chunk.refresh_from_db()
     assert (chunk.status, chunk.waiting, chunk.waiting_since) == (ChunkStatus.PENDING, 4, NOW)
     assert Invitation.objects.filter(status=Status.PENDING, sending_started_at__isnull=True).count() == 4
@@ -195,8 +195,8 @@ def test_a_refused_account_fails_no_patient_and_stops_after_one_call(
     standin.configure(auth_fail=True)
     PatientFactory.create_batch(30, practice=practice)
     run = start(practice, django_capture_on_commit_callbacks)
-    with pytest.raises(bulk.ChunkDeferred, match="HTTP 401"):
-        bulk.process_chunk(run.chunks.get().pk, now=NOW)
+    with pytest.raises(chunks.ChunkDeferred, match="HTTP 401"):
+        chunks.process_chunk(run.chunks.get().pk, now=NOW)
     assert standin.stats()["requests"] <= 16
     assert not Invitation.objects.filter(status=Status.FAILED).exists()
     run.refresh_from_db()
@@ -211,16 +211,16 @@ def test_hours_of_refusals_fail_the_chunks_invitations_with_the_reason(
     PatientFactory.create_batch(3, practice=practice)
     run = start(practice, django_capture_on_commit_callbacks)
     chunk = run.chunks.get()
-    with pytest.raises(bulk.ChunkDeferred):
-        bulk.process_chunk(chunk.pk, now=NOW)
+    with pytest.raises(chunks.ChunkDeferred):
+        chunks.process_chunk(chunk.pk, now=NOW)
     almost = NOW + SEND_GIVE_UP_AFTER - datetime.timedelta(minutes=1)
     frozen.move_to(almost)
-    with pytest.raises(bulk.ChunkDeferred):
-        bulk.process_chunk(chunk.pk, now=almost)
+    with pytest.raises(chunks.ChunkDeferred):
+        chunks.process_chunk(chunk.pk, now=almost)
     later = NOW + SEND_GIVE_UP_AFTER
     frozen.move_to(later)
     with django_capture_on_commit_callbacks(execute=False):
-        assert bulk.process_chunk(chunk.pk, now=later) == "gave-up"
+        assert chunks.process_chunk(chunk.pk, now=later) == "gave-up"
     reasons = set(Invitation.objects.values_list("status", "failure_reason"))
     assert len(reasons) == 1
     status, reason = reasons.pop()
@@ -270,7 +270,7 @@ def test_a_later_attempt_never_invites_again_a_patient_this_run_already_invited(
 
     standin = use_provider("postmark")
     standin.configure(latency=0.1)
-    monkeypatch.setattr(bulk, "SEND_SECONDS", 0.35)
+    monkeypatch.setattr(chunks, "SEND_SECONDS", 0.35)
     monkeypatch.setattr("django.conf.settings.PORTAL_SEND_CONCURRENCY", 2)
     patients = PatientFactory.create_batch(12, practice=practice)
     refused = PatientFactory(practice=practice, email="invalid.box@example.com")
@@ -278,7 +278,7 @@ def test_a_later_attempt_never_invites_again_a_patient_this_run_already_invited(
         run = bulk.start_run(practice=practice, now=NOW, kind=BulkRunKind.RESEND, patient_ids=[p.pk for p in patients + [refused]])
     chunk = run.chunks.get()
     with django_capture_on_commit_callbacks(execute=True):
-        assert bulk.process_chunk(chunk.pk, now=NOW) == "continued"
+        assert chunks.process_chunk(chunk.pk, now=NOW) == "continued"
     later = NOW + datetime.timedelta(hours=2)
     frozen.move_to(later)
     outcomes = run_until_done(run, capture=django_capture_on_commit_callbacks, now=later)
@@ -298,14 +298,14 @@ def test_a_chunk_is_never_done_while_one_of_its_invitations_is_pending(
     use_provider("postmark")
     PatientFactory.create_batch(3, practice=practice)
     run = start(practice, django_capture_on_commit_callbacks)
-    real_send = bulk._send
+    real_send = chunks._send
 
     def lose_one(outgoing, **kwargs):
         return real_send(outgoing[1:], **kwargs)
 
-    monkeypatch.setattr(bulk, "_send", lose_one)
+    monkeypatch.setattr(chunks, "_send", lose_one)
     with django_capture_on_commit_callbacks(execute=True):
-        assert bulk.process_chunk(run.chunks.get().pk, now=NOW) == "continued"
+        assert chunks.process_chunk(run.chunks.get().pk, now=NOW) == "continued"
     run.refresh_from_db()
     assert run.is_running and run.chunks.get().status == ChunkStatus.PENDING
 
@@ -316,7 +316,7 @@ def test_a_chunk_that_cannot_get_a_sending_slot_waits_for_it_instead_of_spinning
     from core.sending import ratelimit
 
     use_provider("postmark")
-    monkeypatch.setattr(bulk, "SEND_SECONDS", 1.0)
+    monkeypatch.setattr(chunks, "SEND_SECONDS", 1.0)
     ratelimit.limiter("email").slow_down(120)  # the provider asked the account to wait two minutes
     PatientFactory.create_batch(3, practice=practice)
     run = start(practice, django_capture_on_commit_callbacks)
@@ -325,7 +325,7 @@ def test_a_chunk_that_cannot_get_a_sending_slot_waits_for_it_instead_of_spinning
         "invitations.tasks.process_bulk_chunk.apply_async", lambda args, **kw: countdowns.append(kw.get("countdown"))
     )
     with django_capture_on_commit_callbacks(execute=True):
-        assert bulk.process_chunk(run.chunks.get().pk, now=NOW) == "waiting"
+        assert chunks.process_chunk(run.chunks.get().pk, now=NOW) == "waiting"
     assert len(countdowns) == 1 and 100 < countdowns[0] <= 120
 
 
@@ -335,19 +335,19 @@ def test_a_chunk_taken_over_after_its_lease_leaves_the_new_owners_claims_alone(
     from invitations.bulk_models import BulkRunChunk
 
     use_provider("postmark")
-    monkeypatch.setattr(bulk, "SEND_SECONDS", 0.0)  # hands everything on
+    monkeypatch.setattr(chunks, "SEND_SECONDS", 0.0)  # hands everything on
     PatientFactory.create_batch(2, practice=practice)
     run = start(practice, django_capture_on_commit_callbacks)
     chunk = run.chunks.get()
-    real_send = bulk._send
+    real_send = chunks._send
 
     def taken_over_meanwhile(outgoing, **kwargs):
         report = real_send(outgoing, **kwargs)
         BulkRunChunk.objects.filter(pk=chunk.pk).update(claimed_at=NOW + datetime.timedelta(minutes=11))
         return report
 
-    monkeypatch.setattr(bulk, "_send", taken_over_meanwhile)
-    assert bulk.process_chunk(chunk.pk, now=NOW) == "taken-over"
+    monkeypatch.setattr(chunks, "_send", taken_over_meanwhile)
+    assert chunks.process_chunk(chunk.pk, now=NOW) == "taken-over"
     assert Invitation.objects.filter(status=Status.PENDING, sending_started_at=NOW).count() == 2  # untouched
 
 

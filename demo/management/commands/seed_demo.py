@@ -151,7 +151,7 @@ class Command(BaseCommand):
         """A year of invitations, so status tags, filters, the dashboard and its chart have something
         to show: accepted ones for registered patients, and some still out, expired or failed."""
         now = timezone.now()
-        lifetime = datetime.timedelta(days=practice.link_lifetime_days)
+        lifetime = practice.link_lifetime
         patients = Patient.objects.filter(practice=practice).exclude(email="").filter(invitations__isnull=True)
         made = 0
         for batch in _batches(patients.values_list("pk", "email", "portal_user_id", "registered_at"), 2000):

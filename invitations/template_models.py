@@ -1,0 +1,55 @@
+"""A practice's own wording for the invitation email (the editor is in `invitations.admin_portal`)."""
+
+from django.conf import settings
+from django.db import models
+
+from patients.models import Practice
+
+from . import template_html
+
+
+class InvitationTemplate(models.Model):
+    """A practice's own wording for the invitation email.
+
+    Staff write plain HTML with bracketed snippets (see `invitations.template_html.SNIPPETS`), never
+    template language; the HTML is sanitised on save. A practice without one uses the default.
+    """
+
+    practice = models.OneToOneField(Practice, on_delete=models.CASCADE, related_name="invitation_template")
+    subject = models.CharField(
+        max_length=150,
+        help_text="Keep it generic: no health information. Snippet allowed: [Practice Name].",
+    )
+    html_body = models.TextField(
+        "email body (HTML)",
+        help_text="Snippets: [First Name], [Practice Name], [Practice Contact], [Registration Link], "
+        "[Expiry Date], [Logo]. [Registration Link] is required.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = "invitation email template"
+
+    def __str__(self) -> str:
+        return f"Invitation email of {self.practice}"
+
+    def clean(self) -> None:
+        template_html.validate_template(subject=self.subject, html_body=self.html_body)
+
+    def save(self, *args, **kwargs) -> None:
+        self.subject = " ".join(self.subject.split())
+        self.html_body = template_html.sanitise_html(self.html_body)
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def default(cls) -> "InvitationTemplate":
+        """An unsaved template holding the default wording (for practices without their own)."""
+        return cls(subject=template_html.DEFAULT_SUBJECT, html_body=template_html.DEFAULT_HTML_BODY)
+
+    @classmethod
+    def for_practice(cls, practice) -> "InvitationTemplate":
+        """The practice's template, else the default one: one query, never None."""
+        return cls.objects.filter(practice_id=practice.pk).first() or cls.default()
