@@ -27,10 +27,19 @@ def enqueue_on_commit(task: str, *args, countdown: float = 0) -> None:
     transaction.on_commit(partial(publish, task, args, countdown))
 
 
+def registered_task(name: str):
+    """The task called `name`. A web process never imports the apps' tasks modules itself
+    (Celery's autodiscovery runs when a worker starts), so the first lookup imports them."""
+    tasks = current_app.tasks
+    if name not in tasks:
+        current_app.loader.import_default_modules()
+    return tasks[name]
+
+
 def publish(task: str, args: tuple, countdown: float = 0) -> None:
     try:
         options = {"countdown": countdown} if countdown else {}
-        current_app.tasks[task].apply_async(
+        registered_task(task).apply_async(
             args=args, retry=True, retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5}, **options
         )
     except (BrokerUnavailable, OSError) as exc:

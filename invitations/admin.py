@@ -9,7 +9,7 @@ from django.utils.html import format_html, format_html_join
 from patients import audit, tenancy
 from patients.audit import AuditAction
 from patients.admin_scoping import PracticeScopedAdmin, PracticeScopedForm
-from patients.models import Patient, Role
+from patients.models import Patient
 from patients.paging import CappedCountPaginator
 
 from . import template_html
@@ -129,14 +129,12 @@ class InvitationTemplateAdmin(PracticeScopedAdmin):
     readonly_fields = ["updated_at", "updated_by", "snippets"]
     fields = ["practice", "subject", "html_body", "snippets", "updated_at", "updated_by"]
 
-    # The wording patients receive is the practice admins' and managers' call, not the front desk's.
-    editor_roles = {Role.ADMIN, Role.MANAGER}
-
     def editable_practice_ids(self, request) -> Optional[set[int]]:
+        """The wording patients receive is the practice admins' and managers' call (roles.MANAGING_ROLES)."""
         ids = self.scoped_practice_ids(request, "change")
         if ids is None:
             return None
-        return {pk for pk in ids if tenancy.role_at(request.user, pk) in self.editor_roles}
+        return {pk for pk in ids if tenancy.manages(request.user, pk)}
 
     def _may_edit(self, request, obj=None) -> bool:
         ids = self.editable_practice_ids(request)

@@ -7,7 +7,6 @@ Everyone on a practice's team sees its dashboard; Activate Now and the template 
 its practice admins and managers; the portal switches for its practice admins.
 """
 
-import datetime
 import functools
 import zoneinfo
 
@@ -26,21 +25,19 @@ from core.sending import outbox
 from patients import audit, tenancy
 from patients.admin_scoping import PracticeScopedAdmin
 from patients.audit import AuditAction
-from patients.models import Practice, Role
+from patients.models import Practice
 
 from . import bulk, dashboard, eligibility, emails, template_html
 from .bulk_models import BulkRun
 from .models import InvitationTemplate
 
-#: Activate Now and the wording of the email are the practice admins' and managers' call.
-MANAGER_ROLES = {Role.ADMIN, Role.MANAGER}
 LOGO_MAX_BYTES = 512 * 1024
 LOGO_FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "GIF": "GIF"}
 SAMPLE_FIRST_NAME = "Alex"
 
 
 def can_manage_portal(user, practice_id: int) -> bool:
-    return tenancy.can(user, "invitations.add_bulkrun", practice_id) and tenancy.role_at(user, practice_id) in MANAGER_ROLES
+    return tenancy.can(user, "invitations.add_bulkrun", practice_id) and tenancy.manages(user, practice_id)
 
 
 def can_change_switches(user, practice_id: int) -> bool:

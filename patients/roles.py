@@ -49,6 +49,12 @@ ADMIN_ONLY = {
     "patients.delete_membership",
 }
 
+#: Activate Now, the invitation email's wording and the portal's switches are the practice admins'
+#: and managers' call, not the front desk's (`patients.tenancy.manages` asks it per practice).
+MANAGING_ROLES = frozenset({Role.ADMIN, Role.MANAGER})
+#: Most senior first (the admin home page is titled for the most senior role a user holds).
+SENIORITY = (Role.ADMIN, Role.MANAGER, Role.FRONT_DESK, Role.VIEWER)
+
 GROUP_NAMES = {
     Role.ADMIN: "Practice admins",
     Role.MANAGER: "Managers",

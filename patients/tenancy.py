@@ -7,7 +7,7 @@ else decides tenancy. Results are cached on the user object for the length of a 
 from typing import Optional
 
 from .models import Membership, Practice
-from .roles import role_allows
+from .roles import MANAGING_ROLES, role_allows
 
 _CACHE_ATTR = "_portal_memberships"
 
@@ -58,3 +58,17 @@ def role_at(user, practice_id: int) -> Optional[str]:
     if user.is_superuser:
         return "admin"
     return _memberships(user).get(practice_id)
+
+
+def manages(user, practice_id: int) -> bool:
+    """Whether `user` is a practice admin or manager at this practice (superusers everywhere)."""
+    return role_at(user, practice_id) in MANAGING_ROLES
+
+
+def practice_ids_with_role(user, roles: frozenset, perm: Optional[str] = None) -> Optional[set[int]]:
+    """`practice_ids_for`, narrowed to the practices where the user's role is one of `roles`
+    (None still means every practice: a superuser)."""
+    ids = practice_ids_for(user, perm)
+    if ids is None:
+        return None
+    return {pk for pk in ids if role_at(user, pk) in roles}

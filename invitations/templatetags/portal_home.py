@@ -6,6 +6,7 @@ from django.urls import reverse
 
 from patients import tenancy
 from patients.models import Practice, Role
+from patients.roles import SENIORITY
 
 from ..dashboard_models import PracticeFigures
 
@@ -18,8 +19,6 @@ TITLES = {
     Role.FRONT_DESK: "Front desk",
     Role.VIEWER: "Overview (view only)",
 }
-SENIORITY = [Role.ADMIN, Role.MANAGER, Role.FRONT_DESK, Role.VIEWER]
-MANAGING = {Role.ADMIN, Role.MANAGER}
 #: A superuser's home lists this many practices (the practices page has them all).
 SHOWN = 12
 
@@ -45,7 +44,7 @@ def portal_home(context) -> dict:
             "add_patient": reverse("admin:patients_patient_add")
             if user.is_superuser or tenancy.can(user, "patients.add_patient", practice.pk) else None,
             "activate": reverse("admin:invitations_portal_activate", args=[practice.pk])
-            if user.is_superuser or role in MANAGING else None,
+            if tenancy.manages(user, practice.pk) else None,
             "total": data.get("total"),
             "registered": data.get("active"),
             "counted_at": snapshot.computed_at if snapshot else None,
