@@ -7,12 +7,11 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from patients import audit, tenancy
-from patients.audit import AuditAction
 from patients.admin_scoping import PracticeScopedAdmin, PracticeScopedForm
 from patients.models import Patient
 from patients.paging import CappedCountPaginator
 
-from . import template_html
+from . import template_html, template_service
 from .models import OPEN_STATUSES, Invitation, InvitationEvent, InvitationTemplate, Status, run_out
 from .portal_status import PortalStatus, status_tag
 from .tracking import DeliveryReport
@@ -170,14 +169,8 @@ class InvitationTemplateAdmin(PracticeScopedAdmin):
         return initial
 
     def save_model(self, request, obj, form, change):
-        obj.updated_by = request.user
-        super().save_model(request, obj, form, change)
-        if form.changed_data:
-            labels, _ = audit.describe_changes(form, with_values=False)
-            audit.record(
-                practice_id=obj.practice_id, actor=request.user, action=AuditAction.TEMPLATE_EDIT,
-                summary=f"Changed the invitation email's {labels}",
-            )
+        labels, _ = audit.describe_changes(form, with_values=False)
+        template_service.save_template(obj, actor=request.user, changed=[labels] if labels else [])
 
 
 @admin.register(DeliveryReport)

@@ -13,7 +13,6 @@ import zoneinfo
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.core.mail import EmailMultiAlternatives
 from django.http import Http404, HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -21,27 +20,15 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from core.sending import outbox
 from patients import audit, tenancy
 from patients.admin_scoping import PracticeScopedAdmin
 from patients.audit import AuditAction
 from patients.models import Practice
 
-from . import bulk, dashboard, eligibility, emails, template_html
+from . import bulk, dashboard, eligibility
+from .access import can_change_switches, can_manage_portal
+from .admin_template import TemplateEditorViews
 from .bulk_models import BulkRun
-from .models import InvitationTemplate
-
-LOGO_MAX_BYTES = 512 * 1024
-LOGO_FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "GIF": "GIF"}
-SAMPLE_FIRST_NAME = "Alex"
-
-
-def can_manage_portal(user, practice_id: int) -> bool:
-    return tenancy.can(user, "invitations.add_bulkrun", practice_id) and tenancy.manages(user, practice_id)
-
-
-def can_change_switches(user, practice_id: int) -> bool:
-    return tenancy.can(user, "patients.change_practice", practice_id)
 
 
 def in_practice_time_zone(view):
@@ -86,43 +73,8 @@ class PortalSwitchesForm(forms.ModelForm):
         ]
 
 
-def _draft(practice: Practice, *, subject: str, html_body: str) -> InvitationTemplate:
-    """An unsaved template as saving would store it (one-line subject, sanitised body)."""
-    return InvitationTemplate(practice=practice, subject=" ".join(subject.split()), html_body=template_html.sanitise_html(html_body))
-
-
-class TemplateEditorForm(forms.ModelForm):
-    logo = forms.ImageField(
-        required=False,
-        help_text=f"PNG, JPEG or GIF, up to {LOGO_MAX_BYTES // 1024} KB. Shown where the body has [Logo].",
-    )
-    remove_logo = forms.BooleanField(required=False, label="Remove the current logo")
-
-    class Meta:
-        model = InvitationTemplate
-        fields = ["subject", "html_body"]
-        widgets = {
-            "subject": forms.TextInput(attrs={"size": 80}),
-            "html_body": forms.Textarea(attrs={"rows": 22, "cols": 90, "style": "font-family: monospace;"}),
-        }
-
-    def clean_logo(self):
-        logo = self.cleaned_data.get("logo")
-        if not logo:
-            return logo
-        if logo.size > LOGO_MAX_BYTES:
-            raise forms.ValidationError(
-                f"The logo is {logo.size // 1024:,} KB; the limit is {LOGO_MAX_BYTES // 1024} KB. "
-                "Save it smaller (for example 400 pixels wide) and upload it again."
-            )
-        image_format = getattr(getattr(logo, "image", None), "format", None)
-        if image_format not in LOGO_FORMATS:
-            raise forms.ValidationError("Upload the logo as a PNG, JPEG or GIF image.")
-        return logo
-
-
 @admin.register(BulkRun)
-class BulkRunAdmin(PracticeScopedAdmin):
+class BulkRunAdmin(TemplateEditorViews, PracticeScopedAdmin):
     list_display = ["created_at", "practice", "kind", "status_label", "started_by_label", "figures", "progress_link"]
     list_filter = ["practice", "kind", "status"]
     list_select_related = ["practice", "started_by"]
@@ -383,129 +335,3 @@ class BulkRunAdmin(PracticeScopedAdmin):
     def progress_json_view(self, request: HttpRequest, run_id: int):
         run = self._run(request, run_id)
         return JsonResponse(self.progress_data(run))
-
-    # -- the template editor ---------------------------------------------------------------
-
-    def _template_practice(self, request: HttpRequest, practice_id: int) -> Practice:
-        practice = self._practice(request, practice_id)
-        if not can_manage_portal(request.user, practice.pk):
-            raise PermissionDenied("The invitation email is edited by the practice's admins and managers.")
-        return practice
-
-    def template_view(self, request: HttpRequest, practice_id: int):
-        practice = self._template_practice(request, practice_id)
-        template = InvitationTemplate.objects.filter(practice=practice).first()
-        instance = template or InvitationTemplate(
-            practice=practice, subject=template_html.DEFAULT_SUBJECT, html_body=template_html.DEFAULT_HTML_BODY
-        )
-        preview_source = instance
-        removed: list[str] = []
-        if request.method == "POST":
-            form = TemplateEditorForm(request.POST, request.FILES, instance=instance)
-            removed = template_html.removed_by_sanitiser(request.POST.get("html_body", ""))
-            if form.is_valid():
-                action = "send_test" if "send_test" in request.POST else "preview" if "preview" in request.POST else "save"
-                if action == "save":
-                    return self._save_template(request, practice, form)
-                draft = _draft(practice, subject=form.cleaned_data["subject"], html_body=form.cleaned_data["html_body"])
-                if action == "send_test":
-                    self._send_test(request, practice, draft)
-                preview_source = draft
-        else:
-            form = TemplateEditorForm(instance=instance)
-        rendered = self._sample(practice, preview_source)
-        return TemplateResponse(
-            request, "admin/invitations/portal/template.html",
-            self._context(
-                request, f"Invitation email: {practice.name}", practice=practice, form=form, rendered=rendered,
-                removed=removed, snippets=list(template_html.SNIPPETS.items()),
-                subject_snippets=[(s, m) for s, m in template_html.SNIPPETS.items() if s in template_html.SUBJECT_SNIPPETS],
-                is_default=template is None, sample_first_name=SAMPLE_FIRST_NAME,
-                preview_url=reverse("admin:invitations_portal_template_preview", args=[practice.pk]),
-                dashboard_url=reverse("admin:invitations_portal_dashboard", args=[practice.pk]),
-            ),
-        )
-
-    def template_preview_view(self, request: HttpRequest, practice_id: int):
-        """The live preview (a POST of the unsaved subject and body): the sample email as the
-        editor's Preview button renders it, what saving would remove, and what would stop a save."""
-        practice = self._template_practice(request, practice_id)
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        subject, html_body = request.POST.get("subject", ""), request.POST.get("html_body", "")
-        form = TemplateEditorForm({"subject": subject, "html_body": html_body}, instance=InvitationTemplate(practice=practice))
-        rendered = self._sample(practice, _draft(practice, subject=subject, html_body=html_body))
-        return JsonResponse({
-            "subject": rendered.subject,
-            "html": rendered.html,
-            "text": rendered.text,
-            "removed": template_html.removed_by_sanitiser(html_body),
-            "errors": [
-                f"{form.fields[name].label}: {message}" if name in form.fields else str(message)
-                for name, field_messages in form.errors.items() for message in field_messages
-            ],
-        })
-
-    @staticmethod
-    def _sample(practice: Practice, template: InvitationTemplate) -> emails.RenderedEmail:
-        return emails.render(
-            practice=practice,
-            first_name=SAMPLE_FIRST_NAME,
-            link=emails.registration_url("SAMPLE-LINK-FOR-PREVIEW"),
-            expires_at=practice.link_expires_at(timezone.now()),
-            template=template,
-        )
-
-    def _save_template(self, request: HttpRequest, practice: Practice, form: TemplateEditorForm):
-        changed = [name for name in form.changed_data if name in ("subject", "html_body")]
-        obj = form.save(commit=False)
-        obj.practice = practice
-        obj.updated_by = request.user
-        obj.save()
-        logo_note = None
-        if form.cleaned_data.get("logo"):
-            practice.logo.save(form.cleaned_data["logo"].name, form.cleaned_data["logo"], save=True)
-            logo_note = "logo"
-        elif form.cleaned_data.get("remove_logo") and practice.logo:
-            practice.logo.delete(save=True)
-            logo_note = "logo (removed)"
-        labels = [str(form.fields[name].label).lower() for name in changed] + ([logo_note] if logo_note else [])
-        if labels:
-            audit.record(
-                practice_id=practice.pk, actor=request.user, action=AuditAction.TEMPLATE_EDIT,
-                summary=f"Changed the invitation email's {', '.join(labels)}",
-            )
-        self.message_user(request, "The invitation email was saved. New invitations use it.", messages.SUCCESS)
-        removed = template_html.removed_by_sanitiser(form.cleaned_data["html_body"])
-        if removed:
-            self.message_user(
-                request, "Some of what you wrote cannot go in an email and was left out of the saved version: "
-                + "; ".join(removed) + ".",
-                messages.WARNING,
-            )
-        return HttpResponseRedirect(reverse("admin:invitations_portal_template", args=[practice.pk]))
-
-    def _send_test(self, request: HttpRequest, practice: Practice, draft: InvitationTemplate) -> None:
-        address = (request.user.email or "").strip()
-        if not address:
-            self.message_user(request, "Your account has no email address; add one to receive a test email.", messages.ERROR)
-            return
-        rendered = self._sample(practice, draft)
-        message = EmailMultiAlternatives(
-            subject=f"[Test] {rendered.subject}", body=rendered.text, from_email=emails.from_address(practice), to=[address],
-        )
-        message.attach_alternative(rendered.html, "text/html")
-        message.tags = ["portal-invitation-test"]
-        # The same path and account rate as every email; a request waits at most a few seconds.
-        outcome = outbox.send_one(message, max_wait=5)
-        if not outcome.sent:
-            self.message_user(
-                request, f"The test email could not be sent: the email service answered {outcome.error.detail} "
-                "Nothing was saved; try again in a minute.", messages.ERROR,
-            )
-            return
-        self.message_user(
-            request, f"A test email (sample patient {SAMPLE_FIRST_NAME}, a link that does not work) was sent to {address}.",
-            messages.SUCCESS,
-        )
-

@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from PIL import Image
 
-from invitations import admin_portal, emails, template_html
+from invitations import admin_template, emails, template_html
 from invitations.models import InvitationTemplate
 from patients.audit import AuditAction, AuditEntry
 from patients.models import Role
@@ -153,7 +153,7 @@ def test_a_logo_of_the_wrong_type_is_refused(manager_client, practice_a, upload,
 
 
 def test_a_logo_over_the_size_limit_is_refused(manager_client, practice_a, monkeypatch):
-    monkeypatch.setattr(admin_portal, "LOGO_MAX_BYTES", 100)
+    monkeypatch.setattr(admin_template, "LOGO_MAX_BYTES", 100)
     response = manager_client.post(
         editor_url(practice_a), {"subject": "Hi", "html_body": GOOD_BODY, "logo": image_file(size=(200, 200)), "save": "1"}
     )
