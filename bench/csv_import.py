@@ -37,7 +37,7 @@ def main() -> None:
         report = imports.validate_rows(practice=practice, text=header + rows)
         validated = time.perf_counter()
         with transaction.atomic():
-            created = imports.import_valid_rows(report)
+            created = imports.import_valid_rows(report, practice=practice)
         done = time.perf_counter()
         print(f"database: {connection.vendor}; rows: {args.rows:,}; valid: {len(report.valid_rows):,}; created: {created:,}")
         print(f"preview (parse + validate): {validated - start:.2f} s; import: {done - validated:.2f} s; total: {done - start:.2f} s")

@@ -21,6 +21,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils.text import Truncator
 
+from . import audit
+from .audit import AuditAction
 from .models import BirthSex, Patient, Practice
 
 
@@ -382,11 +384,19 @@ class ImportConflict(Exception):
     """Chart numbers were taken by someone else between the preview and the import."""
 
 
-def import_valid_rows(report: ImportReport, *, batch_size: int = 1000) -> int:
+def import_valid_rows(report: ImportReport, *, practice: Practice, actor=None, batch_size: int = 1000) -> int:
+    """Create the report's valid rows as the practice's patients, all or none, and record the
+    import in the practice's audit trail (counts only). Returns how many were created."""
     patients = [row.patient for row in report.valid_rows]
+    skipped = len(report.invalid_rows)
     try:
         with transaction.atomic():
             Patient.objects.bulk_create(patients, batch_size=batch_size)
+            audit.record(
+                practice_id=practice.pk, actor=actor, action=AuditAction.CSV_IMPORT,
+                summary=f"Imported {len(patients):,} patients ({skipped:,} rows skipped)",
+                details={"imported": len(patients), "skipped": skipped},
+            )
     except IntegrityError as exc:
         raise ImportConflict(
             "Some chart numbers were added by someone else since the preview. Nothing was imported; "

@@ -108,7 +108,7 @@ def test_ten_thousand_rows_validate_and_import_with_few_queries(practice_a, djan
     fields = [f for f in Patient._meta.concrete_fields if not f.primary_key]
     batch = min(1000, connection.ops.bulk_batch_size(fields, report.valid_rows))
     with django_assert_max_num_queries(math.ceil(10_000 / batch) + 3):
-        assert imports.import_valid_rows(report) == 10_000
+        assert imports.import_valid_rows(report, practice=practice_a) == 10_000
     assert Patient.objects.filter(practice=practice_a).count() == 10_000
 
 
@@ -118,7 +118,7 @@ def test_previews_are_kept_outside_media_and_stale_ones_are_deleted(client_a, pr
 
     from django.utils import timezone
 
-    from patients.admin import discard_stale_previews, preview_storage
+    from patients.admin_import import discard_stale_previews, preview_storage
 
     settings.VAR_DIR = tmp_path / "var"
     settings.MEDIA_ROOT = tmp_path / "media"
