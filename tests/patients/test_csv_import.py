@@ -7,6 +7,7 @@ from django.db import connection
 from django.urls import reverse
 
 from patients import imports
+from patients.audit import AuditAction, AuditEntry
 from patients.models import Patient
 from tests.factories import PatientFactory
 
@@ -60,6 +61,8 @@ def test_it_imports_only_valid_rows_and_never_overwrites(client_a, practice_a):
     assert (ann.email, ann.email_consent, ann.birth_sex) == ("ann@example.com", True, "F")
     text = " ".join(str(m) for m in response.context["messages"])
     assert "Imported 2 patients" in text and "Skipped 2 rows" in text
+    entry = AuditEntry.objects.get(practice=practice_a, action=AuditAction.CSV_IMPORT)
+    assert (entry.actor.username, entry.details) == (response.wsgi_request.user.username, {"imported": 2, "skipped": 2})
 
 
 def test_a_confirm_cannot_be_replayed_or_forged(client_a, practice_a):
