@@ -20,6 +20,7 @@ from django.db.models import F, Q
 from patients.models import Patient, Practice
 
 from . import sql
+from .events import EventKind, InvitationEvent
 
 #: How many wrong identity answers void a link.
 MAX_FAILED_ATTEMPTS = 5
@@ -71,21 +72,6 @@ class Source(models.TextChoices):
     MONTHLY = "monthly", "Monthly re-invite"
     SELF_SIGNUP = "self_signup", "Patient asked for access"
     BULK_RESEND = "bulk_resend", "New links (selected patients)"
-
-
-class EventKind(models.TextChoices):
-    CREATED = "created", "Created"
-    SENT = "sent", "Sent"
-    SEND_RETRY = "send_retry", "Sending delayed (will retry)"
-    DELIVERED = "delivered", "Delivered"
-    BOUNCED = "bounced", "Bounced"
-    COMPLAINED = "complained", "Marked as spam"
-    LINK_OPENED = "link_opened", "Opened the link"
-    VERIFICATION_FAILED = "verification_failed", "Failed verification"
-    ACCEPTED = "accepted", "Registered"
-    EXPIRED = "expired", "Expired"
-    REVOKED = "revoked", "Revoked"
-    FAILED = "failed", "Failed"
 
 
 def run_out(now: datetime.datetime, *, via: str = "") -> Q:
@@ -470,26 +456,6 @@ class Invitation(models.Model):
             self.revoke(now, reason=RevokeReason.TOO_MANY_ATTEMPTS)
             return True
         return False
-
-
-class InvitationEvent(models.Model):
-    """One line of an invitation's timeline: the audit trail. Never holds health information."""
-
-    # Found through invitation_event_idx (invitation, at); the actor only when a user is deleted.
-    invitation = models.ForeignKey(Invitation, on_delete=models.CASCADE, related_name="events", db_index=False)
-    kind = models.CharField(max_length=20, choices=EventKind.choices)
-    at = models.DateTimeField()
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
-    )
-    detail = models.CharField(max_length=300, blank=True)
-
-    class Meta:
-        ordering = ["at", "id"]
-        indexes = [models.Index(fields=["invitation", "at"], name="invitation_event_idx")]
-
-    def __str__(self) -> str:
-        return f"{self.get_kind_display()} at {self.at:%Y-%m-%d %H:%M}"
 
 
 # A practice's wording for the invitation email lives in its own module.
