@@ -21,7 +21,7 @@ from typing import Optional
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from patients.models import Patient, Practice
@@ -31,6 +31,10 @@ OPEN_APPROVAL_AFTER = datetime.timedelta(hours=48)
 # The previous webhook secret still verifies this long after a rotation, so the lender can
 # switch over without dropping events.
 PREVIOUS_SECRET_GRACE = datetime.timedelta(hours=24)
+# A claim older than this belongs to a worker that died while sending.
+INTERRUPTED_AFTER = datetime.timedelta(minutes=15)
+# A pending immediate alert older than this has lost its task (broker down at enqueue time).
+LOST_TASK_AFTER = datetime.timedelta(minutes=10)
 
 
 class ApplicationStatus(models.TextChoices):
@@ -287,6 +291,66 @@ class DeliveryStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+class NotificationDeliveryQuerySet(models.QuerySet):
+    """Every status change of a delivery (the only writers of `status`):
+
+        pending -> sending (claim) -> sent | cancelled | failed, or back to pending for the next try
+        sending -> failed when the claim outlived INTERRUPTED_AFTER (the worker died)
+        failed -> pending when staff retry it
+
+    Each update is conditional on the current status, so of two callers only one moves a row.
+    """
+
+    def pending(self, mode: str) -> "NotificationDeliveryQuerySet":
+        return self.filter(status=DeliveryStatus.PENDING, delivery_mode=mode)
+
+    def claim(self, now: datetime.datetime) -> int:
+        """pending -> sending. Only the caller whose update touched a row sends it; returns how
+        many rows this caller claimed."""
+        return self.filter(status=DeliveryStatus.PENDING).update(
+            status=DeliveryStatus.SENDING, claimed_at=now, attempts=F("attempts") + 1
+        )
+
+    def mark_sent(self, sent_at: datetime.datetime) -> int:
+        return self._settle(DeliveryStatus.SENT, "", sent_at=sent_at)
+
+    def cancel(self, reason: str) -> int:
+        return self._settle(DeliveryStatus.CANCELLED, reason)
+
+    def mark_failed(self, error: str) -> int:
+        return self._settle(DeliveryStatus.FAILED, error)
+
+    def release(self, error: str) -> int:
+        """Back to pending for the task's next try; `claimed_at` stays, so the sweep re-enqueues
+        the row if that retry is lost."""
+        return self._settle(DeliveryStatus.PENDING, error)
+
+    def _settle(self, status: str, error: str, sent_at: Optional[datetime.datetime] = None) -> int:
+        return self.filter(status=DeliveryStatus.SENDING).update(status=status, last_error=error[:500], sent_at=sent_at)
+
+    def fail_interrupted(self, now: datetime.datetime) -> int:
+        """A claim that never finished: the email may or may not have left, so it is not resent
+        by itself (at most once); staff see it as failed and may retry."""
+        return self.filter(status=DeliveryStatus.SENDING, claimed_at__lt=now - INTERRUPTED_AFTER).update(
+            status=DeliveryStatus.FAILED,
+            last_error="Interrupted while sending (the worker stopped); it may not have arrived. Retry to send it again.",
+        )
+
+    def lost(self, now: datetime.datetime) -> "NotificationDeliveryQuerySet":
+        """Pending immediate alerts whose task never ran: never claimed, or released for a retry
+        that never came."""
+        cutoff = now - LOST_TASK_AFTER
+        return self.pending(DeliveryMode.IMMEDIATE).filter(
+            Q(claimed_at__lt=cutoff) | Q(claimed_at__isnull=True, created_at__lt=cutoff)
+        )
+
+    def retry_failed(self) -> int:
+        """failed -> pending, as a fresh immediate alert (staff retry)."""
+        return self.filter(status=DeliveryStatus.FAILED).update(
+            status=DeliveryStatus.PENDING, attempts=0, delivery_mode=DeliveryMode.IMMEDIATE, claimed_at=None
+        )
+
+
 class NotificationDelivery(models.Model):
     """One alert for one recipient. The unique constraint is what makes it 'at most once':
     the row is created before anything is sent and claimed (pending -> sending) by whoever
@@ -305,6 +369,8 @@ class NotificationDelivery(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+
+    objects = NotificationDeliveryQuerySet.as_manager()
 
     class Meta:
         verbose_name_plural = "notification deliveries"

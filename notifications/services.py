@@ -1,12 +1,15 @@
 """Payment-plan workflows: applying lender events, creating alerts, sending them exactly once.
+(The daily digest is in `digests`; every delivery status change is a `NotificationDelivery`
+queryset method.)
 
 Exactly once, step by step:
 1. An alert is a `NotificationDelivery` row per (application, type, recipient), created with
    `bulk_create(ignore_conflicts=True)` against a unique constraint, in the same transaction
    as the status change (or the sweep) that caused it. A duplicate event, a second sweep or a
    redelivered task cannot create a second row.
-2. Whoever sends it first claims it: `UPDATE ... SET status='sending' WHERE status='pending'`.
-   Only the caller whose update touched the row sends the email.
+2. Whoever sends it first claims it (`NotificationDelivery.objects.claim`: `UPDATE ... SET
+   status='sending' WHERE status='pending'`). Only the caller whose update touched the row
+   sends the email.
 3. Tasks are enqueued after commit; the 15-minute sweep re-enqueues pending rows whose task
    was lost. A row left in 'sending' (the worker died mid-send) is *not* resent automatically,
    because the email may have left: it is marked failed and staff can retry it in the admin.
@@ -15,14 +18,12 @@ Exactly once, step by step:
 import datetime
 import logging
 import uuid
-import zoneinfo
 from dataclasses import dataclass
 from typing import Optional
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Exists, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -50,10 +51,6 @@ from .models import (
 logger = logging.getLogger(__name__)
 
 MAX_SEND_ATTEMPTS = 3
-# A pending immediate alert older than this has lost its task (broker down at enqueue time).
-LOST_TASK_AFTER = datetime.timedelta(minutes=10)
-# A claim older than this belongs to a worker that died while sending.
-INTERRUPTED_AFTER = datetime.timedelta(minutes=15)
 SWEEP_BATCH = 200
 
 
@@ -262,12 +259,7 @@ def create_alerts(
         ignore_conflicts=True,
     )
     _send_after_commit(
-        NotificationDelivery.objects.filter(
-            application=application,
-            alert_type=alert_type,
-            status=DeliveryStatus.PENDING,
-            delivery_mode=DeliveryMode.IMMEDIATE,
-        )
+        NotificationDelivery.objects.pending(DeliveryMode.IMMEDIATE).filter(application=application, alert_type=alert_type)
     )
 
 
@@ -300,7 +292,7 @@ def sweep(*, now: datetime.datetime) -> SweepReport:
     report = SweepReport()
     for field, method, alert_type, alerted_field, due_field in _SCHEDULED:
         setattr(report, field, _create_due(now, method, alert_type, alerted_field, due_field))
-    report.interrupted = mark_interrupted(now=now)
+    report.interrupted = NotificationDelivery.objects.fail_interrupted(now)
     report.requeued = requeue_lost(now=now)
     return report
 
@@ -336,28 +328,15 @@ def _create_due(now, method, alert_type, alerted_field, due_field) -> int:
             total += len(batch)
 
 
-def mark_interrupted(*, now: datetime.datetime) -> int:
-    """A claim that never finished: the email may or may not have left, so it is not resent
-    by itself (at most once); staff see it as failed and may retry."""
-    return NotificationDelivery.objects.filter(
-        status=DeliveryStatus.SENDING, claimed_at__lt=now - INTERRUPTED_AFTER
-    ).update(
-        status=DeliveryStatus.FAILED,
-        last_error="Interrupted while sending (the worker stopped); it may not have arrived. Retry to send it again.",
-    )
-
-
 def requeue_lost(*, now: datetime.datetime) -> int:
-    cutoff = now - LOST_TASK_AFTER
-    lost = NotificationDelivery.objects.filter(
-        Q(claimed_at__lt=cutoff) | Q(claimed_at__isnull=True, created_at__lt=cutoff),
-        status=DeliveryStatus.PENDING,
-        delivery_mode=DeliveryMode.IMMEDIATE,
-    ).order_by("pk")[:500]
+    lost = NotificationDelivery.objects.lost(now).order_by("pk")[:500]
     return _send_after_commit(NotificationDelivery.objects.filter(pk__in=list(lost.values_list("pk", flat=True))))
 
 
 # -- sending ---------------------------------------------------------------------------------
+
+
+TURNED_OFF = "The recipient turned this alert type off."
 
 
 class RetryLater(Exception):
@@ -369,7 +348,7 @@ class RetryLater(Exception):
         self.retry_after = retry_after
 
 
-def _still_wanted(recipient, practice_id: int, alert_types: set[str]) -> tuple[Optional[str], set[str]]:
+def still_wanted(recipient, practice_id: int, alert_types: set[str]) -> tuple[Optional[str], set[str]]:
     """Why the recipient should get nothing any more (or None), and which types they turned off."""
     if not recipient.is_active or not recipient.is_staff:
         return "The recipient's account is no longer active.", set()
@@ -389,40 +368,35 @@ def deliver_alert(delivery_id: int, *, now: Optional[datetime.datetime] = None) 
     """Send one immediate alert if nobody has. Returns "sent", "skipped", "cancelled" or
     "failed"; raises RetryLater when the task should try again."""
     now = now or _now()
-    claimed = NotificationDelivery.objects.filter(
-        pk=delivery_id, status=DeliveryStatus.PENDING, delivery_mode=DeliveryMode.IMMEDIATE
-    ).update(status=DeliveryStatus.SENDING, claimed_at=now, attempts=F("attempts") + 1)
+    claimed = NotificationDelivery.objects.filter(pk=delivery_id, delivery_mode=DeliveryMode.IMMEDIATE).claim(now)
     if not claimed:
         return "skipped"
     delivery = NotificationDelivery.objects.select_related(
         "application__patient", "practice", "recipient"
     ).get(pk=delivery_id)
-    problem, off = _still_wanted(delivery.recipient, delivery.practice_id, {delivery.alert_type})
+    problem, off = still_wanted(delivery.recipient, delivery.practice_id, {delivery.alert_type})
+    this_one = NotificationDelivery.objects.filter(pk=delivery_id)
     if problem or off:
-        _finish([delivery_id], DeliveryStatus.CANCELLED, problem or "The recipient turned this alert type off.")
+        this_one.cancel(problem or TURNED_OFF)
         return "cancelled"
     # Through the provider account's shared rate, classified like every other email.
     outcome = outbox.send_one(emails.alert_message(delivery))
     if not outcome.sent:
-        return _failed([delivery_id], delivery.attempts, outcome.error)
-    _finish([delivery_id], DeliveryStatus.SENT, "", sent_at=timezone.now())
+        return fail_or_retry([delivery_id], delivery.attempts, outcome.error)
+    this_one.mark_sent(timezone.now())
     return "sent"
 
 
-def _finish(ids: list[int], status: str, error: str, sent_at=None) -> None:
-    NotificationDelivery.objects.filter(pk__in=ids, status=DeliveryStatus.SENDING).update(
-        status=status, last_error=error[:500], sent_at=sent_at
-    )
-
-
-def _failed(ids: list[int], attempts: int, error: SendError) -> str:
-    """A refused address fails at once; anything else (throttled, an outage, our account) is
-    tried again by the task until MAX_SEND_ATTEMPTS."""
+def fail_or_retry(ids: list[int], attempts: int, error: SendError) -> str:
+    """After a failed send of claimed deliveries: a refused address fails at once; anything else
+    (throttled, an outage, our account) is released and tried again by the task until
+    MAX_SEND_ATTEMPTS (raises RetryLater)."""
     logger.warning("Alert email failed (deliveries %s, attempt %s): %s", ids, attempts, error.detail.split(":")[0])
+    claimed = NotificationDelivery.objects.filter(pk__in=ids)
     if error.is_refused or attempts >= MAX_SEND_ATTEMPTS:
-        _finish(ids, DeliveryStatus.FAILED, error.detail)
+        claimed.mark_failed(error.detail)
         return "failed"
-    _finish(ids, DeliveryStatus.PENDING, error.detail)
+    claimed.release(error.detail)
     raise RetryLater(error.detail, retry_after=error.retry_after)
 
 
@@ -430,90 +404,9 @@ def retry_deliveries(queryset: QuerySet) -> int:
     """Staff retry of failed alerts: each goes out again now as a single email."""
     with transaction.atomic():
         ids = list(queryset.filter(status=DeliveryStatus.FAILED).values_list("pk", flat=True))
-        NotificationDelivery.objects.filter(pk__in=ids, status=DeliveryStatus.FAILED).update(
-            status=DeliveryStatus.PENDING, attempts=0, delivery_mode=DeliveryMode.IMMEDIATE, claimed_at=None
-        )
-        _send_after_commit(NotificationDelivery.objects.filter(pk__in=ids, status=DeliveryStatus.PENDING))
+        NotificationDelivery.objects.filter(pk__in=ids).retry_failed()
+        _send_after_commit(NotificationDelivery.objects.filter(pk__in=ids).pending(DeliveryMode.IMMEDIATE))
     return len(ids)
-
-
-# -- daily digest ----------------------------------------------------------------------------
-
-
-def digest_hour() -> int:
-    return getattr(settings, "NOTIFICATIONS_DIGEST_HOUR", 7)
-
-
-def digest_cutoff(practice: Practice, now: datetime.datetime) -> datetime.datetime:
-    """The most recent digest time (7:00 in the office's time zone) at or before `now`.
-    Items created before it belong in the digest; later ones wait for tomorrow's."""
-    local = now.astimezone(zoneinfo.ZoneInfo(practice.time_zone))
-    cutoff = local.replace(hour=digest_hour(), minute=0, second=0, microsecond=0)
-    if cutoff > local:
-        cutoff -= datetime.timedelta(days=1)
-    return cutoff
-
-
-def _pending_digest_items() -> QuerySet:
-    return NotificationDelivery.objects.filter(status=DeliveryStatus.PENDING, delivery_mode=DeliveryMode.DIGEST)
-
-
-def digests_due(*, now: datetime.datetime) -> list[tuple[int, int]]:
-    """(recipient id, practice id) pairs whose digest is due. Safe to run as often as wanted:
-    items are claimed when sent, so a pair is only due while it still has unsent items."""
-    practice_ids = _pending_digest_items().order_by().values_list("practice_id", flat=True).distinct()
-    due: list[tuple[int, int]] = []
-    for practice in Practice.objects.filter(pk__in=practice_ids).only("pk", "time_zone"):
-        recipients_due = (
-            _pending_digest_items()
-            .filter(practice=practice, created_at__lt=digest_cutoff(practice, now))
-            .order_by()
-            .values_list("recipient_id", flat=True)
-            .distinct()
-        )
-        due.extend((user_id, practice.pk) for user_id in recipients_due)
-    return sorted(due)
-
-
-def send_digest(*, user_id: int, practice_id: int, now: Optional[datetime.datetime] = None) -> str:
-    """One email with every due digest item of one member for one office."""
-    now = now or _now()
-    practice = Practice.objects.filter(pk=practice_id).first()
-    if practice is None:  # deleted since the digest was enqueued
-        return "skipped"
-    with transaction.atomic():
-        ids = list(
-            _pending_digest_items()
-            .filter(recipient_id=user_id, practice_id=practice_id, created_at__lt=digest_cutoff(practice, now))
-            .select_for_update(skip_locked=True)
-            .values_list("pk", flat=True)
-        )
-        NotificationDelivery.objects.filter(pk__in=ids, status=DeliveryStatus.PENDING).update(
-            status=DeliveryStatus.SENDING, claimed_at=now, attempts=F("attempts") + 1
-        )
-    if not ids:
-        return "skipped"
-    items = list(
-        NotificationDelivery.objects.filter(pk__in=ids)
-        .select_related("application__patient", "recipient")
-        .order_by("created_at", "pk")
-    )
-    recipient = items[0].recipient
-    problem, off = _still_wanted(recipient, practice_id, {d.alert_type for d in items})
-    if problem:
-        _finish(ids, DeliveryStatus.CANCELLED, problem)
-        return "cancelled"
-    if off:
-        _finish([d.pk for d in items if d.alert_type in off], DeliveryStatus.CANCELLED, "The recipient turned this alert type off.")
-        items = [d for d in items if d.alert_type not in off]
-        if not items:
-            return "cancelled"
-    sending = [d.pk for d in items]
-    outcome = outbox.send_one(emails.digest_message(deliveries=items, practice=practice, recipient=recipient))
-    if not outcome.sent:
-        return _failed(sending, max(d.attempts for d in items), outcome.error)
-    _finish(sending, DeliveryStatus.SENT, "", sent_at=timezone.now())
-    return "sent"
 
 
 # -- preferences -----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import pytest
 import time_machine
 from django.core import mail
 
-from notifications import services, tasks
+from notifications import digests, services, tasks
 from notifications.models import AlertType, DeliveryMode, DeliveryStatus, NotificationDelivery
 from patients.models import Membership, Role
 from tests.factories import PatientFactory
@@ -109,13 +109,13 @@ def test_a_failed_digest_is_kept_and_retried(office, bob_digest, patient):
         "django.core.mail.EmailMultiAlternatives.send", side_effect=AnymailAPIError("ESP down")
     ):
         with pytest.raises(services.RetryLater):
-            services.send_digest(user_id=bob_digest.pk, practice_id=office.pk)
+            digests.send_digest(user_id=bob_digest.pk, practice_id=office.pk)
     delivery = NotificationDelivery.objects.get(recipient=bob_digest)
     assert (delivery.status, delivery.attempts) == (DeliveryStatus.PENDING, 1)
     assert "ESP down" in delivery.last_error
 
     with time_machine.travel(NOW, tick=False):
-        assert services.send_digest(user_id=bob_digest.pk, practice_id=office.pk) == "sent"
+        assert digests.send_digest(user_id=bob_digest.pk, practice_id=office.pk) == "sent"
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == (DeliveryStatus.SENT, 2)
     assert len(mail.outbox) == 1
@@ -149,4 +149,4 @@ def test_a_type_switched_off_before_the_digest_is_left_out(office, bob_digest, p
     ],
 )
 def test_digest_cutoff_is_7_am_office_time(office, now, expected):
-    assert services.digest_cutoff(office, now) == expected
+    assert digests.digest_cutoff(office, now) == expected

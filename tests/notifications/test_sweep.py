@@ -9,6 +9,8 @@ from django.core import mail
 
 from notifications import services, tasks
 from notifications.models import (
+    INTERRUPTED_AFTER,
+    LOST_TASK_AFTER,
     AlertType,
     ApplicationStatus,
     DeliveryMode,
@@ -130,9 +132,9 @@ def test_the_sweep_resends_alerts_whose_task_was_lost(office, alice, bob):
     NotificationDelivery.objects.create(
         practice=office, application=application, alert_type=AlertType.DECLINED, recipient=alice, created_at=NOW
     )
-    run_sweep_at(NOW + services.LOST_TASK_AFTER - SECOND)
+    run_sweep_at(NOW + LOST_TASK_AFTER - SECOND)
     assert mail.outbox == []
-    report = run_sweep_at(NOW + services.LOST_TASK_AFTER + SECOND)
+    report = run_sweep_at(NOW + LOST_TASK_AFTER + SECOND)
     assert report["requeued"] == 1
     assert [m.to for m in mail.outbox] == [[alice.email]]
     assert NotificationDelivery.objects.get().status == DeliveryStatus.SENT
@@ -163,9 +165,9 @@ def test_an_interrupted_send_becomes_failed_not_resent(office, alice):
         attempts=1,
         claimed_at=NOW,
     )
-    run_sweep_at(NOW + services.INTERRUPTED_AFTER - SECOND)
+    run_sweep_at(NOW + INTERRUPTED_AFTER - SECOND)
     assert NotificationDelivery.objects.get().status == DeliveryStatus.SENDING
-    report = run_sweep_at(NOW + services.INTERRUPTED_AFTER + SECOND)
+    report = run_sweep_at(NOW + INTERRUPTED_AFTER + SECOND)
     delivery = NotificationDelivery.objects.get()
     assert report["interrupted"] == 1
     assert delivery.status == DeliveryStatus.FAILED
