@@ -14,8 +14,11 @@ import hashlib
 import random
 import time
 
+import redis
 from django.conf import settings
 from django.db import connection
+
+from core.models import HitCount
 
 #: One hit in this many also deletes the database's counters of windows long gone.
 CLEANUP_ONE_IN = 200
@@ -62,8 +65,6 @@ def clear(scope: str, key: str) -> None:
 
 class _RedisCounters:
     def __init__(self, url: str):
-        import redis
-
         self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
 
     def _name(self, key: str, window_seconds: int, now: float) -> str:
@@ -86,8 +87,6 @@ class _RedisCounters:
 
 class _DatabaseCounters:
     def hit(self, key: str, window_seconds: int, now: float) -> int:
-        from core.models import HitCount
-
         table = connection.ops.quote_name(HitCount._meta.db_table)
         window = _window(window_seconds, now)
         # One statement: a new row, or the same window's count plus one, or a new window's first.
@@ -105,14 +104,10 @@ class _DatabaseCounters:
         return int(hits)
 
     def count(self, key: str, window_seconds: int, now: float) -> int:
-        from core.models import HitCount
-
         row = HitCount.objects.filter(name=key, window_index=_window(window_seconds, now)).values_list("hits", flat=True).first()
         return int(row or 0)
 
     def clear(self, key: str) -> None:
-        from core.models import HitCount
-
         HitCount.objects.filter(name=key).delete()
 
 

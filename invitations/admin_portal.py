@@ -9,6 +9,7 @@ its practice admins and managers; the portal switches for its practice admins.
 
 import functools
 import zoneinfo
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
@@ -155,8 +156,6 @@ class BulkRunAdmin(TemplateEditorViews, PracticeScopedAdmin):
         return {**self.admin_site.each_context(request), "opts": self.opts, "title": title, **extra}
 
     def _patient_list_url(self, request: HttpRequest, practice: Practice, **params) -> str:
-        from urllib.parse import urlencode
-
         ids = tenancy.practice_ids_for(request.user, "patients.view_patient")
         if ids is None or len(ids) > 1:
             params = {"practice__id__exact": practice.pk, **params}

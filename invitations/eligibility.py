@@ -7,6 +7,7 @@ so the single invite, the new-patient checkbox, resend and bulk runs can never d
 """
 
 import datetime
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -15,7 +16,7 @@ from django.db.models.expressions import Expression
 
 from patients.models import EmailOptOut, Patient, PatientQuerySet
 
-from .models import OPEN_STATUSES, Invitation, Status
+from .models import OPEN_STATUSES, Invitation
 
 #: Another invitation to the same address within this window is refused (deliverability).
 RECENT_INVITATION_WINDOW = datetime.timedelta(hours=1)
@@ -229,8 +230,6 @@ def reasons_before_saving(patient: Patient) -> list[Reason]:
     hold for a saved patient (registered, open or recent invitations, a bounce on file) cannot
     block a new one; the others read the same fields and tables. `tests/invitations/
     test_eligibility.py` checks the two agree."""
-    import re
-
     practice = patient.practice
     email = (patient.email or "").strip()
     blocked = {

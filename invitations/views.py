@@ -32,7 +32,7 @@ from .forms import (
     PatientPasswordResetForm,
     RegistrationForm,
 )
-from .models import EventKind, Invitation, Status
+from .models import EventKind, Invitation
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class PatientsConfig(AppConfig):
@@ -6,8 +7,7 @@ class PatientsConfig(AppConfig):
     verbose_name = "Patients and practices"
 
     def ready(self) -> None:
-        from django.db.models.signals import post_migrate
-
+        # Imported once the app registry is ready: they import models.
         from . import admin_audit, admin_system, roles, signals  # noqa: F401  (registers, connects receivers)
 
         post_migrate.connect(roles.sync_role_groups, dispatch_uid="patients.sync_role_groups")

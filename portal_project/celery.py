@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 def refuse_unsafe_production_config(**kwargs) -> None:
     """A worker or beat with an unsafe production configuration does not start. (Celery logs and
     swallows exceptions from signal handlers, so this exits explicitly.)"""
+    # Imported when a worker or beat starts: this module is imported before Django is set up.
     from django.core.exceptions import ImproperlyConfigured
 
     from portal_project.checks import require_production_config

@@ -6,6 +6,7 @@ SQLite, a Celery broker on the filesystem and emails written as files, all under
 The README has the table of variables.
 """
 
+import json
 from pathlib import Path
 
 import environ
@@ -230,8 +231,6 @@ def _anymail_value(key: str, value: str):
     """Environment strings as anymail wants them: JSON for the boto3 parameter dicts (Amazon SES),
     a number for the HTTP timeout, the rest as given."""
     if key.endswith("_PARAMS") or value.lstrip().startswith("{"):
-        import json
-
         return json.loads(value)
     if key == "REQUESTS_TIMEOUT":
         return float(value)

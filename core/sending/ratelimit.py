@@ -30,8 +30,11 @@ import time
 from dataclasses import asdict, dataclass, fields
 from typing import Callable, Optional
 
+import redis
 from django.conf import settings
 from django.db import IntegrityError, transaction
+
+from core.models import RateBucket
 
 #: Reserve at most this far ahead when no deadline is given: a caller never sleeps longer.
 DEFAULT_MAX_WAIT = 60.0
@@ -258,8 +261,6 @@ class RedisStore(_Store):
     clocks may differ)."""
 
     def __init__(self, name: str, url: str):
-        import redis
-
         self.key = f"portal:send-rate:{name}"
         self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         self._watch_error = redis.WatchError
@@ -299,8 +300,6 @@ class DatabaseStore(_Store):
         self.name = name
 
     def transact(self, decide, *, write: bool = True):
-        from core.models import RateBucket
-
         for _ in range(3):
             try:
                 with transaction.atomic():
@@ -317,8 +316,6 @@ class DatabaseStore(_Store):
         raise RuntimeError("could not create the sending-rate row")
 
     def clear(self) -> None:
-        from core.models import RateBucket
-
         RateBucket.objects.filter(name=self.name).delete()
 
 

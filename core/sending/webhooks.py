@@ -17,6 +17,7 @@ import base64
 import binascii
 import logging
 
+from anymail import urls as anymail_urls
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -42,8 +43,6 @@ def _credentials(request: HttpRequest) -> str:
 
 
 def _anymail_view(provider: str):
-    from anymail import urls as anymail_urls
-
     for pattern in anymail_urls.urlpatterns:
         if pattern.name == f"{provider}_tracking_webhook":
             return pattern.callback
