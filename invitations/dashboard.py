@@ -4,7 +4,7 @@
 Counting is a handful of aggregate queries over the practice's rows, but those scan every patient
 against every eligibility rule: about 1 s at 100,000 patients and 10 s at a million on PostgreSQL.
 So pages read a stored snapshot (`PracticeFigures`, one query) and a worker recounts it: beat
-every 10 minutes (`refresh_stale_practices`), after a bulk run finishes, after the portal
+every 10 minutes (`invitations.tasks.refresh_all_practice_figures`), after a bulk run finishes, after the portal
 switches change and on "Refresh now" (`request_refresh`). A snapshot older than
 `FIGURES_MAX_AGE` is still shown, with the time it was counted, while a recount is enqueued.
 """
