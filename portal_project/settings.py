@@ -289,6 +289,35 @@ PORTAL_RATE_LIMIT_STORE = env.str("PORTAL_RATE_LIMIT_STORE", default="")
 
 PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://localhost:8000").rstrip("/")
 
+# --- Text messages (core.sending.sms) -------------------------------------------------------
+
+# "" writes each text as a file under var/texts/ (the embedded default); "twilio" sends through
+# Twilio's official library with the account below (Twilio's webhooks are signed with its token).
+SMS_PROVIDER = env.str("SMS_PROVIDER", default="").strip().lower()
+TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
+TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
+# The sender: a messaging service (MG..., preferred: it picks among its numbers) or one number.
+TWILIO_MESSAGING_SERVICE_SID = env.str("TWILIO_MESSAGING_SERVICE_SID", default="")
+TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")
+TWILIO_API_URL = env.str("TWILIO_API_URL", default="https://api.twilio.com").rstrip("/")
+TWILIO_TIMEOUT = env.float("TWILIO_TIMEOUT", default=15.0)  # seconds one API call may take
+# The account's sending rate, shared by every worker (messages per second): a US long code
+# sends about 1 a second, a messaging service with more numbers or a short code more.
+PORTAL_SMS_RATE_LIMIT = env.float("PORTAL_SMS_RATE_LIMIT", default=1.0 if SMS_PROVIDER == "twilio" else 0.0)
+PORTAL_SMS_RATE_BURST = env.float("PORTAL_SMS_RATE_BURST", default=1.0)
+PORTAL_SMS_CONCURRENCY = env.int("PORTAL_SMS_CONCURRENCY", default=8)  # calls in flight per bulk chunk
+if SMS_PROVIDER not in ("", "twilio"):
+    PRODUCTION_CONFIG_ERRORS.append(f'SMS_PROVIDER must be "twilio" or empty (texts written to files), not "{SMS_PROVIDER}".')
+elif SMS_PROVIDER == "twilio":
+    # A missing setting would fail every text; web, worker and beat refuse to start instead.
+    for _name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
+        if not globals()[_name]:
+            PRODUCTION_CONFIG_ERRORS.append(f"{_name} must be set when SMS_PROVIDER is twilio.")
+    if not (TWILIO_MESSAGING_SERVICE_SID or TWILIO_FROM_NUMBER):
+        PRODUCTION_CONFIG_ERRORS.append(
+            "TWILIO_MESSAGING_SERVICE_SID (MG...) or TWILIO_FROM_NUMBER (+1...) must be set when SMS_PROVIDER is twilio."
+        )
+
 # --- Celery ---------------------------------------------------------------------------
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
@@ -396,6 +425,8 @@ LOGGING = {
         # lines a second time next to the root's: its records go to the root's handler only.
         "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.db.backends": {"level": "WARNING"},
+        # The twilio library logs every request and response header at INFO.
+        "twilio.http_client": {"level": "WARNING"},
         "django.server": {"handlers": ["server"], "level": "INFO", "propagate": False},
     },
 }

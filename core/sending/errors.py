@@ -14,8 +14,15 @@ Four kinds, each handled differently by every sender (bulk runs, single invitati
   stops at once and waits for ops; no patient's invitation is failed for it.
 
 `classify` reads anymail's exceptions (the HTTP status and the provider's own error code where it
-has one), botocore's error codes for Amazon SES, and smtplib's for the SMTP backend. Anything it
-does not recognise is TEMPORARY: retried, then given up with its description, never lost.
+has one), botocore's error codes for Amazon SES, smtplib's for the SMTP backend, and the `twilio`
+library's for text messages (`_twilio_error`). Anything it does not recognise is TEMPORARY:
+retried, then given up with its description, never lost.
+
+A refused text carries a machine-readable ``code`` the app acts on (`INVALID_NUMBER`,
+`NOT_MOBILE`, `OPTED_OUT`, `CANNOT_ROUTE`, or `REFUSED_TEXT` for any other refusal), and every
+Twilio error's ``detail`` is written here from the error code, never Twilio's own message (which
+echoes the number). `twilio_delivery_error` reads the ``ErrorCode`` of a status callback
+(undelivered, failed) the same way.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from anymail.exceptions import (
     AnymailUnsupportedFeature,
 )
 from django.core.exceptions import ImproperlyConfigured
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 
 
 class ErrorKind(enum.Enum):
@@ -56,6 +64,8 @@ class SendError:
     detail: str
     #: Seconds the provider asked us to wait (Retry-After), if it said.
     retry_after: Optional[float] = None
+    #: Why a text was refused, for the app to act on (`OPTED_OUT`, `NOT_MOBILE`, ...); "" otherwise.
+    code: str = ""
 
     @property
     def is_refused(self) -> bool:
@@ -98,6 +108,8 @@ def describe(exc: BaseException) -> str:
 
 
 def classify(exc: BaseException) -> SendError:
+    if isinstance(exc, TwilioException):
+        return _twilio_error(exc)
     kind, retry_after = _kind(exc)
     return SendError(kind=kind, detail=describe(exc), retry_after=retry_after)
 
@@ -242,3 +254,106 @@ def _parse_retry_after(value: Optional[str]) -> Optional[float]:
         except (TypeError, ValueError, IndexError):
             return None
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+# == Twilio (text messages) =======================================================================
+
+#: Why a text was refused, for the app to act on (SendError.code).
+INVALID_NUMBER = "invalid_number"  # not a phone number at all: staff correct it
+NOT_MOBILE = "not_mobile"  # a landline or another number that cannot take texts
+OPTED_OUT = "opted_out"  # the patient replied STOP: no texts until they reply START
+CANNOT_ROUTE = "cannot_route"  # Twilio cannot reach the number, or its country is not enabled
+REFUSED_TEXT = "refused"  # any other refusal of this one text
+UNKNOWN_OUTCOME = "unknown_outcome"  # the call may have reached Twilio, but no answer came back
+
+#: Twilio's error codes for the recipient: (our code, what staff read).
+TWILIO_REFUSED = {
+    21211: (INVALID_NUMBER, "The phone number is not a valid number."),
+    21217: (INVALID_NUMBER, "The phone number is not a valid number."),
+    21614: (NOT_MOBILE, "The phone number is not a mobile number and cannot receive texts."),
+    21610: (OPTED_OUT, "The patient replied STOP to our texts; none can be sent until they reply START."),
+    21612: (CANNOT_ROUTE, "Twilio cannot deliver a text to this number."),
+    21408: (CANNOT_ROUTE, "Texts to this number's country are not enabled on the Twilio account (Messaging > Settings > Geo permissions)."),
+}
+#: Twilio's error codes for our account or configuration: every text would fail the same way.
+TWILIO_SERVICE = {
+    20003: "Twilio refused our credentials: check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN.",
+    20005: "The Twilio account is suspended or closed.",
+    20404: "Twilio does not know our account or messaging service: check TWILIO_ACCOUNT_SID and TWILIO_MESSAGING_SERVICE_SID.",
+    21212: "Twilio refused our sender number: check TWILIO_FROM_NUMBER.",
+    21601: "Twilio refused our sender number: TWILIO_FROM_NUMBER must be an SMS-capable number of this account.",
+    21606: "Twilio refused our sender number: TWILIO_FROM_NUMBER must be an SMS-capable number of this account.",
+    21607: "The Twilio account is a trial account: it may only send from its trial number.",
+    21608: "The Twilio account is a trial account: it may only text verified numbers. Upgrade the account.",
+    21659: "Twilio refused our sender number: TWILIO_FROM_NUMBER is not a Twilio number.",
+    21661: "Twilio refused our sender number: TWILIO_FROM_NUMBER cannot send texts.",
+    21701: "Twilio does not know our messaging service: check TWILIO_MESSAGING_SERVICE_SID.",
+    21704: "Our Twilio messaging service has no phone numbers: add one in the Twilio console.",
+    21705: "Twilio refused our messaging service: check TWILIO_MESSAGING_SERVICE_SID.",
+}
+#: Twilio's "too many requests" codes (the API's 429; 14107 is its per-account send rate).
+TWILIO_THROTTLED = {20429, 14107}
+#: A status callback's ErrorCode for a text Twilio took but could not deliver: (kind, our code,
+#: what staff read). Temporary ones may work another day; service ones are our registration.
+TWILIO_DELIVERY = {
+    21610: (ErrorKind.REFUSED, OPTED_OUT, "The patient replied STOP to our texts; none can be sent until they reply START."),
+    30003: (ErrorKind.TEMPORARY, CANNOT_ROUTE, "The phone was unreachable (switched off or out of coverage)."),
+    30004: (ErrorKind.REFUSED, REFUSED_TEXT, "The text was blocked by the recipient or their carrier."),
+    30005: (ErrorKind.REFUSED, INVALID_NUMBER, "The carrier does not know this number."),
+    30006: (ErrorKind.REFUSED, NOT_MOBILE, "The number is a landline or its carrier cannot take texts."),
+    30007: (ErrorKind.REFUSED, REFUSED_TEXT, "The carrier filtered the text as unwanted."),
+    30008: (ErrorKind.TEMPORARY, REFUSED_TEXT, "The carrier could not deliver the text (unknown error)."),
+    30001: (ErrorKind.SERVICE, "", "Twilio's queue for our sender overflowed: lower PORTAL_SMS_RATE_LIMIT."),
+    30002: (ErrorKind.SERVICE, "", "The Twilio account is suspended."),
+    30032: (ErrorKind.SERVICE, "", "Our toll-free sender number is not verified with Twilio."),
+    30034: (ErrorKind.SERVICE, "", "Our sender number is not registered for US texting (A2P 10DLC) with Twilio."),
+}
+
+
+def _twilio_error(exc: TwilioException) -> SendError:
+    """A `twilio` library error, by Twilio's error code and HTTP status. The detail is ours: Twilio's
+    message names the recipient's number."""
+    if not isinstance(exc, (TwilioRestException, TwilioServiceException)):
+        # Raised before any request (e.g. "Credentials are required").
+        return SendError(ErrorKind.SERVICE, f"The Twilio client is not configured ({describe(exc)}).")
+    status = exc.status if isinstance(exc.status, int) else None
+    code = exc.code if isinstance(exc.code, int) else None
+    reference = f"Twilio error {code}, HTTP {status}" if code not in (None, status) else f"Twilio HTTP {status}"
+    if code in TWILIO_REFUSED:
+        our_code, text = TWILIO_REFUSED[code]
+        return SendError(ErrorKind.REFUSED, _noted(text, reference), code=our_code)
+    if code in TWILIO_THROTTLED or status == 429:
+        return SendError(ErrorKind.THROTTLED, f"Twilio asked us to slow down ({reference}).")
+    if code in TWILIO_SERVICE:
+        return SendError(ErrorKind.SERVICE, _noted(TWILIO_SERVICE[code], reference))
+    if status is None or status == 408 or status >= 500:
+        return SendError(ErrorKind.TEMPORARY, f"Twilio failed to answer ({reference}).")
+    if status in (401, 402, 403, 404):
+        return SendError(ErrorKind.SERVICE, f"Twilio refused our account or configuration ({reference}).")
+    return SendError(
+        ErrorKind.REFUSED, f"Twilio refused the text ({reference}; see https://www.twilio.com/docs/errors/{code or status}).",
+        code=REFUSED_TEXT,
+    )
+
+
+def twilio_delivery_error(error_code: Any) -> SendError:
+    """What the ``ErrorCode`` of a Twilio status callback (an undelivered or failed text) means."""
+    try:
+        code = int(error_code)
+    except (TypeError, ValueError):
+        code = None
+    if code in TWILIO_DELIVERY:
+        kind, our_code, text = TWILIO_DELIVERY[code]
+        return SendError(kind, _noted(text, f"Twilio error {code}"), code=our_code)
+    if code in TWILIO_REFUSED:
+        our_code, text = TWILIO_REFUSED[code]
+        return SendError(ErrorKind.REFUSED, _noted(text, f"Twilio error {code}"), code=our_code)
+    if code in TWILIO_SERVICE:
+        return SendError(ErrorKind.SERVICE, _noted(TWILIO_SERVICE[code], f"Twilio error {code}"))
+    shown = code if code is not None else "none given"
+    return SendError(ErrorKind.REFUSED, f"The text was not delivered (Twilio error {shown}).", code=REFUSED_TEXT)
+
+
+def _noted(text: str, reference: str) -> str:
+    """"The number is not valid (Twilio error 21211, HTTP 400)." """
+    return f"{text.rstrip('.')} ({reference})."
