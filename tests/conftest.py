@@ -55,6 +55,48 @@ def pytest_runtest_setup(item):
         )
 
 
+# -- the clock and Celery ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def frozen():
+    """The clock stopped at tests.clock.NOW (time-machine); the traveller can move it."""
+    import time_machine
+
+    from tests.clock import NOW
+
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def ticking():
+    """The clock running from tests.clock.NOW, for code that measures waits on the wall clock
+    (the shared sending rate's pauses, a provider's latency)."""
+    import time_machine
+
+    from tests.clock import NOW
+
+    with time_machine.travel(NOW, tick=True) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def eager_celery():
+    """Tasks run in this process when they are enqueued (after commit, with
+    django_capture_on_commit_callbacks(execute=True)), and a task's exception fails the test."""
+    from portal_project.celery import app as celery_app
+
+    previous = (celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates)
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    yield
+    celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = previous
+
+
+# -- the database and the team ------------------------------------------------------------------
+
+
 @pytest.fixture
 def on_postgres() -> bool:
     return connection.vendor == "postgresql"
@@ -110,7 +152,7 @@ def _standin_server():
 
 @pytest.fixture
 def standin(_standin_server):
-    """The local stand-in of the providers' APIs (tests/provider_standin.py), reset for this
+    """The local stand-in of the providers' APIs (tests/provider_standin/), reset for this
     test: no latency, no limit, nothing kept from other tests."""
     _standin_server.reset()
     return _standin_server

@@ -4,10 +4,32 @@ CI runs the same suite on PostgreSQL and Redis."""
 
 import os
 import tempfile
+from urllib.parse import urlsplit
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-production-0123456789abcdef")
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 os.environ.setdefault("PORTAL_VAR_DIR", os.path.join(tempfile.gettempdir(), "practice-portal-tests"))
+
+
+def _redis_database(url: str, offset: int) -> str:
+    parts = urlsplit(url)
+    return parts._replace(path=f"/{(int(parts.path.strip('/') or 0) + offset) % 16}").geturl()
+
+
+# pytest-xdist runs the suite in several processes (PYTEST_XDIST_WORKER = gw0, gw1, ...): each gets
+# its own var folder (SQLite test database, filesystem broker, mail files) and its own Redis database,
+# so one process's Celery workers never take another's tasks and no test clears another's counters
+# (pytest-django gives each its own PostgreSQL test database). Done once: the worker processes and
+# servers a test starts inherit the result.
+_xdist_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _xdist_worker and os.environ.get("PORTAL_TEST_XDIST_WORKER") != _xdist_worker:
+    os.environ["PORTAL_TEST_XDIST_WORKER"] = _xdist_worker
+    _number = int(_xdist_worker.removeprefix("gw"))
+    os.environ["PORTAL_VAR_DIR"] += f"-{_xdist_worker}"
+    for _name, _default in (("CELERY_BROKER_URL", ""), ("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")):
+        _url = os.environ.get(_name, _default)
+        if _url.startswith("redis://"):
+            os.environ[_name] = _redis_database(_url, _number)
 os.environ.setdefault("DJANGO_DEBUG", "false")
 os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
 os.environ.setdefault("DJANGO_SECURE_COOKIES", "false")

@@ -3,21 +3,14 @@ Django's request log, the development server's access log, and gunicorn's access
 
 import io
 import logging
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
+import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from core.redaction import RedactSecrets, redact
-from tests.workers import database_url
+from tests.workers import gunicorn, wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "Zx9-secret-token_abcdefghijklmnopqrstuvwxyz012345"
 
 
@@ -81,39 +74,16 @@ def test_the_development_servers_access_log_is_redacted():
     assert TOKEN not in output and "1980-05-17" not in output and "/invite/[redacted]/" in output
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.django_db(transaction=True)
 def test_gunicorns_access_log_is_redacted(tmp_path):
-    port = free_port()
-    env = {
-        **os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": database_url(),
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-    }
-    log = open(tmp_path / "gunicorn.log", "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "portal_project/gunicorn.conf.py", "portal_project.wsgi",
-         "--bind", f"127.0.0.1:{port}", "--workers", "1"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/invite/{TOKEN}/?q=1980-05-17", timeout=2)
-            except urllib.error.HTTPError as error:  # the unknown link's 404 page: served
-                assert error.code == 404
-                break
-            except OSError:
-                time.sleep(0.2)
-        time.sleep(0.5)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=20)
-        log.close()
-    output = (tmp_path / "gunicorn.log").read_text()
+    with gunicorn(tmp_path, workers=1) as (base, log_path):
+        with pytest.raises(urllib.error.HTTPError) as unknown_link:
+            urllib.request.urlopen(f"{base}/invite/{TOKEN}/?q=1980-05-17", timeout=10)
+        assert unknown_link.value.code == 404  # the unknown link's 404 page: served
+        # gunicorn writes the access line once the response is out; wait for it, not for a guess.
+        output = wait_until(
+            lambda: "GET /invite/" in log_path.read_text() and log_path.read_text(),
+            timeout=10, interval=0.1, message="gunicorn's access log line",
+        )
     assert "GET /invite/[redacted]/?q=[redacted]" in output, output[-2000:]
     assert TOKEN not in output and "1980-05-17" not in output

@@ -3,6 +3,7 @@ and writes emails as files the test can read (like a patient's inbox)."""
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -20,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def database_url() -> str:
+    """The test database, for another process (a worker, gunicorn)."""
     db = connection.settings_dict
     if db["ENGINE"] == "django.db.backends.sqlite3":
         return f"sqlite:///{db['NAME']}"
@@ -107,8 +109,10 @@ def start_worker(transactional_db, mail_dir, tmp_path):
         return worker
 
     yield start
+    # The test is over, so what its workers still hold no longer matters: killed at once, as a
+    # warm shutdown takes seconds each (the next test purges the broker before starting its own).
     for worker in started:
-        worker.stop()
+        worker.kill()
 
 
 @pytest.fixture
@@ -165,23 +169,60 @@ def wait_until(condition, *, timeout: float = 60, interval: float = 0.25, messag
 
 def run_beside_an_embedded_worker(tmp_path: Path, code: str, *, timeout: float = 150) -> subprocess.CompletedProcess:
     """The demo stack with nothing configured: a fresh SQLite database and the filesystem broker
-    under `tmp_path`, migrated, with a real worker on it while `code` runs in another process."""
+    under `tmp_path`, migrated, with a real worker on it while `code` runs in another process.
+    `code` can wait for the worker to finish everything with wait_for_the_embedded_worker()."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "DATABASE_URL", "EMAIL_"))}
-    env.update(DJANGO_SETTINGS_MODULE="portal_project.settings", DJANGO_DEBUG="true", PORTAL_VAR_DIR=str(tmp_path / "var"))
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=120)
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "portal_project", "worker", "--pool", "solo", "--loglevel", "WARNING",
-         "--without-heartbeat", "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    env.update(
+        DJANGO_SETTINGS_MODULE="portal_project.settings", DJANGO_DEBUG="true", PORTAL_VAR_DIR=str(tmp_path / "var"),
+        **{EMBEDDED_WORKER_LOG: str(tmp_path / "worker.log")},
     )
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=120)
+    with open(tmp_path / "worker.log", "w") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "portal_project", "worker", "--pool", "solo", "--loglevel", "INFO",
+             "--without-heartbeat", "--without-gossip", "--without-mingle"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
     try:
         return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        worker.kill()  # `code` has seen what it waited for; a warm shutdown would only cost seconds
+        worker.wait(timeout=20)
+
+
+EMBEDDED_WORKER_LOG = "PORTAL_TEST_WORKER_LOG"
+# What a worker logs (at INFO) for each task message it takes, and for each way a run of it ends.
+_TASK_LOG_LINE = re.compile(r"\bTask [\w.]+\[[0-9a-f-]+\] (received|succeeded|retry|raised|ignored|INTERNAL)\b")
+
+
+def embedded_worker_is_idle(log_path: Path, queue_dir: Path) -> bool:
+    """No message waits in the filesystem broker's folder and every task message the worker took
+    has ended (a retry's new message is taken again later, so it counts as one more received)."""
+    before = log_path.read_text()
+    waiting = any(queue_dir.glob("*.msg"))
+    after = log_path.read_text()
+    outcomes = Counter(_TASK_LOG_LINE.findall(after))
+    received = outcomes.pop("received", 0)
+    return not waiting and before == after and received == sum(outcomes.values())
+
+
+def wait_for_the_embedded_worker(*, timeout: float = 60) -> None:
+    """For the code run by run_beside_an_embedded_worker: return once the worker has run every task
+    there is, including any the tasks enqueued and any duplicate delivery, instead of sleeping for
+    a guess. Idle twice in a row: a message the worker has taken from the folder but not yet
+    logged shows in neither."""
+    from django.conf import settings
+
+    log_path = Path(os.environ[EMBEDDED_WORKER_LOG])
+    queue_dir = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
+    idle_in_a_row = 0
+
+    def settled() -> bool:
+        nonlocal idle_in_a_row
+        idle_in_a_row = idle_in_a_row + 1 if embedded_worker_is_idle(log_path, queue_dir) else 0
+        return idle_in_a_row >= 2
+
+    wait_until(settled, timeout=timeout, interval=0.2, message="the embedded worker to run every queued task")
 
 
 @contextlib.contextmanager

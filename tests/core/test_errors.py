@@ -1,5 +1,5 @@
 """What each provider's refusal means, learned from anymail's real backends talking to the local
-stand-in of the provider's API (tests/provider_standin.py), not from hand-made exceptions."""
+stand-in of the provider's API (tests/provider_standin/), not from hand-made exceptions."""
 
 import time
 import warnings

@@ -1,3 +1,5 @@
+import datetime
+
 import pytest
 from django.core import mail
 
@@ -12,21 +14,23 @@ def _anymail_test_backend_and_clean_state(settings):
 
 
 @pytest.fixture
-def frozen():
-    """The clock stopped at the tests' NOW (time-machine); the traveller can move it."""
-    import time_machine
+def one_of_each(practice_a):
+    """A patient of practice A in each portal status, by last name."""
+    from django.contrib.auth import get_user_model
 
-    from tests.invitations.factories import NOW
+    from invitations.models import Status
+    from tests.clock import NOW
+    from tests.factories import PatientFactory
+    from tests.invitations.factories import InvitationFactory
 
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
-
-
-@pytest.fixture
-def eager_celery():
-    from portal_project.celery import app as celery_app
-
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = previous
+    p = {name: PatientFactory(practice=practice_a, last_name=name) for name in
+         ["Notinvited", "Pendingx", "Sentx", "Expiredx", "Runout", "Failedx", "Revokedx", "Activex"]}
+    InvitationFactory(patient=p["Pendingx"], status=Status.PENDING, sent_at=None)
+    InvitationFactory(patient=p["Sentx"])
+    InvitationFactory(patient=p["Expiredx"], status=Status.EXPIRED, created_at=NOW - datetime.timedelta(days=9))
+    InvitationFactory(patient=p["Runout"], created_at=NOW - datetime.timedelta(days=7, seconds=1))
+    InvitationFactory(patient=p["Failedx"], status=Status.FAILED)
+    InvitationFactory(patient=p["Revokedx"], status=Status.REVOKED)
+    p["Activex"].portal_user = get_user_model().objects.create_user("active.one")
+    p["Activex"].save()
+    return p

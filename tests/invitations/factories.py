@@ -4,9 +4,9 @@ import itertools
 import factory
 
 from invitations.models import Invitation, Source, Status, hash_token
+from tests.clock import NOW
 from tests.factories import PatientFactory
 
-NOW = datetime.datetime(2026, 3, 2, 15, 0, tzinfo=datetime.timezone.utc)
 _tokens = itertools.count()
 
 

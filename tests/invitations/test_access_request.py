@@ -3,26 +3,15 @@
 import datetime
 
 import pytest
-import time_machine
 from django.core import mail
 from django.urls import reverse
 
 from invitations.models import Source, Status
 from patients.models import Patient
-from portal_project.celery import app as celery_app
+from tests.clock import NOW
 from tests.factories import PatientFactory, PracticeFactory
-from tests.invitations.factories import NOW
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def frozen_and_eager():
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    with time_machine.travel(NOW, tick=False):
-        yield
-    celery_app.conf.task_always_eager = previous
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen", "eager_celery")]
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ from kombu.exceptions import OperationalError
 from invitations import services
 from invitations.models import Invitation, Source, Status
 from invitations.tasks import send_invitation
-from tests.invitations.factories import NOW, InvitationFactory
+from tests.clock import NOW
+from tests.invitations.factories import InvitationFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -12,8 +12,9 @@ from invitations import bulk, chunks
 from invitations.bulk_models import CHUNK_LEASE, BulkRun, BulkRunChunk, BulkRunKind, BulkRunStatus, ChunkStatus
 from invitations.models import EventKind, Invitation, InvitationEvent, InvitationTemplate, Source, Status
 from patients.models import EmailOptOut
+from tests.clock import NOW
 from tests.factories import PatientFactory, PracticeFactory, UserFactory
-from tests.invitations.factories import NOW, InvitationFactory
+from tests.invitations.factories import InvitationFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 
@@ -60,13 +61,18 @@ def test_it_previews_how_many_are_invited_and_why_the_others_are_skipped(practic
     preview = bulk.preview(practice, now=NOW)
 
     assert preview.considered == 9  # inactive patients only
-    assert registered.portal_user_id is not None
     assert preview.eligible == 3
     assert preview.skipped == 6
     assert preview.skip_counts == {
         "missing_email": 1, "no_consent": 2, "deceased": 1, "opted_out": 1, "open_invitation": 1,
     }
     assert [rule.code for rule, _ in preview.reasons][0] == "no_consent"  # largest first
+
+    # The registered patient was left out for having a portal account, and for nothing else.
+    registered.portal_user = None
+    registered.save()
+    without_the_account = bulk.preview(practice, now=NOW)
+    assert (without_the_account.considered, without_the_account.eligible) == (10, 4)
 
 
 # -- a whole run -------------------------------------------------------------------------------

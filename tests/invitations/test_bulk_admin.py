@@ -13,8 +13,8 @@ from invitations.bulk_models import BulkRun, BulkRunStatus
 from invitations.models import Invitation
 from patients.audit import AuditAction, AuditEntry
 from patients.models import Role
+from tests.clock import NOW
 from tests.factories import PatientFactory, staff_member
-from tests.invitations.factories import NOW
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 

@@ -7,8 +7,8 @@ from django.core import mail
 from invitations import bulk, chunks, services
 from invitations.bulk_models import BulkRun
 from invitations.models import Invitation
+from tests.clock import NOW
 from tests.factories import PatientFactory, PracticeFactory
-from tests.invitations.factories import NOW
 from tests.invitations.test_concurrency import run_together
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

@@ -12,8 +12,8 @@ from invitations import bulk, chunks
 from invitations.admin_portal import BulkRunAdmin
 from invitations.bulk_models import BulkRunStatus, BulkRunTick, ChunkStatus
 from invitations.models import SEND_GIVE_UP_AFTER, EventKind, Invitation, Status, hash_token
+from tests.clock import NOW
 from tests.factories import PatientFactory, PracticeFactory
-from tests.invitations.factories import NOW
 
 pytestmark = pytest.mark.django_db
 
@@ -23,15 +23,6 @@ LINK = re.compile(r"/invite/([A-Za-z0-9_-]{20,})/")
 @pytest.fixture
 def practice():
     return PracticeFactory(name="Maple Street Dental")
-
-
-@pytest.fixture
-def ticking():
-    """The clock runs from NOW: the shared rate's pauses are measured on the wall clock."""
-    import time_machine
-
-    with time_machine.travel(NOW, tick=True) as traveller:
-        yield traveller
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ CLIENT = r"""
 import time
 import django
 django.setup()
+from tests.workers import wait_for_the_embedded_worker
 from django.utils import timezone
 from invitations import bulk
 from invitations.bulk_models import BulkRun
@@ -34,7 +35,7 @@ while time.time() < deadline:
     if not run.is_running:
         break
     time.sleep(0.3)
-time.sleep(2)  # give a wrongly repeated send the chance to show up
+wait_for_the_embedded_worker()  # a wrongly repeated send would show up by then
 run.refresh_from_db()
 print(run.status, run.targeted, run.sent, run.chunks.count(), run.skip_counts)
 """

@@ -7,8 +7,8 @@ from django.db import connection
 
 from invitations import services
 from invitations.models import Invitation, Status
+from tests.clock import NOW
 from tests.factories import PatientFactory
-from tests.invitations.factories import NOW
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -12,8 +12,9 @@ from invitations import dashboard
 from invitations.models import Status
 from patients.audit import AuditAction, AuditEntry
 from patients.models import Role
+from tests.clock import NOW
 from tests.factories import PatientFactory, UserFactory, staff_member
-from tests.invitations.factories import NOW, InvitationFactory
+from tests.invitations.factories import InvitationFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 DAY = datetime.timedelta(days=1)

@@ -6,7 +6,8 @@ from anymail.signals import AnymailTrackingEvent, tracking
 from invitations import eligibility
 from invitations.models import EventKind, Status
 from patients.models import EmailOptOut, OptOutReason
-from tests.invitations.factories import NOW, InvitationFactory
+from tests.clock import NOW
+from tests.invitations.factories import InvitationFactory
 
 pytestmark = pytest.mark.django_db
 

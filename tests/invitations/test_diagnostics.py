@@ -12,8 +12,9 @@ from invitations.models import EventKind, Invitation, RevokeReason, Status
 from invitations.tracking import store_once
 from patients.jobs import record_heartbeat
 from patients.models import EmailOptOut, Patient
+from tests.clock import NOW
 from tests.factories import PatientFactory
-from tests.invitations.factories import NOW, InvitationFactory
+from tests.invitations.factories import InvitationFactory
 
 pytestmark = pytest.mark.django_db
 

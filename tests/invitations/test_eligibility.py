@@ -8,8 +8,9 @@ from django.contrib.auth import get_user_model
 from invitations import eligibility
 from invitations.models import RevokeReason, Status
 from patients.models import EmailOptOut, Patient
+from tests.clock import NOW
 from tests.factories import PatientFactory, PracticeFactory
-from tests.invitations.factories import NOW, InvitationFactory
+from tests.invitations.factories import InvitationFactory
 
 pytestmark = pytest.mark.django_db
 HOUR = datetime.timedelta(hours=1)

@@ -8,8 +8,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from invitations import emails, services, template_html
 from invitations.models import InvitationTemplate, Source
+from tests.clock import NOW
 from tests.factories import PatientFactory, PracticeFactory
-from tests.invitations.factories import NOW
 
 pytestmark = pytest.mark.django_db
 EXPIRES = datetime.datetime(2026, 3, 9, 15, 0, tzinfo=datetime.timezone.utc)

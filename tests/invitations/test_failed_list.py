@@ -7,7 +7,8 @@ from django.urls import reverse
 
 from invitations.models import Invitation, Status
 from invitations.tasks import send_invitation
-from tests.invitations.factories import NOW, InvitationFactory
+from tests.clock import NOW
+from tests.invitations.factories import InvitationFactory
 from tests.factories import PatientFactory
 
 pytestmark = pytest.mark.django_db

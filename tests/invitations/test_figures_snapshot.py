@@ -13,8 +13,9 @@ from invitations import bulk, dashboard, tasks
 from invitations.dashboard_models import PracticeFigures
 from invitations.models import Status
 from patients.jobs import JobRun, schedule_interval
+from tests.clock import NOW
 from tests.factories import PatientFactory, PracticeFactory, UserFactory
-from tests.invitations.factories import NOW, InvitationFactory
+from tests.invitations.factories import InvitationFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 MINUTE = datetime.timedelta(minutes=1)

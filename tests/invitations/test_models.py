@@ -14,7 +14,8 @@ from invitations.models import (
     hash_token,
     new_token,
 )
-from tests.invitations.factories import NOW, InvitationFactory, invitation_with_token
+from tests.clock import NOW
+from tests.invitations.factories import InvitationFactory, invitation_with_token
 
 pytestmark = pytest.mark.django_db
 SECOND = datetime.timedelta(seconds=1)

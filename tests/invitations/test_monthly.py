@@ -12,8 +12,9 @@ from invitations import bulk, tasks
 from invitations.bulk_models import BulkRun, BulkRunKind, BulkRunStatus
 from invitations.models import Invitation, Source, Status
 from patients.jobs import JobRun
+from tests.clock import NOW
 from tests.factories import PatientFactory, PracticeFactory, UserFactory
-from tests.invitations.factories import NOW, InvitationFactory
+from tests.invitations.factories import InvitationFactory
 
 pytestmark = pytest.mark.django_db
 SECOND = datetime.timedelta(seconds=1)
@@ -108,23 +109,17 @@ def test_it_runs_once_per_local_month(practice):
 
 
 def test_the_job_starts_a_monthly_run_that_reinvites_and_records_itself(
-    practice, django_capture_on_commit_callbacks
+    practice, eager_celery, django_capture_on_commit_callbacks
 ):
-    from portal_project.celery import app
-
     patient = with_history(practice, Status.EXPIRED)
     with_history(PracticeFactory(), Status.EXPIRED)  # re-invite is off there
     entry = settings.CELERY_BEAT_SCHEDULE["invitations-monthly-reinvites"]
     assert entry["task"] == tasks.start_monthly_reinvites.name
-    app.conf.task_always_eager = True
-    try:
-        with time_machine.travel(datetime.datetime(2026, 3, 5, 9, 0, tzinfo=UTC), tick=False):
-            with django_capture_on_commit_callbacks(execute=True):
-                assert tasks.start_monthly_reinvites.run() == 1
-            with django_capture_on_commit_callbacks(execute=True):
-                assert tasks.start_monthly_reinvites.run() == 0  # once a month
-    finally:
-        app.conf.task_always_eager = False
+    with time_machine.travel(datetime.datetime(2026, 3, 5, 9, 0, tzinfo=UTC), tick=False):
+        with django_capture_on_commit_callbacks(execute=True):
+            assert tasks.start_monthly_reinvites.run() == 1
+        with django_capture_on_commit_callbacks(execute=True):
+            assert tasks.start_monthly_reinvites.run() == 0  # once a month
     run = BulkRun.objects.get()
     assert (run.kind, run.started_by, run.status, run.sent) == (BulkRunKind.MONTHLY, None, BulkRunStatus.DONE, 1)
     assert [m.to for m in mail.outbox] == [[patient.email]]

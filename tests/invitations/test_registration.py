@@ -9,8 +9,9 @@ from django.urls import reverse
 from invitations.forms import IDENTITY_MISMATCH
 from invitations.models import MAX_FAILED_ATTEMPTS, EventKind, Invitation, RevokeReason, Status
 from patients.models import Patient
+from tests.clock import NOW
 from tests.factories import PatientFactory, PracticeFactory
-from tests.invitations.factories import NOW, invitation_with_token
+from tests.invitations.factories import invitation_with_token
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 User = get_user_model()

@@ -9,8 +9,8 @@ from django.core import mail
 from invitations import services, tasks
 from invitations.template_html import DEFAULT_SUBJECT
 from invitations.models import SEND_CLAIM_LEASE, EventKind, Invitation, Source, Status, hash_token
+from tests.clock import NOW
 from tests.factories import PatientFactory, PracticeFactory, UserFactory
-from tests.invitations.factories import NOW
 
 pytestmark = pytest.mark.django_db
 

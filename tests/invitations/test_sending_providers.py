@@ -8,18 +8,10 @@ import pytest
 from core.sending import ratelimit
 from invitations import services, tasks
 from invitations.models import EventKind, Invitation, Source, Status, hash_token
+from tests.clock import NOW
 from tests.factories import PatientFactory, PracticeFactory
-from tests.invitations.factories import NOW
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def ticking():
-    import time_machine
-
-    with time_machine.travel(NOW, tick=True) as traveller:
-        yield traveller
 
 
 def invite(**patient_fields) -> Invitation:

@@ -14,8 +14,8 @@ from invitations import admin_template, emails, template_html
 from invitations.models import InvitationTemplate
 from patients.audit import AuditAction, AuditEntry
 from patients.models import Role
+from tests.clock import NOW
 from tests.factories import staff_member
-from tests.invitations.factories import NOW
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 

@@ -145,7 +145,7 @@ def test_mailgun_with_a_bad_signature_changes_nothing(client):
 
 def test_a_hard_bounce_blocks_the_next_invite(client):
     from invitations import services
-    from tests.invitations.factories import NOW
+    from tests.clock import NOW
 
     invitation = InvitationFactory()
     postmark(client, postmark_bounce(invitation), **basic_auth())
@@ -166,7 +166,7 @@ def test_reports_for_unknown_messages_are_stored_but_change_nothing(client):
 
 def test_a_hard_bounce_blocks_family_members_sharing_the_address(client):
     from invitations import eligibility
-    from tests.invitations.factories import NOW
+    from tests.clock import NOW
 
     invitation = InvitationFactory()
     sibling = PatientFactory(practice=invitation.practice, email=invitation.email, first_name="Sib")

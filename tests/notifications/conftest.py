@@ -1,22 +1,17 @@
-"""Fixtures for the notifications tests: eager Celery (tasks run in-process after commit),
-a practice team with two members, and the lender's webhook secret."""
+"""Fixtures for the notifications tests: eager Celery for every test (tasks run in-process after
+commit), a practice team with two members, and the lender's webhook secret."""
 
 import pytest
 
 from patients.models import Role
-from portal_project.celery import app as celery_app
 from tests.factories import PatientFactory, PracticeFactory, staff_member
 
 from .factories import LenderSettingsFactory
 
 
 @pytest.fixture(autouse=True)
-def eager_celery():
-    previous = (celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates)
-    celery_app.conf.task_always_eager = True
-    celery_app.conf.task_eager_propagates = True
-    yield
-    celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = previous
+def _eager_everywhere(eager_celery):
+    """tests/conftest.py's eager_celery, for every test in this directory."""
 
 
 @pytest.fixture

@@ -6,9 +6,8 @@ import json
 import factory
 
 from notifications.models import ApplicationStatus, PaymentPlanApplication, PracticeLenderSettings
+from tests.clock import UTC
 from tests.factories import PatientFactory, PracticeFactory
-
-UTC = datetime.timezone.utc
 
 
 class ApplicationFactory(factory.django.DjangoModelFactory):

@@ -4,7 +4,6 @@ manual status changes; retry; a bounded number of queries on the applications li
 import datetime
 
 import pytest
-import time_machine
 from django.core import mail
 from django.urls import reverse
 
@@ -21,20 +20,12 @@ from notifications.models import (
     PracticeLenderSettings,
 )
 from patients.models import Membership, Role
+from tests.clock import NOW, UTC
 from tests.factories import PatientFactory, PracticeFactory, staff_member
 
 from .factories import ApplicationFactory, LenderSettingsFactory
 
-UTC = datetime.timezone.utc
-NOW = datetime.datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
-
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def frozen():
-    with time_machine.travel(NOW, tick=True):
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("ticking")]
 
 
 @pytest.fixture

@@ -20,11 +20,10 @@ from notifications.models import (
     NotificationDelivery,
     PaymentPlanApplication,
 )
+from tests.clock import NOW
 
 from .factories import ApplicationFactory
 
-UTC = datetime.timezone.utc
-NOW = datetime.datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 THREADS = 4
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

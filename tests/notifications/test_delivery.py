@@ -1,28 +1,18 @@
 """Sending one alert: the claim, retries on failure, the email's content."""
 
-import datetime
 from unittest import mock
 
 import pytest
-import time_machine
 from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 from django.core import mail
 
 from notifications import emails, services
 from notifications.models import AlertType, DeliveryMode, DeliveryStatus, NotificationDelivery
+from tests.clock import NOW
 
 from .factories import ApplicationFactory
 
-UTC = datetime.timezone.utc
-NOW = datetime.datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
-
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def frozen():
-    with time_machine.travel(NOW, tick=False):
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 
 
 @pytest.fixture
@@ -167,12 +157,6 @@ def test_html_is_escaped(office, alice):
 
 
 # -- through a real provider backend (the local stand-in of its API) ---------------------------
-
-
-@pytest.fixture
-def ticking():
-    with time_machine.travel(NOW, tick=True):
-        yield
 
 
 def test_an_alert_goes_through_the_providers_real_backend(delivery, use_provider, ticking):

@@ -10,9 +10,10 @@ from django.core import mail
 from notifications import digests, services, tasks
 from notifications.models import AlertType, DeliveryMode, DeliveryStatus, NotificationDelivery
 from patients.models import Membership, Role
+from tests.clock import UTC
 from tests.factories import PatientFactory
 
-UTC = datetime.timezone.utc
+# Not tests.clock.NOW: the digests go at 7:00 office time, so these tests start earlier, on
 # Monday 2 March 2026, 12:30 UTC = 7:30 in New York (Maple Dental), 4:30 in Los Angeles (Birch Smiles).
 NOW = datetime.datetime(2026, 3, 2, 12, 30, tzinfo=UTC)
 YESTERDAY = NOW - datetime.timedelta(days=1)

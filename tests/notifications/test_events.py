@@ -3,7 +3,6 @@
 import datetime
 
 import pytest
-import time_machine
 from django.core import mail
 
 from notifications import services
@@ -17,17 +16,9 @@ from notifications.models import (
     NotificationDelivery,
     PaymentPlanApplication,
 )
+from tests.clock import NOW
 
-UTC = datetime.timezone.utc
-NOW = datetime.datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
-
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("team")]
-
-
-@pytest.fixture(autouse=True)
-def frozen():
-    with time_machine.travel(NOW, tick=False):
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("team", "frozen")]
 
 
 def apply(patient, event_type, *, event_id, occurred_at, application_id="APP-1"):

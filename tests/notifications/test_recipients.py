@@ -1,9 +1,6 @@
 """Who gets an alert: team members of the office with that type on (no row = on)."""
 
-import datetime
-
 import pytest
-import time_machine
 from django.core import mail
 
 from notifications import services
@@ -16,20 +13,12 @@ from notifications.models import (
     NotificationSettings,
 )
 from patients.models import Membership, Role
+from tests.clock import NOW
 from tests.factories import UserFactory, staff_member
 
 from .factories import ApplicationFactory
 
-UTC = datetime.timezone.utc
-NOW = datetime.datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
-
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def frozen():
-    with time_machine.travel(NOW, tick=False):
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 
 
 def switch_off(user, practice, alert_type):

@@ -17,11 +17,10 @@ from notifications.models import (
     DeliveryStatus,
     NotificationDelivery,
 )
+from tests.clock import NOW
 
 from .factories import ApplicationFactory
 
-UTC = datetime.timezone.utc
-NOW = datetime.datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 SECOND = datetime.timedelta(seconds=1)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("team")]

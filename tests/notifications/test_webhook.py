@@ -8,20 +8,13 @@ import time_machine
 from django.core import mail
 
 from notifications.models import ApplicationStatus, LenderEvent, NotificationDelivery, PaymentPlanApplication
+from tests.clock import NOW, UTC
 
 from .factories import LenderSettingsFactory, post_event
 
-UTC = datetime.timezone.utc
-NOW = datetime.datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 TS = int(NOW.timestamp())
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("team")]
-
-
-@pytest.fixture(autouse=True)
-def frozen():
-    with time_machine.travel(NOW, tick=False):
-        yield
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("team", "frozen")]
 
 
 @pytest.fixture

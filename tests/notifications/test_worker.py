@@ -10,6 +10,7 @@ CLIENT = r"""
 import datetime, time
 import django
 django.setup()
+from tests.workers import wait_for_the_embedded_worker
 from django.db import transaction
 from django.utils import timezone
 from notifications import services, tasks
@@ -35,7 +36,7 @@ while time.time() < deadline:
     if len(statuses) == 2 and all(s == "sent" for _, s in statuses) and not PaymentPlanApplication.objects.filter(incomplete_due_at__isnull=False).exists():
         break
     time.sleep(0.5)
-time.sleep(3)  # give a wrongly repeated send the chance to show up
+wait_for_the_embedded_worker()  # a wrongly repeated send would show up by then
 print(sorted(NotificationDelivery.objects.values_list("alert_type", "status")))
 """
 
