@@ -3,12 +3,8 @@
 
 **Configuration** (settings from the environment; `portal_project/settings.py`):
 
-* ``SMS_PROVIDER``: "" (the embedded default) writes each text as a readable file under
-  ``VAR_DIR/texts/`` (to, from, time, segments, body), as emails are written under ``var/mail/``;
-  "twilio" sends through Twilio's official library (`twilio.rest.Client`).
-* ``TWILIO_ACCOUNT_SID``, ``TWILIO_AUTH_TOKEN``; the sender ``TWILIO_MESSAGING_SERVICE_SID``
-  (preferred) or ``TWILIO_FROM_NUMBER`` (E.164); ``TWILIO_API_URL`` (https://api.twilio.com; the
-  tests point it at `tests.twilio_standin`); ``TWILIO_TIMEOUT`` (seconds per API call).
+* ``SMS_PROVIDER`` ("" writes each text as a file under ``VAR_DIR/texts/``, "twilio" sends through
+  Twilio) and the ``TWILIO_*`` settings: where texts go, `core.sending.sms_transports`.
 * ``PORTAL_SMS_RATE_LIMIT`` / ``PORTAL_SMS_RATE_BURST``: the account's rate in messages a second
   (default 1 with Twilio: a US long code's; none for files), shared by every worker through
   `account_rate()` (``ratelimit.limiter("sms")``). Twilio would queue texts sent faster, but
@@ -43,9 +39,8 @@ ops, nobody's invitation fails for it).
   ``retry_after``. ``Outcome.sid`` / ``Outcome.error``, ``Outcome.sent``.
 * ``account_rate()``: the shared limiter (status pages: ``rate_in_force()``, ``paused_for()``);
   ``transport()``: the configured transport (raises ImproperlyConfigured), e.g. for a check.
-* ``is_gsm7(body)``, ``segments(body)``, ``measure(body)``, ``non_gsm7(body)``: a text is billed
-  per segment (GSM-7: 160 characters alone, 153 each when split; any other character makes the
-  whole text UCS-2: 70 / 67). Invitation texts are kept to one GSM-7 segment.
+* What a text costs (GSM-7 / UCS-2 segments; invitation texts are kept to one GSM-7 segment):
+  `core.sending.sms_segments` (``is_gsm7``, ``non_gsm7``, ``measure``, ``segments``).
 
 **Errors** (`core.sending.errors.classify`): REFUSED for this recipient, with ``SendError.code``
 ``invalid_number`` (21211), ``not_mobile`` (21614), ``opted_out`` (21610: the patient replied
@@ -57,7 +52,7 @@ emails); SERVICE (bad credentials 20003, bad sender 21212/21606/21659, unknown a
 messaging service 20404): the whole send stops at once, texts whose slot had not come are left
 untried, and ``Report.service_error`` says why. A call that may have reached Twilio without an
 answer (a read timeout, a connection lost after the request went) is REFUSED with ``code``
-``unknown_outcome`` (`text_error`), never tried again: a text goes out at most once.
+``unknown_outcome`` (`sms_transports.text_error`), never tried again: a text goes out at most once.
 
 **Why not `outbox`**: the email engine is written around Django's email connections, anymail's
 per-recipient status and batch calls; it has no seam for another transport, and subclassing its
@@ -69,30 +64,22 @@ wait for their slot and call the transport. Giving `outbox` a transport seam wou
 from __future__ import annotations
 
 import concurrent.futures
-import functools
 import heapq
 import itertools
 import logging
-import os
 import threading
 import time
-import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Callable, Optional
 
-import requests
-import urllib3
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.utils import timezone
-from twilio.http.http_client import TwilioHttpClient
-from twilio.rest import Client
 
 from . import ratelimit
-from .errors import UNKNOWN_OUTCOME, ErrorKind, SendError, classify
+from .errors import ErrorKind, SendError, classify
+from .sms_transports import Transport, single_transport, text_error, transport
 
 logger = logging.getLogger(__name__)
 
@@ -149,182 +136,9 @@ class Report:
     calls: int = 0
 
 
-# == transports: where a text goes ================================================================
-
-
-class Transport(Protocol):
-    name: str
-
-    def send(self, text: Text) -> str:
-        """Hand one text over; the provider's id for it. Raises the provider's own errors."""
-
-    def close(self) -> None:
-        """Release connections (after a `send_texts`)."""
-
-
-class FileTransport:
-    """The embedded default: each text a file under `folder`, written whole or not at all."""
-
-    name = "files"
-
-    def __init__(self, folder: Path, sender: str):
-        self.folder = Path(folder)
-        self.sender = sender
-
-    def send(self, text: Text) -> str:
-        sid = f"file-{uuid.uuid4().hex}"
-        now = timezone.now()
-        size = measure(text.body)
-        lines = [
-            f"To: {text.to}",
-            f"From: {self.sender}",
-            f"Date: {now.isoformat(timespec='seconds')}",
-            f"Id: {sid}",
-            f"Segments: {size.segments} ({size.encoding}, {size.units} characters)",
-        ]
-        if text.status_callback:
-            lines.append(f"Status-Callback: {text.status_callback}")
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f"{now:%Y%m%d-%H%M%S}-{sid}.txt"
-        partial = path.with_suffix(".part")
-        partial.write_text("\n".join(lines) + "\n\n" + text.body + "\n", encoding="utf-8")
-        os.replace(partial, path)
-        return sid
-
-    def close(self) -> None:
-        pass
-
-
-@dataclass(frozen=True)
-class TwilioConfig:
-    account_sid: str
-    auth_token: str
-    messaging_service_sid: str = ""
-    from_number: str = ""
-    api_url: str = "https://api.twilio.com"
-    timeout: float = 15.0
-
-
-class TwilioTransport:
-    """Twilio's Messages API through the official client, one client (and connection) per thread.
-
-    The client is pointed at ``TWILIO_API_URL`` through ``client.api.base_url`` (the API domain's
-    base, which every ``client.messages`` call is built on); `twilio.http.http_client
-    .TwilioHttpClient` carries the timeout and makes no retries of its own.
-    """
-
-    name = "twilio"
-
-    def __init__(self, config: TwilioConfig):
-        self.config = config
-        self._local = threading.local()
-        self._clients: list[Any] = []
-        self._lock = threading.Lock()
-
-    def client(self):
-        client = getattr(self._local, "client", None)
-        if client is None:
-            client = Client(
-                self.config.account_sid, self.config.auth_token,
-                http_client=TwilioHttpClient(timeout=self.config.timeout),
-            )
-            client.api.base_url = self.config.api_url
-            self._local.client = client
-            with self._lock:
-                self._clients.append(client)
-        return client
-
-    def send(self, text: Text) -> str:
-        sender = (
-            {"messaging_service_sid": self.config.messaging_service_sid}
-            if self.config.messaging_service_sid
-            else {"from_": self.config.from_number}
-        )
-        if text.status_callback:
-            sender["status_callback"] = text.status_callback
-        message = self.client().messages.create(to=text.to, body=text.body, **sender)
-        return str(message.sid)
-
-    def close(self) -> None:
-        with self._lock:
-            clients, self._clients = self._clients, []
-        for client in clients:
-            session = getattr(client.http_client, "session", None)
-            if session is not None:
-                session.close()
-
-
-def twilio_config() -> TwilioConfig:
-    """The Twilio settings, or ImproperlyConfigured naming what is missing."""
-    for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
-        if not getattr(settings, name, ""):
-            raise ImproperlyConfigured(f"{name} must be set when SMS_PROVIDER is twilio.")
-    service, number = settings.TWILIO_MESSAGING_SERVICE_SID, settings.TWILIO_FROM_NUMBER
-    if not (service or number):
-        raise ImproperlyConfigured(
-            "TWILIO_MESSAGING_SERVICE_SID (MG...) or TWILIO_FROM_NUMBER (+1...) must be set when SMS_PROVIDER is twilio."
-        )
-    return TwilioConfig(
-        account_sid=settings.TWILIO_ACCOUNT_SID, auth_token=settings.TWILIO_AUTH_TOKEN,
-        messaging_service_sid=service, from_number=number,
-        api_url=getattr(settings, "TWILIO_API_URL", "") or "https://api.twilio.com",
-        timeout=float(getattr(settings, "TWILIO_TIMEOUT", 15.0) or 15.0),
-    )
-
-
-def transport() -> Transport:
-    """A new transport for the configured provider (closed by its user)."""
-    provider = getattr(settings, "SMS_PROVIDER", "")
-    if provider == "twilio":
-        return TwilioTransport(twilio_config())
-    if provider:
-        raise ImproperlyConfigured(f'SMS_PROVIDER must be "twilio" or empty (texts written to files), not "{provider}".')
-    sender = getattr(settings, "TWILIO_FROM_NUMBER", "") or "Practice Portal"
-    return FileTransport(Path(settings.VAR_DIR) / "texts", sender)
-
-
-@functools.lru_cache(maxsize=4)
-def _shared_twilio(config: TwilioConfig) -> TwilioTransport:
-    """Single texts reuse one transport per configuration: each thread keeps its connection."""
-    return TwilioTransport(config)
-
-
 def account_rate() -> ratelimit.RateLimiter:
     """The text account's rate, shared by every worker (``PORTAL_SMS_RATE_LIMIT``)."""
     return ratelimit.limiter("sms")
-
-
-def _single_transport() -> Transport:
-    if getattr(settings, "SMS_PROVIDER", "") == "twilio":
-        return _shared_twilio(twilio_config())
-    return transport()
-
-
-def text_error(exc: BaseException) -> SendError:
-    """What a failed call means for a text. A call that may have reached Twilio without our
-    hearing back (the answer timed out, the connection broke after the request went) is refused
-    with ``UNKNOWN_OUTCOME`` instead of retried: sending it again could text the patient twice,
-    and a text goes out at most once. A connection that never opened is temporary as usual."""
-    if _maybe_sent(exc):
-        return SendError(
-            ErrorKind.REFUSED, "Twilio did not answer in time, so the text may or may not have been sent "
-            f"({type(exc).__name__}). Resend to send a new link.", code=UNKNOWN_OUTCOME,
-        )
-    return classify(exc)
-
-
-def _maybe_sent(exc: BaseException) -> bool:
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return False  # the connection never opened
-    if isinstance(exc, requests.exceptions.ReadTimeout):
-        return True
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        reason = exc.args[0] if exc.args else None
-        never_connected = isinstance(reason, urllib3.exceptions.MaxRetryError) and isinstance(
-            reason.reason, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError)
-        )
-        return not never_connected
-    return False
 
 
 # == one text =====================================================================================
@@ -342,7 +156,7 @@ def send_text(
     """
     limiter = limiter or account_rate()
     try:
-        via = via or _single_transport()
+        via = via or single_transport()
     except ImproperlyConfigured as exc:
         return Outcome(error=classify(exc))
     wait = limiter.reserve(1, max_wait=max_wait)
@@ -623,66 +437,3 @@ class _Run:
             raise
         except Exception:  # noqa: BLE001 - closing a broken connection is not an error
             pass
-
-
-# == what a text costs: GSM-7 and UCS-2 segments =================================================
-
-#: The GSM 03.38 default alphabet (one septet each; ESC itself excluded) ...
-GSM7_BASIC = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-#: ... and its extension table (two septets each: an escape and the character).
-GSM7_EXTENDED = frozenset("\f^{}\\[~]|€")
-#: Units one segment holds: alone, and each of a split text (the rest is the split's header).
-GSM7_SINGLE, GSM7_SPLIT = 160, 153
-UCS2_SINGLE, UCS2_SPLIT = 70, 67
-
-
-@dataclass(frozen=True)
-class Measure:
-    encoding: str  # "GSM-7" or "UCS-2"
-    units: int  # septets (an extension character counts 2), or UTF-16 code units
-    segments: int  # 0 for an empty text
-    per_segment: int  # what each segment of this text holds (160/153, 70/67)
-
-    @property
-    def left_in_segment(self) -> int:
-        """About how many units still fit in the last segment without another one."""
-        if self.segments <= 1:
-            return (GSM7_SINGLE if self.encoding == "GSM-7" else UCS2_SINGLE) - self.units
-        return self.segments * self.per_segment - self.units
-
-
-def is_gsm7(body: str) -> bool:
-    """Whether every character is in the GSM-7 alphabet (else the text goes as UCS-2)."""
-    return all(ch in GSM7_BASIC or ch in GSM7_EXTENDED for ch in body)
-
-
-def non_gsm7(body: str) -> list[str]:
-    """The characters that make a text UCS-2 (curly quotes, emoji, ...), each once, in order:
-    for an editor to tell staff what to replace."""
-    return list(dict.fromkeys(ch for ch in body if ch not in GSM7_BASIC and ch not in GSM7_EXTENDED))
-
-
-def measure(body: str) -> Measure:
-    if is_gsm7(body):
-        sizes = [2 if ch in GSM7_EXTENDED else 1 for ch in body]  # an escape pair is never split
-        encoding, single, split = "GSM-7", GSM7_SINGLE, GSM7_SPLIT
-    else:
-        sizes = [2 if ord(ch) > 0xFFFF else 1 for ch in body]  # a surrogate pair is never split
-        encoding, single, split = "UCS-2", UCS2_SINGLE, UCS2_SPLIT
-    units = sum(sizes)
-    if units <= single:
-        return Measure(encoding, units, 1 if units else 0, single)
-    count, used = 1, 0
-    for size in sizes:
-        if used + size > split:
-            count, used = count + 1, 0
-        used += size
-    return Measure(encoding, units, count, split)
-
-
-def segments(body: str) -> int:
-    """How many segments (billed messages) the text is sent as; 0 for an empty text."""
-    return measure(body).segments

@@ -1,8 +1,9 @@
-"""Texts through the real twilio client to the local Twilio stand-in (tests/twilio_standin.py):
+"""Sending texts through the real twilio client to the local Twilio stand-in (tests/twilio_standin/):
 sent and recorded with Twilio's sid, refusals with the code the app acts on, 429s that slow every
 sender of the account and are retried in place, temporary errors retried then left, a refused
-account that stops the send, the deadline, the account's rate across concurrent senders; the file
-backend; the webhook gate against the stand-in's signed requests; GSM-7 segments."""
+account that stops the send, the deadline, one text, the account's rate across concurrent senders;
+the file backend. What Twilio's errors mean, the webhooks and segments have their own modules
+(test_sms_errors.py, test_sms_webhooks.py, test_sms_segments.py); the fixtures are in conftest.py."""
 
 import subprocess
 import sys
@@ -12,56 +13,18 @@ from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from twilio.base.exceptions import TwilioRestException
 
 from core.sending import sms
-from core.sending.errors import (
-    CANNOT_ROUTE, INVALID_NUMBER, NOT_MOBILE, OPTED_OUT, UNKNOWN_OUTCOME, ErrorKind, classify, twilio_delivery_error,
-)
+from core.sending.errors import CANNOT_ROUTE, INVALID_NUMBER, NOT_MOBILE, OPTED_OUT, UNKNOWN_OUTCOME, ErrorKind
 from core.sending.ratelimit import make as rate_limiter
 from core.sending.sms import Text
-from core.sending.sms_webhooks import reply_keyword
 from tests import twilio_standin
-from tests.conftest import redis_reachable, redis_url
-from tests.twilio_standin import StandIn
+from tests.conftest import redis_url
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_sms_rate")]
 
 ROOT = Path(__file__).resolve().parents[2]
 BODY = "Maple Dental invites you to its patient portal: https://portal.example.test/r/AbC123"
-
-
-@pytest.fixture(scope="module")
-def _twilio_server():
-    server = StandIn().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def twilio(_twilio_server, settings):
-    """Texts go through the real twilio client to the stand-in, reset for this test; no rate of
-    ours unless a test sets one."""
-    _twilio_server.reset()
-    for name, value in _twilio_server.django_settings().items():
-        setattr(settings, name, value)
-    settings.PORTAL_SMS_RATE_LIMIT = 0
-    return _twilio_server
-
-
-@pytest.fixture(autouse=True)
-def _fresh_sms_rate():
-    """The text account's shared rate starts untouched (in Redis it outlives a test)."""
-
-    def forget():
-        if redis_reachable(redis_url()):
-            import redis
-
-            redis.Redis.from_url(redis_url()).delete("portal:send-rate:sms")
-
-    forget()
-    yield
-    forget()
 
 
 def texts(n: int, *, start: int = 0, callback: str = "") -> list[Text]:
@@ -379,192 +342,3 @@ def test_without_a_shared_rate_the_same_senders_are_throttled(twilio):
     twilio.configure(rate_limit=6, burst=2)
     report, _ = send(texts(12), concurrency=4)
     assert twilio.stats()["throttled"] > 0 and len(report.sent) == 12
-
-
-# -- what Twilio's errors mean --------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "status, code, kind",
-    [
-        (400, 21211, ErrorKind.REFUSED), (400, 21614, ErrorKind.REFUSED), (400, 21610, ErrorKind.REFUSED),
-        (400, 21612, ErrorKind.REFUSED), (400, 21408, ErrorKind.REFUSED), (400, 21602, ErrorKind.REFUSED),
-        (429, 20429, ErrorKind.THROTTLED), (429, None, ErrorKind.THROTTLED),
-        (401, 20003, ErrorKind.SERVICE), (404, 20404, ErrorKind.SERVICE), (400, 21212, ErrorKind.SERVICE),
-        (400, 21606, ErrorKind.SERVICE), (400, 21659, ErrorKind.SERVICE), (400, 21608, ErrorKind.SERVICE),
-        (500, 20500, ErrorKind.TEMPORARY), (503, 503, ErrorKind.TEMPORARY), (502, None, ErrorKind.TEMPORARY),
-    ],
-)
-def test_twilios_answers_are_classified(status, code, kind):
-    exc = TwilioRestException(status, "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages.json",
-                              "Unable to create record: The 'To' number +16175550123 is not valid", code=code, method="POST")
-    error = classify(exc)
-    assert error.kind is kind
-    assert "+1617" not in error.detail  # Twilio's message names the number; ours does not
-    assert bool(error.code) is (kind is ErrorKind.REFUSED)
-
-
-def test_a_connection_that_never_opened_is_temporary_a_timeout_after_the_request_is_an_unknown_outcome(twilio, settings):
-    settings.TWILIO_API_URL = "http://127.0.0.1:9"  # nothing listens there: no request went
-    outcome = sms.send_text(Text(key=1, to="+16175550123", body=BODY), limiter=no_rate())
-    assert outcome.error.kind is ErrorKind.TEMPORARY and outcome.error.code == ""
-    settings.TWILIO_API_URL, settings.TWILIO_TIMEOUT = twilio.url, 0.2
-    twilio.configure(latency=1.0)  # the request went; the answer would come too late
-    outcome = sms.send_text(Text(key=2, to="+16175550123", body=BODY), limiter=no_rate())
-    assert outcome.error.kind is ErrorKind.REFUSED and outcome.error.code == UNKNOWN_OUTCOME
-
-
-@pytest.mark.parametrize(
-    "code, kind, ours",
-    [
-        ("30006", ErrorKind.REFUSED, NOT_MOBILE), ("30005", ErrorKind.REFUSED, INVALID_NUMBER),
-        ("21610", ErrorKind.REFUSED, OPTED_OUT), ("30003", ErrorKind.TEMPORARY, CANNOT_ROUTE),
-        ("30034", ErrorKind.SERVICE, ""), ("39999", ErrorKind.REFUSED, "refused"), (None, ErrorKind.REFUSED, "refused"),
-    ],
-)
-def test_a_status_callbacks_error_code_is_read_the_same_way(code, kind, ours):
-    error = twilio_delivery_error(code)
-    assert (error.kind, error.code) == (kind, ours)
-
-
-# -- webhooks: only Twilio's signed POSTs reach the app's views -----------------------------------
-
-STATUS_PATH = "/texts/status/"
-INBOUND_PATH = "/texts/inbound/"
-
-
-@pytest.fixture
-def webhooks(twilio, settings):
-    from tests.core import sms_webhook_urls
-
-    settings.ROOT_URLCONF = "tests.core.sms_webhook_urls"
-    sms_webhook_urls.RECEIVED.clear()
-    return sms_webhook_urls.RECEIVED
-
-
-def post_status(client, params, *, signature=None, path=STATUS_PATH):
-    """POST as Twilio would to PORTAL_BASE_URL + path (signature "" = none)."""
-    url = "https://portal.example.test" + path
-    headers = {} if signature == "" else {"HTTP_X_TWILIO_SIGNATURE": signature or twilio_standin.sign(url, params)}
-    return client.post(path, params, **headers)
-
-
-def test_a_signed_status_callback_reaches_the_view(webhooks):
-    from django.test import Client
-
-    client = Client(enforce_csrf_checks=True)  # Twilio holds no CSRF token
-    params = twilio_standin.status_params("SM" + "a" * 32, "delivered", to="+16175550123")
-    response = post_status(client, params)
-    assert response.status_code == 204
-    assert webhooks == [("status", params)]
-
-
-def test_an_unsigned_or_badly_signed_request_is_403_and_reaches_nothing(client, webhooks):
-    params = twilio_standin.status_params("SM" + "a" * 32, "delivered", to="+16175550123")
-    missing = post_status(client, params, signature="")
-    assert missing.status_code == 403 and missing.json()["error"] == "unsigned"
-    other_token = twilio_standin.sign("https://portal.example.test" + STATUS_PATH, params, auth_token="someone-elses")
-    assert post_status(client, params, signature=other_token).status_code == 403
-    tampered = {**params, "MessageStatus": "undelivered"}
-    signed_for_original = twilio_standin.sign("https://portal.example.test" + STATUS_PATH, params)
-    response = post_status(client, tampered, signature=signed_for_original)
-    assert response.status_code == 403 and response.json()["error"] == "bad_signature"
-    assert webhooks == []
-
-
-def test_the_signature_is_checked_against_the_public_url_not_the_one_django_sees(client, webhooks, settings):
-    """Behind a TLS proxy Django sees http://testserver; Twilio signed PORTAL_BASE_URL's https."""
-    params = twilio_standin.inbound_params(from_="+16175550123", body="Hello")
-    as_django_sees_it = twilio_standin.sign("http://testserver" + INBOUND_PATH, params)
-    assert post_status(client, params, path=INBOUND_PATH, signature=as_django_sees_it).status_code == 403
-    assert post_status(client, params, path=INBOUND_PATH).status_code == 200
-    with_query = INBOUND_PATH + "?practice=3"
-    assert post_status(client, params, path=with_query).status_code == 200
-    assert [name for name, _ in webhooks] == ["inbound", "inbound"]
-
-
-def test_webhooks_are_404_without_twilio_and_405_for_anything_but_post(client, webhooks, settings):
-    params = twilio_standin.status_params("SM" + "a" * 32, "sent", to="+16175550123")
-    assert client.get(STATUS_PATH).status_code == 405
-    settings.SMS_PROVIDER = ""
-    assert post_status(client, params).status_code == 404
-    assert webhooks == []
-
-
-@pytest.mark.django_db(transaction=True)
-def test_the_standins_status_callbacks_and_replies_pass_the_gate(twilio, live_server, settings):
-    """End to end over HTTP: texts sent through the stand-in get queued, sent, delivered (a
-    landline: undelivered, 30006) posted to the live server, signed, and accepted there; a STOP
-    reply reaches the inbound view and Twilio refuses the next text with 21610."""
-    from tests.core import sms_webhook_urls
-
-    settings.ROOT_URLCONF = "tests.core.sms_webhook_urls"
-    settings.PORTAL_BASE_URL = live_server.url
-    sms_webhook_urls.RECEIVED.clear()
-    twilio.configure(landlines=["+16175550001"])
-    report, _ = send(texts(2, callback=live_server.url + STATUS_PATH))
-    assert len(report.sent) == 2
-    deadline = time.monotonic() + 10
-    while len(twilio.callbacks()) < 6 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    callbacks = twilio.callbacks()
-    assert [c["answer"] for c in callbacks] == [204] * 6
-    statuses = {}
-    for name, fields in sms_webhook_urls.RECEIVED:
-        statuses.setdefault(fields["To"], []).append((fields["MessageStatus"], fields.get("ErrorCode")))
-    assert statuses == {
-        "+16175550000": [("queued", None), ("sent", None), ("delivered", None)],
-        "+16175550001": [("queued", None), ("sent", None), ("undelivered", "30006")],
-    }
-    answer = twilio.reply(live_server.url + INBOUND_PATH, from_="+16175550000", body="Stop")
-    assert answer["answer"] == 200 and sms_webhook_urls.RECEIVED[-1] == ("inbound", answer["params"])
-    again = sms.send_text(texts(1)[0], limiter=no_rate())
-    assert again.error.code == OPTED_OUT
-
-
-@pytest.mark.parametrize(
-    "fields, keyword",
-    [
-        ({"Body": "STOP"}, "stop"), ({"Body": " stop. "}, "stop"), ({"Body": "Unsubscribe"}, "stop"),
-        ({"Body": "quit!"}, "stop"), ({"Body": "Start"}, "start"), ({"Body": "unstop"}, "start"),
-        ({"Body": "HELP"}, "help"), ({"Body": "info"}, "help"), ({"Body": "Please stop texting me"}, None),
-        ({"Body": "Arret", "OptOutType": "STOP"}, "stop"), ({"Body": "yes"}, "start"), ({"Body": ""}, None),
-    ],
-)
-def test_reply_keywords_follow_twilio(fields, keyword):
-    assert reply_keyword(fields) == keyword
-
-
-# -- what a text costs ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "body, gsm7, count",
-    [
-        ("", True, 0), ("a" * 160, True, 1), ("a" * 161, True, 2), ("a" * 306, True, 2), ("a" * 307, True, 3),
-        ("€" * 80, True, 1), ("€" * 81, True, 2),  # an extension character is two of the 160
-        ("ж" * 70, False, 1), ("ж" * 71, False, 2), ("ж" * 134, False, 2), ("ж" * 135, False, 3),
-        ("Don’t forget", False, 1), ("a" * 69 + "😀", False, 2),  # an emoji is two UCS-2 units
-    ],
-)
-def test_gsm7_and_ucs2_segments(body, gsm7, count):
-    assert sms.is_gsm7(body) is gsm7
-    assert sms.segments(body) == count
-
-
-def test_an_escape_pair_never_straddles_two_segments():
-    body = "a" * 152 + "€" + "a" * 10  # the € would take units 153 and 154
-    assert sms.measure(body).units == 164 and sms.segments(body) == 2
-    assert sms.segments("a" * 152 + "€" + "a" * 153) == 3
-
-
-def test_the_characters_that_make_a_text_ucs2_are_named_once_each():
-    assert sms.non_gsm7("Don’t miss it — “today”’s the day") == ["’", "—", "“", "”"]
-    assert sms.non_gsm7(BODY) == []
-
-
-def test_an_invitation_text_with_its_link_fits_one_gsm7_segment():
-    measured = sms.measure(BODY)
-    assert (measured.encoding, measured.segments) == ("GSM-7", 1)
-    assert measured.left_in_segment == 160 - len(BODY)
-    assert twilio_standin._segments(BODY) == 1  # the stand-in (Twilio) counts it the same
