@@ -79,7 +79,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from . import ratelimit
 from .errors import ErrorKind, SendError, classify
-from .sms_transports import Transport, single_transport, text_error, transport
+from .sms_transports import Text, Transport, single_transport, text_error, transport
 
 logger = logging.getLogger(__name__)
 
@@ -91,14 +91,6 @@ RETRY_WAITS = (2.0, 4.0)
 #: Settled texts are flushed to the caller at least this often, or every this many texts.
 FLUSH_EVERY_SECONDS = 2.0
 FLUSH_EVERY_TEXTS = 100
-
-
-@dataclass(frozen=True)
-class Text:
-    key: Any  # the caller's id of the row (an invitation's primary key)
-    to: str  # E.164
-    body: str
-    status_callback: str = ""  # absolute URL for Twilio's delivery statuses; "" = none
 
 
 @dataclass

@@ -25,7 +25,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import requests
 import urllib3
@@ -38,8 +38,14 @@ from twilio.rest import Client
 from .errors import UNKNOWN_OUTCOME, ErrorKind, SendError, classify
 from .sms_segments import measure
 
-if TYPE_CHECKING:  # only for the annotations: `sms` imports this module
-    from .sms import Text
+@dataclass(frozen=True)
+class Text:
+    """One text to send (`core.sending.sms` re-exports it for the app)."""
+
+    key: Any  # the caller's id of the row (an invitation's primary key)
+    to: str  # E.164
+    body: str
+    status_callback: str = ""  # absolute URL for Twilio's delivery statuses; "" = none
 
 
 class Transport(Protocol):
