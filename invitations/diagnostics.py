@@ -73,11 +73,23 @@ RULE_CHECKS: dict[str, tuple[str, str, str]] = {
     "hard_bounce": ("Email to this address has not bounced", "The address bounced permanently. Confirm it with the patient and correct it on the chart; a changed address can be invited again.", "patient:email"),
     "open_invitation": ("No valid link is already out", "The patient already has a working link. If they cannot find it, use Resend: it sends a new link and stops the old one.", "patient"),
     "invited_recently": ("No invitation went to this address in the last hour", "Wait an hour before inviting again; it protects the practice's email reputation.", ""),
+    "texts_disabled": ("Invitation texts are turned on for the practice", "A practice admin turns on 'invitation texts enabled' in the practice settings.", "practice"),
+    "missing_mobile": ("A mobile number is on the chart", "Ask the patient for a mobile number and add it to the chart.", "patient:mobile_phone"),
+    "invalid_mobile": ("The mobile number is valid", "Correct the mobile number on the chart.", "patient:mobile_phone"),
+    "no_sms_consent": ("The patient consented to texts", "Ask the patient for consent to text messages, then tick 'consents to texts' on the chart.", "patient:sms_consent"),
+    "sms_opted_out": ("The number has not replied STOP", "The patient replied STOP. Texts resume only when they reply START to the practice's number.", "smsoptout"),
+    "undeliverable_mobile": ("Texts to this number can be delivered", "The text service could not deliver to this number (invalid, or a landline). Confirm the mobile number with the patient and correct it on the chart.", "patient:mobile_phone"),
+    "texted_recently": ("No text went to this number in the last hour", "Wait an hour before texting again.", ""),
 }
 #: Rules that only apply to an address: with none on the chart they pass vacuously in
 #: eligibility, and here they are "not checked" instead of a tick.
 NEEDS_ADDRESS = ("invalid_email", "opted_out", "hard_bounce", "invited_recently")
 NO_ADDRESS = "Not checked: there is no email address on the chart."
+NEEDS_MOBILE = ("invalid_mobile", "sms_opted_out", "undeliverable_mobile", "texted_recently")
+NO_MOBILE = "Not checked: there is no mobile number on the chart."
+TEXTS_OFF = "Not checked: invitation texts are turned off for this practice."
+TEXT_RULES = ["texts_disabled", "missing_mobile", "invalid_mobile", "no_sms_consent", "sms_opted_out", "undeliverable_mobile", "texted_recently"]
+EMAIL_RULES = {rule.code for rule in eligibility.RULES if rule.channel == "email"}
 SECTIONS = {
     "Practice settings": ["invitations_disabled", "activation_email_disabled"],
     "Patient's chart": [
@@ -86,6 +98,7 @@ SECTIONS = {
     ],
     "Email address": ["opted_out", "hard_bounce"],
     "Invitations": ["open_invitation", "invited_recently"],
+    "Text message": TEXT_RULES,
 }
 #: Which failing rule the verdict names first: a patient who is registered or deceased needs no
 #: fix at all, whatever else fails; otherwise the page order (practice, chart, address, links).
@@ -129,6 +142,11 @@ def _link(where: str, patient: Patient) -> tuple[str, str]:
         if entry is not None:
             return reverse("admin:patients_emailoptout_change", args=[entry.pk]), "Open the opt-out entry"
         return reverse("admin:patients_emailoptout_changelist"), "Open the opt-out list"
+    if where == "smsoptout":
+        entry = patient.practice.sms_opt_outs.filter(phone=patient.mobile_phone).first()
+        if entry is not None:
+            return reverse("admin:patients_smsoptout_change", args=[entry.pk]), "Open the text opt-out entry"
+        return reverse("admin:patients_smsoptout_changelist"), "Open the text opt-out list"
     if where.startswith("patient"):
         anchor = where.partition(":")[2]
         url = reverse("admin:patients_patient_change", args=[patient.pk])
@@ -138,10 +156,11 @@ def _link(where: str, patient: Patient) -> tuple[str, str]:
 
 def diagnose(patient: Patient, *, now: datetime.datetime) -> Diagnosis:
     """Every check for `patient` at `now`, in page order, and the verdict on top."""
-    failing = [reason.code for reason in eligibility.reasons_for(patient, now=now)]
+    verdicts, decision = eligibility.rule_verdicts(patient, now=now)
+    failing = [reason.code for reason in decision.reasons]
     # Resend replaces an open link on purpose; every other rule blocks it like a new invite.
     resend_blockers = {code for code in failing if not eligibility.RULES_BY_CODE[code].resend_ignores}
-    no_address = "missing_email" in failing
+    no_address = verdicts.get("missing_email", False)
     invitation = (
         Invitation.objects.filter(patient=patient).order_by("-created_at", "-pk").prefetch_related("events").first()
     )
@@ -161,6 +180,8 @@ def diagnose(patient: Patient, *, now: datetime.datetime) -> Diagnosis:
                 section.checks.append(Check(label, False, detail, fix, url, text))
             elif no_address and code in NEEDS_ADDRESS:
                 section.checks.append(Check(label, None, NO_ADDRESS, not_checked=True))
+            elif code in TEXT_RULES or verdicts.get(code):
+                section.checks.append(_channel_check(code, label, patient, verdicts, decision))
             else:
                 section.checks.append(Check(label, True))
         sections.append(section)
@@ -168,6 +189,24 @@ def diagnose(patient: Patient, *, now: datetime.datetime) -> Diagnosis:
     services = _services(now=now)
     sections.append(services)
     return Diagnosis(sections, _verdict(patient, failing, resend_blockers, resend_from, services))
+
+
+def _channel_check(code: str, label: str, patient: Patient, verdicts: dict[str, bool], decision) -> Check:
+    """A channel's rule that does not stop the invitation: it passes, was not checked, or blocks
+    only its channel while the other one is used."""
+    texts_off = verdicts.get("texts_disabled", False)
+    if code in TEXT_RULES and texts_off:
+        if code == "texts_disabled":
+            return Check(label, None, "Texts are off: invitations go by email only.")
+        return Check(label, None, TEXTS_OFF, not_checked=True)
+    if code in NEEDS_MOBILE and not patient.mobile_phone:
+        return Check(label, None, NO_MOBILE, not_checked=True)
+    if not verdicts.get(code):
+        return Check(label, True)
+    other = "a text" if code in EMAIL_RULES else "email"
+    instead = f" The invitation goes by {other} instead." if decision.channels else ""
+    url, text = _link(RULE_CHECKS[code][2], patient)
+    return Check(label, None, eligibility.RULES_BY_CODE[code].message + instead, RULE_CHECKS[code][1], url, text)
 
 
 def _rule_detail(code: str, resend_blockers: set[str]) -> str:

@@ -18,6 +18,11 @@ class EventKind(models.TextChoices):
     EXPIRED = "expired", "Expired"
     REVOKED = "revoked", "Revoked"
     FAILED = "failed", "Failed"
+    TEXT_QUEUED = "text_queued", "Text handed to the text service"
+    TEXT_SENT = "text_sent", "Text sent to the carrier"
+    TEXT_DELIVERED = "text_delivered", "Text delivered"
+    TEXT_UNDELIVERED = "text_undelivered", "Text not delivered"
+    TEXT_FAILED = "text_failed", "Text failed"
 
 
 class InvitationEvent(models.Model):

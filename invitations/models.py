@@ -1,4 +1,9 @@
-"""Portal invitations: one emailed registration link for one patient at one address.
+"""Portal invitations: one registration link for one patient, by email, by text or both.
+
+An invitation by both channels carries two links (each token hashed on its own row column); either
+registers the patient once. The status is the invitation's: sent once either channel went out,
+failed only when every channel it uses failed. The text's own state is `text_status`, written by
+the transitions in `invitations.texting`.
 
 The status column is written only by the transition methods of `Invitation`. Each is one
 conditional ``UPDATE ... WHERE status IN (...)``: when two processes race (a worker and a
@@ -7,9 +12,7 @@ row and records the event; the other learns from the row count that it lost and 
 """
 
 import datetime
-import hashlib
 import hmac
-import secrets
 import uuid
 from typing import Iterable, Optional
 
@@ -20,7 +23,19 @@ from django.db.models import F, Q
 from patients.models import Patient, Practice
 
 from . import sql
+from .vocabulary import (  # noqa: F401 - the vocabulary is read through this module too
+    LIVE_TEXT,
+    OPEN_STATUSES,
+    Channel,
+    RevokeReason,
+    Source,
+    Status,
+    TextStatus,
+    hash_token,
+    new_token,
+)
 from .events import EventKind, InvitationEvent
+from .texting import TextTransitions
 
 #: How many wrong identity answers void a link.
 MAX_FAILED_ATTEMPTS = 5
@@ -32,48 +47,6 @@ SEND_CLAIM_LEASE = datetime.timedelta(seconds=settings.PORTAL_SEND_CLAIM_LEASE_S
 SEND_GIVE_UP_AFTER = datetime.timedelta(hours=3)
 
 
-def new_token() -> str:
-    """A fresh 256-bit, URL-safe token. Only its hash is ever stored."""
-    return secrets.token_urlsafe(32)
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-class Status(models.TextChoices):
-    # The same words as a patient's portal status (invitations.portal_status): one vocabulary on
-    # every page, filter, timeline and email to staff.
-    PENDING = "pending", "Being sent"
-    SENT = "sent", "Sent"
-    ACCEPTED = "accepted", "Registered"
-    EXPIRED = "expired", "Expired"
-    REVOKED = "revoked", "Revoked"
-    FAILED = "failed", "Failed"
-
-
-OPEN_STATUSES = (Status.PENDING, Status.SENT)
-
-
-class RevokeReason(models.TextChoices):
-    RESENT = "resent", "Replaced by a new link (resent)"
-    EMAIL_CHANGED = "email_changed", "The patient's email address changed"
-    OPTED_OUT = "opted_out", "The address is on the opt-out list"
-    TOO_MANY_ATTEMPTS = "too_many_attempts", "Too many failed attempts"
-    STAFF = "staff", "Revoked by staff"
-    REGISTERED = "registered", "The patient registered with another link"
-
-
-class Source(models.TextChoices):
-    NEW_PATIENT = "new_patient", "New patient"
-    MANUAL = "manual", "Manual"
-    RESEND = "resend", "Resend"
-    BULK = "bulk", "Activate Now"
-    MONTHLY = "monthly", "Monthly re-invite"
-    SELF_SIGNUP = "self_signup", "Patient asked for access"
-    BULK_RESEND = "bulk_resend", "New links (selected patients)"
-
-
 def run_out(now: datetime.datetime, *, via: str = "") -> Q:
     """Open, but the link has run out: the expiry rule for SQL, written once (`via` reaches the
     invitation from another model, e.g. "latest_invitation__"). `Invitation.is_expired` is the
@@ -81,16 +54,28 @@ def run_out(now: datetime.datetime, *, via: str = "") -> Q:
     return Q(**{f"{via}status__in": list(OPEN_STATUSES), f"{via}expires_at__lte": now})
 
 
+def email_unsent() -> Q:
+    """Its email is still to go: pending, or sent by text only so far."""
+    return Q(by_email=True, sent_at__isnull=True, email_failed_at__isnull=True) & (
+        Q(status=Status.PENDING) | Q(status=Status.SENT, by_text=True)
+    )
+
+
 def claimable(now: datetime.datetime) -> Q:
-    """Pending, its link still works, and no worker holds it (never claimed, or the claim lapsed):
-    the claim rule, written once for the single send (`Invitation.claim_for_sending`) and a bulk
-    chunk's retry (`InvitationQuerySet.claim_many`)."""
-    return Q(status=Status.PENDING, expires_at__gt=now) & (
+    """Its email is still to go, its link still works, and no worker holds it (never claimed, or
+    the claim lapsed): the claim rule, written once for the single send
+    (`Invitation.claim_for_sending`) and a bulk chunk's retry (`InvitationQuerySet.claim_many`)."""
+    return email_unsent() & Q(expires_at__gt=now) & (
         Q(sending_started_at__isnull=True) | Q(sending_started_at__lte=now - SEND_CLAIM_LEASE)
     )
 
 
-class InvitationQuerySet(models.QuerySet):
+def no_channel_left() -> Q:
+    """Every channel the invitation uses has failed: the invitation has failed."""
+    return ~(Q(by_email=True, email_failed_at__isnull=True) | Q(by_text=True, text_status__in=list(LIVE_TEXT)))
+
+
+class InvitationQuerySet(TextTransitions, models.QuerySet):
     def open(self) -> "InvitationQuerySet":
         """Pending or sent, whatever the clock says (see `usable` for links that still work)."""
         return self.filter(status__in=OPEN_STATUSES)
@@ -170,25 +155,33 @@ class InvitationQuerySet(models.QuerySet):
         with transaction.atomic():
             changed = sql.update_from_values(
                 Invitation, [(pk, message_id[:200]) for pk, message_id in sent], columns=["provider_message_id"],
-                set_fields={"status": Status.SENT, "sent_at": now, "sending_started_at": None}, where={"status": Status.PENDING},
+                set_fields={"status": Status.SENT, "sent_at": now, "sending_started_at": None}, where={}, still=email_unsent(),
             )
             sql.insert_rows(InvitationEvent, ["invitation", "kind", "at", "detail"], [(pk, EventKind.SENT, now, "") for pk in changed])
         return changed
 
     def fail_many(self, failed: list[tuple[int, str]], *, now: datetime.datetime) -> list[int]:
-        """Pending -> failed for each (pk, reason): the email service refused the message."""
+        """The email service refused the message, for each (pk, reason) whose email was still to
+        go: its email has failed, and the invitation too unless its text may still arrive."""
         if not failed:
             return []
         with transaction.atomic():
             changed = set(sql.update_from_values(
                 Invitation, [(pk, reason[:300]) for pk, reason in failed], columns=["failure_reason"],
-                set_fields={"status": Status.FAILED, "ended_at": now, "sending_started_at": None}, where={"status": Status.PENDING},
+                set_fields={"email_failed_at": now, "sending_started_at": None}, where={}, still=email_unsent(),
             ))
             sql.insert_rows(
                 InvitationEvent, ["invitation", "kind", "at", "detail"],
                 [(pk, EventKind.FAILED, now, reason[:300]) for pk, reason in failed if pk in changed],
             )
+            self.model.objects.filter(pk__in=changed).fail_when_no_channel_left(now)
         return sorted(changed)
+
+    def fail_when_no_channel_left(self, now: datetime.datetime) -> int:
+        """Open -> failed for the rows of this queryset whose every channel has failed."""
+        return self.filter(no_channel_left(), status__in=list(OPEN_STATUSES)).update(
+            status=Status.FAILED, ended_at=now, sending_started_at=None, text_claimed_at=None,
+        )
 
     def revoke_open(self, *, reason: str, now: datetime.datetime, actor_id: Optional[int] = None) -> list[int]:
         """Open -> revoked for every open invitation of this queryset, with a REVOKED event each
@@ -252,7 +245,20 @@ class Invitation(models.Model):
     # needs: the foreign keys are served by the composite indexes below that start with them.
     practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="invitations", db_index=False)
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="invitations", db_index=False)
-    email = models.EmailField(help_text="The address this link was sent to (a snapshot).")
+    email = models.EmailField(blank=True, help_text="The address this link was sent to (a snapshot).")
+    by_email = models.BooleanField(default=True, db_default=True, editable=False)
+    by_text = models.BooleanField(default=False, db_default=False, editable=False)
+    email_failed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The text: the number it went to (a snapshot), its own link's token hash, where it is.
+    text_to = models.CharField(max_length=20, blank=True, default="", db_default="", editable=False)
+    text_token_hash = models.CharField(max_length=64, null=True, blank=True, editable=False)
+    text_status = models.CharField(max_length=12, choices=TextStatus.choices, blank=True, default="", db_default="", editable=False)
+    text_claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    text_attempts = models.PositiveSmallIntegerField(default=0, db_default=0, editable=False)
+    text_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
+    text_sid = models.CharField(max_length=40, blank=True, default="", db_default="", editable=False)
+    text_error = models.CharField(max_length=300, blank=True, default="", db_default="", editable=False)
+    accepted_via = models.CharField(max_length=5, choices=Channel.choices, blank=True, default="", db_default="", editable=False)
     # Set when a worker claims the invitation for sending: the token is made there, put in
     # the email and forgotten, so it never sits in the database or the task queue.
     # Unique through Meta.constraints: a unique CharField would also get a LIKE index no query uses.
@@ -297,6 +303,7 @@ class Invitation(models.Model):
                 fields=["patient"], condition=Q(is_latest=True), name="invitation_one_latest_per_patient"
             ),
             models.UniqueConstraint(fields=["token_hash"], name="invitation_token_hash_unique"),
+            models.UniqueConstraint(fields=["text_token_hash"], name="invitation_text_token_hash_unique"),
         ]
         indexes = [
             models.Index(fields=["patient", "-created_at", "-id"], name="invitation_latest_idx"),
@@ -317,6 +324,9 @@ class Invitation(models.Model):
             models.Index(
                 fields=["provider_message_id"], condition=~Q(provider_message_id=""), name="invitation_message_id_idx"
             ),
+            # Twilio's status callbacks name the text by its SID; the text sweep finds unsent texts.
+            models.Index(fields=["text_sid"], condition=~Q(text_sid=""), name="invitation_text_sid_idx"),
+            models.Index(fields=["created_at"], condition=Q(text_status="pending"), name="invitation_text_pending_idx"),
         ]
 
     def __str__(self) -> str:
@@ -335,16 +345,27 @@ class Invitation(models.Model):
     def is_usable(self, now: datetime.datetime) -> bool:
         return self.is_open and self.expires_at > now
 
-    def token_matches(self, token: str) -> bool:
-        return bool(self.token_hash) and hmac.compare_digest(self.token_hash, hash_token(token))
+    def token_matches(self, token: str) -> Optional[str]:
+        """Which of this invitation's links `token` is ("email" or "text"), else None."""
+        hashed = hash_token(token)
+        for via, stored in ((Channel.EMAIL, self.token_hash), (Channel.TEXT, self.text_token_hash)):
+            if stored and hmac.compare_digest(stored, hashed):
+                return via
+        return None
 
     @classmethod
     def find_by_token(cls, token: str) -> Optional["Invitation"]:
+        """The invitation whose email or text link carries `token`; `found_via` says which."""
         if not token or len(token) > 100:
             return None
-        invitation = cls.objects.select_related("practice", "patient").filter(token_hash=hash_token(token)).first()
-        if invitation is None or not invitation.token_matches(token):
+        hashed = hash_token(token)
+        invitation = (
+            cls.objects.select_related("practice", "patient").filter(Q(token_hash=hashed) | Q(text_token_hash=hashed)).first()
+        )
+        via = invitation.token_matches(token) if invitation is not None else None
+        if via is None:
             return None
+        invitation.found_via = via
         return invitation
 
     # -- transitions: the only code that writes `status` -------------------------------------
@@ -407,23 +428,31 @@ class Invitation(models.Model):
 
     def mark_sent(self, now: datetime.datetime, *, message_id: str = "") -> bool:
         return self._transition(
-            from_statuses=[Status.PENDING], now=now, event=EventKind.SENT,
+            from_statuses=OPEN_STATUSES, now=now, event=EventKind.SENT, extra_filter=email_unsent(),
             status=Status.SENT, sent_at=now, provider_message_id=message_id[:200], sending_started_at=None,
         )
 
     def fail(self, now: datetime.datetime, *, reason: str) -> bool:
-        """The email service refused the message or it bounced."""
-        return self._transition(
+        """The email service refused the message or it bounced: the email has failed, and the
+        invitation with it unless its text may still arrive. True if the email was not failed yet."""
+        if not self.by_email:
+            return False
+        changed = self._transition(
             from_statuses=OPEN_STATUSES, now=now, event=EventKind.FAILED, detail=reason,
-            status=Status.FAILED, failure_reason=reason[:300], ended_at=now, sending_started_at=None,
+            extra_filter=Q(email_failed_at__isnull=True),
+            email_failed_at=now, failure_reason=reason[:300], sending_started_at=None,
         )
+        if changed and Invitation.objects.filter(pk=self.pk).fail_when_no_channel_left(now):
+            self.refresh_from_db(fields=["status", "ended_at", "text_claimed_at"])
+        return changed
 
-    def accept(self, now: datetime.datetime) -> bool:
+    def accept(self, now: datetime.datetime, *, via: str = Channel.EMAIL) -> bool:
         """The patient registered with this link. Only a link that has not run out can be used."""
         return self._transition(
             from_statuses=OPEN_STATUSES, now=now, event=EventKind.ACCEPTED,
-            extra_filter=Q(expires_at__gt=now),
-            status=Status.ACCEPTED, accepted_at=now, ended_at=now, sending_started_at=None,
+            extra_filter=Q(expires_at__gt=now), detail="" if via == Channel.EMAIL else "With the link in the text",
+            status=Status.ACCEPTED, accepted_at=now, ended_at=now, sending_started_at=None, text_claimed_at=None,
+            accepted_via=via,
         )
 
     def revoke(self, now: datetime.datetime, *, reason: str, actor=None) -> bool:

@@ -24,7 +24,8 @@ from patients.models import EmailOptOut, OptOutReason, Patient, Practice, normal
 
 from . import eligibility, emails
 from .eligibility import Reason
-from .models import SEND_GIVE_UP_AFTER, EventKind, Invitation, RevokeReason, Source, Status
+from .models import SEND_GIVE_UP_AFTER, Channel, EventKind, Invitation, RevokeReason, Source, Status, TextStatus, email_unsent
+from .vocabulary import SendBy
 
 logger = logging.getLogger(__name__)
 User = get_user_model()
@@ -52,20 +53,24 @@ def invite(
     source: str = Source.MANUAL,
     actor=None,
     resend: bool = False,
+    send_by: str = SendBy.AUTO,
 ) -> InviteOutcome:
-    """Check eligibility and, if the patient may be invited, create the invitation.
+    """Check eligibility and, if the patient may be invited, create the invitation, to go by the
+    channels `send_by` asks for (`eligibility.Plan`: by default email, or a text when email
+    cannot be used).
 
     With `resend`, the patient's open link is revoked (reason "resent") and a new one made.
-    The email is enqueued only once the transaction commits, so the worker always finds the row.
+    The email and the text are enqueued only once the transaction commits, so the worker always
+    finds the row.
     """
     with transaction.atomic():
         # Serialises concurrent invites of one patient (PostgreSQL; SQLite serialises writers).
         # Only the patient row is locked, not the practice it joins.
         patient = Patient.objects.select_for_update(of=("self",)).select_related("practice").get(pk=patient.pk)
         Invitation.objects.filter(patient=patient).expire_due(now)
-        reasons = eligibility.reasons_for(patient, now=now, for_resend=resend)
-        if reasons:
-            return InviteOutcome(patient=patient, reasons=reasons)
+        decision = eligibility.channels_for(patient, now=now, for_resend=resend, plan=eligibility.PLAN_OF_SEND_BY[send_by])
+        if decision.reasons:
+            return InviteOutcome(patient=patient, reasons=decision.reasons)
         revoked = 0
         if resend:
             for old in Invitation.objects.open().filter(patient=patient):
@@ -75,7 +80,11 @@ def invite(
                 invitation = Invitation.objects.create_latest(
                     practice_id=patient.practice_id,
                     patient=patient,
-                    email=normalise_email(patient.email),
+                    email=normalise_email(patient.email) if decision.by_email else "",
+                    by_email=decision.by_email,
+                    by_text=decision.by_text,
+                    text_to=patient.mobile_phone if decision.by_text else "",
+                    text_status=TextStatus.PENDING if decision.by_text else TextStatus.NONE,
                     source=source,
                     created_by=actor if actor is not None and actor.pk else None,
                     created_at=now,
@@ -84,9 +93,18 @@ def invite(
         except IntegrityError:
             # Another request created the open invitation a moment ago.
             return InviteOutcome(patient=patient, reasons=[eligibility.RULES_BY_CODE["open_invitation"].reason])
-        invitation.record(EventKind.CREATED, now=now, actor=actor, detail=Source(source).label)
-        enqueue_on_commit("invitations.send_invitation", invitation.pk)
+        invitation.record(EventKind.CREATED, now=now, actor=actor, detail=created_detail(source, decision.channels))
+        if decision.by_email:
+            enqueue_on_commit("invitations.send_invitation", invitation.pk)
+        if decision.by_text:
+            enqueue_on_commit("invitations.send_invitation_text", invitation.pk)
     return InviteOutcome(patient=patient, invitation=invitation, revoked=revoked)
+
+
+def created_detail(source: str, channels) -> str:
+    """The timeline's words for a new invitation: "Manual (by email and text)"."""
+    named = " and ".join(Channel(channel).label.lower() for channel in channels)
+    return f"{Source(source).label} (by {named})" if channels else Source(source).label
 
 
 # -- the same for a staff selection, checked against each practice's role and audited -----------
@@ -107,7 +125,8 @@ class ManyOutcome:
 
 
 def invite_many(
-    patients: list[Patient], *, now: datetime.datetime, actor=None, resend: bool = False, source: Optional[str] = None
+    patients: list[Patient], *, now: datetime.datetime, actor=None, resend: bool = False, source: Optional[str] = None,
+    send_by: str = SendBy.AUTO,
 ) -> ManyOutcome:
     """Invite (or, with `resend`, send a new link to) each patient the rules allow and the actor's
     role at that patient's practice permits; audited per patient. The workflow behind the patient
@@ -118,7 +137,7 @@ def invite_many(
         if actor is not None and not tenancy.can(actor, "invitations.add_invitation", patient.practice_id):
             result.skipped.append((patient, "your role at this practice does not allow invitations."))
             continue
-        outcome = invite(patient, now=now, actor=actor, resend=resend, source=source)
+        outcome = invite(patient, now=now, actor=actor, resend=resend, source=source, send_by=send_by)
         if outcome.created:
             result.done.append(patient)
         else:
@@ -155,15 +174,26 @@ def revoke_open(patient: Patient, *, now: datetime.datetime, reason: str, actor=
     )
 
 
-def revoke_for_email_change(patient: Patient, *, now: datetime.datetime) -> int:
-    """Open links that went to an address the patient no longer has are revoked for good."""
-    stale = Invitation.objects.open().filter(patient_id=patient.pk).exclude(email=normalise_email(patient.email))
-    return sum(invitation.revoke(now, reason=RevokeReason.EMAIL_CHANGED) for invitation in stale)
+def revoke_for_contact_change(patient: Patient, *, now: datetime.datetime) -> int:
+    """Open links that went to an address or a mobile number the patient no longer has are
+    revoked for good."""
+    open_links = Invitation.objects.open().filter(patient_id=patient.pk)
+    old_address = open_links.filter(by_email=True).exclude(email=normalise_email(patient.email))
+    revoked = sum(invitation.revoke(now, reason=RevokeReason.EMAIL_CHANGED) for invitation in old_address)
+    old_number = open_links.filter(by_text=True).exclude(text_to=patient.mobile_phone or "")
+    return revoked + sum(invitation.revoke(now, reason=RevokeReason.MOBILE_CHANGED) for invitation in old_number)
 
 
 def revoke_for_opt_out(*, practice_id: int, email: str, now: datetime.datetime, actor=None) -> int:
-    stale = Invitation.objects.open().filter(practice_id=practice_id, email=normalise_email(email))
+    stale = Invitation.objects.open().filter(practice_id=practice_id, by_email=True, email=normalise_email(email))
     return sum(invitation.revoke(now, reason=RevokeReason.OPTED_OUT, actor=actor) for invitation in stale)
+
+
+def revoke_for_text_opt_out(*, practice_id: int, phone: str, now: datetime.datetime, actor=None) -> int:
+    """A number that replied STOP: open links that went only by text to it stop working (one that
+    also went by email still reaches the patient that way)."""
+    stale = Invitation.objects.open().filter(practice_id=practice_id, by_text=True, by_email=False, text_to=phone)
+    return sum(invitation.revoke(now, reason=RevokeReason.TEXT_OPTED_OUT, actor=actor) for invitation in stale)
 
 
 def opt_out(*, practice: Practice, email: str, now: datetime.datetime, reason: str = OptOutReason.PATIENT_REQUEST) -> EmailOptOut:
@@ -323,7 +353,8 @@ class RegistrationAttempt:
 
 
 def attempt_registration(
-    invitation_id: int, *, last_name: str, date_of_birth, username: str, password: str, now: datetime.datetime
+    invitation_id: int, *, last_name: str, date_of_birth, username: str, password: str, now: datetime.datetime,
+    via: str = Channel.EMAIL,
 ) -> RegistrationAttempt:
     """One registration attempt on one link, serialised with every other attempt on it.
 
@@ -349,7 +380,7 @@ def attempt_registration(
         if User.objects.filter(username__iexact=username).exists():
             return RegistrationAttempt("username_taken")
         try:
-            user = register(invitation, username=username, password=password, now=now)  # its own savepoint
+            user = register(invitation, username=username, password=password, now=now, via=via)  # its own savepoint
         except IntegrityError:  # the same username, registered a moment ago
             return RegistrationAttempt("username_taken")
         except RegistrationRefused:
@@ -368,13 +399,13 @@ def link_state(invitation: Invitation, now: datetime.datetime) -> str:
     return "usable"
 
 
-def register(invitation: Invitation, *, username: str, password: str, now: datetime.datetime):
+def register(invitation: Invitation, *, username: str, password: str, now: datetime.datetime, via: str = Channel.EMAIL):
     """Create the patient's portal account from a verified link, in one transaction."""
     with transaction.atomic():
         patient = Patient.objects.select_for_update().get(pk=invitation.patient_id)
         if patient.portal_user_id is not None:
             raise RegistrationRefused("already registered")
-        if not invitation.accept(now):
+        if not invitation.accept(now, via=via):
             raise RegistrationRefused("link no longer valid")
         user = User(
             username=username,
@@ -390,66 +421,6 @@ def register(invitation: Invitation, *, username: str, password: str, now: datet
         for other in Invitation.objects.open().filter(patient_id=patient.pk).exclude(pk=invitation.pk):
             other.revoke(now, reason=RevokeReason.REGISTERED)
     return user
-
-
-# -- patients asking for access -------------------------------------------------------------
-
-
-def _find_requesting_patient(practice: Practice, *, first_name: str, last_name: str, date_of_birth, email: str):
-    candidates = [
-        p
-        for p in Patient.objects.filter(practice=practice, date_of_birth=date_of_birth, email=normalise_email(email))
-        if normalise_name(p.last_name) == normalise_name(last_name)
-    ]
-    if len(candidates) > 1:  # e.g. twins sharing the family address
-        candidates = [p for p in candidates if normalise_name(p.first_name) == normalise_name(first_name)]
-    return candidates[0] if len(candidates) == 1 else (None if not candidates else False)
-
-
-def request_access(
-    *,
-    practice: Practice,
-    first_name: str,
-    last_name: str,
-    date_of_birth: datetime.date,
-    email: str,
-    zip_code: str,
-    birth_sex: str,
-    now: datetime.datetime,
-) -> str:
-    """Handle a "Request portal access" form. Returns what happened, for logs and tests only:
-    the page says the same thing whatever this returns.
-
-    A chart matching last name, date of birth and email is invited at the address on file;
-    with no match a new chart flagged "self sign-up, unverified" is created and invited.
-    """
-    match = _find_requesting_patient(
-        practice, first_name=first_name, last_name=last_name, date_of_birth=date_of_birth, email=email
-    )
-    if match is False:
-        logger.info("access request for practice %s matched several charts; nothing sent", practice.pk)
-        return "ambiguous"
-    if match is not None:
-        if match.has_portal_account:
-            return "already-registered"
-        outcome = invite(match, now=now, source=Source.SELF_SIGNUP)
-        return "matched" if outcome.created else "matched-not-eligible"
-    with transaction.atomic():
-        patient = Patient.objects.create(
-            practice=practice,
-            chart_number=f"WEB-{secrets.token_hex(5).upper()}",
-            first_name=first_name,
-            last_name=last_name,
-            date_of_birth=date_of_birth,
-            email=normalise_email(email),
-            zip_code=zip_code,
-            birth_sex=birth_sex,
-            # They typed the address and asked us to email it.
-            email_consent=True,
-            self_signup_unverified=True,
-        )
-        outcome = invite(patient, now=now, source=Source.SELF_SIGNUP)
-    return "created" if outcome.created else "created-not-eligible"
 
 
 # -- expiry sweep ---------------------------------------------------------------------------
@@ -473,7 +444,7 @@ def requeue_unsent(*, now: datetime.datetime, limit: int = 1000) -> int:
       retry chain alone, which stops at its limit.
     Bulk runs' invitations belong to their chunks (see invitations.bulk).
     """
-    pending = Invitation.objects.filter(status=Status.PENDING, sending_started_at__isnull=True)
+    pending = Invitation.objects.filter(email_unsent(), sending_started_at__isnull=True)
     for invitation_id in pending.filter(send_attempts__gt=0, created_at__lte=now - RETRY_GIVE_UP).values_list("pk", flat=True)[:limit]:
         give_up_sending(invitation_id, now=now, reason="the email service could not be reached for hours.")
     ids = list(

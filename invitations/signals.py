@@ -1,9 +1,9 @@
-"""Keep open links consistent with the chart and the opt-out list, whatever saved them.
+"""Keep open links consistent with the chart and the opt-out lists, whatever saved them.
 
 Signals rather than calls in the admin: a patient's email or the opt-out list also change
 through imports, the shell and the patient's own email-preferences page, and every path must
 revoke. (`QuerySet.update()` bypasses signals; code that updates emails in bulk must call
-`services.revoke_for_email_change` itself.)
+`services.revoke_for_contact_change` itself.)
 """
 
 from anymail.signals import tracking
@@ -13,7 +13,7 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django.utils import timezone
 
-from patients.models import EmailOptOut, Patient
+from patients.models import EmailOptOut, Patient, SmsOptOut
 
 from . import services
 from . import tracking as tracking_store
@@ -23,7 +23,7 @@ from . import tracking as tracking_store
 def patient_saved(sender, instance: Patient, created: bool, raw: bool = False, **kwargs) -> None:
     if created or raw:
         return
-    services.revoke_for_email_change(instance, now=timezone.now())
+    services.revoke_for_contact_change(instance, now=timezone.now())
     if instance.portal_user_id is not None:
         # Password resets go to the address on the chart.
         get_user_model().objects.filter(pk=instance.portal_user_id).exclude(email=instance.email).update(
@@ -37,6 +37,15 @@ def opt_out_saved(sender, instance: EmailOptOut, raw: bool = False, **kwargs) ->
         return
     services.revoke_for_opt_out(
         practice_id=instance.practice_id, email=instance.email, now=timezone.now(), actor=instance.created_by
+    )
+
+
+@receiver(post_save, sender=SmsOptOut, dispatch_uid="invitations.sms_opt_out_saved")
+def sms_opt_out_saved(sender, instance: SmsOptOut, raw: bool = False, **kwargs) -> None:
+    if raw:
+        return
+    services.revoke_for_text_opt_out(
+        practice_id=instance.practice_id, phone=instance.phone, now=timezone.now(), actor=instance.created_by
     )
 
 

@@ -22,6 +22,8 @@ def _column(model: type[models.Model], name: str) -> tuple[str, Any]:
 
 
 def _prepare(model, names: Sequence[str]) -> tuple[list[str], list[Any]]:
+    if not names:
+        return [], []
     columns, converters = zip(*(_column(model, name) for name in names))
     return [connection.ops.quote_name(column) for column in columns], list(converters)
 
@@ -69,11 +71,12 @@ def insert_rows(model: type[models.Model], fields: Sequence[str], rows: list[Seq
 
 def update_from_values(
     model: type[models.Model], rows: list[Sequence], *, columns: Sequence[str], set_fields: dict[str, Any],
-    where: dict[str, Any],
+    where: dict[str, Any], still: "models.Q | None" = None,
 ) -> list[int]:
     """UPDATE the rows whose primary key is the first item of each tuple in `rows`: `columns`
     from the tuple's other items, `set_fields` to the same value for all; only rows that also
-    match `where` (field = value) change. One statement. Returns the primary keys changed."""
+    match `where` (field = value) and `still` (any condition on the row's own columns) change.
+    One statement. Returns the primary keys changed."""
     if not rows:
         return []
     table = connection.ops.quote_name(model._meta.db_table)
@@ -93,6 +96,11 @@ def update_from_values(
     params = _flatten([list(set_fields.values())], constant_converters)
     params += source_params
     params += _flatten([list(where.values())], condition_converters)
+    if still is not None:
+        guard = model._base_manager.filter(still).values("pk")
+        guard_where, guard_params = guard.query.get_compiler(connection=connection).compile(guard.query.where)
+        statement = statement.replace(" RETURNING ", f" AND {guard_where} RETURNING ", 1)
+        params += list(guard_params)
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
         return [row[0] for row in cursor.fetchall()]

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from patients.jobs import tracked_job
 
-from . import bulk, chunks, dashboard, services
+from . import bulk, chunks, dashboard, services, texts
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,18 @@ def send_invitation(self, invitation_id: int) -> str:
         raise self.retry(exc=exc, countdown=max(retry_delay(self.request.retries), exc.retry_after or 0))
 
 
+@shared_task(bind=True, name="invitations.send_invitation_text", max_retries=SEND_MAX_RETRIES, acks_late=True)
+def send_invitation_text(self, invitation_id: int) -> str:
+    try:
+        return texts.deliver_text(invitation_id, now=timezone.now())
+    except services.TransientSendError as exc:
+        if self.request.retries >= self.max_retries:
+            texts.give_up_text(invitation_id, now=timezone.now(), reason=str(exc))
+            return "failed"
+        logger.info("invitation %s: text service error, retrying", invitation_id)
+        raise self.retry(exc=exc, countdown=max(retry_delay(self.request.retries), exc.retry_after or 0))
+
+
 @shared_task(name="invitations.expire_due")
 @tracked_job("invitations.expire_due")
 def expire_due_invitations() -> int:
@@ -45,8 +57,10 @@ def expire_due_invitations() -> int:
 @shared_task(name="invitations.requeue_unsent")
 @tracked_job("invitations.requeue_unsent")
 def requeue_unsent_invitations() -> int:
-    """Every 5 minutes: send again what a lost task (say, the broker was down) left pending."""
-    return services.requeue_unsent(now=timezone.now())
+    """Every 5 minutes: send again the emails and texts a lost task (say, the broker was down)
+    left pending."""
+    now = timezone.now()
+    return services.requeue_unsent(now=now) + texts.requeue_unsent_texts(now=now)
 
 
 # -- bulk runs (Activate Now, monthly re-invite): see invitations.bulk --------------------------

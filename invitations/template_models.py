@@ -1,11 +1,12 @@
 """A practice's own wording for the invitation email (the editor is in `invitations.admin_portal`)."""
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from patients.models import Practice
 
-from . import template_html
+from . import template_html, text_messages
 
 
 class InvitationTemplate(models.Model):
@@ -25,6 +26,11 @@ class InvitationTemplate(models.Model):
         help_text="Snippets: [First Name], [Practice Name], [Practice Contact], [Registration Link], "
         "[Expiry Date], [Logo]. [Registration Link] is required.",
     )
+    text_body = models.TextField(
+        "invitation text", blank=True, default="", db_default="",
+        help_text="One text message (160 characters with the link). Snippets: [Practice Name], [Practice Phone], "
+        "[Registration Link] (required). Empty: the default wording.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -38,10 +44,16 @@ class InvitationTemplate(models.Model):
 
     def clean(self) -> None:
         template_html.validate_template(subject=self.subject, html_body=self.html_body)
+        if self.practice_id:
+            try:
+                text_messages.validate_text_body(self.text_body, practice=self.practice)
+            except ValidationError as exc:
+                raise ValidationError({"text_body": exc.messages}) from None
 
     def save(self, *args, **kwargs) -> None:
         self.subject = " ".join(self.subject.split())
         self.html_body = template_html.sanitise_html(self.html_body)
+        self.text_body = " ".join((self.text_body or "").split())
         super().save(*args, **kwargs)
 
     @classmethod

@@ -24,7 +24,7 @@ from django.views.decorators.http import require_http_methods
 from core import throttle
 from patients.models import EmailOptOut, OptOutReason, Patient, Practice
 
-from . import services
+from . import access_requests, services
 from .forms import (
     IDENTITY_MISMATCH,
     AccessRequestForm,
@@ -32,7 +32,7 @@ from .forms import (
     PatientPasswordResetForm,
     RegistrationForm,
 )
-from .models import EventKind, Invitation
+from .models import Channel, EventKind, Invitation
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ def register(request: HttpRequest, token: str) -> HttpResponse:
 
     if request.method == "GET":
         # The only effect of opening the link: mail scanners that follow it burn nothing.
-        invitation.record(EventKind.LINK_OPENED, now=now)
+        invitation.record(EventKind.LINK_OPENED, now=now, detail="From the text" if invitation.found_via == Channel.TEXT else "")
         form = RegistrationForm(invitation=invitation)
         return _registration_page(request, invitation, form)
 
@@ -122,7 +122,7 @@ def register(request: HttpRequest, token: str) -> HttpResponse:
     data = form.cleaned_data
     attempt = services.attempt_registration(
         invitation.pk, last_name=data["last_name"], date_of_birth=data["date_of_birth"],
-        username=data["username"], password=data["password1"], now=now,
+        username=data["username"], password=data["password1"], now=now, via=invitation.found_via,
     )
     if attempt.outcome == "mismatch":
         form.add_error(None, IDENTITY_MISMATCH)
@@ -168,7 +168,7 @@ def request_access(request: HttpRequest, practice_id: int) -> HttpResponse:
         "access-request-email", f"{practice.pk}:{data['email']}",
         limit=ACCESS_REQUEST_EMAIL_LIMIT[0], window_seconds=ACCESS_REQUEST_EMAIL_LIMIT[1],
     ):
-        outcome = services.request_access(practice=practice, now=timezone.now(), **data)
+        outcome = access_requests.request_access(practice=practice, now=timezone.now(), **data)
         logger.info("access request for practice %s: %s", practice.pk, outcome)
     # Whatever happened, the same answer: the page never tells who is a patient.
     return render(request, "invitations/request_access_done.html", {"practice": practice})

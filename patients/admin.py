@@ -19,7 +19,7 @@ from . import audit
 from .admin_import import PatientImportViews
 from .admin_scoping import PracticeScopedAdmin, PracticeScopedForm
 from .audit import AuditAction
-from .models import EmailOptOut, Membership, Patient, Practice, normalise_email
+from .models import EmailOptOut, Membership, Patient, Practice, SmsOptOut, normalise_email
 from .paging import CappedCountPaginator
 
 User = get_user_model()
@@ -394,3 +394,47 @@ class EmailOptOutAdmin(PracticeScopedAdmin):
             rows=[(e.practice_id, None, f"Removed {e.email}") for e in entries],
         )
 
+
+
+@admin.register(SmsOptOut)
+class SmsOptOutAdmin(PracticeScopedAdmin):
+    """Numbers the practice must not text: a patient's STOP reply adds one at once, START removes
+    it; staff add one when a patient asks in person. Numbers typed in local form are read as the
+    practice's country's."""
+
+    list_display = ["phone", "practice", "reason", "created_at", "created_by"]
+    list_filter = ["practice", "reason"]
+    search_fields = ["=phone"]
+    list_select_related = ["practice", "created_by"]
+    readonly_fields = ["created_at", "created_by"]
+    fields = ["practice", "phone", "reason", "created_at", "created_by"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Like the email list: an entry records what happened; removing it is the audited way.
+        fields = super().get_readonly_fields(request, obj)
+        return [*fields, "phone", "reason"] if obj is not None else fields
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+        if not change:
+            audit.record(
+                practice_id=obj.practice_id, actor=request.user, action=AuditAction.OPT_OUT_ADDED,
+                summary=f"Added {obj.phone} to the text opt-out list ({obj.get_reason_display()})",
+            )
+
+    def delete_model(self, request, obj):
+        self._audit_removed(request, [obj])
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        self._audit_removed(request, list(queryset))
+        super().delete_queryset(request, queryset)
+
+    def _audit_removed(self, request, entries) -> None:
+        audit.record_many(
+            actor=request.user,
+            action=AuditAction.OPT_OUT_REMOVED,
+            rows=[(e.practice_id, None, f"Removed {e.phone} from the text opt-out list") for e in entries],
+        )

@@ -10,10 +10,19 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.utils import timezone
 
+from core.phones import InvalidPhoneNumber, normalise_phone
+
 MAX_AGE_YEARS = 125
 ZIP_CODE_VALIDATOR = RegexValidator(
     r"^\d{5}(-\d{4})?$", "Enter a 5-digit ZIP code or ZIP+4, for example 02139 or 02139-4307."
 )
+
+
+#: Countries whose phone numbers the practice's staff type without a country code (ISO 3166).
+COUNTRY_CHOICES = [("US", "United States"), ("CA", "Canada"), ("GB", "United Kingdom"), ("AU", "Australia"),
+                   ("NZ", "New Zealand"), ("IE", "Ireland")]
+#: A stored mobile number: E.164 (imports and the shell are checked against it too).
+E164_SHAPE = r"^\+[1-9][0-9]{6,14}$"
 
 
 def _time_zone_choices() -> list[tuple[str, str]]:
@@ -25,6 +34,14 @@ def normalise_email(address: Optional[str]) -> str:
     return (address or "").strip().lower()
 
 
+class BulkChannels(models.TextChoices):
+    """How Activate Now and the monthly re-invite reach a practice's patients."""
+
+    EMAIL = "email", "Email only"
+    EMAIL_THEN_TEXT = "email_then_text", "Email; a text to patients without a usable email"
+    BOTH = "both", "Email and text, each where it can be used"
+
+
 class Practice(models.Model):
     """One office. Every row a staff user can see hangs off a practice."""
 
@@ -32,6 +49,10 @@ class Practice(models.Model):
     time_zone = models.CharField(max_length=64, default="America/New_York", choices=_time_zone_choices)
     contact_email = models.EmailField(blank=True)
     contact_phone = models.CharField(max_length=32, blank=True)
+    country = models.CharField(
+        max_length=2, choices=COUNTRY_CHOICES, default="US", db_default="US",
+        help_text="Phone numbers typed without a country code are read as this country's.",
+    )
     logo = models.ImageField(upload_to="practice-logos/", blank=True)
 
     # Portal switches (the "Patient Activation" solution of the source products).
@@ -44,6 +65,16 @@ class Practice(models.Model):
         "activation email enabled",
         default=True,
         help_text="Off: invitation emails are not sent (the switch on the portal access page).",
+    )
+    text_invitations_enabled = models.BooleanField(
+        "invitation texts enabled",
+        default=False, db_default=False,
+        help_text="On: invitations may also go by text message to patients who consented to texts.",
+    )
+    bulk_channels = models.CharField(
+        "Activate Now and monthly re-invite send by",
+        max_length=20, choices=BulkChannels.choices, default=BulkChannels.EMAIL, db_default=BulkChannels.EMAIL,
+        help_text="Texts go only while invitation texts are enabled.",
     )
     link_lifetime_days = models.PositiveSmallIntegerField(
         "invitation link lifetime (days)",
@@ -151,6 +182,25 @@ class Patient(models.Model):
     email_consent = models.BooleanField(
         "consents to email", default=False, help_text="The patient agreed to receive email."
     )
+    mobile_phone = models.CharField(
+        "mobile phone", max_length=20, blank=True, default="", db_default="",
+        help_text="For invitations by text. Local numbers are read as the practice's country's.",
+    )
+    sms_consent = models.BooleanField(
+        "consents to texts", default=False, db_default=False,
+        help_text="The patient agreed to receive text messages (separate from email consent).",
+    )
+    sms_consent_changed_at = models.DateTimeField("text consent changed at", null=True, blank=True, editable=False)
+    sms_consent_changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        editable=False, verbose_name="text consent changed by",
+    )
+    # The number the text service could not deliver to (invalid, a landline, unknown to the
+    # carrier). Blocks texts only while it is still the number on file, like `bounced_email`.
+    undeliverable_mobile = models.CharField(
+        "undeliverable mobile number", max_length=20, blank=True, default="", db_default="", editable=False,
+    )
+    undeliverable_mobile_reason = models.CharField(max_length=200, blank=True, default="", db_default="", editable=False)
     deceased = models.BooleanField(default=False)
     portal_user = models.OneToOneField(
         settings.AUTH_USER_MODEL,
@@ -218,7 +268,25 @@ class Patient(models.Model):
         for field in ("first_name", "last_name", "chart_number", "phone", "zip_code"):
             setattr(self, field, (getattr(self, field) or "").strip())
         self.email = normalise_email(self.email)
-        super().clean_fields(exclude=exclude)
+        errors = {}
+        try:
+            super().clean_fields(exclude=exclude)
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        if self.mobile_phone and "mobile_phone" not in (exclude or ()):
+            region = self.practice.country if self.practice_id else "US"
+            try:
+                self.mobile_phone = normalise_phone(self.mobile_phone, region)
+            except InvalidPhoneNumber as exc:
+                errors.setdefault("mobile_phone", []).append(str(exc))
+        if errors:
+            raise ValidationError(errors)
+
+    def note_sms_consent_change(self, *, by, now: datetime.datetime) -> None:
+        """Record who changed text consent (to what `sms_consent` now says) and when: the patient
+        form, the CSV import and a STOP reply call it whenever they set it."""
+        self.sms_consent_changed_at = now
+        self.sms_consent_changed_by = by if by is not None and getattr(by, "pk", None) else None
 
     def clean(self) -> None:
         validate_date_of_birth(self.date_of_birth)
@@ -286,6 +354,53 @@ class EmailOptOut(models.Model):
     def save(self, *args, **kwargs) -> None:
         self.email = normalise_email(self.email)
         super().save(*args, **kwargs)
+
+
+class SmsOptOutReason(models.TextChoices):
+    STOP_REPLY = "stop_reply", "Patient replied STOP"
+    PROVIDER = "provider", "The text service reports the patient opted out"
+    STAFF = "staff", "Added by staff"
+
+
+class SmsOptOutQuerySet(models.QuerySet):
+    def matching(self, practice_id: int, phone: str) -> "SmsOptOutQuerySet":
+        return self.filter(practice_id=practice_id, phone=phone)
+
+
+class SmsOptOut(models.Model):
+    """A mobile number the practice must not text (the patient replied STOP; START removes it)."""
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="sms_opt_outs")
+    phone = models.CharField("mobile number", max_length=20, help_text="In international form, e.g. +16175550123.")
+    reason = models.CharField(max_length=20, choices=SmsOptOutReason.choices, default=SmsOptOutReason.STAFF)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = SmsOptOutQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "text opt-out"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["practice", "phone"],
+                name="smsoptout_unique_practice_phone",
+                violation_error_message="This number is already on the practice's text opt-out list.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.phone} ({self.get_reason_display()})"
+
+    def clean_fields(self, exclude=None) -> None:
+        region = self.practice.country if self.practice_id else "US"
+        try:
+            self.phone = normalise_phone(self.phone, region)
+        except InvalidPhoneNumber as exc:
+            raise ValidationError({"phone": str(exc)})
+        super().clean_fields(exclude=exclude)
 
 
 # Ops records (scheduled job runs, worker heartbeats) and the audit trail live in their own modules.

@@ -20,6 +20,8 @@ _FRONT_DESK = _VIEW_ALL + [
     "patients.change_patient",
     "patients.add_emailoptout",
     "patients.change_emailoptout",
+    "patients.add_smsoptout",
+    "patients.change_smsoptout",
     "invitations.add_*",
     "invitations.change_*",
     "notifications.change_paymentplanapplication",
@@ -27,6 +29,7 @@ _FRONT_DESK = _VIEW_ALL + [
 _MANAGER = _FRONT_DESK + [
     "patients.delete_patient",
     "patients.delete_emailoptout",
+    "patients.delete_smsoptout",
     "invitations.*",
     "notifications.*",
 ]

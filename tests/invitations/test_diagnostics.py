@@ -11,7 +11,7 @@ from invitations import diagnostics, eligibility
 from invitations.models import EventKind, Invitation, RevokeReason, Status
 from invitations.tracking import store_once
 from patients.jobs import record_heartbeat
-from patients.models import EmailOptOut, Patient
+from patients.models import EmailOptOut, Patient, SmsOptOut
 from tests.clock import NOW
 from tests.factories import PatientFactory
 from tests.invitations.factories import InvitationFactory
@@ -33,12 +33,53 @@ def test_every_eligibility_rule_has_a_check_with_a_fix():
     assert codes == {code for codes in diagnostics.SECTIONS.values() for code in codes}
 
 
+def _texting(patient: Patient) -> Patient:
+    """The practice sends texts and the patient can get one."""
+    patient.practice.text_invitations_enabled = True
+    patient.practice.save()
+    Patient.objects.filter(pk=patient.pk).update(mobile_phone="+16175550123", sms_consent=True)
+    patient.refresh_from_db()
+    return patient
+
+
 def test_a_fine_patient_passes_every_rule_check():
-    patient = PatientFactory()
+    patient = _texting(PatientFactory())
     checks = checks_by_label(diagnostics.diagnose(patient, now=NOW))
     assert all(checks[rule_label(code)].ok for code in diagnostics.RULE_CHECKS)
     # Never invited: said as information, not as a failed check.
     assert checks["No invitation has been made for this patient"].ok is None
+
+
+def test_at_a_practice_without_texts_the_text_checks_are_not_made():
+    patient = PatientFactory()
+    checks = checks_by_label(diagnostics.diagnose(patient, now=NOW))
+    assert all(checks[rule_label(code)].ok for code in diagnostics.RULE_CHECKS if code not in diagnostics.TEXT_RULES)
+    assert checks[rule_label("texts_disabled")].ok is None
+    assert checks[rule_label("texts_disabled")].detail == "Texts are off: invitations go by email only."
+    for code in diagnostics.TEXT_RULES[1:]:
+        assert checks[rule_label(code)].not_checked and checks[rule_label(code)].detail == diagnostics.TEXTS_OFF
+
+
+def test_a_text_rule_only_informs_while_the_email_goes():
+    patient = _texting(PatientFactory())
+    Patient.objects.filter(pk=patient.pk).update(sms_consent=False)
+    patient.refresh_from_db()
+    diagnosis = diagnostics.diagnose(patient, now=NOW)
+    check = checks_by_label(diagnosis)[rule_label("no_sms_consent")]
+    assert check.ok is None
+    assert check.detail.endswith("The invitation goes by email instead.")
+    assert not any(c.ok is False for section in diagnosis[:-2] for c in section.checks)
+
+
+def test_an_email_rule_only_informs_while_a_text_goes():
+    patient = _texting(PatientFactory())
+    Patient.objects.filter(pk=patient.pk).update(email_consent=False)
+    patient.refresh_from_db()
+    diagnosis = diagnostics.diagnose(patient, now=NOW)
+    check = checks_by_label(diagnosis)[rule_label("no_consent")]
+    assert check.ok is None
+    assert check.detail.endswith("The invitation goes by a text instead.")
+    assert not any(c.ok is False for section in diagnosis[:-2] for c in section.checks)
 
 
 def _break(code: str, patient: Patient) -> None:
@@ -51,6 +92,8 @@ def _break(code: str, patient: Patient) -> None:
         practice.save()
     elif code == "registered":
         Patient.objects.filter(pk=patient.pk).update(portal_user=get_user_model().objects.create(username="p1"))
+    elif code in diagnostics.TEXT_RULES:
+        _break_text(code, patient)
     elif code.startswith("missing_"):
         field = code.removeprefix("missing_")
         Patient.objects.filter(pk=patient.pk).update(**{field: None if field == "date_of_birth" else ""})
@@ -72,7 +115,30 @@ def _break(code: str, patient: Patient) -> None:
         raise AssertionError(f"no way to break {code}")
 
 
-@pytest.mark.parametrize("code", sorted(diagnostics.RULE_CHECKS))
+def _break_text(code: str, patient: Patient) -> None:
+    """A text rule matters once email cannot be used: the patient has no address."""
+    _texting(patient)
+    Patient.objects.filter(pk=patient.pk).update(email="")
+    if code == "missing_mobile":
+        Patient.objects.filter(pk=patient.pk).update(mobile_phone="")
+    elif code == "invalid_mobile":
+        Patient.objects.filter(pk=patient.pk).update(mobile_phone="617-555-0123")
+    elif code == "no_sms_consent":
+        Patient.objects.filter(pk=patient.pk).update(sms_consent=False)
+    elif code == "sms_opted_out":
+        SmsOptOut.objects.create(practice=patient.practice, phone="+16175550123")
+    elif code == "undeliverable_mobile":
+        Patient.objects.filter(pk=patient.pk).update(undeliverable_mobile="+16175550123")
+    elif code == "texted_recently":
+        InvitationFactory(
+            patient=patient, email="", by_email=False, by_text=True, text_to="+16175550123", text_status="queued",
+            sent_at=None, created_at=NOW - datetime.timedelta(minutes=10),
+        )
+    else:
+        raise AssertionError(f"no way to break {code}")
+
+
+@pytest.mark.parametrize("code", sorted(set(diagnostics.RULE_CHECKS) - {"texts_disabled"}))
 def test_each_rule_check_fails_with_its_fix(code):
     patient = PatientFactory()
     _break(code, patient)

@@ -1,0 +1,218 @@
+"""Invitations by text message: send one invitation's text at most once, learn from what Twilio
+says about it, and act on patients' replies (STOP, START, HELP).
+
+The sending path is `core.sending.sms` (the account's shared rate, every error classified); the
+text's state changes are `invitations.texting`; what the text says is `invitations.text_messages`.
+Bulk runs send their texts chunk by chunk (`invitations.chunks`) through the same pieces.
+
+* **At most once.** The text is claimed in the database (`claim_text`, a fresh link each time)
+  before the call; a call whose answer never came (a read timeout) is refused as
+  ``unknown_outcome``, never tried again; a worker that dies between Twilio taking the text and
+  our mark leaves a claim that lapses, and the redelivered task would send a second text with a
+  new link, the same narrow at-least-once window as an email. Twilio's own status callback
+  records the SID and state even when our mark never came (`record_status`).
+* **What Twilio says is learned once.** An invalid number or a landline marks the chart's mobile
+  number undeliverable (eligibility then skips texts until the number changes); a recipient who
+  opted out at Twilio (21610) goes on the practice's text opt-out list.
+* **Replies.** STOP (and the carriers' other opt-out words) puts the number on the opt-out list of
+  every practice that texts it, at once; START takes it off; HELP answers with the practice's
+  name and phone number. Nothing of a reply's wording is stored or logged.
+"""
+
+import datetime
+import logging
+from typing import Mapping, Optional
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from core.queue import enqueue_on_commit
+from core.sending import errors, sms
+from core.sending.errors import ErrorKind, SendError
+from core.sending.sms_webhooks import reply_keyword
+from patients.models import Patient, Practice, SmsOptOut, SmsOptOutReason
+
+from . import text_messages
+from .models import Invitation, InvitationTemplate, Source, TextStatus
+from .services import RETRY_GIVE_UP, UNSENT_GRACE, TransientSendError
+from .vocabulary import FROM_TWILIO, last_digits
+
+logger = logging.getLogger(__name__)
+
+#: What Twilio said that makes a chart's mobile number undeliverable (until staff change it).
+UNDELIVERABLE_CODES = {errors.INVALID_NUMBER, errors.NOT_MOBILE}
+#: Sources whose texts belong to a bulk run's chunks, not to the single-send task.
+BULK_SOURCES = (Source.BULK, Source.MONTHLY, Source.BULK_RESEND)
+
+
+def status_callback_url(invitation: Invitation) -> str:
+    """Where Twilio posts the text's statuses: names the invitation, so a status that arrives
+    before our own mark still finds it (the query string is part of what Twilio signs)."""
+    if getattr(settings, "SMS_PROVIDER", "") != "twilio":
+        return ""
+    query = urlencode({"invitation": str(invitation.public_id)})
+    return f"{settings.PORTAL_BASE_URL}{reverse('invitations:twilio_text_status')}?{query}"
+
+
+# -- one invitation's text ----------------------------------------------------------------------
+
+
+def deliver_text(invitation_id: int, *, now: datetime.datetime) -> str:
+    """Send one invitation's text at most once. Returns what happened (for logs and tests).
+
+    Raises TransientSendError when the text service should be asked again later.
+    """
+    invitation = Invitation.objects.select_related("practice").filter(pk=invitation_id).first()
+    if invitation is None:
+        return "missing"
+    if not invitation.by_text:
+        return "no-text"
+    if invitation.is_open and invitation.is_expired(now):
+        invitation.expire(now)
+        return "expired"
+    token = Invitation.objects.claim_text(invitation.pk, now)
+    if token is None:
+        return "not-claimed"  # sent, failed, revoked, or another worker has it
+    body = text_messages.compose(invitation.practice, InvitationTemplate.for_practice(invitation.practice).text_body, token)
+    text = sms.Text(key=invitation.pk, to=invitation.text_to, body=body, status_callback=status_callback_url(invitation))
+    outcome = sms.send_text(text)
+    if outcome.sent:
+        Invitation.objects.mark_texts_queued([(invitation.pk, outcome.sid)], now=timezone.now())
+        return "sent"
+    error = outcome.error
+    if error.is_refused:
+        refuse([(invitation.pk, error)], now=now)
+        logger.warning("invitation %s: text refused (%s)", invitation.public_id, error.code or error.kind.value)
+        return "failed"
+    detail = "" if error.kind is ErrorKind.THROTTLED else error.detail
+    Invitation.objects.release_texts([(invitation.pk, detail)], now=now)
+    raise TransientSendError(error.detail, retry_after=error.retry_after)
+
+
+def give_up_text(invitation_id: int, *, now: datetime.datetime, reason: str) -> None:
+    Invitation.objects.fail_texts([(invitation_id, f"Gave up after repeated errors: {reason}"[:300])], now=now)
+
+
+def refuse(refused: list[tuple[int, SendError]], *, now: datetime.datetime) -> list[int]:
+    """Twilio refused these texts: fail them (and their invitations where no channel is left)
+    and learn what the refusal says about the number."""
+    changed = set(Invitation.objects.fail_texts([(pk, error.detail) for pk, error in refused], now=now))
+    learn([(pk, error) for pk, error in refused if pk in changed], now=now)
+    return sorted(changed)
+
+
+def learn(refused: list[tuple[int, SendError]], *, now: datetime.datetime) -> None:
+    """A number Twilio calls invalid or a landline is marked undeliverable on the charts that
+    still have it; a number that opted out at Twilio goes on the practice's opt-out list."""
+    meaningful = {pk: error for pk, error in refused if error.code in UNDELIVERABLE_CODES | {errors.OPTED_OUT}}
+    if not meaningful:
+        return
+    for pk, practice_id, number in Invitation.objects.filter(pk__in=list(meaningful)).values_list("pk", "practice_id", "text_to"):
+        error = meaningful[pk]
+        if not number:
+            continue
+        if error.code == errors.OPTED_OUT:
+            SmsOptOut.objects.get_or_create(
+                practice_id=practice_id, phone=number, defaults={"reason": SmsOptOutReason.PROVIDER, "created_at": now}
+            )
+        else:
+            Patient.objects.filter(practice_id=practice_id, mobile_phone=number).update(
+                undeliverable_mobile=number, undeliverable_mobile_reason=error.detail[:200]
+            )
+
+
+# -- Twilio's status callbacks --------------------------------------------------------------------
+
+
+def record_status(*, public_id: str, sid: str, status: str, error_code=None, now: datetime.datetime) -> str:
+    """Apply one status callback. Returns what it did: the new state, "unchanged" (a repeat, a
+    late or an earlier state), "ignored" (a state we do not track) or "unknown" (no such text)."""
+    state = FROM_TWILIO.get((status or "").strip().lower())
+    if state is None:
+        return "ignored"
+    texts = Invitation.objects.none()
+    if public_id:
+        try:
+            texts = Invitation.objects.filter(public_id=public_id)
+        except (ValueError, ValidationError):
+            texts = Invitation.objects.none()
+    elif sid:
+        texts = Invitation.objects.filter(text_sid=sid)
+    if not texts.filter(by_text=True).exists():
+        return "unknown"
+    error = errors.twilio_delivery_error(error_code) if state == TextStatus.UNDELIVERED else None
+    changed = texts.record_text_status(state=state, error=error.detail if error else "", sid=sid or "", now=now)
+    if not changed:
+        return "unchanged"
+    if error is not None and error.kind is ErrorKind.REFUSED:
+        learn([(pk, error) for pk in changed], now=now)
+    return state
+
+
+# -- patients' replies ----------------------------------------------------------------------------
+
+
+def _practices_texting(phone: str) -> list[Practice]:
+    """The practices that text this number (sent it an invitation, or have it on a chart), the
+    most recent sender first."""
+    invited = (
+        Invitation.objects.filter(text_to=phone, by_text=True).order_by("-created_at").values_list("practice_id", flat=True)
+    )
+    ids = list(dict.fromkeys(list(invited[:50]) + list(Patient.objects.filter(mobile_phone=phone).values_list("practice_id", flat=True)[:50])))
+    practices = {practice.pk: practice for practice in Practice.objects.filter(pk__in=ids)}
+    return [practices[pk] for pk in ids if pk in practices]
+
+
+def help_text(practice: Optional[Practice]) -> str:
+    if practice is None:
+        return "Patient portal invitations. Reply STOP to opt out."
+    name = text_messages.render("[Practice Name]", practice=practice, link="")
+    phone = text_messages.render("[Practice Phone]", practice=practice, link="")
+    reach = f" Questions? Call {phone}." if phone else ""
+    return f"{name}: patient portal invitations.{reach} Reply STOP to opt out."[:300]
+
+
+def handle_reply(fields: Mapping[str, str], *, now: datetime.datetime) -> Optional[str]:
+    """Act on a patient's reply (module docstring); the text to answer with, or None."""
+    phone = (fields.get("From") or "").strip()
+    keyword = reply_keyword(fields)
+    if keyword is None or not phone:
+        return None
+    practices = _practices_texting(phone)
+    if keyword == "stop":
+        for practice in practices:
+            SmsOptOut.objects.get_or_create(
+                practice=practice, phone=phone, defaults={"reason": SmsOptOutReason.STOP_REPLY, "created_at": now}
+            )
+        logger.info("number %s replied STOP: on the opt-out list of %d practices", last_digits(phone), len(practices))
+        return None  # Twilio confirms opt-outs itself
+    if keyword == "start":
+        removed, _ = SmsOptOut.objects.filter(practice__in=practices, phone=phone).delete()
+        logger.info("number %s replied START: off %d opt-out lists", last_digits(phone), removed)
+        return None
+    return help_text(practices[0] if practices else None)
+
+
+# -- the sweep ------------------------------------------------------------------------------------
+
+
+def requeue_unsent_texts(*, now: datetime.datetime, limit: int = 1000) -> int:
+    """Single invitations' texts whose task was lost: enqueued again when never tried; failed
+    with the reason when tried and still unsent hours later (their retry chain was lost)."""
+    waiting = Invitation.objects.filter(
+        Q(text_claimed_at__isnull=True), by_text=True, text_status=TextStatus.PENDING, status__in=["pending", "sent"],
+    ).exclude(source__in=BULK_SOURCES)
+    stale = list(waiting.filter(text_attempts__gt=0, created_at__lte=now - RETRY_GIVE_UP).values_list("pk", flat=True)[:limit])
+    for invitation_id in stale:
+        give_up_text(invitation_id, now=now, reason="the text service could not be reached for hours.")
+    ids = list(
+        waiting.filter(text_attempts=0, created_at__lte=now - UNSENT_GRACE, expires_at__gt=now)
+        .order_by("created_at").values_list("pk", flat=True)[:limit]
+    )
+    for invitation_id in ids:
+        enqueue_on_commit("invitations.send_invitation_text", invitation_id)
+    return len(ids)
