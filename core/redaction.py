@@ -1,6 +1,6 @@
 """Secrets and health information never reach a log line.
 
-Registration links (``/invite/<token>/``) and password-reset links (``.../reset/<uid>/<token>/``)
+Registration links (``/invite/<token>/`` and a text's ``/t/<token>/``) and password-reset links (``.../reset/<uid>/<token>/``)
 work for whoever holds them, and a patient search by date of birth (``?q=1980-05-17``) puts health
 information in a URL. Django's request logger ("Bad Request: /invite/..."), the development
 server's and gunicorn's access logs all write the path: `RedactSecrets` is on every handler
@@ -13,6 +13,7 @@ import re
 
 _PATTERNS = (
     (re.compile(r"(/invite/)[^/\s?\"']+"), r"\1[redacted]"),
+    (re.compile(r"(/t/)[^/\s?\"']+"), r"\1[redacted]"),
     (re.compile(r"(/reset/)[^/\s?\"']+/[^/\s?\"']+"), r"\1[redacted]/[redacted]"),
     # Searches and filters that can hold a name or a date of birth.
     (re.compile(r"([?&](?:q|date_of_birth|dob|last_name|first_name|email)=)[^&\s\"']*", re.IGNORECASE), r"\1[redacted]"),

@@ -19,6 +19,7 @@ TOKEN = "Zx9-secret-token_abcdefghijklmnopqrstuvwxyz012345"
     [
         (f"Bad Request: /invite/{TOKEN}/", "Bad Request: /invite/[redacted]/"),
         (f'"GET /invite/{TOKEN}/ HTTP/1.1" 200 1234', '"GET /invite/[redacted]/ HTTP/1.1" 200 1234'),
+        (f'"GET /t/{TOKEN}/ HTTP/1.1" 200 1234', '"GET /t/[redacted]/ HTTP/1.1" 200 1234'),
         ("GET /portal/reset/MTI/c3x9ab-0123456789abcdef/ HTTP/1.1", "GET /portal/reset/[redacted]/[redacted]/ HTTP/1.1"),
         ("GET /admin/patients/patient/?q=1980-05-17&o=1 HTTP/1.1", "GET /admin/patients/patient/?q=[redacted]&o=1 HTTP/1.1"),
         ("GET /admin/patients/patient/?portal_status=failed&q=Rivera HTTP/1.1", "GET /admin/patients/patient/?portal_status=failed&q=[redacted] HTTP/1.1"),
