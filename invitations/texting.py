@@ -71,12 +71,16 @@ class TextTransitions:
                 set_fields={"text_sent_at": now, "text_claimed_at": None}, where={"by_text": True},
                 still=Q(text_sent_at__isnull=True),
             )
-            self.model.objects.filter(pk__in=changed, text_status=TextStatus.PENDING).update(text_status=TextStatus.QUEUED)
+            # A status callback that came first recorded its state and its entry: no second one.
+            queued = sql.update_returning(
+                self.model, self.model.objects.filter(pk__in=changed).values("pk"),
+                set_fields={"text_status": TextStatus.QUEUED}, still=Q(text_status=TextStatus.PENDING),
+            )
             self.model.objects.filter(pk__in=changed, status=Status.PENDING).update(status=Status.SENT)
-            numbers = dict(self.model.objects.filter(pk__in=changed).values_list("pk", "text_to"))
+            numbers = dict(self.model.objects.filter(pk__in=queued).values_list("pk", "text_to"))
             sql.insert_rows(
                 InvitationEvent, ["invitation", "kind", "at", "detail"],
-                [(pk, EventKind.TEXT_QUEUED, now, f"To {last_digits(numbers.get(pk, ''))}") for pk in changed],
+                [(pk, EventKind.TEXT_QUEUED, now, f"To {last_digits(numbers.get(pk, ''))}") for pk in queued],
             )
         return changed
 
@@ -121,17 +125,19 @@ class TextTransitions:
             fields.update(text_error=error[:300], text_claimed_at=None)
         with transaction.atomic():
             rows = self.filter(by_text=True, text_status__in=list(earlier))
-            changed = list(rows.values_list("pk", flat=True))
-            if not changed:
+            numbers = dict(rows.values_list("pk", "text_to"))
+            if not numbers:
                 return []
-            changed = [pk for pk in changed if self.model.objects.filter(pk=pk, text_status__in=list(earlier)).update(**fields)]
+            changed = [pk for pk in numbers if self.model.objects.filter(pk=pk, text_status__in=list(earlier)).update(**fields)]
             if sid:  # the callback came before our own mark: remember the text's SID from it
                 self.model.objects.filter(pk__in=changed, text_sid="").update(text_sid=sid[:40])
             kind = {
                 TextStatus.QUEUED: EventKind.TEXT_QUEUED, TextStatus.SENT: EventKind.TEXT_SENT,
                 TextStatus.DELIVERED: EventKind.TEXT_DELIVERED, TextStatus.UNDELIVERED: EventKind.TEXT_UNDELIVERED,
             }[state]
-            sql.insert_rows(InvitationEvent, ["invitation", "kind", "at", "detail"], [(pk, kind, now, error[:300]) for pk in changed])
+            # "Queued" reads the same whether our mark or Twilio's callback came first.
+            detail = {pk: f"To {last_digits(numbers[pk])}" if state == TextStatus.QUEUED else error[:300] for pk in changed}
+            sql.insert_rows(InvitationEvent, ["invitation", "kind", "at", "detail"], [(pk, kind, now, detail[pk]) for pk in changed])
             if state == TextStatus.UNDELIVERED:
                 self._fail_for_text(changed, now)
             else:  # Twilio has it, whatever our own mark says yet
