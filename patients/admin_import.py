@@ -108,6 +108,8 @@ class PatientImportViews:
                 token=token,
                 invalid_rows=report.invalid_rows[:500],
                 more_invalid=max(0, len(report.invalid_rows) - 500),
+                rows_without_mobile=report.rows_without_mobile[:500],
+                more_without_mobile=max(0, len(report.rows_without_mobile) - 500),
             )
             return TemplateResponse(request, "admin/patients/patient/import_preview.html", context)
         context["form"] = form
@@ -137,7 +139,12 @@ class PatientImportViews:
             request.session.pop(f"patient_import_{token}", None)
         skipped = len(report.invalid_rows)
         text = f"Imported {created:,} patient{pluralize(created)} into {practice}."
+        if without_mobile := report.rows_without_mobile:
+            text += (
+                f" {len(without_mobile):,} of them without their mobile number, which could not be read "
+                f"(lines {_line_summary(without_mobile)}); add it on their charts."
+            )
         if skipped:
             text += f" Skipped {skipped:,} rows with errors (lines {_line_summary(report.invalid_rows)})."
-        self.message_user(request, text, messages.SUCCESS if not skipped else messages.WARNING)
+        self.message_user(request, text, messages.WARNING if skipped or without_mobile else messages.SUCCESS)
         return HttpResponseRedirect(f"{changelist}?practice__id__exact={practice.pk}")

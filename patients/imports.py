@@ -4,6 +4,12 @@ Validation is the same as the admin form's (a ModelForm per row) plus set-based 
 form cannot do cheaply: chart numbers already used in the practice (one query per 1,000 rows)
 and chart numbers repeated inside the file. Existing patients are never overwritten.
 
+A mobile number is read in the practice's country and stored in E.164. One that cannot be read
+does not cost the patient their chart: the row is imported without the number and the preview
+lists it with what is wrong, so staff can fix the file and upload it again before importing
+(afterwards only the chart form can add the number; imports never change existing patients).
+Text consent from the file is recorded with the import's time and the importer.
+
 Files are read the way spreadsheets save them (see `decode` and `_delimiter`), and every row
 error quotes the value from the file and says what to write instead.
 """
@@ -19,7 +25,10 @@ from typing import Iterable, Optional
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.text import Truncator
+
+from core.phones import InvalidPhoneNumber, display_phone, normalise_phone
 
 from . import audit
 from .audit import AuditAction
@@ -71,9 +80,11 @@ class Column(str):
     hint: str
     required: bool
     for_invitation: bool
+    for_text: bool
 
     def __new__(
-        cls, name: str, *headers: str, hint: str = "", required: bool = False, for_invitation: bool = False
+        cls, name: str, *headers: str, hint: str = "", required: bool = False, for_invitation: bool = False,
+        for_text: bool = False,
     ) -> "Column":
         column = super().__new__(cls, name)
         column.label = name.replace("_", " ")
@@ -83,11 +94,13 @@ class Column(str):
         column.hint = hint
         column.required = required
         column.for_invitation = for_invitation
+        column.for_text = for_text
         return column
 
 
-# for_invitation mirrors the missing-field and consent rules of invitations.eligibility (patients
-# cannot import from invitations); tests/patients/test_csv_import.py checks the two agree.
+# for_invitation mirrors the missing-field and consent rules of invitations.eligibility for email,
+# for_text its text rules (patients cannot import from invitations); tests/patients/
+# test_csv_import.py and test_csv_import_texts.py check that they agree.
 COLUMNS: tuple[Column, ...] = (
     Column("chart_number", "Chart", "Chart No", "MRN", required=True,
            hint="Required; must not already belong to a patient of the practice."),
@@ -96,10 +109,17 @@ COLUMNS: tuple[Column, ...] = (
     Column("date_of_birth", "DOB", "Birth Date", for_invitation=True, hint=f"{DATE_FORMATS_IN_WORDS}."),
     Column("zip_code", "ZIP", "Postal Code", for_invitation=True, hint="5 digits or ZIP+4, e.g. 02139 or 02139-4307."),
     Column("email", "Email Address", for_invitation=True),
-    Column("phone", "Phone Number", "Mobile"),
+    Column("phone", "Phone Number", "Home Phone", hint="Any format; kept as written. Texts go to mobile_phone."),
+    Column("mobile_phone", "Mobile", "Mobile Number", "Cell", "Cell Phone", "Cell Number", for_text=True,
+           hint="For invitations by text. A number without + is read as the practice's country's, e.g. "
+                "(617) 555-0123 or 617.555.0123 in the US; write others with + and the country code, e.g. "
+                "+44 7400 123456. A number that cannot be read is left out and the rest of the row is "
+                "imported; the preview lists each one."),
     Column("birth_sex", "Sex", for_invitation=True, hint=f"{SEX_IN_WORDS}."),
     Column("email_consent", "Consent", "Consents to Email", for_invitation=True,
            hint=f"Must be yes to invite. {YES_NO_IN_WORDS}."),
+    Column("sms_consent", "Text Consent", "Consents to Texts", "Texts OK", for_text=True,
+           hint=f"Must be yes to invite by text; recorded as given at the import, by you. {YES_NO_IN_WORDS}."),
     Column("deceased", hint=f"{YES_NO_IN_WORDS}."),
 )
 REQUIRED_COLUMNS = tuple(column for column in COLUMNS if column.required)
@@ -130,7 +150,10 @@ class RowResult:
     line: int
     values: dict[str, str]
     errors: list[tuple[str, str]] = field(default_factory=list)  # (column, message)
+    # What is imported differently from the file, e.g. a mobile number that could not be read.
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (column, message)
     patient: Optional[Patient] = None
+    shown_mobile: str = ""  # the mobile number as read, the way staff write it ("(617) 555-0123")
 
     @property
     def ok(self) -> bool:
@@ -142,8 +165,14 @@ class RowResult:
 
     @property
     def problems(self) -> list[tuple[str, str]]:
-        """The errors as the preview shows them: (column in words, message)."""
-        return [(column.replace("_", " "), message) for column, message in self.errors]
+        """The errors, then the warnings (so a skipped row is fixed in one go), as the preview
+        shows them: (column in words, message)."""
+        return [(column.replace("_", " "), message) for column, message in self.errors + self.warnings]
+
+    @property
+    def notes(self) -> list[tuple[str, str]]:
+        """The warnings as the preview shows them: (column in words, message)."""
+        return [(column.replace("_", " "), message) for column, message in self.warnings]
 
 
 @dataclass
@@ -161,6 +190,11 @@ class ImportReport:
     @property
     def invalid_rows(self) -> list[RowResult]:
         return [row for row in self.rows if not row.ok]
+
+    @property
+    def rows_without_mobile(self) -> list[RowResult]:
+        """Rows that will be imported without the mobile number the file has (it could not be read)."""
+        return [row for row in self.rows if row.ok and any(column == "mobile_phone" for column, _ in row.warnings)]
 
     @property
     def shown_valid_rows(self) -> list[RowResult]:
@@ -315,7 +349,10 @@ def validate_rows(*, practice: Practice, text: str) -> ImportReport:
 def _validate_row(practice: Practice, line: int, values: dict[str, str]) -> RowResult:
     row = RowResult(line=line, values=values)
     data = dict(values)
-    for name in ("email_consent", "deceased"):
+    if data.get("mobile_phone"):
+        data["mobile_phone"] = _mobile_phone(row, data["mobile_phone"], practice.country)
+        row.shown_mobile = display_phone(data["mobile_phone"], practice.country) if data["mobile_phone"] else ""
+    for name in ("email_consent", "sms_consent", "deceased"):
         if name in data:
             parsed = _boolean(data[name])
             if parsed is None:
@@ -338,6 +375,18 @@ def _validate_row(practice: Practice, line: int, values: dict[str, str]) -> RowR
         row.errors = [e for e in row.errors if e[0] != "chart_number"]
         row.errors.append(("chart_number", "A chart number is required."))
     return row
+
+
+def _mobile_phone(row: RowResult, value: str, region: str) -> str:
+    """The number in E.164, or "" with a warning saying what is wrong: the patient is imported
+    without it (module docstring)."""
+    try:
+        return normalise_phone(value, region)
+    except InvalidPhoneNumber as exc:
+        message = str(exc)
+        # The messages quote the number, except when it is too long to quote whole.
+        row.warnings.append(("mobile_phone", message if message.startswith("“") else f"{_quoted(value)}: {message}"))
+        return ""
 
 
 def _explain(column: str, error: ValidationError, value: str) -> str:
@@ -384,18 +433,28 @@ class ImportConflict(Exception):
     """Chart numbers were taken by someone else between the preview and the import."""
 
 
-def import_valid_rows(report: ImportReport, *, practice: Practice, actor=None, batch_size: int = 1000) -> int:
+def import_valid_rows(
+    report: ImportReport, *, practice: Practice, actor=None, batch_size: int = 1000,
+    now: Optional[datetime.datetime] = None,
+) -> int:
     """Create the report's valid rows as the practice's patients, all or none, and record the
-    import in the practice's audit trail (counts only). Returns how many were created."""
+    import in the practice's audit trail (counts only). Text consent given in the file is
+    recorded as given at `now` (the import's time) by `actor`. Returns how many were created."""
+    now = now or timezone.now()
     patients = [row.patient for row in report.valid_rows]
+    for patient in patients:
+        if patient.sms_consent:
+            patient.note_sms_consent_change(by=actor, now=now)
     skipped = len(report.invalid_rows)
+    without_mobile = len(report.rows_without_mobile)
+    summary = f"Imported {len(patients):,} patients ({skipped:,} rows skipped"
+    summary += f", {without_mobile:,} without their unreadable mobile number)" if without_mobile else ")"
     try:
         with transaction.atomic():
             Patient.objects.bulk_create(patients, batch_size=batch_size)
             audit.record(
-                practice_id=practice.pk, actor=actor, action=AuditAction.CSV_IMPORT,
-                summary=f"Imported {len(patients):,} patients ({skipped:,} rows skipped)",
-                details={"imported": len(patients), "skipped": skipped},
+                practice_id=practice.pk, actor=actor, action=AuditAction.CSV_IMPORT, summary=summary,
+                details={"imported": len(patients), "skipped": skipped, "without_mobile": without_mobile},
             )
     except IntegrityError as exc:
         raise ImportConflict(
