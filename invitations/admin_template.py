@@ -1,6 +1,9 @@
-"""The invitation email editor on the portal pages: the practice's wording with snippet buttons,
-a live preview, a test email to oneself, and the logo. `TemplateEditorViews` is part of
+"""The invitation editor on the portal pages: the practice's wording of the email and of the text,
+with snippet buttons, a live preview of both (the text as the patient reads it, with its length),
+a test email to oneself, and the logo. `TemplateEditorViews` is part of
 `invitations.admin_portal.BulkRunAdmin` (it uses that admin's `_practice` and `_context`)."""
+
+from dataclasses import dataclass
 
 from django import forms
 from django.contrib import messages
@@ -12,9 +15,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core.sending import outbox
+from core.sending.sms_segments import GSM7_SINGLE, measure
 from patients.models import Practice
 
-from . import emails, template_html, template_service
+from . import emails, template_html, template_service, text_messages
 from .access import can_manage_portal
 from .models import InvitationTemplate
 
@@ -23,9 +27,35 @@ LOGO_FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "GIF": "GIF"}
 SAMPLE_FIRST_NAME = "Alex"
 
 
-def _draft(practice: Practice, *, subject: str, html_body: str) -> InvitationTemplate:
-    """An unsaved template as saving would store it (one-line subject, sanitised body)."""
-    return InvitationTemplate(practice=practice, subject=" ".join(subject.split()), html_body=template_html.sanitise_html(html_body))
+#: The fields whose change the audit trail names (the logo is added by `save_template`).
+WORDING_FIELDS = ("subject", "html_body", "text_body")
+
+
+def _draft(practice: Practice, *, subject: str, html_body: str, text_body: str = "") -> InvitationTemplate:
+    """An unsaved template as saving would store it (one-line subject and text, sanitised body)."""
+    return InvitationTemplate(
+        practice=practice, subject=" ".join(subject.split()), html_body=template_html.sanitise_html(html_body),
+        text_body=" ".join((text_body or "").split()),
+    )
+
+
+@dataclass(frozen=True)
+class TextSample:
+    """The invitation text as a patient reads it (a link of the real length) and its size."""
+
+    text: str
+    length: int
+    limit: int
+    fits: bool
+
+    @classmethod
+    def of(cls, practice: Practice, body: str) -> "TextSample":
+        text = text_messages.sample(practice, body)
+        size = measure(text)
+        return cls(text=text, length=size.units, limit=GSM7_SINGLE, fits=text_messages.fits(text))
+
+    def to_json(self) -> dict:
+        return {"text": self.text, "length": self.length, "limit": self.limit, "fits": self.fits}
 
 
 class TemplateEditorForm(forms.ModelForm):
@@ -37,11 +67,19 @@ class TemplateEditorForm(forms.ModelForm):
 
     class Meta:
         model = InvitationTemplate
-        fields = ["subject", "html_body"]
+        fields = ["subject", "html_body", "text_body"]
         widgets = {
             "subject": forms.TextInput(attrs={"size": 80}),
             "html_body": forms.Textarea(attrs={"rows": 22, "cols": 90, "style": "font-family: monospace;"}),
+            "text_body": forms.Textarea(attrs={"rows": 3, "cols": 90, "placeholder": text_messages.DEFAULT_TEXT_BODY}),
         }
+
+    def clean_text_body(self) -> str:
+        # Checked here, not only in the model's clean(), so the text's problems show on its field
+        # even when the email has problems of its own (the model stops at the first).
+        body = self.cleaned_data.get("text_body", "")
+        text_messages.validate_text_body(body, practice=self.instance.practice)
+        return body
 
     def clean_logo(self):
         logo = self.cleaned_data.get("logo")
@@ -64,7 +102,7 @@ class TemplateEditorViews:
     def _template_practice(self, request: HttpRequest, practice_id: int) -> Practice:
         practice = self._practice(request, practice_id)
         if not can_manage_portal(request.user, practice.pk):
-            raise PermissionDenied("The invitation email is edited by the practice's admins and managers.")
+            raise PermissionDenied("The invitation email and text are edited by the practice's admins and managers.")
         return practice
 
     def template_view(self, request: HttpRequest, practice_id: int):
@@ -82,19 +120,27 @@ class TemplateEditorViews:
                 action = "send_test" if "send_test" in request.POST else "preview" if "preview" in request.POST else "save"
                 if action == "save":
                     return self._save_template(request, practice, form)
-                draft = _draft(practice, subject=form.cleaned_data["subject"], html_body=form.cleaned_data["html_body"])
+                draft = _draft(
+                    practice, subject=form.cleaned_data["subject"], html_body=form.cleaned_data["html_body"],
+                    text_body=form.cleaned_data["text_body"],
+                )
                 if action == "send_test":
                     self._send_test(request, practice, draft)
                 preview_source = draft
+            # The text's sample shows what was typed, even when it cannot be saved (as the live preview).
+            text_body = " ".join(request.POST.get("text_body", "").split())
         else:
             form = TemplateEditorForm(instance=instance)
+            text_body = instance.text_body
         rendered = self._sample(practice, preview_source)
         return TemplateResponse(
             request, "admin/invitations/portal/template.html",
             self._context(
-                request, f"Invitation email: {practice.name}", practice=practice, form=form, rendered=rendered,
+                request, f"Invitation email and text: {practice.name}", practice=practice, form=form, rendered=rendered,
+                text_sample=TextSample.of(practice, text_body),
                 removed=removed, snippets=list(template_html.SNIPPETS.items()),
                 subject_snippets=[(s, m) for s, m in template_html.SNIPPETS.items() if s in template_html.SUBJECT_SNIPPETS],
+                text_snippets=text_messages.TEXT_SNIPPETS,
                 is_default=template is None, sample_first_name=SAMPLE_FIRST_NAME,
                 preview_url=reverse("admin:invitations_portal_template_preview", args=[practice.pk]),
                 dashboard_url=reverse("admin:invitations_portal_dashboard", args=[practice.pk]),
@@ -102,18 +148,23 @@ class TemplateEditorViews:
         )
 
     def template_preview_view(self, request: HttpRequest, practice_id: int):
-        """The live preview (a POST of the unsaved subject and body): the sample email as the
-        editor's Preview button renders it, what saving would remove, and what would stop a save."""
+        """The live preview (a POST of the unsaved subject, body and text): the sample email as the
+        editor's Preview button renders it, the sample text with its length, what saving would
+        remove, and what would stop a save."""
         practice = self._template_practice(request, practice_id)
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         subject, html_body = request.POST.get("subject", ""), request.POST.get("html_body", "")
-        form = TemplateEditorForm({"subject": subject, "html_body": html_body}, instance=InvitationTemplate(practice=practice))
+        text_body = request.POST.get("text_body", "")
+        form = TemplateEditorForm(
+            {"subject": subject, "html_body": html_body, "text_body": text_body}, instance=InvitationTemplate(practice=practice)
+        )
         rendered = self._sample(practice, _draft(practice, subject=subject, html_body=html_body))
         return JsonResponse({
             "subject": rendered.subject,
             "html": rendered.html,
             "text": rendered.text,
+            "sms": TextSample.of(practice, " ".join(text_body.split())).to_json(),
             "removed": template_html.removed_by_sanitiser(html_body),
             "errors": [
                 f"{form.fields[name].label}: {message}" if name in form.fields else str(message)
@@ -134,12 +185,12 @@ class TemplateEditorViews:
     def _save_template(self, request: HttpRequest, practice: Practice, form: TemplateEditorForm):
         obj = form.save(commit=False)
         obj.practice = practice
-        changed = [str(form.fields[name].label).lower() for name in form.changed_data if name in ("subject", "html_body")]
+        changed = [str(form.fields[name].label).lower() for name in form.changed_data if name in WORDING_FIELDS]
         template_service.save_template(
             obj, actor=request.user, changed=changed,
             logo=form.cleaned_data.get("logo"), remove_logo=form.cleaned_data.get("remove_logo", False),
         )
-        self.message_user(request, "The invitation email was saved. New invitations use it.", messages.SUCCESS)
+        self.message_user(request, "The invitation email and text were saved. New invitations use them.", messages.SUCCESS)
         removed = template_html.removed_by_sanitiser(form.cleaned_data["html_body"])
         if removed:
             self.message_user(
