@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db.models import Q
+from django.db.models import Max, Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -158,11 +158,14 @@ def record_status(*, public_id: str, sid: str, status: str, error_code=None, now
 
 def _practices_texting(phone: str) -> list[Practice]:
     """The practices that text this number (sent it an invitation, or have it on a chart), the
-    most recent sender first."""
+    most recent sender first. Each practice once, however many invitations it sent the number
+    (a cut-off on invitations could leave out a practice that texted it long ago)."""
     invited = (
-        Invitation.objects.filter(text_to=phone, by_text=True).order_by("-created_at").values_list("practice_id", flat=True)
+        Invitation.objects.filter(text_to=phone, by_text=True).values("practice_id")
+        .annotate(last=Max("created_at")).order_by("-last").values_list("practice_id", flat=True)
     )
-    ids = list(dict.fromkeys(list(invited[:50]) + list(Patient.objects.filter(mobile_phone=phone).values_list("practice_id", flat=True)[:50])))
+    charted = Patient.objects.filter(mobile_phone=phone).order_by().values_list("practice_id", flat=True).distinct()
+    ids = list(dict.fromkeys([*invited, *charted]))
     practices = {practice.pk: practice for practice in Practice.objects.filter(pk__in=ids)}
     return [practices[pk] for pk in ids if pk in practices]
 
