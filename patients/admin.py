@@ -1,7 +1,7 @@
-"""The admin of the ground layer: practices, their team members, patients (with the CSV import of
-`patients.admin_import`) and the email opt-out list. The portal's columns, actions and pages on the
-patient admin are added by `invitations.admin_patients`, which registers its extension in place
-of `PatientAdmin`."""
+"""The admin of the ground layer: practices, their team members and patients (with the CSV import of
+`patients.admin_import`); the email and text opt-out lists are `patients.admin_opt_outs`. The
+portal's columns, actions and pages on the patient admin are added by `invitations.admin_patients`,
+which registers its extension in place of `PatientAdmin`."""
 
 import datetime
 import secrets
@@ -13,22 +13,34 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
+
+from core.phones import InvalidPhoneNumber, display_phone, normalise_phone
 
 from . import audit
 from .admin_import import PatientImportViews
+from .admin_opt_outs import EmailOptOutAdmin, SmsOptOutAdmin  # registered there (kept apart: module size)
 from .admin_scoping import PracticeScopedAdmin, PracticeScopedForm
 from .audit import AuditAction
-from .models import EmailOptOut, Membership, Patient, Practice, SmsOptOut, normalise_email
+from .models import BulkChannels, Membership, Patient, Practice, normalise_email
 from .paging import CappedCountPaginator
 
 User = get_user_model()
+
+__all__ = [
+    "PracticeAdmin", "MembershipAdmin", "PatientAdminForm", "PatientAdmin", "EmailOptOutAdmin", "SmsOptOutAdmin",
+]
 
 
 @admin.register(Practice)
 class PracticeAdmin(PracticeScopedAdmin):
     practice_lookup = "pk"
-    list_display = ["name", "time_zone", "invitations_enabled", "activation_email_enabled", "link_lifetime_days"]
+    list_display = [
+        "name", "time_zone", "invitations_enabled", "activation_email_enabled", "text_invitations_enabled",
+        "link_lifetime_days",
+    ]
     search_fields = ["name"]
     fieldsets = [
         (None, {"fields": ["name", "time_zone", "contact_email", "contact_phone", "logo"]}),
@@ -38,6 +50,9 @@ class PracticeAdmin(PracticeScopedAdmin):
                 "fields": [
                     "invitations_enabled",
                     "activation_email_enabled",
+                    "text_invitations_enabled",
+                    "country",
+                    "bulk_channels",
                     "link_lifetime_days",
                     "self_signup_enabled",
                     "request_access_page",
@@ -59,6 +74,12 @@ class PracticeAdmin(PracticeScopedAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [*super().get_readonly_fields(request, obj), "request_access_page"]
 
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name in PRACTICE_HELP:
+            field.help_text = PRACTICE_HELP[db_field.name]
+        return field
+
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         if change and form.changed_data:
@@ -66,6 +87,12 @@ class PracticeAdmin(PracticeScopedAdmin):
             audit.record(
                 practice_id=obj.pk, actor=request.user, action=AuditAction.PRACTICE_SETTINGS,
                 summary=f"Changed {labels}", details=values,
+            )
+        if obj.bulk_channels != BulkChannels.EMAIL and not obj.text_invitations_enabled:
+            self.message_user(
+                request,
+                "Activate Now and the monthly re-invite send emails only until invitation texts are enabled.",
+                messages.WARNING,
             )
 
     @admin.display(description="request portal access page")
@@ -76,6 +103,25 @@ class PracticeAdmin(PracticeScopedAdmin):
         if not obj.self_signup_enabled:
             return format_html("{} <small>(closed: tick the box above to open it)</small>", url)
         return format_html('<a href="{}" target="_blank" rel="noopener">{}</a> <small>Link to it from your website or booking page.</small>', url, url)
+
+
+#: The text settings' help on the practice page: what each choice means for patients.
+PRACTICE_HELP = {
+    "text_invitations_enabled": (
+        "On: the front desk may send an invitation by text message (or by email and text), and Activate Now "
+        "and the monthly re-invite may text as chosen below. A text goes only to a patient with a mobile "
+        "number on the chart who consented to texts and never replied STOP."
+    ),
+    "country": (
+        "Mobile numbers typed without a country code (on the patient form, in CSV imports and on the text "
+        "opt-out list) are read as this country's."
+    ),
+    "bulk_channels": (
+        "“Email; a text…” texts only the patients who cannot get an email (no usable address or no email "
+        "consent); “Email and text” sends both wherever each can be used. Texts go only while invitation "
+        "texts are enabled."
+    ),
+}
 
 
 class MembershipAddForm(PracticeScopedForm):
@@ -193,10 +239,39 @@ def _audit_membership_removed(request, memberships) -> None:
     )
 
 
+class MobilePhoneField(forms.CharField):
+    """The chart's mobile number, typed in any usual local form and shown as staff read it. The
+    model reads it into international form in the practice's country (`Patient.clean_fields`),
+    so a bad number is an error on this field saying what is wrong with it."""
+
+    #: The practice's country, set by the form: how the stored number is shown and compared.
+    region = "US"
+
+    def prepare_value(self, value):
+        return display_phone(value, self.region) if value and str(value).startswith("+") else value
+
+    def has_changed(self, initial, data) -> bool:
+        # "(617) 555-0123" typed over the stored "+16175550123" is the same number: not a change
+        # (the audit trail and the revocation of links to an old number go by this).
+        typed = (data or "").strip()
+        if not typed or not initial:
+            return bool(typed) != bool(initial)
+        try:
+            return normalise_phone(typed, self.region) != initial
+        except InvalidPhoneNumber:
+            return True
+
+
 class PatientAdminForm(PracticeScopedForm):
     class Meta:
         model = Patient
         fields = "__all__"
+        field_classes = {"mobile_phone": MobilePhoneField}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "mobile_phone" in self.fields and self.instance.practice_id:
+            self.fields["mobile_phone"].region = self.instance.practice.country
 
     def clean_chart_number(self):
         number = (self.cleaned_data.get("chart_number") or "").strip()
@@ -258,13 +333,14 @@ def parse_search_date(term: str):
 @admin.register(Patient)
 class PatientAdmin(PatientImportViews, PracticeScopedAdmin):
     form = PatientAdminForm
-    list_display = ["chart_number", "last_name", "first_name", "date_of_birth", "email", "practice"]
+    list_display = ["chart_number", "last_name", "first_name", "date_of_birth", "email", "mobile_number", "practice"]
     list_display_links = ["chart_number", "last_name"]
     list_filter = [
         "practice",
         PortalAccountFilter,
         HasEmailFilter,
         "email_consent",
+        "sms_consent",
         "deceased",
         "self_signup_unverified",
         "birth_sex",
@@ -279,10 +355,13 @@ class PatientAdmin(PatientImportViews, PracticeScopedAdmin):
     list_per_page = 50
     show_full_result_count = False
     paginator = CappedCountPaginator  # counting a million joined rows took ~1 s per page view
-    readonly_fields = ["portal_account", "registered_at", "created_at", "updated_at"]
+    readonly_fields = [
+        "portal_account", "registered_at", "created_at", "updated_at", "mobile_number", "sms_consent_record",
+        "mobile_undeliverable",
+    ]
     fieldsets = [
         (None, {"fields": ["practice", "chart_number", ("first_name", "last_name"), "date_of_birth", "birth_sex"]}),
-        ("Contact", {"fields": ["email", "phone", "zip_code", "email_consent"]}),
+        ("Contact", {"fields": ["email", "phone", "mobile_phone", "zip_code", "email_consent", "sms_consent"]}),
         (
             "Status",
             {
@@ -305,9 +384,53 @@ class PatientAdmin(PatientImportViews, PracticeScopedAdmin):
     def portal_account(self, obj: Patient) -> bool:
         return obj.has_portal_account
 
+    @admin.display(description="mobile phone", ordering="mobile_phone")
+    def mobile_number(self, obj: Patient) -> str:
+        return display_phone(obj.mobile_phone, obj.practice.country) if obj.mobile_phone else ""
+
+    @admin.display(description="text consent")
+    def sms_consent_record(self, obj: Patient) -> str:
+        """Who gave or withdrew text consent, and when (in the practice's time zone: the change
+        page runs under it)."""
+        state = "given" if obj.sms_consent else "withdrawn"
+        if obj.sms_consent_changed_at is None:
+            return f"{state.capitalize()}; when and by whom was not recorded." if obj.sms_consent else "Never given."
+        who = obj.sms_consent_changed_by
+        by = f" by {who.get_full_name() or who.get_username()}" if who is not None else ""
+        return f"{state.capitalize()}{by} on {date_format(timezone.localtime(obj.sms_consent_changed_at), 'N j, Y')}."
+
+    @admin.display(description="texts to this number")
+    def mobile_undeliverable(self, obj: Patient) -> str:
+        return (
+            f"Cannot be delivered: {obj.undeliverable_mobile_reason or 'the text service refused the number'}. "
+            "Correct the mobile number to text this patient again."
+        )
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            return fieldsets
+        # On the chart: the consent record next to the consent, the undeliverable mark while it is
+        # still the number on file; the number as staff read it for those who only view.
+        extra = ["sms_consent_record"]
+        if obj.mobile_phone and obj.undeliverable_mobile == obj.mobile_phone:
+            extra.append("mobile_undeliverable")
+        read_only = not self.has_change_permission(request, obj)
+        changed = []
+        for name, options in fieldsets:
+            fields = []
+            for field in options["fields"]:
+                fields.append("mobile_number" if read_only and field == "mobile_phone" else field)
+                if field == "sms_consent":
+                    fields.extend(extra)
+            changed.append((name, {**options, "fields": fields}))
+        return changed
+
     # -- queryset, forms and saving --------------------------------------------------------
 
     def save_model(self, request, obj, form, change):
+        if "sms_consent" in form.changed_data:
+            obj.note_sms_consent_change(by=request.user, now=timezone.now())
         super().save_model(request, obj, form, change)
         if not change:
             audit.record(
@@ -354,87 +477,3 @@ class PatientAdmin(PatientImportViews, PracticeScopedAdmin):
             )
         return queryset.filter(pk__in=ids), False
 
-@admin.register(EmailOptOut)
-class EmailOptOutAdmin(PracticeScopedAdmin):
-    list_display = ["email", "practice", "reason", "created_at", "created_by"]
-    list_filter = ["practice", "reason"]
-    search_fields = ["=email"]
-    list_select_related = ["practice", "created_by"]
-    readonly_fields = ["created_at", "created_by"]
-    fields = ["practice", "email", "reason", "created_at", "created_by"]
-
-    def get_readonly_fields(self, request, obj=None):
-        # An entry records what happened; changing its address would quietly lift an opt-out.
-        # Removing it (managers and practice admins) is the audited way.
-        fields = super().get_readonly_fields(request, obj)
-        return [*fields, "email", "reason"] if obj is not None else fields
-
-    def save_model(self, request, obj, form, change):
-        if not change:
-            obj.created_by = request.user
-        super().save_model(request, obj, form, change)
-        if not change:
-            audit.record(
-                practice_id=obj.practice_id, actor=request.user, action=AuditAction.OPT_OUT_ADDED,
-                summary=f"Added {obj.email} ({obj.get_reason_display()})",
-            )
-
-    def delete_model(self, request, obj):
-        self._audit_removed(request, [obj])
-        super().delete_model(request, obj)
-
-    def delete_queryset(self, request, queryset):
-        self._audit_removed(request, list(queryset))
-        super().delete_queryset(request, queryset)
-
-    def _audit_removed(self, request, entries) -> None:
-        audit.record_many(
-            actor=request.user,
-            action=AuditAction.OPT_OUT_REMOVED,
-            rows=[(e.practice_id, None, f"Removed {e.email}") for e in entries],
-        )
-
-
-
-@admin.register(SmsOptOut)
-class SmsOptOutAdmin(PracticeScopedAdmin):
-    """Numbers the practice must not text: a patient's STOP reply adds one at once, START removes
-    it; staff add one when a patient asks in person. Numbers typed in local form are read as the
-    practice's country's."""
-
-    list_display = ["phone", "practice", "reason", "created_at", "created_by"]
-    list_filter = ["practice", "reason"]
-    search_fields = ["=phone"]
-    list_select_related = ["practice", "created_by"]
-    readonly_fields = ["created_at", "created_by"]
-    fields = ["practice", "phone", "reason", "created_at", "created_by"]
-
-    def get_readonly_fields(self, request, obj=None):
-        # Like the email list: an entry records what happened; removing it is the audited way.
-        fields = super().get_readonly_fields(request, obj)
-        return [*fields, "phone", "reason"] if obj is not None else fields
-
-    def save_model(self, request, obj, form, change):
-        if not change:
-            obj.created_by = request.user
-        super().save_model(request, obj, form, change)
-        if not change:
-            audit.record(
-                practice_id=obj.practice_id, actor=request.user, action=AuditAction.OPT_OUT_ADDED,
-                summary=f"Added {obj.phone} to the text opt-out list ({obj.get_reason_display()})",
-            )
-
-    def delete_model(self, request, obj):
-        self._audit_removed(request, [obj])
-        super().delete_model(request, obj)
-
-    def delete_queryset(self, request, queryset):
-        self._audit_removed(request, list(queryset))
-        super().delete_queryset(request, queryset)
-
-    def _audit_removed(self, request, entries) -> None:
-        audit.record_many(
-            actor=request.user,
-            action=AuditAction.OPT_OUT_REMOVED,
-            rows=[(e.practice_id, None, f"Removed {e.phone} from the text opt-out list") for e in entries],
-        )
