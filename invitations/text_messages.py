@@ -31,17 +31,33 @@ def text_link(token: str) -> str:
     return settings.PORTAL_BASE_URL + reverse("invitations:register_text", args=[token])
 
 
+#: Typographic punctuation (common in names typed on phones and Macs) as its plain GSM-7 form.
+_PLAIN_PUNCTUATION = str.maketrans({
+    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u02bc": "'", "\u201c": '"', "\u201d": '"', "\u201e": '"',
+    "\u2013": "-", "\u2014": "-", "\u2010": "-", "\u2011": "-", "\u2026": "...", "\u00a0": " ",
+})
+#: Who the text is from when nothing of the practice's name can be written in GSM-7.
+UNNAMED_PRACTICE = "Your practice"
+
+
 def _plain(name: str) -> str:
-    """A practice name in GSM-7: accents dropped where the letter is not in the alphabet."""
+    """A practice name in GSM-7: typographic quotes and dashes as plain ones, accents dropped
+    where the letter is not in the alphabet, anything else left out."""
     if not non_gsm7(name):
         return name
-    decomposed = unicodedata.normalize("NFKD", name)
+    name = name.translate(_PLAIN_PUNCTUATION)
+    decomposed = unicodedata.normalize("NFKD", name) if non_gsm7(name) else name
     return "".join(c for c in decomposed if not unicodedata.combining(c) and not non_gsm7(c))
 
 
-def render(body: str, *, practice, link: str, practice_name: str = "") -> str:
+def practice_name(practice) -> str:
+    """The practice's name as a text shows it (never empty: a text says who it is from)."""
+    return " ".join(_plain(practice.name).split()) or UNNAMED_PRACTICE
+
+
+def render(body: str, *, practice, link: str, shown_name: str = "") -> str:
     replacements = {
-        "[Practice Name]": practice_name or _plain(practice.name),
+        "[Practice Name]": shown_name or practice_name(practice),
         "[Practice Phone]": _plain(practice.contact_phone or ""),
         LINK_SNIPPET: link,
     }
@@ -62,10 +78,10 @@ def compose(practice, body: str, token: str) -> str:
         text = render(wording, practice=practice, link=link)
         if fits(text):
             return text
-    name = _plain(practice.name)
+    name = practice_name(practice)
     while len(name) > 3:
         name = name[: len(name) - 4].rstrip() + "..."
-        text = render(DEFAULT_TEXT_BODY, practice=practice, link=link, practice_name=name)
+        text = render(DEFAULT_TEXT_BODY, practice=practice, link=link, shown_name=name)
         if fits(text):
             return text
     return render("[Registration Link] Reply STOP to opt out.", practice=practice, link=link)
