@@ -1,7 +1,13 @@
+import re
+
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
-from patients.models import EmailOptOut, Membership, Patient, Practice
+from core.phones import normalise_phone
+from invitations.eligibility import bulk_plan, eligible
+from invitations.models import Channel, EventKind, Invitation, InvitationEvent, Status, TextStatus
+from patients.models import BulkChannels, EmailOptOut, Membership, Patient, Practice, SmsOptOut, SmsOptOutReason
 
 pytestmark = pytest.mark.django_db
 
@@ -36,3 +42,50 @@ def test_seed_demo_if_empty_is_idempotent(capsys):
     call_command("seed_demo", patients=20, if_empty=True)
     assert "already loaded" in capsys.readouterr().out
     assert Patient.objects.count() == 40
+
+
+def test_seed_demo_has_a_practice_that_texts_its_patients(capsys):
+    call_command("seed_demo", patients=400)
+    maple, riverside = Practice.objects.get(name="Maple Street Dental"), Practice.objects.get(name="Riverside Aesthetics")
+    assert (maple.text_invitations_enabled, maple.bulk_channels) == (True, BulkChannels.EMAIL_THEN_TEXT)
+    assert (riverside.text_invitations_enabled, riverside.bulk_channels) == (False, BulkChannels.EMAIL)
+    assert not riverside.patients.exclude(mobile_phone="").exists()
+
+    patients = maple.patients.all()
+    mobiles = set(patients.exclude(mobile_phone="").values_list("mobile_phone", flat=True))
+    assert len(mobiles) > 50
+    # Fictional numbers only (555-0100 to 555-0199), stored as the phone checks store them.
+    assert all(re.fullmatch(r"\+1\d{3}55501\d\d", number) and normalise_phone(number, "US") == number for number in mobiles)
+    assert patients.filter(mobile_phone="", email="").count() == 0  # every patient without an email has a mobile
+    assert patients.exclude(mobile_phone="").filter(sms_consent=False).exists()
+
+    consented = patients.filter(sms_consent=True)
+    assert consented.filter(email="").exists() and consented.exclude(email="").exists()
+    assert not consented.filter(sms_consent_changed_at__isnull=True).exists()
+    assert set(consented.values_list("sms_consent_changed_by__username", flat=True)) == {"frontdesk"}
+    assert not patients.filter(sms_consent=False, sms_consent_changed_at__isnull=False).exists()
+
+    # Activate Now has texts to send: patients without an email get one.
+    now = timezone.now()
+    to_invite = eligible(patients, now=now, plan=bulk_plan(maple))
+    assert to_invite.filter(gets_text=True, gets_email=False, email="").exists()
+    assert to_invite.filter(gets_email=True, gets_text=False).exists()
+    assert not eligible(riverside.patients.all(), now=now, plan=bulk_plan(riverside)).filter(gets_text=True).exists()
+
+    texts = Invitation.objects.filter(practice=maple, by_text=True)
+    assert set(texts.values_list("text_status", flat=True)) == {TextStatus.DELIVERED, TextStatus.UNDELIVERED}
+    assert texts.filter(by_email=False, status=Status.SENT).exists()
+    assert texts.filter(by_email=False, status=Status.EXPIRED).exists()
+    assert texts.filter(status=Status.FAILED, text_status=TextStatus.UNDELIVERED).exists()
+    assert not texts.filter(status=Status.FAILED).exclude(patient__undeliverable_mobile__gt="").exists()
+    assert texts.filter(status=Status.ACCEPTED, accepted_via=Channel.TEXT, patient__portal_user__isnull=False).exists()
+    assert not texts.exclude(text_to__regex=r"^\+1\d{3}55501\d\d$").exists()
+    assert not Invitation.objects.filter(status=Status.ACCEPTED, accepted_via="").exists()
+    assert not Invitation.objects.filter(practice=riverside, by_text=True).exists()
+    kinds = set(InvitationEvent.objects.filter(invitation__in=texts).values_list("kind", flat=True))
+    assert kinds >= {EventKind.TEXT_QUEUED, EventKind.TEXT_SENT, EventKind.TEXT_DELIVERED, EventKind.TEXT_UNDELIVERED}
+
+    stopped = SmsOptOut.objects.filter(practice=maple, reason=SmsOptOutReason.STOP_REPLY)
+    assert stopped.exists() and not SmsOptOut.objects.filter(practice=riverside).exists()
+    assert not texts.filter(status__in=[Status.PENDING, Status.SENT], text_to__in=stopped.values("phone")).exists()
+    assert "by text only" in capsys.readouterr().out

@@ -1,11 +1,17 @@
 """Demo data: two practices, their staff (one a member of both) and realistic patients.
 
+Maple Street Dental sends invitations by text too (email first, a text to patients without a
+usable email): most of its patients have a mobile number, many consented to texts (recorded as
+taken by the front desk), some have no email, so Activate Now texts them, and its history has
+texts delivered, undelivered and registered from. Riverside Aesthetics only emails.
+
 Bulk inserts throughout: 100,000 patients take seconds, with a progress bar on large runs.
 """
 
 import datetime
 import random
 import unicodedata
+import uuid
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
@@ -14,15 +20,22 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from invitations.models import EventKind, Invitation, InvitationEvent, Source, Status, hash_token, new_token
+from core.sending.errors import twilio_delivery_error
+from invitations.models import (
+    Channel, EventKind, Invitation, InvitationEvent, Source, Status, TextStatus, hash_token, new_token,
+)
+from invitations.vocabulary import TEXT_TOKEN_BYTES, last_digits
 from notifications.models import ApplicationStatus
 from notifications.services import apply_event
-from patients.models import BirthSex, EmailOptOut, Membership, OptOutReason, Patient, Practice, Role
+from patients.models import (
+    BirthSex, BulkChannels, EmailOptOut, Membership, OptOutReason, Patient, Practice, Role, SmsOptOut, SmsOptOutReason,
+)
 
 DEMO_PASSWORD = "portal-demo-2026"
 PATIENT_PASSWORD = "patient-demo-2026"
 PRACTICES = [
-    {"name": "Maple Street Dental", "time_zone": "America/New_York", "contact_email": "frontdesk@maple-dental.example", "contact_phone": "(617) 555-0142"},
+    {"name": "Maple Street Dental", "time_zone": "America/New_York", "contact_email": "frontdesk@maple-dental.example", "contact_phone": "(617) 555-0142",
+     "text_invitations_enabled": True, "bulk_channels": BulkChannels.EMAIL_THEN_TEXT},
     {"name": "Riverside Aesthetics", "time_zone": "America/Chicago", "contact_email": "hello@riverside-aesthetics.example", "contact_phone": "(312) 555-0199"},
 ]
 # username, first, last, [(practice index, role)], superuser
@@ -36,6 +49,14 @@ STAFF = [
 FIRST_NAMES = "Olivia Liam Emma Noah Ava Elijah Sophia James Isabella Lucas Mia Mateo Amelia Benjamin Harper Theo Chloé José Zoë Renée Seán Aaliyah Nguyen Priya Wei".split()
 LAST_NAMES = "Smith Johnson Williams Brown Jones García Miller Davis Rodríguez Martínez Hernández López Gonzalez Wilson Anderson Thomas Taylor Moore Jackson Martin Lee Pérez Thompson White Harris O'Brien Nguyen Patel Kim Müller".split()
 DOMAINS = ["example.com", "mail.example", "inbox.example", "family.example"]
+#: Mobile numbers are fictional: 555-0100 to 555-0199 is set aside for fiction in every North
+#: American area code (these are Boston's and Massachusetts'), and valid to the phone checks.
+MOBILE_AREA_CODES = ("617", "857", "781", "339", "508", "774", "978", "351", "413")
+#: What became of the invitations by text to patients without an email, in turn (None: never
+#: invited, left for Activate Now to text).
+TEXT_HISTORY = (Status.SENT, Status.EXPIRED, None, Status.FAILED, None, Status.SENT, None, None)
+#: Who took the texting practice's patients' text consent, as the charts record it.
+CONSENT_TAKEN_BY = "frontdesk"
 
 
 class Command(BaseCommand):
@@ -78,7 +99,11 @@ class Command(BaseCommand):
         start = Patient.objects.filter(practice=practice).count()
         today = timezone.localdate()
         password_hash = make_password(PATIENT_PASSWORD)  # hashed once, shared by demo accounts
+        now = timezone.now()
+        texting = practice.text_invitations_enabled
+        consent_by = User.objects.filter(username=CONSENT_TAKEN_BY).first() if texting else None
         opted_out: list[str] = []
+        texts_allowed: list[str] = []
         family_email = ""
         progress = Progress(self.stderr, total=count, label=practice.name, enabled=count >= 20_000)
         made = 0
@@ -120,6 +145,8 @@ class Command(BaseCommand):
                     patient.email = family_email
                 elif kind < 0.29:
                     registered.append((patient, f"{_ascii(first)}.{practice.pk}.{number}".lower()))
+                if texting and _give_mobile(patient, rng, consent_by=consent_by, now=now):
+                    texts_allowed.append(patient.mobile_phone)
                 batch.append(patient)
             with transaction.atomic():
                 Patient.objects.bulk_create(batch, batch_size=1000)
@@ -139,11 +166,20 @@ class Command(BaseCommand):
             [EmailOptOut(practice=practice, email=e, reason=OptOutReason.PATIENT_REQUEST) for e in set(opted_out)],
             ignore_conflicts=True,
         )
+        # A few numbers replied STOP (bulk_create: no revoking signal; none has an invitation yet).
+        stopped = rng.sample(sorted(set(texts_allowed)), k=min(len(set(texts_allowed)), max(1, len(texts_allowed) // 80)))
+        SmsOptOut.objects.bulk_create(
+            [SmsOptOut(practice=practice, phone=phone, reason=SmsOptOutReason.STOP_REPLY,
+                       created_at=now - datetime.timedelta(days=rng.randint(1, 90))) for phone in stopped],
+            ignore_conflicts=True,
+        )
         progress.finish()
         invitations = self._create_invitation_history(practice, rng)
+        texts = self._create_text_history(practice, rng) if texting else 0
         applications = self._create_applications(practice, rng)
+        by_text = f" ({texts:,} more by text only, {len(stopped)} numbers opted out of texts)" if texting else ""
         self.stdout.write(
-            f"{practice.name}: {count:,} patients, {invitations:,} past invitations, "
+            f"{practice.name}: {count:,} patients, {invitations:,} past invitations{by_text}, "
             f"{applications} payment-plan applications added."
         )
 
@@ -154,9 +190,10 @@ class Command(BaseCommand):
         lifetime = practice.link_lifetime
         patients = Patient.objects.filter(practice=practice).exclude(email="").filter(invitations__isnull=True)
         made = 0
-        for batch in _batches(patients.values_list("pk", "email", "portal_user_id", "registered_at"), 2000):
+        rows = patients.values_list("pk", "email", "portal_user_id", "registered_at", "mobile_phone", "sms_consent")
+        for batch in _batches(rows, 2000):
             invitations, events = [], []
-            for patient_id, email, portal_user_id, registered_at in batch:
+            for patient_id, email, portal_user_id, registered_at, mobile, sms_consent in batch:
                 roll = rng.random()
                 if portal_user_id and registered_at:
                     status, created = Status.ACCEPTED, now - datetime.timedelta(days=rng.randint(1, 360))
@@ -175,6 +212,11 @@ class Command(BaseCommand):
                 )
                 timeline = [(EventKind.CREATED, created, ""), (EventKind.SENT, invitation.sent_at, "")]
                 if status == Status.ACCEPTED:
+                    invitation.accepted_via = Channel.EMAIL
+                    if practice.text_invitations_enabled and mobile and sms_consent and rng.random() < 0.5:
+                        # Sent by email and text; half of these patients registered from the text.
+                        timeline += _text_went_out(invitation, mobile, at=invitation.sent_at, delivered=True)
+                        invitation.accepted_via = rng.choice([Channel.EMAIL, Channel.TEXT])
                     invitation.accepted_at = invitation.ended_at = created + datetime.timedelta(hours=rng.randint(1, 150))
                     timeline.append((EventKind.ACCEPTED, invitation.accepted_at, ""))
                 elif status == Status.EXPIRED:
@@ -194,6 +236,61 @@ class Command(BaseCommand):
                 )
                 bounced = [inv.patient_id for inv in invitations if inv.status == Status.FAILED]
                 Patient.objects.filter(pk__in=bounced).update(bounced_email=F("email"))
+            made += len(invitations)
+        return made
+
+    def _create_text_history(self, practice: Practice, rng: random.Random) -> int:
+        """Invitations by text only, to patients without an email who consented: delivered ones
+        still out or expired, and undelivered ones (a landline, which the chart then shows). The
+        rest are left for Activate Now to text."""
+        now = timezone.now()
+        lifetime = practice.link_lifetime
+        landline = twilio_delivery_error(30006).detail
+        patients = (
+            Patient.objects.filter(practice=practice, email="", sms_consent=True, deceased=False, invitations__isnull=True)
+            .exclude(mobile_phone="")
+            .exclude(mobile_phone__in=SmsOptOut.objects.filter(practice=practice).values("phone"))
+        )
+        made = seen = 0
+        for batch in _batches(patients.values_list("pk", "mobile_phone"), 2000):
+            invitations, events, undeliverable = [], [], []
+            for patient_id, mobile in batch:
+                # In turn rather than by chance, so that even a small demo shows every state.
+                status, seen = TEXT_HISTORY[seen % len(TEXT_HISTORY)], seen + 1
+                if status == Status.SENT:
+                    created = now - datetime.timedelta(hours=rng.randint(2, 24 * 6))
+                elif status == Status.EXPIRED:
+                    created = now - datetime.timedelta(days=rng.randint(8, 360))
+                elif status == Status.FAILED:
+                    created = now - datetime.timedelta(days=rng.randint(1, 200))
+                else:
+                    continue
+                invitation = Invitation(
+                    practice=practice, patient_id=patient_id, email="", by_email=False, status=status, is_latest=True,
+                    source=rng.choice([Source.BULK, Source.MANUAL]), created_at=created, expires_at=created + lifetime,
+                )
+                sent = created + datetime.timedelta(minutes=1)
+                timeline = [(EventKind.CREATED, created, "")]
+                timeline += _text_went_out(invitation, mobile, at=sent, delivered=status != Status.FAILED)
+                if status == Status.EXPIRED:
+                    invitation.ended_at = invitation.expires_at
+                    timeline.append((EventKind.EXPIRED, invitation.expires_at, ""))
+                elif status == Status.FAILED:
+                    invitation.ended_at = timeline[-1][1]
+                    invitation.text_error = invitation.failure_reason = landline
+                    timeline.append((EventKind.TEXT_UNDELIVERED, invitation.ended_at, landline))
+                    undeliverable.append(patient_id)
+                invitations.append(invitation)
+                events.append(timeline)
+            with transaction.atomic():
+                Invitation.objects.bulk_create(invitations, batch_size=1000)
+                InvitationEvent.objects.bulk_create(
+                    [InvitationEvent(invitation=inv, kind=kind, at=at, detail=detail) for inv, timeline in zip(invitations, events) for kind, at, detail in timeline],
+                    batch_size=2000,
+                )
+                Patient.objects.filter(pk__in=undeliverable).update(
+                    undeliverable_mobile=F("mobile_phone"), undeliverable_mobile_reason=landline[:200]
+                )
             made += len(invitations)
         return made
 
@@ -228,6 +325,38 @@ class Command(BaseCommand):
             )
             self.stdout.write(f"  {username:<12} {where}")
         self.stdout.write(f"Registered demo patients log in with their username and '{PATIENT_PASSWORD}'.\n")
+
+
+def _give_mobile(patient: Patient, rng: random.Random, *, consent_by, now: datetime.datetime) -> bool:
+    """Most of a texting practice's patients get a (fictional) mobile number, every one without an
+    email does; many consented to texts at the front desk. Returns whether texts are allowed."""
+    roll = rng.random()
+    if patient.email and roll >= 0.7:
+        return False
+    patient.mobile_phone = f"+1{rng.choice(MOBILE_AREA_CODES)}5550{rng.randint(100, 199)}"
+    if roll >= (0.85 if not patient.email else 0.55):
+        return False
+    patient.sms_consent = True
+    patient.note_sms_consent_change(by=consent_by, now=now - datetime.timedelta(days=rng.randint(1, 700)))
+    return True
+
+
+def _text_went_out(invitation: Invitation, mobile: str, *, at: datetime.datetime, delivered: bool) -> list[tuple[str, datetime.datetime, str]]:
+    """Make `invitation` go by text to `mobile` at `at` (queued, then sent to the carrier, and
+    delivered if `delivered`); returns its timeline entries, as the status callbacks write them."""
+    invitation.by_text = True
+    invitation.text_to = mobile
+    invitation.text_token_hash = hash_token(new_token(TEXT_TOKEN_BYTES))
+    invitation.text_sent_at = at
+    invitation.text_sid = "SM" + uuid.uuid4().hex
+    invitation.text_status = TextStatus.DELIVERED if delivered else TextStatus.UNDELIVERED
+    timeline = [
+        (EventKind.TEXT_QUEUED, at, f"To {last_digits(mobile)}"),
+        (EventKind.TEXT_SENT, at + datetime.timedelta(seconds=2), ""),
+    ]
+    if delivered:
+        timeline.append((EventKind.TEXT_DELIVERED, at + datetime.timedelta(seconds=9), ""))
+    return timeline
 
 
 def _batches(rows, size: int):
