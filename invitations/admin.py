@@ -6,6 +6,7 @@ from django.db.models import BooleanField, Case, Value, When
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from core.phones import display_phone
 from patients import audit, tenancy
 from patients.admin_scoping import PracticeScopedAdmin, PracticeScopedForm
 from patients.models import Patient
@@ -15,6 +16,7 @@ from . import template_html, template_service
 from .models import OPEN_STATUSES, Invitation, InvitationEvent, InvitationTemplate, Status, run_out
 from .portal_status import PortalStatus, status_tag
 from .tracking import DeliveryReport
+from .vocabulary import last_digits
 
 STATUS_TAGS = {
     Status.PENDING: PortalStatus.PENDING,
@@ -24,6 +26,27 @@ STATUS_TAGS = {
     Status.REVOKED: PortalStatus.REVOKED,
     Status.ACCEPTED: PortalStatus.ACTIVE,
 }
+
+
+#: How an invitation went, by (by_email, by_text).
+CHANNEL_LABELS = {(True, False): "Email", (False, True): "Text", (True, True): "Email and text"}
+
+
+class ChannelFilter(admin.SimpleListFilter):
+    title = "sent by"
+    parameter_name = "channel"
+    CONDITIONS = {
+        "email": {"by_email": True, "by_text": False},
+        "text": {"by_email": False, "by_text": True},
+        "both": {"by_email": True, "by_text": True},
+    }
+
+    def lookups(self, request, model_admin):
+        return [("email", "Email"), ("text", "Text"), ("both", "Email and text")]
+
+    def queryset(self, request, queryset):
+        condition = self.CONDITIONS.get(self.value() or "")
+        return queryset.filter(**condition) if condition else queryset
 
 
 class InvitationEventInline(admin.TabularInline):
@@ -48,8 +71,11 @@ class InvitationEventInline(admin.TabularInline):
 
 @admin.register(Invitation)
 class InvitationAdmin(PracticeScopedAdmin):
-    list_display = ["created_at", "patient", "email", "status_tag", "problem", "source", "expires_at", "practice"]
-    list_filter = ["practice", "status", "revoke_reason", "source"]
+    list_display = [
+        "created_at", "patient", "email", "channels", "status_tag", "text", "problem", "source", "accepted_via",
+        "expires_at", "practice",
+    ]
+    list_filter = ["practice", "status", ChannelFilter, "text_status", "revoke_reason", "source"]
     search_fields = ["^patient__last_name", "=patient__chart_number", "^email", "=public_id"]
     list_select_related = ["patient", "practice"]
     show_full_result_count = False
@@ -59,12 +85,20 @@ class InvitationAdmin(PracticeScopedAdmin):
     ordering = ["-id"]
     inlines = [InvitationEventInline]
     actions = ["resend_to_patients", "revoke_selected"]
-    fields = [
-        "practice", "patient", "email", "status", "revoke_reason", "failure_reason", "source", "created_by",
-        "created_at", "sent_at", "expires_at", "accepted_at", "ended_at", "failed_attempts",
-        "provider_message_id", "public_id",
+    fieldsets = [
+        (None, {"fields": [
+            "practice", "patient", "channels", "status", "revoke_reason", "failure_reason", "source", "created_by",
+            "created_at", "expires_at", "accepted_at", "accepted_via", "ended_at", "failed_attempts", "public_id",
+        ]}),
+        ("Email", {"fields": ["email", "sent_at", "provider_message_id"]}),
+        ("Text message", {"fields": ["text_number", "text_status", "text_sent_at", "text_attempts", "text_sid", "text_error"]}),
     ]
-    readonly_fields = fields
+    readonly_fields = [field for _, options in fieldsets for field in options["fields"]]
+
+    def get_fieldsets(self, request, obj=None):
+        # Only the channels the invitation uses.
+        unused = {"Email": obj is not None and not obj.by_email, "Text message": obj is None or not obj.by_text}
+        return [(name, options) for name, options in super().get_fieldsets(request, obj) if not unused.get(name)]
 
     def get_queryset(self, request):
         # One clock reading per page: links that ran out before the sweep marked them.
@@ -82,12 +116,29 @@ class InvitationAdmin(PracticeScopedAdmin):
             return status_tag(PortalStatus.EXPIRED)
         return status_tag(STATUS_TAGS[obj.status])
 
+    @admin.display(description="sent by")
+    def channels(self, obj: Invitation) -> str:
+        return CHANNEL_LABELS.get((obj.by_email, obj.by_text), "")
+
+    @admin.display(description="text message")
+    def text(self, obj: Invitation) -> str:
+        """The text's state and the number's last digits only (lists are read over shoulders)."""
+        if not obj.by_text:
+            return ""
+        return f"{obj.get_text_status_display()} ({last_digits(obj.text_to)})"
+
+    @admin.display(description="number texted")
+    def text_number(self, obj: Invitation) -> str:
+        return display_phone(obj.text_to, obj.practice.country) if obj.text_to else ""
+
     @admin.display(description="reason")
     def problem(self, obj: Invitation) -> str:
         if obj.status == Status.FAILED:
             return obj.failure_reason
         if obj.status == Status.REVOKED:
             return obj.get_revoke_reason_display()
+        if obj.text_error:  # the text failed while the email still reaches the patient
+            return f"Text: {obj.text_error}"
         return ""
 
     @admin.action(description="Resend: new links for these invitations' patients…", permissions=["change"])
