@@ -1,6 +1,8 @@
 """The patient admin with the portal on it: the invitation status column and filters, the invite,
 resend and revoke actions and buttons with their confirmations, the patient page's portal box and
-timeline, "Why no invite?", and "Send portal invitation" on the add form.
+timeline, "Why no invite?", and "Send portal invitation" on the add form; where the practice sends
+texts, the front desk chooses the channel of one invitation there and on the page's buttons
+(`invitations.admin_send_by`).
 
 The patient admin itself (`patients.admin.PatientAdmin`) knows nothing of invitations: this app
 extends it and registers the extended admin in its place (the app above extends the app below).
@@ -8,7 +10,6 @@ extends it and registers the extended admin in its place (the app above extends 
 
 import zoneinfo
 
-from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied
@@ -20,46 +21,16 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from patients import tenancy
-from patients.admin import PatientAdmin, PatientAdminForm
-from patients.models import Patient, normalise_email
+from patients.admin import PatientAdmin
+from patients.models import Patient, Practice, normalise_email
 
 from . import bulk, diagnostics, eligibility, services
 from .admin_filters import NoInviteReasonFilter
+from .admin_send_by import NEEDED_BY_SEND_BY, PatientAddForm, PatientAddFormWithSendBy, channels_note, read_send_by, recipients
 from .bulk_models import BulkRunKind
-from .models import Invitation, Source
+from .models import Channel, Invitation, Source
 from .portal_status import PortalStatus, filter_by_portal_status, status_tag, with_portal_status
-
-
-class PatientAddForm(PatientAdminForm):
-    send_invitation = forms.BooleanField(
-        label="Send portal invitation",
-        required=False,
-        help_text="Email this patient a link to register for the patient portal. It needs first and last "
-        "name, date of birth, ZIP code, email, birth sex and the patient's consent to email; what is "
-        "missing is marked before anything is saved.",
-    )
-
-    def clean(self):
-        cleaned = super().clean()
-        if not cleaned.get("send_invitation") or self.errors.keys() - {"send_invitation"}:
-            return cleaned
-        practice = cleaned.get("practice") or (self.instance.practice if self.instance.practice_id else None)
-        if practice is None:
-            return cleaned
-        # The invitation rules, on the patient as it would be saved: nothing is saved when the
-        # invitation could not be sent, so the front desk fixes it in one go.
-        fields = {name: value for name, value in cleaned.items() if name in PATIENT_FIELDS and name != "practice"}
-        candidate = Patient(practice=practice, **fields)
-        for reason in eligibility.reasons_before_saving(candidate):
-            field = eligibility.RULE_FIELDS.get(reason.code, "send_invitation")
-            if field in self.fields:
-                self.add_error(field, f"{reason.message} Needed for the portal invitation: fix it, or untick “Send portal invitation”.")
-            else:
-                self.add_error("send_invitation", reason.message)
-        return cleaned
-
-
-PATIENT_FIELDS = {f.name for f in Patient._meta.get_fields() if getattr(f, "concrete", False) and not f.auto_created}
+from .vocabulary import SendBy
 
 
 class PortalStatusFilter(admin.SimpleListFilter):
@@ -76,7 +47,9 @@ class PortalStatusFilter(admin.SimpleListFilter):
 
 
 class PortalPatientAdmin(PatientAdmin):
-    list_display = ["chart_number", "last_name", "first_name", "invitation_status", "date_of_birth", "email", "practice"]
+    list_display = [
+        "chart_number", "last_name", "first_name", "invitation_status", "date_of_birth", "email", "mobile_number", "practice",
+    ]
     list_filter = [
         PatientAdmin.list_filter[0], PortalStatusFilter, NoInviteReasonFilter, *PatientAdmin.list_filter[1:],
     ]
@@ -103,44 +76,66 @@ class PortalPatientAdmin(PatientAdmin):
             return ids is None or bool(ids)
         return tenancy.can(request.user, "invitations.change_invitation", practice_id)
 
+    def texts_offered(self, request) -> bool:
+        """Whether any practice the user may invite for sends invitation texts (asked once per request)."""
+        if not hasattr(request, "_portal_texts_offered"):
+            ids = tenancy.practice_ids_for(request.user, "invitations.add_invitation")
+            practices = Practice.objects.all() if ids is None else Practice.objects.filter(pk__in=ids)
+            request._portal_texts_offered = practices.filter(text_invitations_enabled=True).exists()
+        return request._portal_texts_offered
+
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None and self.can_invite(request):
-            kwargs["form"] = PatientAddForm
+            kwargs["form"] = PatientAddFormWithSendBy if self.texts_offered(request) else PatientAddForm
         return super().get_form(request, obj, change=change, **kwargs)
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
         if obj is None and self.can_invite(request):
             # First on the page: ticking it marks what the invitation needs (change_form.html).
-            fieldsets = [("Patient portal", {"fields": ["send_invitation"]}), *fieldsets]
+            fields = ["send_invitation", "send_by"] if self.texts_offered(request) else ["send_invitation"]
+            fieldsets = [("Patient portal", {"fields": fields}), *fieldsets]
         return fieldsets
 
     def add_view(self, request, form_url="", extra_context=None):
-        extra_context = {**(extra_context or {}), "needed_for_invitation": list(eligibility.NEEDED_FOR_INVITATION)}
+        needed = NEEDED_BY_SEND_BY if self.texts_offered(request) else {SendBy.AUTO: NEEDED_BY_SEND_BY[SendBy.AUTO]}
+        extra_context = {**(extra_context or {}), "needed_for_invitation": needed}
         return super().add_view(request, form_url, extra_context=extra_context)
 
     def save_model(self, request, obj, form, change):
-        # Open links to another address are revoked on save (invitations.signals); say so here.
-        had_open_link = (
-            change
-            and "email" in form.changed_data
-            and Invitation.objects.open().filter(patient_id=obj.pk).exclude(email=normalise_email(obj.email)).exists()
+        # Open links to another address or number are revoked on save (invitations.signals); say so here.
+        open_links = Invitation.objects.open().filter(patient_id=obj.pk)
+        old_address = change and "email" in form.changed_data and (
+            open_links.filter(by_email=True).exclude(email=normalise_email(obj.email)).exists()
+        )
+        old_number = change and "mobile_phone" in form.changed_data and (
+            open_links.filter(by_text=True).exclude(text_to=obj.mobile_phone).exists()
         )
         super().save_model(request, obj, form, change)
-        if had_open_link:
+        what = {
+            (True, False): "The email address changed, so the invitation sent to the old address",
+            (False, True): "The mobile number changed, so the invitation texted to the old number",
+            (True, True): "The email address and the mobile number changed, so the invitation sent to the old ones",
+        }.get((bool(old_address), bool(old_number)))
+        if what:
             self.message_user(
                 request,
-                f"The email address changed, so the invitation sent to the old address was revoked "
-                f"and can no longer be used. Use Invite to send {obj.first_name or 'the patient'} a new link.",
+                f"{what} was revoked and can no longer be used. Use Invite to send {obj.first_name or 'the patient'} a new link.",
                 messages.WARNING,
             )
         if not change and form.cleaned_data.get("send_invitation"):
-            self._invite_new_patient(request, obj)
+            self._invite_new_patient(request, obj, send_by=form.cleaned_data.get("send_by") or SendBy.AUTO)
 
-    def _invite_new_patient(self, request, patient: Patient) -> None:
-        outcome = services.invite_many([patient], now=timezone.now(), actor=request.user, source=Source.NEW_PATIENT)
+    def _invite_new_patient(self, request, patient: Patient, *, send_by: str) -> None:
+        outcome = services.invite_many(
+            [patient], now=timezone.now(), actor=request.user, source=Source.NEW_PATIENT, send_by=send_by,
+        )
         if outcome.done:
-            self.message_user(request, f"A portal invitation is on its way to {patient.email}.", messages.SUCCESS)
+            invitation = patient.invitations.order_by("-pk").first()
+            self.message_user(
+                request, f"A portal invitation is on its way to {recipients(invitation, patient.practice.country)}.",
+                messages.SUCCESS,
+            )
         else:
             self.message_user(
                 request, f"The patient was saved, but no portal invitation was sent: {outcome.skipped[0][1]}", messages.WARNING,
@@ -166,8 +161,8 @@ class PortalPatientAdmin(PatientAdmin):
             more = f"; and {len(skipped) - 20} more" if len(skipped) > 20 else ""
             self.message_user(request, f"Skipped {len(skipped)}: {listed}{more}.", messages.WARNING)
 
-    def _invite(self, request, patients, *, resend: bool) -> tuple[int, list[tuple[Patient, str]]]:
-        outcome = services.invite_many(patients, now=timezone.now(), actor=request.user, resend=resend)
+    def _invite(self, request, patients, *, resend: bool, send_by: str = SendBy.AUTO) -> tuple[int, list[tuple[Patient, str]]]:
+        outcome = services.invite_many(patients, now=timezone.now(), actor=request.user, resend=resend, send_by=send_by)
         return len(outcome.done), outcome.skipped
 
     def _revoke(self, request, patients) -> tuple[int, list[tuple[Patient, str]]]:
@@ -265,23 +260,26 @@ class PortalPatientAdmin(PatientAdmin):
         }
         return TemplateResponse(request, "admin/patients/patient/revoke_confirmation.html", context)
 
-    def _resend_confirmation(self, request, patients, *, via_action: bool, object_id=None):
+    def _resend_confirmation(self, request, patients, *, via_action: bool, object_id=None, send_by: str = SendBy.AUTO):
         now = timezone.now()
-        will_send, will_skip = [], []
+        will_send, will_skip, how = [], [], []
         for patient in patients:
             if not self.can_invite(request, patient.practice_id):
                 will_skip.append((patient, "Your role at this practice does not allow invitations."))
                 continue
-            reasons = eligibility.reasons_for(patient, now=now, for_resend=True)
-            if reasons:
-                will_skip.append((patient, eligibility.reasons_text(reasons)))
+            decision = eligibility.channels_for(patient, now=now, for_resend=True, plan=eligibility.PLAN_OF_SEND_BY[send_by])
+            if decision.reasons:
+                will_skip.append((patient, eligibility.reasons_text(decision.reasons)))
             else:
                 will_send.append(patient)
+                how.append((patient, channels_note(patient, decision.channels)))
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "title": "Resend portal invitations?",
             "will_send": will_send,
+            "will_send_by": how,
+            "send_by": send_by,
             "will_skip": will_skip,
             "via_action": via_action,
             "selected_ids": [p.pk for p in patients],
@@ -301,15 +299,19 @@ class PortalPatientAdmin(PatientAdmin):
         if not allowed:
             raise PermissionDenied("Your role at this practice does not allow this.")
         change_url = reverse("admin:patients_patient_change", args=[patient.pk])
+        send_by = read_send_by(request.POST.get("send_by"))
+        if send_by is None:
+            self.message_user(request, "Choose how to send the invitation: email, text message or both.", messages.ERROR)
+            return HttpResponseRedirect(change_url)
         if operation == "resend" and request.POST.get("confirm") != "yes":
-            return self._resend_confirmation(request, [patient], via_action=False, object_id=patient.pk)
+            return self._resend_confirmation(request, [patient], via_action=False, object_id=patient.pk, send_by=send_by)
         if operation == "revoke" and request.POST.get("confirm") != "yes":
             return self._revoke_confirmation(request, [patient], via_action=False, object_id=patient.pk)
         if operation == "revoke":
             done, skipped = self._revoke(request, [patient])
             self._report(request, done=done, verb="Revoked the invitation of", skipped=skipped)
         else:
-            done, skipped = self._invite(request, [patient], resend=operation == "resend")
+            done, skipped = self._invite(request, [patient], resend=operation == "resend", send_by=send_by)
             verb = "Sent a new link to" if operation == "resend" else "Invited"
             self._report(request, done=done, verb=verb, skipped=skipped)
         return HttpResponseRedirect(change_url)
@@ -334,8 +336,12 @@ class PortalPatientAdmin(PatientAdmin):
         ]
         resend_reasons = [] if registered else eligibility.reasons_for(patient, now=now, for_resend=True)
         can_invite = not registered and self.can_invite(request, patient.practice_id)
+        region = patient.practice.country
+        for invitation in invitations:
+            invitation.recipients = recipients(invitation, region)
         extra_context.update(
             portal_status_tag=status_tag(patient.portal_status),
+            **self._send_by_context(patient, now=now, offered=can_invite),
             latest_invitation=latest,
             latest_invitation_expired=latest is not None and latest.is_expired(now),
             recent_invitations=invitations,
@@ -355,6 +361,23 @@ class PortalPatientAdmin(PatientAdmin):
             if hasattr(response, "render"):
                 response.render()
         return response
+
+    def _send_by_context(self, patient: Patient, *, now, offered: bool) -> dict:
+        """The page's "Send by" choice, where the practice sends texts: the choices, and what stops
+        each channel now (one query: every channel's reasons under "both")."""
+        if not offered or not patient.practice.text_invitations_enabled:
+            return {"send_by_choices": []}
+        reasons = eligibility.reasons_for(patient, now=now, for_resend=True, plan=eligibility.Plan.BOTH)
+        blocked = [
+            (Channel(channel).label, eligibility.reasons_text(
+                [r for r in reasons if eligibility.RULES_BY_CODE[r.code].channel == channel]
+            ))
+            for channel in (Channel.EMAIL, Channel.TEXT)
+        ]
+        return {
+            "send_by_choices": SendBy.choices,
+            "channels_blocked": [(label, why) for label, why in blocked if why],
+        }
 
     def diagnostics_view(self, request: HttpRequest, object_id: str):
         """'Why no invite?': every check for one patient, with fixes (any staff who can see the patient)."""
