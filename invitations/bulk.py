@@ -5,7 +5,10 @@ Guarantees, and how they are kept:
 * One run per practice at a time: a partial unique constraint on ``BulkRun(practice)`` where the
   status is running. A second click (or the monthly job) gets `RunAlreadyRunning`.
 * Each chunk (one Celery task) is created, claimed and sent set-based by `invitations.chunks`,
-  which says how no patient gets two invitations and no email goes out twice.
+  which says how no patient gets two invitations and no email or text goes out twice.
+* Channels: a run invites by the practice's choice (`Practice.bulk_channels`: email; email, else a
+  text; or both), recorded on the run when it starts (`BulkRun.channels`, email only while the
+  practice's texts are off) so every chunk sends as the preview said (`eligibility.bulk_plan`).
 * Nothing lost: chunks left pending or claimed past their lease are enqueued again by the
   `resume_stalled` sweep (every few minutes), which also finishes runs whose chunks are all done.
 """
@@ -23,7 +26,7 @@ from django.db.models.functions import Coalesce
 from core.queue import enqueue_on_commit
 from patients import audit
 from patients.audit import AuditAction
-from patients.models import Patient, Practice
+from patients.models import BulkChannels, Patient, Practice
 
 from . import chunks, eligibility
 from .bulk_models import (
@@ -102,8 +105,14 @@ def candidates(practice: Practice, *, kind: str, now: datetime.datetime, selecte
 
 
 def preview(practice: Practice, *, now: datetime.datetime, kind: str = BulkRunKind.ACTIVATE_NOW) -> eligibility.Preview:
-    """What a run would do now: how many are invited, how many skipped and why (one query)."""
-    return eligibility.preview_of(candidates(practice, kind=kind, now=now), now=now)
+    """What a run would do now: how many are invited (by email, by text), how many skipped and why
+    (one query), under the practice's channels."""
+    return eligibility.preview_of(candidates(practice, kind=kind, now=now), now=now, plan=eligibility.bulk_plan(practice))
+
+
+def channels_of(practice: Practice) -> str:
+    """The channels a run of `practice` starting now uses (`BulkRun.channels`)."""
+    return practice.bulk_channels if practice.text_invitations_enabled else BulkChannels.EMAIL
 
 
 # -- starting a run -----------------------------------------------------------------------
@@ -136,6 +145,7 @@ def start_run(
         with transaction.atomic():
             run = BulkRun.objects.create(
                 practice=practice, kind=kind, started_by=actor if getattr(actor, "pk", None) else None, created_at=now,
+                channels=channels_of(practice),
                 selected_patient_ids=sorted(set(patient_ids or [])) if kind == BulkRunKind.RESEND else [],
             )
             _audit_start(run, actor=actor)
@@ -176,11 +186,13 @@ def plan_run(run_id: int, *, now: datetime.datetime, chunk_size: int = CHUNK_SIZ
     if run is None:
         return False
     practice = run.practice
-    resend = run.kind == BulkRunKind.RESEND
+    resend, plan = run.kind == BulkRunKind.RESEND, chunks.run_plan(run)
     chosen = candidates(practice, kind=run.kind, now=now, selected=run.selected_patient_ids)
     # Two scans: the skip counts for the summary, then the targeted ids (the eligible count).
-    counted = eligibility.tally(chosen, now=now, with_eligible=False, for_resend=resend)
-    patient_ids = list(eligibility.eligible(chosen, now=now, for_resend=resend).order_by("pk").values_list("pk", flat=True))
+    counted = eligibility.tally(chosen, now=now, with_eligible=False, for_resend=resend, plan=plan)
+    patient_ids = list(
+        eligibility.eligible(chosen, now=now, for_resend=resend, plan=plan).order_by("pk").values_list("pk", flat=True)
+    )
     with transaction.atomic():
         claimed = BulkRun.objects.filter(pk=run.pk, planned_at__isnull=True, status=BulkRunStatus.RUNNING).update(
             planned_at=now,
@@ -225,7 +237,7 @@ class Progress:
     rate: Optional[float]
     #: Seconds until every targeted patient is settled at that rate (None: unknown).
     seconds_left: Optional[float]
-    #: The email service's recent refusal, while it is current.
+    #: The email or text service's recent refusal, while it is current.
     problem: str
 
 

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from patients.models import Practice
+from patients.models import BulkChannels, Practice
 
 #: A claimed chunk whose worker has not finished after this long is considered abandoned.
 #: Longer than the task time limit, so a chunk is never taken from a worker still running it;
@@ -57,14 +57,25 @@ class BulkRun(models.Model):
     skip_counts = models.JSONField(default=dict, blank=True)
     #: The patients staff chose, for a resend run (the other kinds choose by rule).
     selected_patient_ids = models.JSONField(default=list, blank=True)
+    #: How the run reaches patients: the practice's choice when the run started (email only while
+    #: its texts are off), kept for the whole run so every chunk sends as the preview said.
+    channels = models.CharField(
+        max_length=20, choices=BulkChannels.choices, default=BulkChannels.EMAIL, db_default=BulkChannels.EMAIL,
+    )
     # Totals, written when the run finishes (the progress page sums the chunks while it runs).
+    # An invitation is sent once any of its channels went out and failed only when every one
+    # failed; the per-channel figures count messages (an invitation by both channels counts in each).
     invited = models.PositiveIntegerField(default=0)
     sent = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
+    emails_sent = models.PositiveIntegerField(default=0, db_default=0)
+    emails_failed = models.PositiveIntegerField(default=0, db_default=0)
+    texts_sent = models.PositiveIntegerField(default=0, db_default=0)
+    texts_failed = models.PositiveIntegerField(default=0, db_default=0)
     skipped_at_send = models.PositiveIntegerField(
         default=0, help_text="Targeted patients who could no longer be invited when their chunk ran."
     )
-    #: The email service's last refusal while the run sends (throttling, an outage, our account),
+    #: The email or text service's last refusal while the run sends (throttling, an outage, our account),
     #: shown on the progress page while it is recent. Never health information: an error's type
     #: and first line.
     send_problem = models.CharField(max_length=300, blank=True)
@@ -116,12 +127,16 @@ class BulkRunChunk(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
-    # Kept current as the chunk sends (each mark of sent emails adds to them), exact once done.
+    # Recounted from the chunk's invitations at every mark of sent messages (as `BulkRun`'s).
     invited = models.PositiveIntegerField(default=0)
     sent = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
     skipped = models.PositiveIntegerField(default=0)
-    #: Invitations of the chunk that met an error of the email service and wait to be tried again.
+    emails_sent = models.PositiveIntegerField(default=0, db_default=0)
+    emails_failed = models.PositiveIntegerField(default=0, db_default=0)
+    texts_sent = models.PositiveIntegerField(default=0, db_default=0)
+    texts_failed = models.PositiveIntegerField(default=0, db_default=0)
+    #: Messages of the chunk that met an error of the email or text service and wait to be tried again.
     waiting = models.PositiveIntegerField(default=0)
     #: Since when the chunk has been handed back without sending anything (an outage, our
     #: account refused): after `bulk.GIVE_UP_AFTER` its invitations are failed with the reason.

@@ -26,6 +26,7 @@ from . import sql
 from .vocabulary import (  # noqa: F401 - the vocabulary is read through this module too
     LIVE_TEXT,
     OPEN_STATUSES,
+    TEXT_TOKEN_BYTES,
     Channel,
     RevokeReason,
     Source,
@@ -98,36 +99,36 @@ class InvitationQuerySet(TextTransitions, models.QuerySet):
     # -- batch transitions (a bulk run's chunk): one statement each, whatever the batch size --
 
     def create_claimed_many(
-        self, rows: list[tuple[int, str]], *, practice: Practice, source: str, actor_id: Optional[int], now: datetime.datetime,
-    ) -> dict[int, tuple[int, str, uuid.UUID]]:
-        """Create the newest invitation of each (patient id, address), already claimed for sending
-        by the caller (who holds the patients' row locks), with a CREATED event each: `create_latest`
-        for a batch. Returns {patient id: (invitation id, token, public id)}."""
+        self, rows: list[tuple[int, str, str]], *, practice: Practice, source: str, actor_id: Optional[int], now: datetime.datetime,
+    ) -> dict[int, tuple[int, Optional[str], uuid.UUID, Optional[str]]]:
+        """`create_latest` for a batch, one INSERT (the caller holds the patients' row locks): the newest invitation
+        of each (patient id, address or "", mobile number or ""), by email and/or text, each channel claimed for
+        sending, with a CREATED event each in a single invite's words (`services.created_detail`). Returns
+        {patient id: (invitation id, email token, public id, text token)}, None for a channel not used."""
         if not rows:
             return {}
-        expires_at = practice.link_expires_at(now)
-        tokens = {patient_id: new_token() for patient_id, _ in rows}
-        public_ids = {patient_id: uuid.uuid4() for patient_id, _ in rows}
+        public_ids, expires_at = {pk: uuid.uuid4() for pk, _, _ in rows}, practice.link_expires_at(now)
+        email_tokens = {pk: new_token() for pk, email, _ in rows if email}
+        text_tokens = {pk: new_token(TEXT_TOKEN_BYTES) for pk, _, phone in rows if phone}
         with transaction.atomic():
-            self.model.objects.filter(patient_id__in=list(tokens), is_latest=True).update(is_latest=False)
+            self.model.objects.filter(patient_id__in=list(public_ids), is_latest=True).update(is_latest=False)
             made = sql.insert_rows(
                 Invitation,
-                ["public_id", "practice", "patient", "email", "token_hash", "status", "revoke_reason", "failure_reason",
-                 "source", "created_by", "created_at", "sending_started_at", "send_attempts", "expires_at",
-                 "provider_message_id", "failed_attempts", "is_latest"],
-                [
-                    (public_ids[patient_id], practice.pk, patient_id, email, hash_token(tokens[patient_id]), Status.PENDING,
-                     "", "", source, actor_id, now, now, 0, expires_at, "", 0, True)
-                    for patient_id, email in rows
-                ],
+                ["public_id", "practice", "patient", "email", "token_hash", "status", "revoke_reason", "failure_reason", "source",
+                 "created_by", "created_at", "sending_started_at", "send_attempts", "expires_at", "provider_message_id",
+                 "failed_attempts", "is_latest", "by_email", "by_text", "text_to", "text_token_hash", "text_status", "text_claimed_at"],
+                [(public_ids[pk], practice.pk, pk, email, email and hash_token(email_tokens[pk]) or None, Status.PENDING, "", "",
+                  source, actor_id, now, now if email else None, 0, expires_at, "", 0, True, bool(email), bool(phone), phone,
+                  phone and hash_token(text_tokens[pk]) or None, TextStatus.PENDING if phone else TextStatus.NONE, now if phone else None)
+                 for pk, email, phone in rows],
                 returning=["id", "patient"],
             )
-            detail = Source(source).label
+            by = {pk: " and ".join(c.label.lower() for c, used in zip(Channel, (email, phone)) if used) for pk, email, phone in rows}
             sql.insert_rows(
                 InvitationEvent, ["invitation", "kind", "at", "actor", "detail"],
-                [(invitation_id, EventKind.CREATED, now, actor_id, detail) for invitation_id, _ in made],
+                [(invitation_id, EventKind.CREATED, now, actor_id, f"{Source(source).label} (by {by[pk]})") for invitation_id, pk in made],
             )
-        return {patient_id: (invitation_id, tokens[patient_id], public_ids[patient_id]) for invitation_id, patient_id in made}
+        return {pk: (invitation_id, email_tokens.get(pk), public_ids[pk], text_tokens.get(pk)) for invitation_id, pk in made}
 
     def claim_many(self, now: datetime.datetime) -> list[tuple["Invitation", str]]:
         """Claim for sending every row of this queryset that the claim rule allows, each with a
