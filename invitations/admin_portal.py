@@ -3,8 +3,9 @@ confirm, progress), the bulk runs list and the invitation template editor.
 
 All are custom views of `BulkRunAdmin` (``get_urls`` + ``admin_site.admin_view``) and are
 tenant-scoped through `PracticeScopedAdmin`: a practice or run of another practice is a 404.
-Everyone on a practice's team sees its dashboard; Activate Now and the template editor are for
-its practice admins and managers; the portal switches for its practice admins.
+Everyone on a practice's team sees its dashboard; Activate Now, the template editor and the
+invitation channels (texts on or off, how Activate Now sends) are for its practice admins and
+managers; the other portal switches for its practice admins.
 """
 
 import functools
@@ -24,12 +25,13 @@ from django.utils.html import format_html
 from patients import audit, tenancy
 from patients.admin_scoping import PracticeScopedAdmin
 from patients.audit import AuditAction
-from patients.models import Practice
+from patients.models import BulkChannels, Practice
 
 from . import bulk, dashboard, eligibility
 from .access import can_change_switches, can_manage_portal
 from .admin_template import TemplateEditorViews
 from .bulk_models import BulkRun
+from .vocabulary import Channel
 
 
 def in_practice_time_zone(view):
@@ -65,6 +67,21 @@ def _duration(seconds) -> str:
     return f"about {round(minutes / 60, 1):g} hours"
 
 
+#: What a skip reason holds back (an eligibility rule's channel).
+CHANNEL_OF_RULE = {"": "The invitation", Channel.EMAIL: "The email", Channel.TEXT: "The text"}
+
+
+def _text_totals(run: BulkRun, totals: dict) -> dict:
+    """{"texts_sent": n, "texts_failed": n} for a run that sends texts (its channels say so, or
+    it has sent or failed some), once the chunk totals count texts; else nothing."""
+    if "texts_sent" not in totals:
+        return {}
+    texts = {"texts_sent": totals.get("texts_sent", 0), "texts_failed": totals.get("texts_failed", 0)}
+    if getattr(run, "channels", BulkChannels.EMAIL) == BulkChannels.EMAIL and not any(texts.values()):
+        return {}
+    return texts
+
+
 class PortalSwitchesForm(forms.ModelForm):
     class Meta:
         model = Practice
@@ -72,6 +89,20 @@ class PortalSwitchesForm(forms.ModelForm):
             "invitations_enabled", "activation_email_enabled", "link_lifetime_days",
             "monthly_reinvite_enabled", "monthly_reinvite_day", "monthly_reinvite_cap",
         ]
+
+
+class ChannelsForm(forms.ModelForm):
+    """Whether the practice invites by text, and how Activate Now and the monthly re-invite send.
+    A choice with texts is kept while texts are off (the runs then send emails only), so turning
+    texts off for a while does not lose it."""
+
+    #: Posted with the form, so the dashboard tells it from the portal switches' form.
+    FORM_NAME = "channels"
+
+    class Meta:
+        model = Practice
+        fields = ["text_invitations_enabled", "bulk_channels"]
+        widgets = {"bulk_channels": forms.RadioSelect}
 
 
 @admin.register(BulkRun)
@@ -175,26 +206,26 @@ class BulkRunAdmin(TemplateEditorViews, PracticeScopedAdmin):
     def dashboard_view(self, request: HttpRequest, practice_id: int):
         practice = self._practice(request, practice_id)
         may_switch = can_change_switches(request.user, practice.pk)
+        may_manage = can_manage_portal(request.user, practice.pk)
+        form = PortalSwitchesForm(instance=practice)
+        channels_form = ChannelsForm(instance=practice)
         if request.method == "POST":
-            if not may_switch:
-                raise PermissionDenied("Only the practice's admins change its portal settings.")
-            form = PortalSwitchesForm(request.POST, instance=practice)
-            if form.is_valid():
-                form.save()
-                if form.changed_data:
-                    dashboard.request_refresh(practice.pk)  # the switches change who can be invited
-                    labels, values = audit.describe_changes(form, with_values=True)
-                    audit.record(
-                        practice_id=practice.pk, actor=request.user, action=AuditAction.PRACTICE_SETTINGS,
-                        summary=f"Changed {labels}", details=values,
-                    )
-                    self.message_user(request, "Portal settings saved.", messages.SUCCESS)
-                return HttpResponseRedirect(request.path)
-        else:
-            form = PortalSwitchesForm(instance=practice)
-        if not may_switch:
-            for field in form.fields.values():
-                field.disabled = True
+            if request.POST.get("form") == ChannelsForm.FORM_NAME:
+                if not may_manage:
+                    raise PermissionDenied("Only the practice's admins and managers choose how invitations are sent.")
+                channels_form = ChannelsForm(request.POST, instance=practice)
+                if self._save_settings(request, practice, channels_form, "Invitation channels saved."):
+                    return HttpResponseRedirect(request.path)
+            else:
+                if not may_switch:
+                    raise PermissionDenied("Only the practice's admins change its portal settings.")
+                form = PortalSwitchesForm(request.POST, instance=practice)
+                if self._save_settings(request, practice, form, "Portal settings saved."):
+                    return HttpResponseRedirect(request.path)
+        for editable, shown in ((may_switch, form), (may_manage, channels_form)):
+            if not editable:
+                for field in shown.fields.values():
+                    field.disabled = True
         now = timezone.now()
         figures = dashboard.current(practice, now=now)
         runs = list(BulkRun.objects.filter(practice=practice).select_related("started_by")[:5])
@@ -215,13 +246,33 @@ class BulkRunAdmin(TemplateEditorViews, PracticeScopedAdmin):
             inactive_url=self._patient_list_url(request, practice, portal="no"),
             chart=dashboard.chart_svg(figures.months),
             months=figures.months,
+            by_channel=figures.by_channel,
+            registrations=sum(month.accepted for month in figures.months),
+            text_share=100 * (figures.registered_by_text_share or 0),
             runs=runs,
             running=next((run for run in runs if run.is_running), None),
             form=form,
+            channels_form=channels_form,
             may_switch=may_switch,
-            may_manage=can_manage_portal(request.user, practice.pk),
+            may_manage=may_manage,
         )
         return TemplateResponse(request, "admin/invitations/portal/dashboard.html", context)
+
+    def _save_settings(self, request: HttpRequest, practice: Practice, form: forms.ModelForm, saved: str) -> bool:
+        """Save one of the dashboard's settings forms, audited, and recount the figures it changes
+        (who can be invited, by which channel). False when the form has errors to show."""
+        if not form.is_valid():
+            return False
+        form.save()
+        if form.changed_data:
+            dashboard.request_refresh(practice.pk)
+            labels, values = audit.describe_changes(form, with_values=True)
+            audit.record(
+                practice_id=practice.pk, actor=request.user, action=AuditAction.PRACTICE_SETTINGS,
+                summary=f"Changed {labels}", details=values,
+            )
+            self.message_user(request, saved, messages.SUCCESS)
+        return True
 
     def refresh_view(self, request: HttpRequest, practice_id: int):
         """The "Refresh now" button (a POST): enqueue a recount of the stored figures and go back."""
@@ -251,12 +302,16 @@ class BulkRunAdmin(TemplateEditorViews, PracticeScopedAdmin):
         # was counted, since the run checks every patient again when it is planned.
         snapshot = dashboard.current(practice, now=now)
         live = snapshot.preview.considered <= dashboard.live_preview_max_inactive()
+        # Both count with the practice's channels for bulk runs (`eligibility.bulk_plan`).
         preview = bulk.preview(practice, now=now) if live else snapshot.preview
         return TemplateResponse(
             request, "admin/invitations/portal/activate.html",
             self._context(
                 request, f"Activate Now: {practice.name}", practice=practice, preview=preview, running=running,
                 snapshot=None if live else snapshot,
+                emails=preview.eligible if preview.emails is None else preview.emails, texts=preview.texts,
+                texts_off=practice.bulk_channels != BulkChannels.EMAIL and not practice.text_invitations_enabled,
+                reasons=[(rule, count, CHANNEL_OF_RULE[rule.channel]) for rule, count in preview.reasons],
                 dashboard_url=reverse("admin:invitations_portal_dashboard", args=[practice.pk]),
             ),
         )
@@ -283,6 +338,8 @@ class BulkRunAdmin(TemplateEditorViews, PracticeScopedAdmin):
 
     @staticmethod
     def progress_data(run: BulkRun) -> dict:
+        """The progress page's figures (and its JSON). Texts sent and failed are there for a run
+        that texts (and once the chunks count them)."""
         progress = bulk.run_progress(run, now=timezone.now())
         totals = progress.totals
         processed = totals["processed"]
@@ -312,6 +369,7 @@ class BulkRunAdmin(TemplateEditorViews, PracticeScopedAdmin):
             "time_left": _duration(progress.seconds_left),
             "send_problem": progress.problem,
             "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+            **_text_totals(run, totals),
         }
 
     def progress_view(self, request: HttpRequest, run_id: int):
