@@ -155,7 +155,7 @@ def test_the_patient_list_shows_mobile_numbers_as_staff_read_them_without_a_quer
     for n in range(30):
         PatientFactory(practice=practice_a, mobile_phone=f"+1617555{n:04d}", last_name=f"Mobile{n:02d}")
     PatientFactory(practice=british, mobile_phone="+447400123456")
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(9):  # 8 today; a query per row would add 30
         response = client_a.get(PATIENTS)
     page = response.content.decode()
     assert "(617) 555-0007" in page and "+16175550007" not in page
