@@ -238,6 +238,7 @@ def test_the_progress_page_shows_texts_sent_and_failed(manager_client, practice_
     assert '<th scope="row">Texts sent</th><td id="f-texts_sent">4</td>' in page
     assert '<th scope="row">Texts failed</th><td id="f-texts_failed">1</td>' in page
     assert '<span id="s-texts_sent">4</span> texts sent, <span id="s-texts_failed">1</span> failed.' in page
+    assert "Waiting for the email or text service (tried again by itself)" in page
     data = manager_client.get(reverse("admin:invitations_bulkrun_progress_json", args=[run.pk])).json()
     assert (data["texts_sent"], data["texts_failed"]) == (4, 1)
 
@@ -259,7 +260,7 @@ def test_activate_now_by_email_then_text_counts_its_texts_on_the_progress_page(
 def test_an_email_run_shows_no_text_figures(manager_client, practice_a):
     run = finished_run(practice_a)
     page = manager_client.get(reverse("admin:invitations_bulkrun_progress", args=[run.pk])).content.decode()
-    assert "Texts sent" not in page
+    assert "Texts sent" not in page and "Waiting for the email service (tried again by itself)" in page
     data = manager_client.get(reverse("admin:invitations_bulkrun_progress_json", args=[run.pk])).json()
     assert "texts_sent" not in data and "texts_failed" not in data
 
