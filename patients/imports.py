@@ -138,7 +138,9 @@ class PatientRowForm(forms.ModelForm):
 
     class Meta:
         model = Patient
-        fields = [str(name) for name in COLUMNS]
+        # The mobile number is read by `_mobile_phone` (its problems are warnings, not errors)
+        # and set on the patient after the form, which need not read it a second time.
+        fields = [str(name) for name in COLUMNS if name != "mobile_phone"]
 
     def validate_unique(self) -> None:
         # Chart numbers are checked for the whole file at once (see validate_rows).
@@ -153,7 +155,6 @@ class RowResult:
     # What is imported differently from the file, e.g. a mobile number that could not be read.
     warnings: list[tuple[str, str]] = field(default_factory=list)  # (column, message)
     patient: Optional[Patient] = None
-    shown_mobile: str = ""  # the mobile number as read, the way staff write it ("(617) 555-0123")
 
     @property
     def ok(self) -> bool:
@@ -168,6 +169,13 @@ class RowResult:
         """The errors, then the warnings (so a skipped row is fixed in one go), as the preview
         shows them: (column in words, message)."""
         return [(column.replace("_", " "), message) for column, message in self.errors + self.warnings]
+
+    @property
+    def shown_mobile(self) -> str:
+        """The mobile number as read, the way the practice's staff write it ("(617) 555-0123")."""
+        if self.patient is None or not self.patient.mobile_phone:
+            return ""
+        return display_phone(self.patient.mobile_phone, self.patient.practice.country)
 
     @property
     def notes(self) -> list[tuple[str, str]]:
@@ -349,9 +357,7 @@ def validate_rows(*, practice: Practice, text: str) -> ImportReport:
 def _validate_row(practice: Practice, line: int, values: dict[str, str]) -> RowResult:
     row = RowResult(line=line, values=values)
     data = dict(values)
-    if data.get("mobile_phone"):
-        data["mobile_phone"] = _mobile_phone(row, data["mobile_phone"], practice.country)
-        row.shown_mobile = display_phone(data["mobile_phone"], practice.country) if data["mobile_phone"] else ""
+    mobile = _mobile_phone(row, data["mobile_phone"], practice.country) if data.get("mobile_phone") else ""
     for name in ("email_consent", "sms_consent", "deceased"):
         if name in data:
             parsed = _boolean(data[name])
@@ -371,6 +377,7 @@ def _validate_row(practice: Practice, line: int, values: dict[str, str]) -> RowR
                 row.errors.append((column, _explain(column, error, values.get(name, ""))))
     else:
         row.patient = form.instance
+        row.patient.mobile_phone = mobile
     if not values.get("chart_number"):
         row.errors = [e for e in row.errors if e[0] != "chart_number"]
         row.errors.append(("chart_number", "A chart number is required."))
