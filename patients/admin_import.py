@@ -44,8 +44,9 @@ def discard_stale_previews(storage: FileSystemStorage, *, now: datetime.datetime
 
 
 def _line_summary(rows, limit: int = 10) -> str:
+    """"line 4" or "lines 4, 7, ...": where the rows are in the file."""
     lines = ", ".join(str(row.line) for row in rows[:limit])
-    return lines + (", ..." if len(rows) > limit else "")
+    return f"line{pluralize(len(rows))} " + lines + (", ..." if len(rows) > limit else "")
 
 
 class PatientImportForm(forms.Form):
@@ -142,9 +143,9 @@ class PatientImportViews:
         if without_mobile := report.rows_without_mobile:
             text += (
                 f" {len(without_mobile):,} of them without their mobile number, which could not be read "
-                f"(lines {_line_summary(without_mobile)}); add it on their charts."
+                f"({_line_summary(without_mobile)}); add it on their charts."
             )
         if skipped:
-            text += f" Skipped {skipped:,} rows with errors (lines {_line_summary(report.invalid_rows)})."
+            text += f" Skipped {skipped:,} row{pluralize(skipped)} with errors ({_line_summary(report.invalid_rows)})."
         self.message_user(request, text, messages.WARNING if skipped or without_mobile else messages.SUCCESS)
         return HttpResponseRedirect(f"{changelist}?practice__id__exact={practice.pk}")

@@ -152,11 +152,24 @@ def test_the_import_records_text_consent_with_its_time_and_the_importer(client_a
     [message] = [str(m) for m in response.context["messages"]]
     assert message == (
         "Imported 4 patients into Practice A. 1 of them without their mobile number, which could not be read "
-        "(lines 4); add it on their charts."
+        "(line 4); add it on their charts."
     )
     entry = AuditEntry.objects.get(practice=practice_a, action=AuditAction.CSV_IMPORT)
     assert entry.details == {"imported": 4, "skipped": 0, "without_mobile": 1}
     assert entry.summary == "Imported 4 patients (0 rows skipped, 1 without their unreadable mobile number)"
+
+
+def test_the_confirm_message_names_one_line_or_several(client_a, practice_a):
+    lines = row("555-0100", chart="L2") + row("617.555.0123", consent="maybe", chart="L3") + row("555-0104", chart="L4")
+    response = upload(client_a, practice_a, HEADER + lines)
+    response = client_a.post(
+        reverse("admin:patients_patient_import"), {"confirm": "1", "token": response.context["token"]}, follow=True,
+    )
+    [message] = [str(m) for m in response.context["messages"]]
+    assert message == (
+        "Imported 2 patients into Practice A. 2 of them without their mobile number, which could not be read "
+        "(lines 2, 4); add it on their charts. Skipped 1 row with errors (line 3)."
+    )
 
 
 def test_consent_is_recorded_at_the_time_the_caller_gives(practice_a, front_desk_a):
