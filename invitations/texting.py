@@ -146,8 +146,11 @@ class TextTransitions:
 
     def _fail_for_text(self, pks: list[int], now: datetime.datetime) -> None:
         """The text of `pks` failed: the reason staff read is the text's when nothing else failed
-        first; the invitation fails when no channel is left."""
+        first (only while the invitation is open: a registered or revoked one has no failure to
+        explain); the invitation fails when no channel is left."""
         if not pks:
             return
-        self.model.objects.filter(pk__in=pks, failure_reason="").update(failure_reason=models.F("text_error"))
+        self.model.objects.filter(pk__in=pks, failure_reason="", status__in=list(OPEN_STATUSES)).update(
+            failure_reason=models.F("text_error")
+        )
         self.model.objects.filter(pk__in=pks).fail_when_no_channel_left(now)

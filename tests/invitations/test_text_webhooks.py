@@ -9,6 +9,7 @@ import time
 import uuid
 
 import pytest
+from django.core import mail
 from django.urls import reverse
 
 from invitations.events import EventKind, InvitationEvent
@@ -101,6 +102,20 @@ def test_undelivered_text_of_an_invitation_also_sent_by_email_leaves_it_open(cli
     invitation.refresh_from_db()
     assert (invitation.status, invitation.text_status) == (Status.SENT, TextStatus.UNDELIVERED)  # the email may reach them
     assert invitation.failure_reason == invitation.text_error  # what staff read about the channel that failed
+
+
+def test_a_text_undelivered_after_the_patient_registered_by_email_gives_no_failure_reason(
+    client, texting, patient, invite_now
+):
+    invitation = invite_now(patient, SendBy.BOTH).invitation
+    email_link = "/invite/" + mail.outbox[0].body.split("/invite/")[1].split("/")[0] + "/"
+    answers = {"last_name": "Quintanilla", "date_of_birth": "11/03/1984", "username": "zoe.q",
+               "password1": "correct horse battery 42", "password2": "correct horse battery 42"}
+    assert client.post(email_link, answers).status_code == 302
+    assert callback(client, invitation, "undelivered", error_code=30006).status_code == 204
+    invitation.refresh_from_db()
+    assert (invitation.status, invitation.text_status, invitation.failure_reason) == (Status.ACCEPTED, TextStatus.UNDELIVERED, "")
+    assert events(invitation)[-1][0] == EventKind.TEXT_UNDELIVERED  # the timeline still says what happened
 
 
 def test_a_callback_before_our_own_mark_records_the_sid_and_state(client, texting, patient):
