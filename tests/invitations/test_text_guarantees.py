@@ -74,6 +74,22 @@ def test_an_interrupted_send_is_sent_again_with_a_new_link_once_the_claim_lapses
     assert (waiting.text_attempts, waiting.text_status, waiting.text_sent_at) == (2, TextStatus.QUEUED, NOW + TEXT_CLAIM_LEASE)
 
 
+def test_a_text_whose_link_was_revoked_before_the_worker_ran_is_not_sent(texting, waiting):
+    waiting.patient.mobile_phone = "+16175550177"  # staff corrected the number meanwhile
+    waiting.patient.save()
+    waiting.refresh_from_db()
+    assert (waiting.status, waiting.revoke_reason) == (Status.REVOKED, "mobile_changed")
+    assert tasks.send_invitation_text.run(waiting.pk) == "not-claimed"
+    assert texting.stats()["requests"] == 0
+
+
+def test_a_text_whose_link_ran_out_before_the_worker_ran_is_not_sent(texting, waiting, frozen):
+    frozen.move_to(waiting.expires_at)
+    assert tasks.send_invitation_text.run(waiting.pk) == "expired"
+    waiting.refresh_from_db()
+    assert waiting.status == Status.EXPIRED and texting.stats()["requests"] == 0
+
+
 # -- what the text service answers ----------------------------------------------------------------
 
 
