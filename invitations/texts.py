@@ -45,6 +45,10 @@ logger = logging.getLogger(__name__)
 
 #: What Twilio said that makes a chart's mobile number undeliverable (until staff change it).
 UNDELIVERABLE_CODES = {errors.INVALID_NUMBER, errors.NOT_MOBILE}
+#: How long a single text's task waits for the account's next slot (as an email's does): a bulk
+#: run's chunk keeps a slot reserved for each of its texts in flight, several seconds ahead at
+#: one text a second, and a shorter wait would find no slot on any retry until the task gave up.
+SINGLE_TEXT_MAX_WAIT = 30.0
 #: Sources whose texts belong to a bulk run's chunks, not to the single-send task.
 BULK_SOURCES = (Source.BULK, Source.MONTHLY, Source.BULK_RESEND)
 
@@ -79,7 +83,7 @@ def deliver_text(invitation_id: int, *, now: datetime.datetime) -> str:
         return "not-claimed"  # sent, failed, revoked, or another worker has it
     body = text_messages.compose(invitation.practice, InvitationTemplate.for_practice(invitation.practice).text_body, token)
     text = sms.Text(key=invitation.pk, to=invitation.text_to, body=body, status_callback=status_callback_url(invitation))
-    outcome = sms.send_text(text)
+    outcome = sms.send_text(text, max_wait=SINGLE_TEXT_MAX_WAIT)
     if outcome.sent:
         Invitation.objects.mark_texts_queued([(invitation.pk, outcome.sid)], now=timezone.now())
         return "sent"

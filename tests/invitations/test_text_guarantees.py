@@ -10,6 +10,7 @@ import datetime
 import pytest
 from anymail.exceptions import AnymailRecipientsRefused
 
+from core.sending import sms
 from invitations import tasks, texts
 from invitations.events import EventKind
 from invitations.models import Invitation, Status, TextStatus
@@ -156,6 +157,18 @@ def test_a_429_slows_down_and_the_task_sends_the_text_once(texting, waiting, run
     waiting.refresh_from_db()
     assert (waiting.status, waiting.text_status) == (Status.SENT, TextStatus.QUEUED)
     assert EventKind.SEND_RETRY not in kinds(waiting)  # being slowed down is no error
+
+
+def test_a_single_text_waits_its_turn_behind_a_bulk_runs_texts_instead_of_failing(texting, waiting, settings):
+    """A bulk chunk keeps several of the account's slots reserved ahead (one per text in flight);
+    a single invitation's text queues behind them as an email does, instead of being told
+    "no slot" on every retry until the task gives up."""
+    settings.PORTAL_SMS_RATE_LIMIT = 1  # a long code: one text a second
+    rate = sms.account_rate()
+    for _ in range(6):  # a chunk's texts in flight: the next free slot is 6 s away
+        assert rate.reserve_slot(1, max_wait=60) is not None
+    assert tasks.send_invitation_text.run(waiting.pk) == "sent"
+    assert len(texted(texting)) == 1
 
 
 def test_the_task_gives_up_after_its_retries_and_fails_the_text_with_the_reason(texting, waiting, run_with_retries):
