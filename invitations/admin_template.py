@@ -78,7 +78,13 @@ class TemplateEditorForm(forms.ModelForm):
         # Checked here, not only in the model's clean(), so the text's problems show on its field
         # even when the email has problems of its own (the model stops at the first).
         body = self.cleaned_data.get("text_body", "")
-        text_messages.validate_text_body(body, practice=self.instance.practice)
+        try:
+            text_messages.validate_text_body(body, practice=self.instance.practice)
+        except forms.ValidationError:
+            # The model's clean() then checks the unsaved instance's text; it must not add a second
+            # error about the saved wording (too long since the practice was renamed, say).
+            self.instance.text_body = ""
+            raise
         return body
 
     def clean_logo(self):

@@ -106,7 +106,7 @@ def test_a_text_that_breaks_the_rules_gets_an_error_on_its_field_and_nothing_is_
     response = manager_client.post(editor_url(practice_a), form_data(text_body=text))
     assert response.status_code == 200
     errors = response.context["form"].errors
-    assert list(errors) == ["text_body"] and message in str(errors["text_body"])
+    assert list(errors) == ["text_body"] and len(errors["text_body"]) == 1 and message in errors["text_body"][0]
     assert "Please correct the errors below. Nothing was saved." in response.content.decode()
     assert not InvitationTemplate.objects.exists() and not AuditEntry.objects.exists()
 
@@ -118,6 +118,18 @@ def test_the_length_error_counts_with_this_practices_name(manager_client, practi
     errors = manager_client.post(editor_url(practice_a), form_data(text_body=text)).context["form"].errors
     sample = text_messages.sample(practice_a, text)
     assert f"the text is {len(sample)} characters; keep it to 160 (one text message): {len(sample) - 160} too many." in str(errors["text_body"])
+
+
+def test_a_saved_text_too_long_since_a_rename_gets_one_error_about_what_was_typed(manager_client, practice_a):
+    text = "[Practice Name] invites you to set up your patient portal account: [Registration Link] Reply STOP."
+    manager_client.post(editor_url(practice_a), form_data(text_body=text))
+    practice_a.name = "The Very Long Named Family and Cosmetic Dentistry Practice of Springfield"
+    practice_a.save()
+    errors = manager_client.post(editor_url(practice_a), form_data(text_body="Hello [First Name] [Registration Link]")).context["form"].errors
+    assert [str(e) for e in errors["text_body"]] == [
+        "Unknown snippet [First Name]. Use only [Practice Name], [Practice Phone], [Registration Link]."
+    ]
+    assert InvitationTemplate.objects.get().text_body == text
 
 
 def test_the_text_error_shows_even_when_the_email_has_errors_too(manager_client, practice_a):
