@@ -134,10 +134,13 @@ class BulkRunAdmin(TemplateEditorViews, PracticeScopedAdmin):
     def figures(self, obj: BulkRun) -> str:
         if obj.is_running:
             return f"{obj.targeted:,} to invite; running"
-        return (
+        figures = (
             f"{obj.targeted:,} targeted, {obj.sent:,} sent, {obj.failed:,} failed, "
             f"{obj.skipped_at_plan + obj.skipped_at_send:,} skipped"
         )
+        if obj.channels != BulkChannels.EMAIL or obj.texts_sent or obj.texts_failed:
+            figures += f"; {obj.texts_sent:,} text{'s' if obj.texts_sent != 1 else ''} sent, {obj.texts_failed:,} failed"
+        return figures
 
     @admin.display(description="")
     def progress_link(self, obj: BulkRun):

@@ -255,6 +255,8 @@ def test_activate_now_by_email_then_text_counts_its_texts_on_the_progress_page(
     assert (data["finished"], data["sent"], data["texts_sent"], data["texts_failed"]) == (True, 3, 1, 0)
     page = flat(manager_client.get(response["Location"]))
     assert '<th scope="row">Texts sent</th><td id="f-texts_sent">1</td>' in page
+    listing = manager_client.get(reverse("admin:invitations_bulkrun_changelist")).content.decode()
+    assert "3 targeted, 3 sent, 0 failed, 1 skipped; 1 text sent, 0 failed" in listing
 
 
 def test_an_email_run_shows_no_text_figures(manager_client, practice_a):
