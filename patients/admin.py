@@ -247,6 +247,10 @@ class MobilePhoneField(forms.CharField):
     #: The practice's country, set by the form: how the stored number is shown and compared.
     region = "US"
 
+    def __init__(self, *args, max_length=None, **kwargs):
+        # As typed ("+44 (0) 7700 900 123") a number is longer than its stored E.164 form.
+        super().__init__(*args, max_length=40, **kwargs)
+
     def prepare_value(self, value):
         return display_phone(value, self.region) if value and str(value).startswith("+") else value
 

@@ -269,16 +269,18 @@ class Patient(models.Model):
             setattr(self, field, (getattr(self, field) or "").strip())
         self.email = normalise_email(self.email)
         errors = {}
-        try:
-            super().clean_fields(exclude=exclude)
-        except ValidationError as exc:
-            errors = exc.update_error_dict(errors)
+        # The number is read before the field checks: a valid number typed with spaces and
+        # brackets may be longer than the stored E.164 form.
         if self.mobile_phone and "mobile_phone" not in (exclude or ()):
             region = self.practice.country if self.practice_id else "US"
             try:
                 self.mobile_phone = normalise_phone(self.mobile_phone, region)
             except InvalidPhoneNumber as exc:
-                errors.setdefault("mobile_phone", []).append(str(exc))
+                errors["mobile_phone"] = [str(exc)]
+        try:
+            super().clean_fields(exclude=[*(exclude or ()), *errors])
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
         if errors:
             raise ValidationError(errors)
 
@@ -395,12 +397,19 @@ class SmsOptOut(models.Model):
         return f"{self.phone} ({self.get_reason_display()})"
 
     def clean_fields(self, exclude=None) -> None:
-        region = self.practice.country if self.practice_id else "US"
+        errors = {}
+        if "phone" not in (exclude or ()):
+            region = self.practice.country if self.practice_id else "US"
+            try:
+                self.phone = normalise_phone(self.phone, region)
+            except InvalidPhoneNumber as exc:
+                errors["phone"] = [str(exc)]
         try:
-            self.phone = normalise_phone(self.phone, region)
-        except InvalidPhoneNumber as exc:
-            raise ValidationError({"phone": str(exc)})
-        super().clean_fields(exclude=exclude)
+            super().clean_fields(exclude=[*(exclude or ()), *errors])
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        if errors:
+            raise ValidationError(errors)
 
 
 # Ops records (scheduled job runs, worker heartbeats) and the audit trail live in their own modules.

@@ -5,6 +5,7 @@ undeliverable mark while it applies, and the text opt-out list kept inside each 
 import datetime
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from patients.audit import AuditAction, AuditEntry
@@ -337,3 +338,17 @@ def test_a_viewer_sees_the_list_but_cannot_add(client, practice_a, opt_outs):
     assert client.get(OPT_OUTS).status_code == 200
     assert client.post(reverse("admin:patients_smsoptout_add"), {"practice": practice_a.pk, "phone": "6175550404"}).status_code == 403
 
+
+
+def test_a_valid_number_typed_with_more_punctuation_than_the_stored_form_is_accepted():
+    practice = PracticeFactory(country="GB")
+    patient = Patient(practice=practice, chart_number="L1", mobile_phone="+44 7700 - 900 - 123   ")
+    patient.clean_fields()
+    assert patient.mobile_phone == "+447700900123"
+
+
+def test_a_text_opt_out_reports_a_bad_number_and_its_other_field_errors_together():
+    entry = SmsOptOut(practice=PracticeFactory(), phone="555", reason="nonsense")
+    with pytest.raises(ValidationError) as raised:
+        entry.clean_fields()
+    assert set(raised.value.message_dict) == {"phone", "reason"}
