@@ -342,9 +342,9 @@ def test_a_viewer_sees_the_list_but_cannot_add(client, practice_a, opt_outs):
 
 def test_a_valid_number_typed_with_more_punctuation_than_the_stored_form_is_accepted():
     practice = PracticeFactory(country="GB")
-    patient = Patient(practice=practice, chart_number="L1", mobile_phone="+44 7700 - 900 - 123   ")
+    patient = Patient(practice=practice, chart_number="L1", mobile_phone="+44 7911 - 123 - 456   ")
     patient.clean_fields()
-    assert patient.mobile_phone == "+447700900123"
+    assert patient.mobile_phone == "+447911123456"
 
 
 def test_a_text_opt_out_reports_a_bad_number_and_its_other_field_errors_together():
