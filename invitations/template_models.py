@@ -1,4 +1,4 @@
-"""A practice's own wording for the invitation email (the editor is in `invitations.admin_portal`)."""
+"""A practice's own wording for the invitation email and text (the editor is `invitations.admin_template`)."""
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -37,10 +37,10 @@ class InvitationTemplate(models.Model):
     )
 
     class Meta:
-        verbose_name = "invitation email template"
+        verbose_name = "invitation template"
 
     def __str__(self) -> str:
-        return f"Invitation email of {self.practice}"
+        return f"Invitation template of {self.practice}"
 
     def clean(self) -> None:
         template_html.validate_template(subject=self.subject, html_body=self.html_body)
