@@ -1,6 +1,7 @@
 """The benchmark suite in one command (run by hand; the README records its results).
 
     .venv/bin/python bench/run.py [--sizes 100000,1000000] [--naive 1000] [--concurrency 2]
+    .venv/bin/python bench/run.py --texts          # only the text scenarios (bench/texts.py), a few minutes
 
 Needs the PostgreSQL and Redis of the machine (BENCH_POSTGRES_URL, default
 postgres://postgres@127.0.0.1:5432; BENCH_REDIS_URL, default redis://127.0.0.1:6379/7, which is
@@ -29,6 +30,10 @@ Then it prints:
 
 The email backend (bench/email_backend.py) builds every message's MIME form and sends nothing.
 A table for the README is printed at the end. The databases are left for inspection (--drop).
+
+`--texts` runs Activate Now by text message through the Twilio stand-in under a 1 text/s and a 30
+texts/s limit (bench/texts.py, database `bench_texts`); alone it runs only those (add --sizes or
+--providers to run those too).
 """
 
 import argparse
@@ -69,14 +74,17 @@ def bench_env(database: str) -> dict[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="100000,1000000", help="patients per database, comma-separated")
+    parser.add_argument("--sizes", default=None, help="patients per database, comma-separated (default 100000,1000000)")
     parser.add_argument("--naive", type=int, default=1000, help="invitations made by the one-at-a-time loop")
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
     parser.add_argument("--drop", action="store_true", help="drop each database at the end")
-    parser.add_argument("--providers", default="all",
-                        help="provider scenarios to run after the sizes: all, none, or numbers from 1 (comma-separated)")
+    parser.add_argument("--providers", default=None,
+                        help="provider scenarios to run after the sizes: all (default), none, or numbers from 1 (comma-separated)")
+    parser.add_argument("--texts", nargs="?", const="all", default=None,
+                        help="text scenarios (bench/texts.py): all, or numbers from 1; alone, only these run")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # the child's mode
     parser.add_argument("--providers-child", help=argparse.SUPPRESS)
+    parser.add_argument("--texts-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         results = run_one(args.one, naive=args.naive, concurrency=args.concurrency)
@@ -85,6 +93,13 @@ def main() -> None:
     if args.providers_child:
         run_providers(args.providers_child, concurrency=args.concurrency)
         return
+    if args.texts_child:
+        run_texts(args.texts_child, concurrency=args.concurrency)
+        return
+    if args.sizes is None:
+        args.sizes = "" if args.texts else "100000,1000000"
+    if args.providers is None:
+        args.providers = "none" if args.texts else "all"
 
     sizes = [int(size.replace("_", "")) for size in args.sizes.split(",") if size.strip()]
     collected = []
@@ -122,6 +137,18 @@ def main() -> None:
             drop_database(database)
         if child.returncode != 0:
             raise SystemExit(f"the provider scenarios failed (exit {child.returncode})")
+    if args.texts:
+        database = "bench_texts"
+        recreate_database(database)
+        print(f"\n== text scenarios (database {database}) ==", flush=True)
+        child = subprocess.run(
+            [sys.executable, __file__, "--texts-child", args.texts, "--concurrency", str(args.concurrency)],
+            cwd=ROOT, env={**os.environ, **bench_env(database)},
+        )
+        if args.drop:
+            drop_database(database)
+        if child.returncode != 0:
+            raise SystemExit(f"the text scenarios failed (exit {child.returncode})")
 
 
 def run_providers(which: str, *, concurrency: int) -> None:
@@ -180,6 +207,20 @@ def run_providers(which: str, *, concurrency: int) -> None:
               f"{result['twice']:,} emailed twice, done early: {result['shown_done_early']}", flush=True)
         results.append(result)
     providers.print_table(results, serial_rate)
+
+
+def run_texts(which: str, *, concurrency: int) -> None:
+    """The text scenarios (bench/texts.py), in their own database."""
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from bench import texts
+
+    texts.run_all(
+        which, concurrency=concurrency, start_worker=start_worker, process_tree=process_tree,
+        peak_memory_mb=peak_memory_mb, describe_machine=describe_machine,
+    )
 
 
 def _server():
