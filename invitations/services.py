@@ -323,9 +323,14 @@ def apply_tracking_event(invitation: Invitation, *, event_type: str, description
 # -- registration ---------------------------------------------------------------------------
 
 
+#: What a phone keyboard types for the apostrophes and hyphens in names (O’Brien, Smith‐Jones).
+_TYPED_PUNCTUATION = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2010": "-", "\u2011": "-", "\u2013": "-", "\u2014": "-"})
+
+
 def normalise_name(name: str) -> str:
-    """Case, accents and surrounding or repeated spaces do not matter when comparing names."""
-    decomposed = unicodedata.normalize("NFKD", name or "")
+    """Case, accents, a phone's curly apostrophes and dashes, and surrounding or repeated spaces do
+    not matter when comparing names."""
+    decomposed = unicodedata.normalize("NFKD", (name or "").translate(_TYPED_PUNCTUATION))
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
     return " ".join(stripped.casefold().split())
 

@@ -232,10 +232,6 @@ def test_an_unsubscribed_number_goes_on_the_opt_out_list_and_its_text_only_links
     assert reason_codes(invite_now(patient, SendBy.TEXT)) == ["sms_opted_out"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "services.normalise_name compares a phone keyboard's ’ with the chart's ' as different letters; "
-    "the fix (in services.py, not this helper's file) is in the text-invitation report. Remove this mark with it."
-))
 def test_a_last_name_typed_with_a_phones_curly_apostrophe_registers(texting, patient, invite_now, client):
     patient.last_name = "O'Brien"
     patient.save()
