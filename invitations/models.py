@@ -327,6 +327,8 @@ class Invitation(models.Model):
             ),
             # Twilio's status callbacks name the text by its SID; the text sweep finds unsent texts.
             models.Index(fields=["text_sid"], condition=~Q(text_sid=""), name="invitation_text_sid_idx"),
+            # A reply or a text opt-out finds the invitations texted to the number.
+            models.Index(fields=["text_to"], condition=Q(by_text=True), name="invitation_text_to_idx"),
             models.Index(fields=["created_at"], condition=Q(text_status="pending"), name="invitation_text_pending_idx"),
         ]
 
@@ -488,12 +490,9 @@ class Invitation(models.Model):
         return False
 
 
-# A practice's wording for the invitation email lives in its own module.
+# The other models of the app live in their own modules: a practice's wording (template_models),
+# delivery reports (tracking), bulk runs (bulk_models) and the dashboard's figures.
 from .template_models import InvitationTemplate  # noqa: E402,F401
-
-# Delivery reports from the email service live in their own module.
 from .tracking import DeliveryReport  # noqa: E402,F401
-
-# Activate Now and monthly re-invite runs (invitations.bulk) keep their models in their own module.
 from .bulk_models import BulkRun, BulkRunChunk  # noqa: E402,F401
 from .dashboard_models import PracticeFigures  # noqa: E402,F401

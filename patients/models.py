@@ -253,6 +253,8 @@ class Patient(models.Model):
                 condition=models.Q(self_signup_unverified=True),
                 name="patient_selfsignup_idx",
             ),
+            # A patient's reply (STOP, START, HELP) finds the charts with the number.
+            models.Index(fields=["mobile_phone"], condition=~models.Q(mobile_phone=""), name="patient_mobile_idx"),
         ]
 
     def __str__(self) -> str:
