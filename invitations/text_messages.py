@@ -93,10 +93,11 @@ def sample(practice, body: str) -> str:
 
 
 def validate_text_body(body: str, *, practice) -> None:
-    """Staff wording for the invitation text: known snippets, the link, plain GSM-7 characters,
-    and one message long with this practice's name and the link."""
-    body = body or ""
-    if not body.strip():
+    """Staff wording for the invitation text: known snippets, the link, the practice's name and
+    how to opt out (STOP), plain GSM-7 characters, and one message long with this practice's name
+    and the link."""
+    body = " ".join((body or "").split())  # as it is saved
+    if not body:
         return  # the default wording
     if _TEMPLATE_LANGUAGE_RE.search(body):
         raise ValidationError("Use bracketed snippets such as [Practice Name], not {{ }} or {% %}.")
@@ -117,3 +118,8 @@ def validate_text_body(body: str, *, practice) -> None:
             f"With this practice's name and the link the text is {size.units} characters; "
             f"keep it to {GSM7_SINGLE} (one text message): {size.units - GSM7_SINGLE} too many."
         )
+    # Carriers expect a text to name who sends it and how to stop them (CTIA's messaging principles).
+    if "[Practice Name]" not in body:
+        raise ValidationError("The text must contain [Practice Name]: patients and carriers need to know who is texting.")
+    if not re.search(r"\bSTOP\b", body):
+        raise ValidationError("The text must tell patients how to opt out, e.g. “Reply STOP to opt out.”")

@@ -77,9 +77,9 @@ def test_changing_only_the_text_audits_only_the_text(manager_client, practice_a)
     stored = InvitationTemplate.objects.get()
     manager_client.post(
         editor_url(practice_a),
-        form_data(subject=stored.subject, html_body=stored.html_body, text_body="[Registration Link] from [Practice Name]"),
+        form_data(subject=stored.subject, html_body=stored.html_body, text_body="[Registration Link] from [Practice Name]. Reply STOP to opt out."),
     )
-    assert InvitationTemplate.objects.get().text_body == "[Registration Link] from [Practice Name]"
+    assert InvitationTemplate.objects.get().text_body == "[Registration Link] from [Practice Name]. Reply STOP to opt out."
     latest = AuditEntry.objects.filter(action=AuditAction.TEMPLATE_EDIT).order_by("-pk").first()
     assert latest.summary == "Changed the invitation template's invitation text"
 

@@ -39,7 +39,7 @@ def error_of(body: str, at=None) -> str:
 def test_the_default_and_a_good_wording_pass():
     validate_text_body("", practice=practice())  # empty: the default wording
     validate_text_body("   ", practice=practice())
-    validate_text_body("[Practice Name]: your portal is ready: [Registration Link] Call [Practice Phone]", practice=practice())
+    validate_text_body("[Practice Name]: your portal is ready: [Registration Link] Call [Practice Phone]. STOP to end", practice=practice())
 
 
 def test_an_unknown_snippet_is_named_with_the_ones_to_use():
@@ -59,13 +59,21 @@ def test_template_language_is_refused(body):
     assert error_of(body) == "Use bracketed snippets such as [Practice Name], not {{ }} or {% %}."
 
 
+@pytest.mark.parametrize("body,expected", [
+    ("Your portal: [Registration Link] Reply STOP to opt out.", "The text must contain [Practice Name]"),
+    ("[Practice Name]: your portal: [Registration Link]", "The text must tell patients how to opt out"),
+])
+def test_the_text_names_the_sender_and_how_to_opt_out(body, expected):
+    assert error_of(body).startswith(expected)
+
+
 def test_characters_that_would_make_a_longer_message_are_named():
     message = error_of("[Practice Name]’s portal — join here: [Registration Link] 😀 ’")
     assert message.startswith("These characters would turn the text into a longer, costlier message: ’ — 😀.")
 
 
 def test_too_long_with_this_practices_name_says_by_how_much():
-    body = "[Practice Name] invites you to its new patient portal, where you can see your visits: [Registration Link]"
+    body = "[Practice Name] invites you to its new patient portal: [Registration Link] Reply STOP to opt out."
     validate_text_body(body, practice=practice("Oak Dental"))
     long_name = practice("The Greater Springfield Family and Cosmetic Dentistry Group")
     size = measure(sample(long_name, body)).units
