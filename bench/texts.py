@@ -42,12 +42,15 @@ class Scenario:
     twilio_rate: float  # the stand-in's limit, texts a second
     our_rate: float  # PORTAL_SMS_RATE_LIMIT
     note: str = ""
+    extra_env: dict = dataclasses.field(default_factory=dict)
 
 
 SCENARIOS = [
     Scenario("long code: Twilio 1 text/s, our rate 1", 120, 1, 1, "a US long code"),
     Scenario("messaging service: Twilio 30 texts/s, our rate 30", 3000, 30, 30, "a messaging service with a pool of numbers"),
     Scenario("Twilio 30 texts/s, our rate 60 (429s learned)", 3000, 30, 60, "PORTAL_SMS_RATE_LIMIT set too high"),
+    Scenario("long code, a chunk's time cut to 30 s (handed on)", 120, 1, 1, "PORTAL_BULK_SEND_SECONDS=30",
+             extra_env={"PORTAL_BULK_SEND_SECONDS": "30"}),
 ]
 
 
@@ -106,7 +109,7 @@ def run_scenario(scenario: Scenario, practice, *, concurrency: int, start_worker
     url = f"http://127.0.0.1:{STANDIN_PORT}"
     forget_runs()
     standin = start_standin(scenario)
-    env = {**StandIn(STANDIN_PORT).environment(), "PORTAL_SMS_RATE_LIMIT": str(scenario.our_rate)}
+    env = {**StandIn(STANDIN_PORT).environment(), "PORTAL_SMS_RATE_LIMIT": str(scenario.our_rate), **scenario.extra_env}
     worker = start_worker(concurrency, env)
     try:
         started = time.perf_counter()
