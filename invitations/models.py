@@ -32,6 +32,7 @@ from .vocabulary import (  # noqa: F401 - the vocabulary is read through this mo
     Source,
     Status,
     TextStatus,
+    created_detail,
     hash_token,
     new_token,
 )
@@ -103,7 +104,7 @@ class InvitationQuerySet(TextTransitions, models.QuerySet):
     ) -> dict[int, tuple[int, Optional[str], uuid.UUID, Optional[str]]]:
         """`create_latest` for a batch, one INSERT (the caller holds the patients' row locks): the newest invitation
         of each (patient id, address or "", mobile number or ""), by email and/or text, each channel claimed for
-        sending, with a CREATED event each in a single invite's words (`services.created_detail`). Returns
+        sending, with a CREATED event each in a single invite's words (`vocabulary.created_detail`). Returns
         {patient id: (invitation id, email token, public id, text token)}, None for a channel not used."""
         if not rows:
             return {}
@@ -123,10 +124,10 @@ class InvitationQuerySet(TextTransitions, models.QuerySet):
                  for pk, email, phone in rows],
                 returning=["id", "patient"],
             )
-            by = {pk: " and ".join(c.label.lower() for c, used in zip(Channel, (email, phone)) if used) for pk, email, phone in rows}
+            channels = {pk: [c for c, used in ((Channel.EMAIL, email), (Channel.TEXT, phone)) if used] for pk, email, phone in rows}
             sql.insert_rows(
                 InvitationEvent, ["invitation", "kind", "at", "actor", "detail"],
-                [(invitation_id, EventKind.CREATED, now, actor_id, f"{Source(source).label} (by {by[pk]})") for invitation_id, pk in made],
+                [(invitation_id, EventKind.CREATED, now, actor_id, created_detail(source, channels[pk])) for invitation_id, pk in made],
             )
         return {pk: (invitation_id, email_tokens.get(pk), public_ids[pk], text_tokens.get(pk)) for invitation_id, pk in made}
 

@@ -25,7 +25,7 @@ from patients.models import EmailOptOut, OptOutReason, Patient, Practice, normal
 from . import eligibility, emails
 from .eligibility import Reason
 from .models import SEND_GIVE_UP_AFTER, Channel, EventKind, Invitation, RevokeReason, Source, Status, TextStatus, email_unsent
-from .vocabulary import SendBy
+from .vocabulary import SendBy, created_detail
 
 logger = logging.getLogger(__name__)
 User = get_user_model()
@@ -99,12 +99,6 @@ def invite(
         if decision.by_text:
             enqueue_on_commit("invitations.send_invitation_text", invitation.pk)
     return InviteOutcome(patient=patient, invitation=invitation, revoked=revoked)
-
-
-def created_detail(source: str, channels) -> str:
-    """The timeline's words for a new invitation: "Manual (by email and text)"."""
-    named = " and ".join(Channel(channel).label.lower() for channel in channels)
-    return f"{Source(source).label} (by {named})" if channels else Source(source).label
 
 
 # -- the same for a staff selection, checked against each practice's role and audited -----------

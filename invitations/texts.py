@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db.models import Max, Q
+from django.db.models import F, Max, Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -115,18 +115,22 @@ def learn(refused: list[tuple[int, SendError]], *, now: datetime.datetime) -> No
     meaningful = {pk: error for pk, error in refused if error.code in UNDELIVERABLE_CODES | {errors.OPTED_OUT}}
     if not meaningful:
         return
-    for pk, practice_id, number in Invitation.objects.filter(pk__in=list(meaningful)).values_list("pk", "practice_id", "text_to"):
+    numbers = Invitation.objects.filter(pk__in=list(meaningful)).exclude(text_to="").values_list("pk", "practice_id", "text_to")
+    undeliverable: dict[str, Q] = {}  # one UPDATE per reason, however many numbers share it
+    for pk, practice_id, number in numbers:
         error = meaningful[pk]
-        if not number:
-            continue
         if error.code == errors.OPTED_OUT:
+            # Rare (the number replied STOP to this sender before): saved one by one so the opt-out
+            # signal revokes the number's other text-only links.
             SmsOptOut.objects.get_or_create(
                 practice_id=practice_id, phone=number, defaults={"reason": SmsOptOutReason.PROVIDER, "created_at": now}
             )
         else:
-            Patient.objects.filter(practice_id=practice_id, mobile_phone=number).update(
-                undeliverable_mobile=number, undeliverable_mobile_reason=error.detail[:200]
+            undeliverable[error.detail[:200]] = undeliverable.get(error.detail[:200], Q(pk__in=[])) | Q(
+                practice_id=practice_id, mobile_phone=number
             )
+    for reason, charts in undeliverable.items():
+        Patient.objects.filter(charts).update(undeliverable_mobile=F("mobile_phone"), undeliverable_mobile_reason=reason)
 
 
 # -- Twilio's status callbacks --------------------------------------------------------------------

@@ -103,3 +103,10 @@ EARLIER_THAN = {
 def last_digits(phone: str) -> str:
     """How a number appears on timelines and in logs: its last four digits only."""
     return f"…{phone[-4:]}" if phone else ""
+
+
+def created_detail(source: str, channels) -> str:
+    """The timeline's words for a new invitation, single or bulk alike: "Manual (by email and text
+    message)"."""
+    named = " and ".join(Channel(channel).label.lower() for channel in channels)
+    return f"{Source(source).label} (by {named})" if named else Source(source).label
