@@ -249,7 +249,9 @@ def _reclaim_lapsed(chunk: BulkRunChunk, *, now: datetime.datetime) -> list[Reci
 
 
 def _reclaim_texts(chunk: BulkRunChunk, *, template: InvitationTemplate, now: datetime.datetime) -> list[sms.Text]:
-    """Texts an earlier attempt of this chunk created but did not send, each with a new link."""
+    """Texts an earlier attempt of this chunk created but did not send, each with a new link (those
+    that may no longer be sent, after a STOP or a withdrawn consent, are failed with the reason)."""
+    _chunk_invitations(chunk).fail_blocked_texts(now)
     claimed = _chunk_invitations(chunk).only("public_id", "text_to").claim_texts(now)
     return [_text(invitation, token, practice=chunk.run.practice, template=template) for invitation, token in claimed]
 

@@ -207,7 +207,7 @@ class InvitationQuerySet(TextTransitions, models.QuerySet):
         if not released:
             return
         with transaction.atomic():
-            self.filter(pk__in=[pk for pk, _ in released], status=Status.PENDING).update(sending_started_at=None)
+            self.filter(email_unsent(), pk__in=[pk for pk, _ in released]).update(sending_started_at=None)
             sql.insert_rows(
                 InvitationEvent, ["invitation", "kind", "at", "detail"],
                 [(pk, EventKind.SEND_RETRY, now, detail[:300]) for pk, detail in released if detail],
@@ -426,7 +426,7 @@ class Invitation(models.Model):
 
     def release_claim(self, now: datetime.datetime, *, detail: str) -> None:
         """The email service failed for a reason that may pass; let the retry claim it again."""
-        if Invitation.objects.filter(pk=self.pk, status=Status.PENDING).update(sending_started_at=None):
+        if Invitation.objects.filter(email_unsent(), pk=self.pk).update(sending_started_at=None):
             self.sending_started_at = None
             self.record(EventKind.SEND_RETRY, now=now, detail=detail)
 

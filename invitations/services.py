@@ -185,9 +185,12 @@ def revoke_for_opt_out(*, practice_id: int, email: str, now: datetime.datetime, 
 
 def revoke_for_text_opt_out(*, practice_id: int, phone: str, now: datetime.datetime, actor=None) -> int:
     """A number that replied STOP: open links that went only by text to it stop working (one that
-    also went by email still reaches the patient that way)."""
+    also went by email still reaches the patient that way, its text not sent if still pending)."""
     stale = Invitation.objects.open().filter(practice_id=practice_id, by_text=True, by_email=False, text_to=phone)
-    return sum(invitation.revoke(now, reason=RevokeReason.TEXT_OPTED_OUT, actor=actor) for invitation in stale)
+    revoked = sum(invitation.revoke(now, reason=RevokeReason.TEXT_OPTED_OUT, actor=actor) for invitation in stale)
+    # The texts of invitations that also go by email and have not gone yet are not sent now.
+    Invitation.objects.filter(practice_id=practice_id, text_to=phone).fail_blocked_texts(now)
+    return revoked
 
 
 def opt_out(*, practice: Practice, email: str, now: datetime.datetime, reason: str = OptOutReason.PATIENT_REQUEST) -> EmailOptOut:

@@ -13,10 +13,11 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django.utils import timezone
 
-from patients.models import EmailOptOut, Patient, SmsOptOut
+from patients.models import EmailOptOut, Patient, Practice, SmsOptOut
 
 from . import services
 from . import tracking as tracking_store
+from .models import Invitation, TextStatus
 
 
 @receiver(post_save, sender=Patient, dispatch_uid="invitations.patient_saved")
@@ -24,6 +25,8 @@ def patient_saved(sender, instance: Patient, created: bool, raw: bool = False, *
     if created or raw:
         return
     services.revoke_for_contact_change(instance, now=timezone.now())
+    if not instance.sms_consent:  # consent withdrawn: a text still waiting is not sent
+        Invitation.objects.filter(patient_id=instance.pk).fail_blocked_texts(timezone.now())
     if instance.portal_user_id is not None:
         # Password resets go to the address on the chart.
         get_user_model().objects.filter(pk=instance.portal_user_id).exclude(email=instance.email).update(
@@ -38,6 +41,14 @@ def opt_out_saved(sender, instance: EmailOptOut, raw: bool = False, **kwargs) ->
     services.revoke_for_opt_out(
         practice_id=instance.practice_id, email=instance.email, now=timezone.now(), actor=instance.created_by
     )
+
+
+@receiver(post_save, sender=Practice, dispatch_uid="invitations.practice_saved")
+def practice_saved(sender, instance: Practice, created: bool, raw: bool = False, **kwargs) -> None:
+    if created or raw or instance.text_invitations_enabled:
+        return
+    # Texts turned off: the practice's texts still waiting are not sent.
+    Invitation.objects.filter(practice_id=instance.pk, by_text=True, text_status=TextStatus.PENDING).fail_blocked_texts(timezone.now())
 
 
 @receiver(post_save, sender=SmsOptOut, dispatch_uid="invitations.sms_opt_out_saved")

@@ -8,7 +8,11 @@ text brings) as one conditional UPDATE, for one row or a chunk's batch alike. Mi
 * failed when Twilio refused it or could not deliver it; the invitation fails with it only when no
   other channel may still reach the patient (`fail_when_no_channel_left`);
 * a status callback moves a text only forward (`EARLIER_THAN`), so a repeated or late one changes
-  nothing and adds no second timeline entry.
+  nothing and adds no second timeline entry;
+* never sent once it may no longer be: a pending text whose number went on the opt-out list, whose
+  patient withdrew text consent or whose practice turned texts off is failed with that reason
+  (`fail_blocked_texts`, run before every claim and when any of the three changes). A text a worker
+  already holds finishes (its claim came first); Twilio itself refuses a number that replied STOP.
 """
 
 import datetime
@@ -16,11 +20,13 @@ from typing import Optional
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
+
+from patients.models import SmsOptOut
 
 from . import sql
 from .events import EventKind, InvitationEvent
-from .vocabulary import EARLIER_THAN, OPEN_STATUSES, TEXT_TOKEN_BYTES, Status, TextStatus, hash_token, last_digits, new_token
+from .vocabulary import EARLIER_THAN, LIVE_TEXT, OPEN_STATUSES, TEXT_TOKEN_BYTES, Status, TextStatus, hash_token, last_digits, new_token
 
 #: A worker that claimed a text but never finished gives it up after this long.
 TEXT_CLAIM_LEASE = datetime.timedelta(seconds=settings.PORTAL_SEND_CLAIM_LEASE_SECONDS)
@@ -33,8 +39,34 @@ def text_claimable(now: datetime.datetime) -> Q:
     )
 
 
+#: Why a pending text may no longer be sent: (condition, the reason staff read), first match wins.
+def _blocks() -> list[tuple[Q, str]]:
+    opted_out = Exists(SmsOptOut.objects.filter(practice_id=OuterRef("practice_id"), phone=OuterRef("text_to")))
+    return [
+        (Q(practice__text_invitations_enabled=False), "Invitation texts were turned off for the practice; the text was not sent."),
+        (Q(opted_out), "The number is on the practice's text opt-out list (it replied STOP); the text was not sent."),
+        (Q(patient__sms_consent=False), "The patient withdrew consent to texts; the text was not sent."),
+    ]
+
+
 class TextTransitions:
     """Queryset methods (mixed into InvitationQuerySet): the only writers of a text's state."""
+
+    def fail_blocked_texts(self, now: datetime.datetime) -> list[int]:
+        """Fail the pending texts of this queryset that may no longer be sent (module docstring),
+        each with its reason; texts a worker holds are left to finish. Returns the rows failed."""
+        unheld = Q(text_claimed_at__isnull=True) | Q(text_claimed_at__lte=now - TEXT_CLAIM_LEASE)
+        pending = self.filter(unheld, by_text=True, text_status=TextStatus.PENDING, status__in=list(OPEN_STATUSES))
+        blocked = Q(pk__in=[])
+        for condition, _ in _blocks():
+            blocked |= condition
+        if not pending.filter(blocked).exists():  # the usual case: one query
+            return []
+        failed: dict[int, str] = {}
+        for condition, reason in _blocks():
+            for pk in pending.filter(condition).exclude(pk__in=list(failed)).values_list("pk", flat=True):
+                failed[pk] = reason
+        return self.fail_texts(list(failed.items()), now=now) if failed else []
 
     def claim_text(self, pk: int, now: datetime.datetime) -> Optional[str]:
         """Claim one invitation's text; its link's token, or None (sent, failed, held elsewhere)."""
@@ -69,8 +101,10 @@ class TextTransitions:
             changed = sql.update_from_values(
                 self.model, [(pk, sid[:40]) for pk, sid in sent], columns=["text_sid"],
                 set_fields={"text_sent_at": now, "text_claimed_at": None}, where={"by_text": True},
-                still=Q(text_sent_at__isnull=True),
+                still=Q(text_sent_at__isnull=True, text_status__in=list(LIVE_TEXT)),  # never a text failed meanwhile
             )
+            if not changed:
+                return []
             # A status callback that came first recorded its state and its entry: no second one.
             queued = sql.update_returning(
                 self.model, self.model.objects.filter(pk__in=changed).values("pk"),

@@ -39,6 +39,7 @@ from patients.models import Patient, Practice, SmsOptOut, SmsOptOutReason
 from . import text_messages
 from .models import Invitation, InvitationTemplate, Source, TextStatus
 from .services import RETRY_GIVE_UP, UNSENT_GRACE, TransientSendError
+from .texting import TEXT_CLAIM_LEASE
 from .vocabulary import FROM_TWILIO, last_digits
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,8 @@ def deliver_text(invitation_id: int, *, now: datetime.datetime) -> str:
     if invitation.is_open and invitation.is_expired(now):
         invitation.expire(now)
         return "expired"
+    if Invitation.objects.filter(pk=invitation.pk).fail_blocked_texts(now):
+        return "blocked"  # opted out, consent withdrawn or texts turned off since it was made
     token = Invitation.objects.claim_text(invitation.pk, now)
     if token is None:
         return "not-claimed"  # sent, failed, revoked, or another worker has it
@@ -212,17 +215,19 @@ def handle_reply(fields: Mapping[str, str], *, now: datetime.datetime) -> Option
 
 
 def requeue_unsent_texts(*, now: datetime.datetime, limit: int = 1000) -> int:
-    """Single invitations' texts whose task was lost: enqueued again when never tried; failed
-    with the reason when tried and still unsent hours later (their retry chain was lost)."""
+    """Single invitations' texts whose task was lost: enqueued again when never tried, or when the
+    worker that held one died without its task coming back (the claim lapsed); failed with the
+    reason when tried and still unsent hours later (their retry chain was lost)."""
+    lapsed = Q(text_claimed_at__lte=now - TEXT_CLAIM_LEASE)
     waiting = Invitation.objects.filter(
-        Q(text_claimed_at__isnull=True), by_text=True, text_status=TextStatus.PENDING, status__in=["pending", "sent"],
+        Q(text_claimed_at__isnull=True) | lapsed, by_text=True, text_status=TextStatus.PENDING, status__in=["pending", "sent"],
     ).exclude(source__in=BULK_SOURCES)
     stale = list(waiting.filter(text_attempts__gt=0, created_at__lte=now - RETRY_GIVE_UP).values_list("pk", flat=True)[:limit])
     for invitation_id in stale:
         give_up_text(invitation_id, now=now, reason="the text service could not be reached for hours.")
+    lost = Q(text_attempts=0, created_at__lte=now - UNSENT_GRACE) | (lapsed & Q(created_at__gt=now - RETRY_GIVE_UP))
     ids = list(
-        waiting.filter(text_attempts=0, created_at__lte=now - UNSENT_GRACE, expires_at__gt=now)
-        .order_by("created_at").values_list("pk", flat=True)[:limit]
+        waiting.filter(lost, expires_at__gt=now).order_by("created_at").values_list("pk", flat=True)[:limit]
     )
     for invitation_id in ids:
         enqueue_on_commit("invitations.send_invitation_text", invitation_id)

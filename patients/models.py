@@ -396,7 +396,8 @@ class SmsOptOut(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.phone} ({self.get_reason_display()})"
+        # Admin messages and history show it: the number's last digits are enough there.
+        return f"…{self.phone[-4:]} ({self.get_reason_display()})"
 
     def clean_fields(self, exclude=None) -> None:
         errors = {}

@@ -160,9 +160,9 @@ def test_a_reply_takes_a_bounded_number_of_queries(client, two_practices, django
         reply(client, "HELP")
     with django_assert_max_num_queries(4):
         reply(client, "Thanks")
-    # Finding the practices (3); per practice its entry and its open text links (5); per link
-    # revoked its change and timeline entry (4).
-    with django_assert_max_num_queries(3 + 2 * 5 + 4):
+    # Finding the practices (3); per practice its entry, its open text links and whether a text to
+    # the number still waits (6); per link revoked its change and timeline entry (4).
+    with django_assert_max_num_queries(3 + 2 * 6 + 4):
         reply(client, "STOP")
 
 
