@@ -29,7 +29,7 @@ class InvitationTemplate(models.Model):
     text_body = models.TextField(
         "invitation text", blank=True, default="", db_default="",
         help_text="One text message (160 characters with the link). Snippets: [Practice Name], [Practice Phone], "
-        "[Registration Link] (required). Empty: the default wording.",
+        "[Registration Link] (required); name the practice and say how to opt out (STOP). Empty: the default wording.",
     )
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(
