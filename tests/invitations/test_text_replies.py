@@ -183,3 +183,11 @@ def test_stop_and_start_through_the_standin_reach_a_live_server(twilio, fresh_sm
     assert answer["answer"] == 200 and opted_out_at() == {}
     assert invite_now(patient, SendBy.TEXT).invitation.status == Status.SENT  # Twilio texts the number again too
     assert len(texted(twilio)) == 1
+
+
+def test_a_reply_twilio_posts_again_is_answered_once(client, two_practices):
+    first = reply(client, "HELP", message_sid="SM" + "7" * 32)
+    again = reply(client, "HELP", message_sid="SM" + "7" * 32)
+    assert b"<Message>" in first.content
+    assert again.status_code == 200 and b"<Message>" not in again.content
+    assert b"<Message>" in reply(client, "HELP").content  # another reply is answered
