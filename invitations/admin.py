@@ -144,7 +144,7 @@ class InvitationAdmin(PracticeScopedAdmin):
     @admin.action(description="Resend: new links for these invitations' patients…", permissions=["change"])
     def resend_to_patients(self, request, queryset):
         """The failed-invitations list's Resend: the patient list's confirmation page, for these patients."""
-        patient_admin = self.admin_site._registry[Patient]
+        patient_admin = self.admin_site.get_model_admin(Patient)  # the patient list's own flow (Django's public accessor)
         patients = patient_admin.get_queryset(request).filter(pk__in=queryset.values("patient_id"))
         return patient_admin.resend_selected(request, patients)
 
@@ -157,7 +157,7 @@ class InvitationAdmin(PracticeScopedAdmin):
     @admin.action(description="Revoke selected invitations", permissions=["change"])
     def revoke_selected(self, request, queryset):
         """The same revoke as the patient list's (role check per practice, audit trail)."""
-        patient_admin = self.admin_site._registry[Patient]
+        patient_admin = self.admin_site.get_model_admin(Patient)  # the patient list's own flow (Django's public accessor)
         open_ones = queryset.filter(status__in=OPEN_STATUSES)
         patients = patient_admin.get_queryset(request).filter(pk__in=open_ones.values("patient_id"))
         return patient_admin.revoke_selected(request, patients)
