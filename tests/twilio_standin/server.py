@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -16,27 +15,21 @@ from typing import Any, Optional
 from .account import (
     ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, MESSAGES_PATH, MESSAGING_SERVICE_SID, Account, Behaviour, TwilioError,
 )
+from tests.standin_http import REASONS, HttpStandIn
+
 from .webhooks import inbound_params, post_quietly, post_signed, status_params
 
-_REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
-            405: "Method Not Allowed", 429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
-            503: "Service Unavailable"}
 
-
-class StandIn:
+class StandIn(HttpStandIn):
     """One stand-in Twilio account on 127.0.0.1."""
 
-    def __init__(self, port: int = 0, behaviour: Optional[Behaviour] = None):
-        self.account = Account(behaviour)
-        self.port = port
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._server = None
-        self._thread: Optional[threading.Thread] = None
-        self._callbacks_due: set[asyncio.Task] = set()
+    name = "Twilio stand-in"
+    content_type = "application/json; charset=utf-8"
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def __init__(self, port: int = 0, behaviour: Optional[Behaviour] = None):
+        super().__init__(port)
+        self.account = Account(behaviour)
+        self._callbacks_due: set[asyncio.Task] = set()
 
     def django_settings(self, *, messaging_service: bool = False, **overrides: Any) -> dict[str, Any]:
         """The settings that send the portal's texts here through the real twilio client."""
@@ -59,83 +52,8 @@ class StandIn:
         client.api.base_url = self.url
         return client
 
-    # -- in a thread of this process (tests) --------------------------------------------------
-
-    def start(self) -> "StandIn":
-        ready = threading.Event()
-
-        def serve() -> None:
-            self._loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(self._loop)
-            self._server = self._loop.run_until_complete(
-                asyncio.start_server(self._handle, "127.0.0.1", self.port, backlog=512)
-            )
-            self.port = self._server.sockets[0].getsockname()[1]
-            ready.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=serve, name="twilio-standin", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("the Twilio stand-in did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None:
-            return
-
-        async def close() -> None:
-            self._server.close()
-            tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await self._server.wait_closed()
-
-        asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop = None
-
-    # -- as its own process (benchmarks, by hand) ---------------------------------------------
-
-    async def serve_forever(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, backlog=1024)
-        self.port = self._server.sockets[0].getsockname()[1]
-        print(f"Twilio stand-in listening on {self.url} (account {ACCOUNT_SID}, token {AUTH_TOKEN})", flush=True)
-        async with self._server:
-            await self._server.serve_forever()
-
-    # -- one connection -----------------------------------------------------------------------
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                request_line = await reader.readline()
-                if not request_line:
-                    break
-                method, target, _version = request_line.decode("latin-1").split(" ", 2)
-                headers: dict[str, str] = {}
-                while True:
-                    line = await reader.readline()
-                    if line in (b"\r\n", b"\n", b""):
-                        break
-                    name, _, value = line.decode("latin-1").partition(":")
-                    headers[name.strip().lower()] = value.strip()
-                body = await reader.readexactly(int(headers.get("content-length") or 0))
-                status, payload = await self._respond(method, urllib.parse.urlsplit(target).path, headers, body)
-                data = b"" if payload is None else json.dumps(payload).encode()
-                head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}", f"Content-Length: {len(data)}"]
-                if payload is not None:
-                    head.append("Content-Type: application/json; charset=utf-8")
-                writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + data)
-                await writer.drain()
-                if headers.get("connection", "").lower() == "close":
-                    break
-        except (ConnectionError, asyncio.IncompleteReadError, ValueError, asyncio.CancelledError):
-            pass  # the client went away, or the stand-in is stopping
-        finally:
-            writer.close()
+    def banner(self) -> str:
+        return f"{super().banner()} (account {ACCOUNT_SID}, token {AUTH_TOKEN})"
 
     async def _respond(self, method: str, path: str, headers: dict, body: bytes):
         if path.startswith("/_standin/"):
@@ -164,7 +82,7 @@ class StandIn:
                     behaviour.fail_next -= 1
                     counters.failed_5xx += 1
                     status = behaviour.fail_status
-                    raise TwilioError(status, 20500 if status == 500 else 20503, _REASONS.get(status, "Server Error"))
+                    raise TwilioError(status, 20500 if status == 500 else 20503, REASONS.get(status, "Server Error"))
                 form = {key: values[-1] for key, values in urllib.parse.parse_qs(body.decode(), keep_blank_values=True).items()}
                 message = account.create_message(form)
             except TwilioError as error:
