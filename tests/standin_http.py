@@ -2,19 +2,44 @@
 asyncio server on 127.0.0.1 that runs in a thread of the test process (`start` / `stop`) or as its
 own process (`serve_forever`), keeps connections alive as the real clients expect, and answers each
 request with the subclass's ``async _respond(method, path, headers, body)`` ->
-``(status, JSON payload or None[, extra headers])``."""
+``(status, JSON payload or None[, extra headers])``; and the token bucket of their rate limits."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import threading
+import time
 import urllib.parse
 from typing import Optional
 
 REASONS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
            403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 422: "Unprocessable Entity",
            429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
+
+
+class TokenBucket:
+    """A provider's requests-per-second limit: `take` says None (go) or how long until a token."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self._tokens: Optional[float] = None
+        self._refilled = time.monotonic()
+
+    def take(self, rate: float, capacity: float) -> Optional[float]:
+        if rate <= 0:
+            return None
+        now = time.monotonic()
+        if self._tokens is None:
+            self._tokens, self._refilled = capacity, now
+        self._tokens = min(capacity, self._tokens + (now - self._refilled) * rate)
+        self._refilled = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return None
+        return (1 - self._tokens) / rate
 
 
 class HttpStandIn:

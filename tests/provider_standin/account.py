@@ -9,6 +9,8 @@ from collections import Counter
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
+from tests.standin_http import TokenBucket
+
 
 @dataclass
 class Behaviour:
@@ -79,13 +81,12 @@ class Provider:
         self.behaviour = behaviour or Behaviour()
         self.counters = Counters()
         self.messages: list[dict[str, Any]] = []
-        self._tokens: Optional[float] = None
-        self._refilled = time.monotonic()
+        self._bucket = TokenBucket()
 
     def reset(self) -> None:
         self.counters = Counters()
         self.messages = []
-        self._tokens = None
+        self._bucket.reset()
 
     def configure(self, changes: dict[str, Any]) -> None:
         known = {f.name for f in fields(Behaviour)}
@@ -94,25 +95,14 @@ class Provider:
             raise ValueError(f"unknown behaviour fields: {sorted(unknown)}")
         for name, value in changes.items():
             setattr(self.behaviour, name, value)
-        self._tokens = None
+        self._bucket.reset()
 
     # -- the token bucket ------------------------------------------------------------------
 
     def take_token(self) -> Optional[float]:
         """None if the request may go; else the seconds until a token is free."""
         rate = self.behaviour.rate_limit
-        if rate <= 0:
-            return None
-        capacity = self.behaviour.burst or max(rate, 1.0)
-        now = time.monotonic()
-        if self._tokens is None:
-            self._tokens, self._refilled = capacity, now
-        self._tokens = min(capacity, self._tokens + (now - self._refilled) * rate)
-        self._refilled = now
-        if self._tokens >= 1:
-            self._tokens -= 1
-            return None
-        return (1 - self._tokens) / rate
+        return self._bucket.take(rate, self.behaviour.burst or max(rate, 1.0))
 
     # -- recording accepted messages ----------------------------------------------------------
 

@@ -16,6 +16,8 @@ from collections import Counter
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
+from tests.standin_http import TokenBucket
+
 ACCOUNT_SID = "AC" + "5fa1d0c0" * 4
 AUTH_TOKEN = "standin-twilio-auth-token"
 MESSAGING_SERVICE_SID = "MG" + "5fa1d0c0" * 4
@@ -104,13 +106,12 @@ class Account:
         self.counters = Counters()
         self.messages: list[dict[str, Any]] = []
         self.callbacks: list[dict[str, Any]] = []
-        self._tokens: Optional[float] = None
-        self._refilled = time.monotonic()
+        self._bucket = TokenBucket()
 
     def reset(self) -> None:
         self.counters = Counters()
         self.messages, self.callbacks = [], []
-        self._tokens = None
+        self._bucket.reset()
 
     def configure(self, changes: dict[str, Any]) -> None:
         unknown = set(changes) - {f.name for f in fields(Behaviour)}
@@ -118,23 +119,12 @@ class Account:
             raise ValueError(f"unknown behaviour fields: {sorted(unknown)}")
         for name, value in changes.items():
             setattr(self.behaviour, name, list(value) if name in ("unsubscribed", "landlines") else value)
-        self._tokens = None
+        self._bucket.reset()
 
     def take_token(self) -> Optional[float]:
         """None if the message may go; else the seconds until a token is free."""
         rate = self.behaviour.rate_limit
-        if rate <= 0:
-            return None
-        capacity = self.behaviour.burst or max(rate, 2.0)
-        now = time.monotonic()
-        if self._tokens is None:
-            self._tokens, self._refilled = capacity, now
-        self._tokens = min(capacity, self._tokens + (now - self._refilled) * rate)
-        self._refilled = now
-        if self._tokens >= 1:
-            self._tokens -= 1
-            return None
-        return (1 - self._tokens) / rate
+        return self._bucket.take(rate, self.behaviour.burst or max(rate, 2.0))
 
     def check_auth(self, headers: dict[str, str], account: str) -> None:
         kind, _, value = headers.get("authorization", "").partition(" ")
