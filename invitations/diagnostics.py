@@ -25,7 +25,7 @@ from patients import health
 from patients.models import EmailOptOut, Patient, normalise_email
 
 from . import eligibility
-from .models import EventKind, Invitation, Status
+from .models import Channel, EventKind, Invitation, Status
 from .tracking import latest_received_at
 
 PENDING_TOO_LONG = datetime.timedelta(minutes=10)
@@ -88,8 +88,9 @@ NO_ADDRESS = "Not checked: there is no email address on the chart."
 NEEDS_MOBILE = ("invalid_mobile", "sms_opted_out", "undeliverable_mobile", "texted_recently")
 NO_MOBILE = "Not checked: there is no mobile number on the chart."
 TEXTS_OFF = "Not checked: invitation texts are turned off for this practice."
-TEXT_RULES = ["texts_disabled", "missing_mobile", "invalid_mobile", "no_sms_consent", "sms_opted_out", "undeliverable_mobile", "texted_recently"]
-EMAIL_RULES = {rule.code for rule in eligibility.RULES if rule.channel == "email"}
+#: The rules of each channel, in eligibility's order (the text section lists them all).
+TEXT_RULES = [rule.code for rule in eligibility.RULES if rule.channel == Channel.TEXT]
+EMAIL_RULES = {rule.code for rule in eligibility.RULES if rule.channel == Channel.EMAIL}
 SECTIONS = {
     "Practice settings": ["invitations_disabled", "activation_email_disabled"],
     "Patient's chart": [

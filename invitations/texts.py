@@ -37,7 +37,7 @@ from core.sending.sms_webhooks import reply_keyword
 from patients.models import Patient, Practice, SmsOptOut, SmsOptOutReason
 
 from . import text_messages
-from .models import Invitation, InvitationTemplate, Source, TextStatus
+from .models import OPEN_STATUSES, Invitation, InvitationTemplate, Source, TextStatus
 from .services import RETRY_GIVE_UP, UNSENT_GRACE, TransientSendError
 from .texting import TEXT_CLAIM_LEASE
 from .vocabulary import FROM_TWILIO, last_digits
@@ -220,7 +220,7 @@ def requeue_unsent_texts(*, now: datetime.datetime, limit: int = 1000) -> int:
     reason when tried and still unsent hours later (their retry chain was lost)."""
     lapsed = Q(text_claimed_at__lte=now - TEXT_CLAIM_LEASE)
     waiting = Invitation.objects.filter(
-        Q(text_claimed_at__isnull=True) | lapsed, by_text=True, text_status=TextStatus.PENDING, status__in=["pending", "sent"],
+        Q(text_claimed_at__isnull=True) | lapsed, by_text=True, text_status=TextStatus.PENDING, status__in=list(OPEN_STATUSES),
     ).exclude(source__in=BULK_SOURCES)
     stale = list(waiting.filter(text_attempts__gt=0, created_at__lte=now - RETRY_GIVE_UP).values_list("pk", flat=True)[:limit])
     for invitation_id in stale:
