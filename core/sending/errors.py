@@ -16,7 +16,10 @@ Four kinds, each handled differently by every sender (bulk runs, single invitati
 `classify` reads anymail's exceptions (the HTTP status and the provider's own error code where it
 has one), botocore's error codes for Amazon SES, smtplib's for the SMTP backend, and the `twilio`
 library's for text messages (`_twilio_error`). Anything it does not recognise is TEMPORARY:
-retried, then given up with its description, never lost.
+retried, then given up with its description, never lost. A message the caller's data cannot build
+(`Unbuildable`) is REFUSED. A channel that sends at most once (texts: the transport's
+``at_most_once``) asks ``classify(exc, at_most_once=True)``: a call that may have reached the
+provider without an answer is then REFUSED with ``UNKNOWN_OUTCOME``, never tried again.
 
 A refused text carries a machine-readable ``code`` the app acts on (`INVALID_NUMBER`,
 `NOT_MOBILE`, `OPTED_OUT`, `CANNOT_ROUTE`, or `REFUSED_TEXT` for any other refusal), and every
@@ -36,6 +39,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
+import requests
+import urllib3
 from anymail.exceptions import (
     AnymailAPIError,
     AnymailConfigurationError,
@@ -107,11 +112,44 @@ def describe(exc: BaseException) -> str:
     return (f"{prefix}: {first_line}" if first_line else prefix)[:300]
 
 
-def classify(exc: BaseException) -> SendError:
+class Unbuildable(ValueError):
+    """The message could not be made from what the caller gave (refused: building it again fails
+    the same way)."""
+
+
+def classify(exc: BaseException, *, at_most_once: bool = False) -> SendError:
+    """What `exc`, raised by a call to the provider, means for the message.
+
+    With `at_most_once` (the channel's promise: texts) a call that may have reached the provider
+    without our hearing back (the answer timed out, the connection broke after the request went)
+    is refused with ``UNKNOWN_OUTCOME`` instead of tried again: sending it again could reach the
+    patient twice. A connection that never opened is temporary as usual. Without it (emails) such
+    a call is temporary and tried again: at least once."""
+    if at_most_once and _maybe_delivered(exc):
+        return SendError(
+            ErrorKind.REFUSED, "The service did not answer in time, so the message may or may not have been sent "
+            f"({type(exc).__name__}). Resend to send a new link.", code=UNKNOWN_OUTCOME,
+        )
+    if isinstance(exc, Unbuildable):
+        return SendError(ErrorKind.REFUSED, str(exc)[:300])
     if isinstance(exc, TwilioException):
         return _twilio_error(exc)
     kind, retry_after = _kind(exc)
     return SendError(kind=kind, detail=describe(exc), retry_after=retry_after)
+
+
+def _maybe_delivered(exc: BaseException) -> bool:
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return False  # the connection never opened
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return True
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        reason = exc.args[0] if exc.args else None
+        never_connected = isinstance(reason, urllib3.exceptions.MaxRetryError) and isinstance(
+            reason.reason, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError)
+        )
+        return not never_connected
+    return False
 
 
 def _kind(exc: BaseException) -> tuple[ErrorKind, Optional[float]]:

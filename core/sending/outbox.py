@@ -34,7 +34,8 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 
-from . import providers, ratelimit
+from . import ratelimit
+from .transports import email_providers as providers
 from .errors import ErrorKind, SendError, classify, describe
 
 logger = logging.getLogger(__name__)

@@ -8,7 +8,8 @@ import warnings
 import pytest
 from django.core.mail import EmailMultiAlternatives
 
-from core.sending import outbox, providers
+from core.sending import outbox
+from core.sending.transports import email_providers as providers
 from core.sending.errors import ErrorKind
 from core.sending.ratelimit import make as rate_limiter
 
