@@ -15,7 +15,7 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 logger = logging.getLogger(__name__)
 
 
-def enqueue_on_commit(task: str, *args, countdown: float = 0) -> None:
+def enqueue_on_commit(task: str, *args, countdown: float = 0, private: bool = False) -> None:
     """Send the task named `task` with `args` to the broker once the current transaction commits
     (after `countdown` seconds: a short wait only; long waits are rows with a due time, swept by
     beat).
@@ -23,8 +23,11 @@ def enqueue_on_commit(task: str, *args, countdown: float = 0) -> None:
     The rows the task works on are committed first and stay pending until it runs. If the broker
     cannot be reached, the request still succeeds: the failure is logged and the beat sweep that
     looks for work left pending enqueues it again, so nothing is lost.
+
+    `private`: the arguments are what a visitor typed (an email address for a password reset), so
+    a failure's log line names the task only.
     """
-    transaction.on_commit(partial(publish, task, args, countdown))
+    transaction.on_commit(partial(publish, task, args, countdown, private=private))
 
 
 def registered_task(name: str):
@@ -36,11 +39,14 @@ def registered_task(name: str):
     return tasks[name]
 
 
-def publish(task: str, args: tuple, countdown: float = 0) -> None:
+def publish(task: str, args: tuple, countdown: float = 0, *, private: bool = False) -> None:
     try:
         options = {"countdown": countdown} if countdown else {}
         registered_task(task).apply_async(
             args=args, retry=True, retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5}, **options
         )
     except (BrokerUnavailable, OSError) as exc:
-        logger.warning("Broker unreachable, %s%s left for the sweep (%s)", task, args, type(exc).__name__)
+        if private:  # nothing sweeps these up: the visitor asks again
+            logger.warning("Broker unreachable, %s not sent (%s)", task, type(exc).__name__)
+        else:
+            logger.warning("Broker unreachable, %s%s left for the sweep (%s)", task, args, type(exc).__name__)

@@ -5,6 +5,7 @@ from celery.signals import worker_ready
 from django.db import DatabaseError, close_old_connections
 
 from .jobs import record_heartbeat
+from .staff_auth import reset
 
 logger = logging.getLogger(__name__)
 
@@ -24,3 +25,9 @@ def heartbeat_on_start(sender, **kwargs) -> None:
         logger.warning("Could not record the worker's start-up heartbeat: %s", exc)
     finally:
         close_old_connections()
+
+
+@shared_task(name="patients.send_staff_password_reset", ignore_result=True)
+def send_staff_password_reset(email: str) -> None:
+    """A staff password-reset email, sent here rather than in the request (see staff_auth.reset)."""
+    reset.send_reset_email(email)

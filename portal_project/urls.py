@@ -8,7 +8,8 @@ from django.templatetags.static import static
 from django.views.generic import RedirectView
 
 from core.sending.webhooks import tracking as tracking_webhook
-from patients.views import StaffPasswordResetView, healthz, practice_logo, staff_login
+from patients.staff_auth.views import StaffPasswordResetConfirmView, StaffPasswordResetView, staff_login
+from patients.views import healthz, practice_logo
 
 admin.site.site_header = "Practice Portal"
 admin.site.site_title = "Practice Portal"
@@ -36,7 +37,7 @@ urlpatterns = [
     ),
     path(
         "admin/reset/<uidb64>/<token>/",
-        auth_views.PasswordResetConfirmView.as_view(),
+        StaffPasswordResetConfirmView.as_view(),
         name="password_reset_confirm",
     ),
     path(
