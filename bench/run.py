@@ -402,14 +402,19 @@ def _patients(cursor, practice, count: int, *, eligible: int, prefix: str) -> No
         f"""
         INSERT INTO patients_patient (practice_id, chart_number, first_name, last_name, date_of_birth, zip_code,
             email, phone, birth_sex, email_consent, deceased, portal_user_id, registered_at, bounced_email,
-            self_signup_unverified, created_at, updated_at)
-        SELECT %(practice)s, %(prefix)s || lpad(n::text, 8, '0'), {first}, {last},
+            self_signup_unverified, created_at, updated_at,
+            search_first, search_last, search_chart, chart_digits, phone_digits)
+        SELECT %(practice)s, chart, first, last,
                CASE WHEN state = 'no_dob' THEN NULL ELSE DATE '1940-01-01' + (mod(n, 25000)) END,
                '02139',
                CASE WHEN state = 'no_email' THEN '' ELSE lower(%(prefix)s) || n || '@bench.example' END,
-               '', 'F', state <> 'no_consent', state = 'deceased', NULL, NULL, '', false,
-               now() - interval '400 days', now() - interval '400 days'
-        FROM (SELECT n, {MIX_SQL} AS state FROM generate_series(1, %(count)s) AS n) AS mix
+               '(617) ' || substr(phone, 4, 3) || '-' || substr(phone, 7, 4), 'F', state <> 'no_consent',
+               state = 'deceased', NULL, NULL, '', false, now() - interval '400 days', now() - interval '400 days',
+               -- the search keys as Patient.fill_search_keys writes them (the names are ASCII here)
+               lower(first), lower(last), lower(chart), n::text, phone
+        FROM (SELECT n, {MIX_SQL} AS state, %(prefix)s || lpad(n::text, 8, '0') AS chart, {first} AS first,
+                     {last} AS last, '617' || lpad(n::text, 7, '0') AS phone
+              FROM generate_series(1, %(count)s) AS n) AS mix
         ORDER BY n
         """,
         params,
@@ -688,6 +693,11 @@ def admin_pages(practice, users) -> dict:
         ("patient list, not invited", "/admin/patients/patient/?portal_status=not_invited"),
         ("patient list, failed", "/admin/patients/patient/?portal_status=failed"),
         ("patient search, last name prefix", "/admin/patients/patient/?q=Smi"),
+        ("patient search, a name as typed", "/admin/patients/patient/?q=garcia"),
+        ("patient search, first and last name", "/admin/patients/patient/?q=robin+garcia12"),
+        ("patient search, phone number", "/admin/patients/patient/?q=617-012-3456"),
+        ("patient search, chart number without prefix", "/admin/patients/patient/?q=123456"),
+        ("patient search, date of birth", "/admin/patients/patient/?q=03%2F15%2F1975"),
         ("invitation list", "/admin/invitations/invitation/"),
         ("portal dashboard", f"/admin/invitations/bulkrun/portal/{practice.pk}/"),
         ("Activate Now preview", f"/admin/invitations/bulkrun/portal/{practice.pk}/activate/"),

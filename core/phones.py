@@ -16,6 +16,9 @@ the `phonenumbers` package):
   undelivered with 30006) settles it later.
 * `display_phone(e164, region)`: how staff read a stored number (national format at home,
   international otherwise).
+* `national_digits(raw, region)`: a number's digits as its country writes them at home, however
+  it was typed ("+1 (617) 555-0187" and "617.555.0187" both read "6175550187"): what a search
+  by phone number compares.
 """
 
 from __future__ import annotations
@@ -96,6 +99,20 @@ def display_phone(e164: str, region: str = "") -> str:
     home = phonenumbers.region_code_for_number(number) == (region or "").upper()
     style = phonenumbers.PhoneNumberFormat.NATIONAL if home else phonenumbers.PhoneNumberFormat.INTERNATIONAL
     return phonenumbers.format_number(number, style)
+
+
+def national_digits(raw: str, region: str) -> str:
+    """The national significant number of `raw` read in `region` (no country code, no trunk 0;
+    also for a number that is not valid, such as a fictional one), or its bare digits when it
+    cannot be read as a number at all; "" when it has no digits."""
+    digits = "".join(ch for ch in raw or "" if ch.isdigit())
+    if not digits:
+        return ""
+    try:
+        number = phonenumbers.parse(raw.strip()[:40], (region or "").upper() or None)
+    except NumberParseException:
+        return digits
+    return phonenumbers.national_significant_number(number) or digits
 
 
 def _parse_problem(exc: NumberParseException, shown: str, region: str) -> str:

@@ -3,7 +3,6 @@
 portal's columns, actions and pages on the patient admin are added by `invitations.admin_patients`,
 which registers its extension in place of `PatientAdmin`."""
 
-import datetime
 import secrets
 
 from django import forms
@@ -19,7 +18,7 @@ from django.utils.html import format_html
 
 from core.phones import InvalidPhoneNumber, display_phone, normalise_phone
 
-from . import audit
+from . import audit, tenancy
 from .admin_import import PatientImportViews
 from .admin_opt_outs import EmailOptOutAdmin, SmsOptOutAdmin  # registered there (kept apart: module size)
 from .admin_scoping import PracticeScopedAdmin, PracticeScopedForm
@@ -322,18 +321,6 @@ class HasEmailFilter(admin.SimpleListFilter):
         return queryset
 
 
-DOB_SEARCH_FORMATS = ("%Y-%m-%d", "%m/%d/%Y", "%m-%d-%Y")
-
-
-def parse_search_date(term: str):
-    for fmt in DOB_SEARCH_FORMATS:
-        try:
-            return datetime.datetime.strptime(term.strip(), fmt).date()
-        except ValueError:
-            continue
-    return None
-
-
 @admin.register(Patient)
 class PatientAdmin(PatientImportViews, PracticeScopedAdmin):
     form = PatientAdminForm
@@ -349,11 +336,13 @@ class PatientAdmin(PatientImportViews, PracticeScopedAdmin):
         "self_signup_unverified",
         "birth_sex",
     ]
-    # Prefix and exact matches use the indexes; a date of birth in the search box is understood too.
-    search_fields = ["^last_name", "^first_name", "^chart_number", "^email"]
+    # The search is `Patient.objects.search` (get_search_results): prefix lookups of the chart's
+    # search keys, each served by an index. The list names the field only so the box is shown.
+    search_fields = ["search_last"]
     search_help_text = (
-        "Type the start of a last or first name, an email or a chart number (for example Smi, 0000005 or CSV-), "
-        "or a whole date of birth (YYYY-MM-DD or MM/DD/YYYY)."
+        "Type the start of a name (accents and capitals do not matter: garcia finds García), a first and last "
+        "name, a chart number (5, 0000005 or 01-0000005), a phone or mobile number in any format, the start "
+        "of an email, or a date of birth (MM/DD/YYYY)."
     )
     list_select_related = ["practice"]
     list_per_page = 50
@@ -462,13 +451,17 @@ class PatientAdmin(PatientImportViews, PracticeScopedAdmin):
             return [Lower("last_name"), Lower("first_name"), "id"]
         return super().get_ordering(request)
 
+    def search_regions(self, request) -> list[str]:
+        """The countries of the practices the user searches, for phone numbers typed without a
+        country code."""
+        ids = tenancy.practice_ids_for(request.user, "patients.view_patient")
+        practices = Practice.objects.all() if ids is None else Practice.objects.filter(pk__in=ids)
+        return sorted(set(practices.values_list("country", flat=True)[:50])) or ["US"]
+
     def get_search_results(self, request, queryset, search_term):
-        date = parse_search_date(search_term)
-        if date is not None:
-            return queryset.filter(date_of_birth=date), False
-        matched, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         if not search_term.strip():
-            return matched, may_have_duplicates
+            return queryset, False
+        matched = queryset.search(search_term, regions=self.search_regions(request))
         ids = list(matched.order_by().values_list("pk", flat=True)[: self.SEARCH_MATCH_CAP + 1])
         if len(ids) > self.SEARCH_MATCH_CAP:
             ids = ids[: self.SEARCH_MATCH_CAP]

@@ -32,7 +32,7 @@ from core.phones import InvalidPhoneNumber, display_phone, normalise_phone
 
 from . import audit
 from .audit import AuditAction
-from .models import BirthSex, Patient, Practice
+from .models import BirthSex, DateOfBirthFormField, Patient, Practice
 
 
 def _either(words: Iterable[str]) -> str:
@@ -134,7 +134,7 @@ WORKBOOK_SIGNATURES = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")
 
 
 class PatientRowForm(forms.ModelForm):
-    date_of_birth = forms.DateField(required=False, input_formats=DATE_FORMATS)
+    date_of_birth = DateOfBirthFormField(required=False, input_formats=DATE_FORMATS)
 
     class Meta:
         model = Patient

@@ -132,4 +132,4 @@ def test_search_finds_by_prefix_chart_and_email_and_caps_huge_matches(client_a, 
     response = client_a.get(url, {"q": "smi"})
     assert len(response.context["cl"].result_list) == 1
     assert "More than 1 patients match" in response.content.decode()
-    assert "start of a last or first name, an email or a chart number" in response.content.decode()
+    assert "Type the start of a name" in response.content.decode()
