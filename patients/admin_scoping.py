@@ -3,7 +3,8 @@
 `PracticeScopedAdmin` is the one place that keeps staff inside their practices: the change list,
 the change/delete/history views (another practice's id is a 404), foreign-key and practice
 choices, autocomplete (which goes through the target admin's scoped queryset), list filters,
-actions (they receive the scoped change-list queryset) and the per-practice role checks.
+actions (they receive the scoped change-list queryset) and the per-practice role checks. Hostile
+list parameters and action ids are a 400, never a 500 (`core.hostile_input.HostileValueGuard`).
 Custom admin views call `scoped_practices()` / `get_object_or_404_scoped()` from it too.
 """
 
@@ -14,6 +15,8 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest
+
+from core.hostile_input import HostileValueGuard
 
 from . import tenancy
 from .models import Practice
@@ -48,7 +51,7 @@ def practice_id_of(obj: Model, lookup: str) -> Optional[int]:
     return getattr(obj, f"{last}_id")
 
 
-class PracticeScopedAdmin(admin.ModelAdmin):
+class PracticeScopedAdmin(HostileValueGuard, admin.ModelAdmin):
     #: Lookup from the model to its practice ("pk" for Practice itself).
     practice_lookup = "practice"
     form = PracticeScopedForm
