@@ -15,6 +15,7 @@ from django.utils.html import format_html
 from patients import tenancy
 from patients.admin_scoping import PracticeScopedAdmin, PracticeScopedForm
 from patients.models import Membership, Practice
+from patients.timezones import PracticeLocalTimes
 
 from . import services
 from .admin_lender import PracticeLenderSettingsAdmin
@@ -100,7 +101,7 @@ class LenderEventInline(admin.TabularInline):
 
 
 @admin.register(PaymentPlanApplication)
-class PaymentPlanApplicationAdmin(PracticeScopedAdmin):
+class PaymentPlanApplicationAdmin(PracticeLocalTimes, PracticeScopedAdmin):
     form = ApplicationStatusForm
     list_display = ["lender_application_id", "patient", "practice", "status", *STEP_FIELDS]
     list_display_links = ["lender_application_id", "patient"]
@@ -178,7 +179,7 @@ class PaymentPlanApplicationAdmin(PracticeScopedAdmin):
 
 
 @admin.register(NotificationDelivery)
-class NotificationDeliveryAdmin(PracticeScopedAdmin):
+class NotificationDeliveryAdmin(PracticeLocalTimes, PracticeScopedAdmin):
     list_display = [
         "id",
         "alert_type",

@@ -25,6 +25,7 @@ from .admin_scoping import PracticeScopedAdmin, PracticeScopedForm
 from .audit import AuditAction
 from .models import BulkChannels, Membership, Patient, Practice, normalise_email
 from .paging import CappedCountPaginator
+from .timezones import PracticeLocalTimes
 
 User = get_user_model()
 
@@ -174,7 +175,7 @@ class MembershipAddForm(PracticeScopedForm):
 
 
 @admin.register(Membership)
-class MembershipAdmin(PracticeScopedAdmin):
+class MembershipAdmin(PracticeLocalTimes, PracticeScopedAdmin):
     list_display = ["user", "user_email", "practice", "role", "created_at"]
     list_filter = ["practice", "role"]
     search_fields = ["user__username", "user__email", "user__first_name", "user__last_name"]
@@ -322,7 +323,7 @@ class HasEmailFilter(admin.SimpleListFilter):
 
 
 @admin.register(Patient)
-class PatientAdmin(PatientImportViews, PracticeScopedAdmin):
+class PatientAdmin(PatientImportViews, PracticeLocalTimes, PracticeScopedAdmin):
     form = PatientAdminForm
     list_display = ["chart_number", "last_name", "first_name", "date_of_birth", "email", "mobile_number", "practice"]
     list_display_links = ["chart_number", "last_name"]

@@ -2,10 +2,11 @@ from django.contrib import admin
 
 from .admin_scoping import PracticeScopedAdmin
 from .audit import AuditEntry
+from .timezones import PracticeLocalTimes
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(PracticeScopedAdmin):
+class AuditEntryAdmin(PracticeLocalTimes, PracticeScopedAdmin):
     """Read-only: the trail is written by the actions themselves."""
 
     list_display = ["created_at", "action", "summary", "actor", "patient", "practice"]

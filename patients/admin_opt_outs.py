@@ -10,9 +10,10 @@ from . import audit
 from .admin_scoping import PracticeScopedAdmin
 from .audit import AuditAction
 from .models import EmailOptOut, SmsOptOut
+from .timezones import PracticeLocalTimes
 
 
-class OptOutAdmin(PracticeScopedAdmin):
+class OptOutAdmin(PracticeLocalTimes, PracticeScopedAdmin):
     """What both lists share: who added an entry and why, read-only once made, and every entry
     added or removed written to the audit trail."""
 

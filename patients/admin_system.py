@@ -16,7 +16,10 @@ from django.utils import timezone
 from core.sending import ratelimit
 
 from . import health, tenancy
-from .jobs import JobRun, WorkerHeartbeat, heartbeat_is_fresh, latest_heartbeat, schedule_interval
+from .jobs import (
+    BEAT_STARTED, JobRun, WorkerHeartbeat, beat_started_at, heartbeat_is_fresh, job_is_overdue, latest_heartbeat, next_run_due,
+    schedule_interval,
+)
 from .tasks import heartbeat
 
 
@@ -28,8 +31,11 @@ def can_see_system_status(user) -> bool:
 
 
 def scheduled_jobs(now: datetime.datetime) -> list[dict[str, Any]]:
-    """One row per beat entry: when it last ran, its last result, and whether it is overdue."""
+    """One row per beat entry: when it last ran, its last result, when it is next due, and whether
+    it is overdue (later than due by more than the grace: never merely because it has not had its
+    first turn yet)."""
     runs = {run.name: run for run in JobRun.objects.all()}
+    beat_since = runs[BEAT_STARTED].last_started_at if BEAT_STARTED in runs else None
     jobs = []
     for key, entry in sorted(settings.CELERY_BEAT_SCHEDULE.items()):
         job = {"key": key, "task": entry["task"], "every": _every(schedule_interval(entry["task"]))}
@@ -40,10 +46,12 @@ def scheduled_jobs(now: datetime.datetime) -> list[dict[str, Any]]:
             job.update(is_heartbeat=True, last_started_at=seen, overdue=not heartbeat_is_fresh(seen, now))
         else:
             run = runs.get(entry["task"])
+            last = run.last_started_at if run else None
             job.update(
                 run=run,
-                last_started_at=run.last_started_at if run else None,
-                overdue=run.is_overdue(now) if run else True,
+                last_started_at=last,
+                due_by=next_run_due(entry["task"], last, beat_started_at=beat_since),
+                overdue=job_is_overdue(entry["task"], last, now, beat_started_at=beat_since),
             )
         jobs.append(job)
     return jobs
@@ -77,6 +85,7 @@ class SystemStatusAdmin(admin.ModelAdmin):
             "checks": health.run_all(now),
             "jobs": scheduled_jobs(now),
             "workers": WorkerHeartbeat.objects.all()[:20],
+            "beat_started_at": beat_started_at(),
             "email_backend": settings.EMAIL_BACKEND,
             "status_lines": [_sending_rate_line(), *health.status_lines(now)],
             "now": now,

@@ -21,6 +21,11 @@ logger = logging.getLogger(__name__)
 
 HEARTBEAT_STALE_AFTER = datetime.timedelta(minutes=3)
 SUMMARY_MAX_LENGTH = 300
+#: How late a scheduled job may start before the status page calls it overdue: beat may be
+#: restarting, the worker busy with the job before it.
+OVERDUE_GRACE = datetime.timedelta(minutes=5)
+#: The JobRun row that records when celery beat last started (not a job: `record_beat_start`).
+BEAT_STARTED = "celery beat started"
 
 
 class JobRun(models.Model):
@@ -51,12 +56,43 @@ class JobRun(models.Model):
     def expected_every(self) -> Optional[datetime.timedelta]:
         return schedule_interval(self.name)
 
-    def is_overdue(self, now: datetime.datetime) -> bool:
-        every = self.expected_every()
-        if every is None or self.last_started_at is None:
-            return every is not None
-        # Allow a generous grace period: beat may be restarted, a worker may be busy.
-        return now - self.last_started_at > every * 2 + datetime.timedelta(minutes=5)
+    def is_overdue(self, now: datetime.datetime, *, beat_started_at: Optional[datetime.datetime] = None) -> bool:
+        return job_is_overdue(self.name, self.last_started_at, now, beat_started_at=beat_started_at)
+
+
+def next_run_due(
+    job_name: str, last_started_at: Optional[datetime.datetime], *, beat_started_at: Optional[datetime.datetime]
+) -> Optional[datetime.datetime]:
+    """When the job should next have started at the latest: one interval (a crontab's longest gap)
+    after its last start, or, for a job that has not run yet, after beat started. None when
+    that cannot be told (not periodic, or never run and beat's start not recorded)."""
+    every = schedule_interval(job_name)
+    since = last_started_at or beat_started_at
+    if every is None or since is None:
+        return None
+    if last_started_at is None and beat_started_at is not None:
+        return beat_started_at + every
+    return since + every
+
+
+def job_is_overdue(
+    job_name: str, last_started_at: Optional[datetime.datetime], now: datetime.datetime,
+    *, beat_started_at: Optional[datetime.datetime] = None,
+) -> bool:
+    """Overdue only once its next run is later than due by more than OVERDUE_GRACE: a job that has
+    not run yet is not overdue while it waits for its first turn."""
+    due = next_run_due(job_name, last_started_at, beat_started_at=beat_started_at)
+    return due is not None and now > due + OVERDUE_GRACE
+
+
+def record_beat_start(*, now: Optional[datetime.datetime] = None) -> None:
+    """Beat calls this as it starts (portal_project.celery): jobs that have not run yet are due one
+    interval after it."""
+    JobRun.objects.update_or_create(name=BEAT_STARTED, defaults={"last_started_at": now or timezone.now()})
+
+
+def beat_started_at() -> Optional[datetime.datetime]:
+    return JobRun.objects.filter(name=BEAT_STARTED).values_list("last_started_at", flat=True).first()
 
 
 class WorkerHeartbeat(models.Model):

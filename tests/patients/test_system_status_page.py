@@ -5,10 +5,13 @@ import re
 
 import pytest
 import time_machine
+from celery.schedules import crontab
 from django.test import override_settings
 from django.urls import reverse
 
-from patients.jobs import SUMMARY_MAX_LENGTH, record_heartbeat, summarize, tracked_job
+from patients.jobs import (
+    OVERDUE_GRACE, SUMMARY_MAX_LENGTH, JobRun, job_is_overdue, record_beat_start, record_heartbeat, summarize, tracked_job,
+)
 
 pytestmark = pytest.mark.django_db
 NOW = datetime.datetime(2026, 11, 22, 12, 0, tzinfo=datetime.timezone.utc)
@@ -123,10 +126,78 @@ def test_it_names_the_time_zone_once_and_shows_times_in_it(admin_client, setting
     settings.TIME_ZONE = "America/Chicago"
     record_heartbeat("celery@worker-1", now=NOW - datetime.timedelta(seconds=30))
     content = status_page(admin_client)
-    assert content.count("Times in America/Chicago") == 1
-    assert "05:59:30" in row_with(content, "celery@worker-1")  # 11:59:30 UTC is 05:59:30 CST
+    assert content.count("Times in Central Time") == 1
+    assert "Nov. 22, 2026, 5:59 AM" in row_with(content, "celery@worker-1")  # 11:59:30 UTC is 5:59 AM CST
 
 
 def test_intervals_read_as_words(admin_client):
     content = status_page(admin_client)
     assert "every 15 minutes" in content and "every minute" in content and "0:15:00" not in content
+
+
+# -- no false alarms: a job is overdue only once it is later than due by more than the grace ----------
+
+HOURLY = {"hourly": {"task": "tests.hourly", "schedule": crontab(minute=20)}}
+EVERY_15 = {"sweep": {"task": "tests.sweep", "schedule": crontab(minute="*/15")}}
+
+
+@time_machine.travel(NOW, tick=False)
+def test_a_fresh_healthy_install_shows_no_red(admin_client, settings):
+    """Minutes after bin/run: beat started, the worker reported as it started, no job has had its
+    turn yet. Every job says when its first run is due; nothing is red."""
+    record_beat_start(now=NOW - datetime.timedelta(minutes=2))
+    record_heartbeat("celery@worker-1", now=NOW - datetime.timedelta(minutes=2))
+    content = status_page(admin_client)
+    assert 'class="status-bad"' not in content and "Overdue" not in content and "Problem" not in content
+    for key in settings.CELERY_BEAT_SCHEDULE:
+        if key != "worker-heartbeat":
+            assert "Not run yet: first run due by" in row_with(content, f"<td>{key}<br>")
+    assert "Celery beat last started Nov. 22, 2026, 11:58 AM." in content
+
+
+@override_settings(CELERY_BEAT_SCHEDULE=HOURLY)
+def test_a_job_that_never_ran_is_overdue_one_interval_and_the_grace_after_beat_started(admin_client):
+    started = NOW - datetime.timedelta(hours=1) - OVERDUE_GRACE
+    record_beat_start(now=started)
+    with time_machine.travel(NOW, tick=False):
+        assert "Overdue" not in row_with(status_page(admin_client), "tests.hourly")
+    with time_machine.travel(NOW + datetime.timedelta(seconds=1), tick=False):
+        row = row_with(status_page(admin_client), "tests.hourly")
+    assert "Overdue: due by Nov. 22, 2026, 11:55 AM. Is celery beat running?" in row  # in UTC: the server's zone
+
+
+@override_settings(CELERY_BEAT_SCHEDULE=HOURLY)
+def test_an_hourly_job_is_calm_for_its_hour_and_the_grace(admin_client):
+    with time_machine.travel(NOW - datetime.timedelta(hours=1) - OVERDUE_GRACE, tick=False):
+        tracked_job("tests.hourly")(lambda: "ok")()
+    with time_machine.travel(NOW, tick=False):
+        assert "Overdue" not in row_with(status_page(admin_client), "tests.hourly")
+    with time_machine.travel(NOW + datetime.timedelta(seconds=1), tick=False):
+        assert "Overdue" in row_with(status_page(admin_client), "tests.hourly")
+
+
+@override_settings(CELERY_BEAT_SCHEDULE=EVERY_15)
+def test_the_overdue_rule_on_both_sides_of_the_boundary():
+    last = NOW - datetime.timedelta(minutes=15) - OVERDUE_GRACE
+    assert not job_is_overdue("tests.sweep", last, NOW)
+    assert job_is_overdue("tests.sweep", last, NOW + datetime.timedelta(seconds=1))
+    # Never run, and beat's start unknown: nothing to measure from, so no alarm (the heartbeat says
+    # whether beat runs at all).
+    assert not job_is_overdue("tests.sweep", None, NOW)
+    assert not job_is_overdue("tests.sweep", None, NOW, beat_started_at=NOW - datetime.timedelta(minutes=20))
+    assert job_is_overdue("tests.sweep", None, NOW, beat_started_at=NOW - datetime.timedelta(minutes=20, seconds=1))
+
+
+@override_settings(CELERY_BEAT_SCHEDULE=EVERY_15)
+@time_machine.travel(NOW, tick=False)
+def test_a_job_waiting_for_beat_says_so(admin_client):
+    row = row_with(status_page(admin_client), "tests.sweep")
+    assert "Not run yet: runs once celery beat starts" in row and "status-bad" not in row
+
+
+@time_machine.travel(NOW, tick=False)
+def test_beat_records_its_start_as_it_starts():
+    from portal_project.celery import record_beat_start as on_beat_init
+
+    on_beat_init(sender=None)
+    assert JobRun.objects.get(name="celery beat started").last_started_at == NOW
