@@ -133,7 +133,7 @@ def run_scenario(scenario: Scenario, practice, admin_user, *, concurrency: int, 
     from django.test import Client
     from django.urls import reverse
 
-    from invitations.bulk_models import BulkRun, BulkRunChunk
+    from invitations.models.bulk_runs import BulkRun, BulkRunChunk
     from invitations.models import Invitation
     from tests.provider_standin import anymail_environment, control
 

@@ -589,7 +589,7 @@ def activate_now(practice, user, concurrency: int) -> dict:
     from django.test import Client
     from django.urls import reverse
 
-    from invitations.bulk_models import BulkRun
+    from invitations.models.bulk_runs import BulkRun
 
     client = Client()
     client.force_login(user)
@@ -676,10 +676,10 @@ def recount(practice) -> float:
     Activate Now's figures for the practice and store them."""
     from django.utils import timezone
 
-    from invitations import dashboard
+    from invitations import adoption
 
     start = time.perf_counter()
-    dashboard.refresh(practice, now=timezone.now())
+    adoption.refresh(practice, now=timezone.now())
     return time.perf_counter() - start
 
 

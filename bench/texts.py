@@ -6,7 +6,7 @@ worker (prefork, 2 processes, the defaults: chunks of 500, 8 texts in flight per
 through the official twilio client to the stand-in, with the scenario's ``PORTAL_SMS_RATE_LIMIT``
 (the account's rate shared by every worker through Redis), and starts Activate Now for a practice
 whose patients are all reachable by text only (no email address; a mobile number and text consent),
-as the admin's confirm request does (`bulk.start_run(..., plan_later=True)`: the worker plans it).
+as the admin's confirm request does (`runs.start_run(..., plan_later=True)`: the worker plans it).
 
 It measures the time until the run reads as done, what the stand-in received (requests, texts taken,
 429 answers, numbers texted twice), what the database says (sent, failed), whether the run read as
@@ -101,8 +101,8 @@ def run_scenario(scenario: Scenario, practice, *, concurrency: int, start_worker
     from django.utils import timezone
 
     from bench.providers import forget_runs
-    from invitations import bulk
-    from invitations.bulk_models import BulkRunChunk
+    from invitations.bulk import runs
+    from invitations.models.bulk_runs import BulkRunChunk
     from invitations.models import Invitation
     from tests.twilio_standin import StandIn, control
 
@@ -113,7 +113,7 @@ def run_scenario(scenario: Scenario, practice, *, concurrency: int, start_worker
     worker = start_worker(concurrency, env)
     try:
         started = time.perf_counter()
-        run = bulk.start_run(practice=practice, now=timezone.now(), plan_later=True)
+        run = runs.start_run(practice=practice, now=timezone.now(), plan_later=True)
         shown_done_early = False
         while True:
             run.refresh_from_db(fields=["status", "targeted", "failed"])

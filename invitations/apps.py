@@ -9,6 +9,7 @@ class InvitationsConfig(AppConfig):
         # Imported once the app registry is ready (they import models).
         from patients import health
 
-        from . import signals, tracking  # noqa: F401  (signals connects receivers)
+        from invitations import signals  # noqa: F401  (connects its receivers)
+        from invitations.models import delivery_reports
 
-        health.add_status_line(tracking.status_line)
+        health.add_status_line(delivery_reports.status_line)

@@ -24,9 +24,9 @@ from django.utils.formats import date_format
 from patients import health
 from patients.models import EmailOptOut, Patient, normalise_email
 
-from . import eligibility
-from .models import Channel, EventKind, Invitation, Status
-from .tracking import latest_received_at
+from invitations import eligibility
+from invitations.models import Channel, EventKind, Invitation, Status
+from invitations.models.delivery_reports import latest_received_at
 
 PENDING_TOO_LONG = datetime.timedelta(minutes=10)
 REPORTS_RECENT = datetime.timedelta(days=7)

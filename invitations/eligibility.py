@@ -28,8 +28,8 @@ from django.db.models.expressions import Expression
 
 from patients.models import E164_SHAPE, BulkChannels, EmailOptOut, Patient, PatientQuerySet, SmsOptOut
 
-from .models import OPEN_STATUSES, Channel, Invitation
-from .vocabulary import SendBy
+from invitations.models import OPEN_STATUSES, Channel, Invitation
+from invitations.vocabulary import SendBy
 
 #: Another invitation to the same address within this window is refused (deliverability).
 RECENT_INVITATION_WINDOW = datetime.timedelta(hours=1)

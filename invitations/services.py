@@ -1,7 +1,7 @@
 """Invitation workflows that touch several models or send email.
 
 Views, admin actions and tasks call these; none of them writes an invitation's status itself
-(the transition methods on `Invitation` and its queryset do). Bulk runs live in `invitations.bulk`.
+(the transition methods on `Invitation` and its queryset do). Bulk runs live in `invitations.bulk.runs`.
 """
 
 import datetime
@@ -22,10 +22,11 @@ from patients import audit, tenancy
 from patients.audit import AuditAction
 from patients.models import EmailOptOut, OptOutReason, Patient, Practice, normalise_email
 
-from . import eligibility, emails
-from .eligibility import Reason
-from .models import SEND_GIVE_UP_AFTER, Channel, EventKind, Invitation, RevokeReason, Source, Status, TextStatus, email_unsent
-from .vocabulary import SendBy, created_detail
+from invitations import eligibility
+from invitations.wording import invitation_email
+from invitations.eligibility import Reason
+from invitations.models import SEND_GIVE_UP_AFTER, Channel, EventKind, Invitation, RevokeReason, Source, Status, TextStatus, email_unsent
+from invitations.vocabulary import SendBy, created_detail
 
 logger = logging.getLogger(__name__)
 User = get_user_model()
@@ -227,7 +228,7 @@ def deliver(invitation_id: int, *, now: datetime.datetime) -> str:
     token = invitation.claim_for_sending(now)
     if token is None:
         return "not-claimed"  # sent, revoked, or another worker has it
-    outcome = outbox.send_one(emails.build_message(invitation, token))
+    outcome = outbox.send_one(invitation_email.build_message(invitation, token))
     if outcome.sent:
         invitation.mark_sent(timezone.now(), message_id=outcome.message_id)
         return "sent"
@@ -444,7 +445,7 @@ def requeue_unsent(*, now: datetime.datetime, limit: int = 1000) -> int:
     * attempted and released for a retry, and still pending hours later (the retry chain was
       lost): failed, so staff see it and can resend. Retries themselves belong to the task's
       retry chain alone, which stops at its limit.
-    Bulk runs' invitations belong to their chunks (see invitations.bulk).
+    Bulk runs' invitations belong to their chunks (see invitations.bulk.runs).
     """
     pending = Invitation.objects.filter(email_unsent(), sending_started_at__isnull=True)
     for invitation_id in pending.filter(send_attempts__gt=0, created_at__lte=now - RETRY_GIVE_UP).values_list("pk", flat=True)[:limit]:

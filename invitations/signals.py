@@ -15,9 +15,9 @@ from django.utils import timezone
 
 from patients.models import EmailOptOut, Patient, Practice, SmsOptOut
 
-from . import services
-from . import tracking as tracking_store
-from .models import Invitation, TextStatus
+from invitations import services
+from invitations.models import delivery_reports as tracking_store
+from invitations.models import Invitation, TextStatus
 
 
 @receiver(post_save, sender=Patient, dispatch_uid="invitations.patient_saved")

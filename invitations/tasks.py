@@ -9,7 +9,11 @@ from django.utils import timezone
 
 from patients.jobs import tracked_job
 
-from . import bulk, chunks, dashboard, services, texts
+from invitations import services
+from invitations.bulk import runs
+from invitations.bulk import chunks
+from invitations import adoption
+from invitations.texts import delivery
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +41,10 @@ def send_invitation(self, invitation_id: int) -> str:
 @shared_task(bind=True, name="invitations.send_invitation_text", max_retries=SEND_MAX_RETRIES, acks_late=True)
 def send_invitation_text(self, invitation_id: int) -> str:
     try:
-        return texts.deliver_text(invitation_id, now=timezone.now())
+        return delivery.deliver_text(invitation_id, now=timezone.now())
     except services.TransientSendError as exc:
         if self.request.retries >= self.max_retries:
-            texts.give_up_text(invitation_id, now=timezone.now(), reason=str(exc))
+            delivery.give_up_text(invitation_id, now=timezone.now(), reason=str(exc))
             return "failed"
         logger.info("invitation %s: text service error, retrying", invitation_id)
         raise self.retry(exc=exc, countdown=max(retry_delay(self.request.retries), exc.retry_after or 0))
@@ -60,10 +64,10 @@ def requeue_unsent_invitations() -> int:
     """Every 5 minutes: send again the emails and texts a lost task (say, the broker was down)
     left pending."""
     now = timezone.now()
-    return services.requeue_unsent(now=now) + texts.requeue_unsent_texts(now=now)
+    return services.requeue_unsent(now=now) + delivery.requeue_unsent_texts(now=now)
 
 
-# -- bulk runs (Activate Now, monthly re-invite): see invitations.bulk --------------------------
+# -- bulk runs (Activate Now, monthly re-invite): see invitations.bulk.runs --------------------------
 
 BULK_CHUNK_MAX_RETRIES = 6
 
@@ -83,31 +87,31 @@ def process_bulk_chunk(self, chunk_id: int) -> str:
 @shared_task(name="invitations.plan_bulk_run", acks_late=True)
 def plan_bulk_run(run_id: int) -> bool:
     """Right after Activate Now is confirmed: count the skips and split the run into chunks."""
-    return bulk.plan_run(run_id, now=timezone.now())
+    return runs.plan_run(run_id, now=timezone.now())
 
 
 @shared_task(name="invitations.resume_bulk_runs")
 @tracked_job("invitations.resume_bulk_runs")
 def resume_bulk_runs() -> int:
     """Every 5 minutes: enqueue chunks a dead worker left behind; close finished runs."""
-    return bulk.resume_stalled(now=timezone.now())
+    return runs.resume_stalled(now=timezone.now())
 
 
 @shared_task(name="invitations.start_monthly_reinvites")
 @tracked_job("invitations.start_monthly_reinvites")
 def start_monthly_reinvites() -> int:
     """Hourly: start the monthly re-invite of each practice whose day has come in its time zone."""
-    return bulk.start_due_monthly_runs(now=timezone.now())
+    return runs.start_due_monthly_runs(now=timezone.now())
 
 
-# -- the portal access dashboard's stored figures: see invitations.dashboard -------------------
+# -- the portal access dashboard's stored figures: see invitations.adoption -------------------
 
 
 @shared_task(name="invitations.refresh_practice_figures")
 def refresh_practice_figures(practice_id: int) -> bool:
     """Recount one practice's figures ("Refresh now", a finished bulk run, a switch change or a
     page that found them old). A redelivery after the recount landed does nothing."""
-    return dashboard.refresh_requested(practice_id, now=timezone.now())
+    return adoption.refresh_requested(practice_id, now=timezone.now())
 
 
 #: The sweep starts no new count after this long, well inside the task's soft time limit (a count
@@ -122,10 +126,10 @@ def refresh_all_practice_figures() -> int:
     never counted), one practice at a time, so pages and Activate Now read them at once."""
     started = time.monotonic()
     refreshed = 0
-    for practice_id in dashboard.stale_practice_ids(now=timezone.now()):
+    for practice_id in adoption.stale_practice_ids(now=timezone.now()):
         if time.monotonic() - started > FIGURES_SWEEP_SECONDS:
             break  # the oldest went first; the next run carries on with the rest
         # The clock is read per practice: each count is its own operation, and a long sweep
         # should not date later practices' figures to when it started.
-        refreshed += dashboard.refresh_if_stale(practice_id, now=timezone.now())
+        refreshed += adoption.refresh_if_stale(practice_id, now=timezone.now())
     return refreshed

@@ -22,7 +22,7 @@ def hash_token(token: str) -> str:
 
 
 class Status(models.TextChoices):
-    # The same words as a patient's portal status (invitations.portal_status): one vocabulary on
+    # The same words as a patient's portal status (invitations.patient_status): one vocabulary on
     # every page, filter, timeline and email to staff.
     PENDING = "pending", "Being sent"
     SENT = "sent", "Sent"

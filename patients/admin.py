@@ -1,6 +1,6 @@
 """The admin of the ground layer: practices, their team members and patients (with the CSV import of
 `patients.admin_import`); the email and text opt-out lists are `patients.admin_opt_outs`. The
-portal's columns, actions and pages on the patient admin are added by `invitations.admin_patients`,
+portal's columns, actions and pages on the patient admin are added by `invitations.admin.patients`,
 which registers its extension in place of `PatientAdmin`."""
 
 import secrets
@@ -99,7 +99,7 @@ class PracticeAdmin(PracticeScopedAdmin):
     def request_access_page(self, obj: Practice):
         if obj is None or obj.pk is None:
             return "Shown once the practice is saved."
-        url = settings.PORTAL_BASE_URL + reverse("invitations:request_access", args=[obj.pk])
+        url = settings.PORTAL_BASE_URL + reverse("portal:request_access", args=[obj.pk])
         if not obj.self_signup_enabled:
             return format_html("{} <small>(closed: tick the box above to open it)</small>", url)
         return format_html('<a href="{}" target="_blank" rel="noopener">{}</a> <small>Link to it from your website or booking page.</small>', url, url)

@@ -67,13 +67,13 @@ INSTALLED_APPS = [
     "patients",
     "invitations",
     "notifications",
+    "portal",
     "demo",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "core.hostile_input.RejectNulCharacters",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -158,8 +158,6 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
-# One date-time format on every page: "Dec. 7, 2026, 8:11 AM" (portal_project/formats/en/formats.py).
-FORMAT_MODULE_PATH = ["portal_project.formats"]
 
 # --- Static and uploaded files -------------------------------------------------------------
 

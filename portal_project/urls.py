@@ -47,7 +47,7 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
     path("", include("invitations.urls")),
-    path("portal/", include("invitations.portal_urls")),
+    path("", include("portal.urls")),
     # Delivery reports from the configured email provider only, behind ANYMAIL_WEBHOOK_SECRET.
     path("anymail/<str:provider>/tracking/", tracking_webhook, name="anymail_tracking"),
     path("api/payment-plans/", include("notifications.urls")),

@@ -24,13 +24,13 @@ def test_public_and_staff_pages_carry_the_policy(client, url):
 
 
 def test_the_progress_pages_script_runs_under_its_nonce(client, practice_a):
-    from invitations import bulk
+    from invitations.bulk import runs
     from patients.models import Role
     from tests.factories import staff_member
 
     manager = staff_member(practice_a, Role.MANAGER, username="manager_csp")
     client.force_login(manager)
-    run = bulk.start_run(practice=practice_a, now=timezone.now(), plan_later=True)
+    run = runs.start_run(practice=practice_a, now=timezone.now(), plan_later=True)
     response = client.get(reverse("admin:invitations_bulkrun_progress", args=[run.pk]))
     nonce = re.search(r"<script nonce=\"([^\"]+)\">", response.content.decode()).group(1)
     assert f"'nonce-{nonce}'" in policy(response)["script-src"]

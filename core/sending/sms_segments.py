@@ -2,7 +2,7 @@
 
 A text is billed per segment. GSM-7: 160 characters alone, 153 each when split (an extension
 character such as € counts 2); any character outside GSM-7 makes the whole text UCS-2: 70 / 67
-UTF-16 units. Invitation texts are kept to one GSM-7 segment (`invitations.text_messages`).
+UTF-16 units. Invitation texts are kept to one GSM-7 segment (`invitations.wording.invitation_text`).
 
 * ``is_gsm7(body)``: every character is GSM-7;
 * ``non_gsm7(body)``: the characters that make it UCS-2, each once, for an editor to name;

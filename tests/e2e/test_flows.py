@@ -141,7 +141,7 @@ def test_5_member_of_two_practices_switches_office_and_saves_preferences(page, l
 
 
 def test_3_practice_admin_runs_activate_now_and_watches_the_progress_bar_reach_100(page, live_server, celery_worker, mail_dir):
-    from invitations.bulk_models import BulkRun, BulkRunStatus
+    from invitations.models.bulk_runs import BulkRun, BulkRunStatus
     from tests.workers import sent_to, wait_until
 
     practice = PracticeFactory(name="Maple Street Dental")

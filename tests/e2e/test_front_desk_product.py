@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 
-from invitations.bulk_models import BulkRun, BulkRunStatus
+from invitations.models.bulk_runs import BulkRun, BulkRunStatus
 from invitations.models import InvitationTemplate
 from patients.models import Patient, Role
 from tests.e2e.conftest import ROOT, admin_login

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from core.sending.sms_segments import measure
 from invitations import services
-from invitations.events import EventKind
+from invitations.models.events import EventKind
 from invitations.models import Channel, Invitation, Source, Status, TextStatus
 from invitations.vocabulary import SendBy
 from patients.models import Patient

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from invitations.bulk_models import BulkRun, BulkRunStatus
+from invitations.models.bulk_runs import BulkRun, BulkRunStatus
 from patients.models import Role
 from tests.conftest import require
 from tests.factories import PatientFactory, PracticeFactory, staff_member
@@ -77,8 +77,8 @@ SWEEP = """
 import datetime, django
 django.setup()
 from django.utils import timezone
-from invitations import bulk
-bulk.resume_stalled(now=timezone.now() + datetime.timedelta(minutes=20))
+from invitations.bulk import runs
+runs.resume_stalled(now=timezone.now() + datetime.timedelta(minutes=20))
 """
 
 

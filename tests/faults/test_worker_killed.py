@@ -6,8 +6,8 @@ import datetime
 import pytest
 from django.utils import timezone
 
-from invitations import bulk
-from invitations.bulk_models import BulkRunStatus
+from invitations.bulk import runs
+from invitations.models.bulk_runs import BulkRunStatus
 from invitations.models import Invitation, Status
 from patients.models import Patient
 from tests.factories import PatientFactory, PracticeFactory
@@ -36,7 +36,7 @@ def test_sigkill_mid_run_then_a_new_worker_finishes_with_no_duplicates(start_wor
         PORTAL_SEND_CONCURRENCY="1",
         **short_leases,
     )
-    run = bulk.start_run(practice=practice, now=timezone.now(), chunk_size=CHUNK)
+    run = runs.start_run(practice=practice, now=timezone.now(), chunk_size=CHUNK)
 
     wait_until(lambda: sum(sent_to(mail_dir).values()) >= HANG_AFTER, timeout=90, message="the first emails")
     wait_until(lambda: (tmp_path / "counter").read_text().count("x") >= HANG_AFTER + 1, timeout=30, message="the hang")
@@ -48,7 +48,7 @@ def test_sigkill_mid_run_then_a_new_worker_finishes_with_no_duplicates(start_wor
     start_worker(concurrency=2, **short_leases)
     # Beat's resume sweep, run once the dead worker's leases have lapsed.
     wait_until(
-        lambda: bulk.resume_stalled(now=timezone.now() + datetime.timedelta(minutes=20)) >= 0
+        lambda: runs.resume_stalled(now=timezone.now() + datetime.timedelta(minutes=20)) >= 0
         and (run.refresh_from_db() or run.status == BulkRunStatus.DONE),
         timeout=120, interval=2, message="the run to finish",
     )

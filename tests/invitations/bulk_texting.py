@@ -8,8 +8,9 @@ import re
 
 import pytest
 
-from invitations import bulk, chunks
-from invitations.bulk_models import ChunkStatus
+from invitations.bulk import runs
+from invitations.bulk import chunks
+from invitations.models.bulk_runs import ChunkStatus
 from invitations.models import Channel, Invitation, Status, TextStatus
 from patients.models import BulkChannels
 from tests.clock import NOW
@@ -59,7 +60,7 @@ def patient(practice, *, email: str = "", number: str = "", **fields):
 
 def start(practice, capture, **kwargs):
     with capture(execute=False):
-        return bulk.start_run(practice=practice, now=NOW, **kwargs)
+        return runs.start_run(practice=practice, now=NOW, **kwargs)
 
 
 def run_until_done(run, *, capture, now=NOW, attempts: int = 60) -> list[str]:

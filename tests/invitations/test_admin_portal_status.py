@@ -31,7 +31,7 @@ def test_the_status_filter_selects_each_status(client_a, one_of_each, value, exp
 def test_the_status_filter_agrees_with_the_status_column_for_every_status(one_of_each, frozen):
     from django.utils import timezone
 
-    from invitations.portal_status import PortalStatus, filter_by_portal_status, with_portal_status
+    from invitations.patient_status import PortalStatus, filter_by_portal_status, with_portal_status
     from patients.models import Patient
 
     # A patient whose account was removed after registering: latest invitation accepted, no user.

@@ -8,8 +8,9 @@ from django.core import mail
 from django.core.mail.backends.locmem import EmailBackend as LocmemBackend
 from django.db import IntegrityError
 
-from invitations import bulk, chunks
-from invitations.bulk_models import CHUNK_LEASE, BulkRun, BulkRunChunk, BulkRunKind, BulkRunStatus, ChunkStatus
+from invitations.bulk import runs
+from invitations.bulk import chunks
+from invitations.models.bulk_runs import CHUNK_LEASE, BulkRun, BulkRunChunk, BulkRunKind, BulkRunStatus, ChunkStatus
 from invitations.models import EventKind, Invitation, InvitationEvent, InvitationTemplate, Source, Status
 from patients.models import EmailOptOut
 from tests.clock import NOW
@@ -58,7 +59,7 @@ def test_it_previews_how_many_are_invited_and_why_the_others_are_skipped(practic
     registered = PatientFactory(practice=practice, portal_user=UserFactory())
     PatientFactory(practice=PracticeFactory())  # another practice: never counted
 
-    preview = bulk.preview(practice, now=NOW)
+    preview = runs.preview(practice, now=NOW)
 
     assert preview.considered == 9  # inactive patients only
     assert preview.eligible == 3
@@ -71,7 +72,7 @@ def test_it_previews_how_many_are_invited_and_why_the_others_are_skipped(practic
     # The registered patient was left out for having a portal account, and for nothing else.
     registered.portal_user = None
     registered.save()
-    without_the_account = bulk.preview(practice, now=NOW)
+    without_the_account = runs.preview(practice, now=NOW)
     assert (without_the_account.considered, without_the_account.eligible) == (10, 4)
 
 
@@ -85,7 +86,7 @@ def test_a_run_invites_each_targeted_patient_once_with_one_email_each(
     patients = PatientFactory.create_batch(7, practice=practice)
     PatientFactory(practice=practice, email_consent=False)
     with django_capture_on_commit_callbacks(execute=True):
-        run = bulk.start_run(practice=practice, now=NOW, actor=staff, chunk_size=3)
+        run = runs.start_run(practice=practice, now=NOW, actor=staff, chunk_size=3)
 
     run.refresh_from_db()
     assert run.status == BulkRunStatus.DONE
@@ -114,7 +115,7 @@ def test_a_run_replaces_a_link_that_ran_out_and_keeps_one_latest_invitation(prac
     patient = PatientFactory(practice=practice)
     old = InvitationFactory(patient=patient, created_at=NOW - datetime.timedelta(days=8))  # run out, not swept
     with django_capture_on_commit_callbacks(execute=False):
-        run = bulk.start_run(practice=practice, now=NOW)
+        run = runs.start_run(practice=practice, now=NOW)
     assert chunks.process_chunk(run.chunks.get().pk, now=NOW) == "done"
     old.refresh_from_db()
     assert old.status == Status.EXPIRED and not old.is_latest
@@ -124,7 +125,7 @@ def test_a_run_replaces_a_link_that_ran_out_and_keeps_one_latest_invitation(prac
 def test_a_patient_who_became_ineligible_after_planning_is_skipped(practice, django_capture_on_commit_callbacks):
     keep, lost = PatientFactory.create_batch(2, practice=practice)
     with django_capture_on_commit_callbacks(execute=False):
-        run = bulk.start_run(practice=practice, now=NOW)
+        run = runs.start_run(practice=practice, now=NOW)
     lost.email_consent = False
     lost.save()
     chunks.process_chunk(run.chunks.get().pk, now=NOW)
@@ -136,7 +137,7 @@ def test_a_patient_who_became_ineligible_after_planning_is_skipped(practice, dja
 def test_an_empty_run_is_finished_at_once(practice, django_capture_on_commit_callbacks):
     PatientFactory(practice=practice, deceased=True)
     with django_capture_on_commit_callbacks(execute=True):
-        run = bulk.start_run(practice=practice, now=NOW)
+        run = runs.start_run(practice=practice, now=NOW)
     assert run.status == BulkRunStatus.DONE
     assert run.targeted == 0 and not run.chunks.exists()
 
@@ -146,7 +147,7 @@ def test_chunks_are_enqueued_only_after_the_transaction_commits(practice, django
     enqueued = []
     monkeypatch.setattr("invitations.tasks.process_bulk_chunk.apply_async", lambda args, **kw: enqueued.append(args[0]))
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        run = bulk.start_run(practice=practice, now=NOW, chunk_size=2)
+        run = runs.start_run(practice=practice, now=NOW, chunk_size=2)
     assert enqueued == []
     for callback in callbacks:
         callback()
@@ -168,7 +169,7 @@ def test_a_permanent_refusal_fails_that_invitation_and_the_others_are_sent(pract
     settings.EMAIL_BACKEND = f"{__name__}.Refusing"
     globals()["Refusing"] = Refusing
     with django_capture_on_commit_callbacks(execute=False):
-        run = bulk.start_run(practice=practice, now=NOW)
+        run = runs.start_run(practice=practice, now=NOW)
     chunks.process_chunk(run.chunks.get().pk, now=NOW)
     run.refresh_from_db()
     assert recipients() == [good.email]
@@ -182,11 +183,11 @@ def test_a_permanent_refusal_fails_that_invitation_and_the_others_are_sent(pract
 def test_a_second_run_while_one_runs_is_refused(practice, django_capture_on_commit_callbacks):
     PatientFactory.create_batch(2, practice=practice)
     with django_capture_on_commit_callbacks(execute=False):
-        first = bulk.start_run(practice=practice, now=NOW)
-        with pytest.raises(bulk.RunAlreadyRunning):
-            bulk.start_run(practice=practice, now=NOW)
+        first = runs.start_run(practice=practice, now=NOW)
+        with pytest.raises(runs.RunAlreadyRunning):
+            runs.start_run(practice=practice, now=NOW)
         # Another practice is not held up.
-        bulk.start_run(practice=PracticeFactory(), now=NOW)
+        runs.start_run(practice=PracticeFactory(), now=NOW)
     assert BulkRun.objects.filter(practice=practice).count() == 1
     assert first.status == BulkRunStatus.RUNNING
 
@@ -201,7 +202,7 @@ def test_the_database_refuses_two_running_runs_of_one_practice(practice):
 def test_a_chunk_delivered_twice_sends_nothing_twice(practice, django_capture_on_commit_callbacks):
     PatientFactory.create_batch(4, practice=practice)
     with django_capture_on_commit_callbacks(execute=False):
-        run = bulk.start_run(practice=practice, now=NOW)
+        run = runs.start_run(practice=practice, now=NOW)
     chunk = run.chunks.get()
     assert chunks.process_chunk(chunk.pk, now=NOW) == "done"
     assert chunks.process_chunk(chunk.pk, now=NOW) == "not-claimed"
@@ -213,7 +214,7 @@ def test_a_chunk_delivered_twice_sends_nothing_twice(practice, django_capture_on
 def test_a_chunk_being_processed_is_not_taken_by_a_second_delivery(practice, django_capture_on_commit_callbacks):
     PatientFactory.create_batch(2, practice=practice)
     with django_capture_on_commit_callbacks(execute=False):
-        run = bulk.start_run(practice=practice, now=NOW)
+        run = runs.start_run(practice=practice, now=NOW)
     chunk = run.chunks.get()
     assert chunks.claim_chunk(chunk.pk, now=NOW)  # a worker holds it
     assert chunks.process_chunk(chunk.pk, now=NOW + CHUNK_LEASE - datetime.timedelta(seconds=1)) == "not-claimed"
@@ -233,7 +234,7 @@ def test_a_worker_dying_half_way_is_resumed_by_the_sweep_without_duplicates(
     settings.EMAIL_BACKEND = f"{__name__}.DyingBackend"
     DyingBackend.survive = survive
     with django_capture_on_commit_callbacks(execute=False):
-        run = bulk.start_run(practice=practice, now=NOW)
+        run = runs.start_run(practice=practice, now=NOW)
     chunk = run.chunks.get()
     with pytest.raises(WorkerDied):
         chunks.process_chunk(chunk.pk, now=NOW)
@@ -247,11 +248,11 @@ def test_a_worker_dying_half_way_is_resumed_by_the_sweep_without_duplicates(
     monkeypatch.setattr("invitations.tasks.process_bulk_chunk.apply_async", lambda args, **kw: enqueued.append(args[0]))
     just_before = NOW + CHUNK_LEASE - datetime.timedelta(seconds=1)
     with django_capture_on_commit_callbacks(execute=True):
-        assert bulk.resume_stalled(now=just_before) == 0
+        assert runs.resume_stalled(now=just_before) == 0
     later = NOW + CHUNK_LEASE
     frozen.move_to(later)
     with django_capture_on_commit_callbacks(execute=True):
-        assert bulk.resume_stalled(now=later) == 1
+        assert runs.resume_stalled(now=later) == 1
     assert enqueued == [chunk.pk]
     assert chunks.process_chunk(chunk.pk, now=later) == "done"
 
@@ -267,12 +268,12 @@ def test_a_worker_dying_half_way_is_resumed_by_the_sweep_without_duplicates(
 def test_the_sweep_reenqueues_a_pending_chunk_whose_message_was_lost(practice, monkeypatch, django_capture_on_commit_callbacks):
     PatientFactory(practice=practice)
     with django_capture_on_commit_callbacks(execute=False):
-        run = bulk.start_run(practice=practice, now=NOW)  # the enqueue never happens
+        run = runs.start_run(practice=practice, now=NOW)  # the enqueue never happens
     enqueued = []
     monkeypatch.setattr("invitations.tasks.process_bulk_chunk.apply_async", lambda args, **kw: enqueued.append(args[0]))
     with django_capture_on_commit_callbacks(execute=True):
-        assert bulk.resume_stalled(now=NOW + bulk.REENQUEUE_PENDING_AFTER - datetime.timedelta(seconds=1)) == 0
-        assert bulk.resume_stalled(now=NOW + bulk.REENQUEUE_PENDING_AFTER) == 1
+        assert runs.resume_stalled(now=NOW + runs.REENQUEUE_PENDING_AFTER - datetime.timedelta(seconds=1)) == 0
+        assert runs.resume_stalled(now=NOW + runs.REENQUEUE_PENDING_AFTER) == 1
     assert enqueued == [run.chunks.get().pk]
 
 
@@ -281,11 +282,11 @@ def test_a_run_confirmed_in_the_admin_is_planned_once_by_a_worker(practice, monk
     planned = []
     monkeypatch.setattr("invitations.tasks.plan_bulk_run.apply_async", lambda args, **kw: planned.append(args[0]))
     with django_capture_on_commit_callbacks(execute=True):
-        run = bulk.start_run(practice=practice, now=NOW, plan_later=True)
+        run = runs.start_run(practice=practice, now=NOW, plan_later=True)
     assert planned == [run.pk] and not run.chunks.exists()
     with django_capture_on_commit_callbacks(execute=False):
-        assert bulk.plan_run(run.pk, now=NOW, chunk_size=2) is True
-        assert bulk.plan_run(run.pk, now=NOW, chunk_size=2) is False  # a redelivered planning task
+        assert runs.plan_run(run.pk, now=NOW, chunk_size=2) is True
+        assert runs.plan_run(run.pk, now=NOW, chunk_size=2) is False  # a redelivered planning task
     run.refresh_from_db()
     assert (run.targeted, run.planned_at, run.chunks.count()) == (3, NOW, 2)
 
@@ -295,24 +296,24 @@ def test_the_sweep_plans_a_run_whose_planning_was_lost_and_never_closes_it_unpla
 ):
     PatientFactory(practice=practice)
     with django_capture_on_commit_callbacks(execute=False):
-        run = bulk.start_run(practice=practice, now=NOW, plan_later=True)  # the task is lost
+        run = runs.start_run(practice=practice, now=NOW, plan_later=True)  # the task is lost
     planned = []
     monkeypatch.setattr("invitations.tasks.plan_bulk_run.apply_async", lambda args, **kw: planned.append(args[0]))
     with django_capture_on_commit_callbacks(execute=True):
-        assert bulk.resume_stalled(now=NOW + bulk.REPLAN_AFTER - datetime.timedelta(seconds=1)) == 0
+        assert runs.resume_stalled(now=NOW + runs.REPLAN_AFTER - datetime.timedelta(seconds=1)) == 0
     run.refresh_from_db()
     assert run.status == BulkRunStatus.RUNNING  # no chunks yet is not "all chunks done"
     with django_capture_on_commit_callbacks(execute=True):
-        assert bulk.resume_stalled(now=NOW + bulk.REPLAN_AFTER) == 1
+        assert runs.resume_stalled(now=NOW + runs.REPLAN_AFTER) == 1
     assert planned == [run.pk]
 
 
 def test_a_run_finished_by_its_last_chunk_is_closed_by_the_sweep_too(practice, django_capture_on_commit_callbacks):
     PatientFactory(practice=practice)
     with django_capture_on_commit_callbacks(execute=False):
-        run = bulk.start_run(practice=practice, now=NOW)
+        run = runs.start_run(practice=practice, now=NOW)
     BulkRunChunk.objects.filter(run=run).update(status=ChunkStatus.DONE)  # its worker died after the chunk
-    bulk.resume_stalled(now=NOW)
+    runs.resume_stalled(now=NOW)
     run.refresh_from_db()
     assert run.status == BulkRunStatus.DONE
 
@@ -326,7 +327,7 @@ def _chunk_queries(size: int, capture) -> int:
     # One link that ran out unswept, so the expiry step does its work too.
     InvitationFactory(patient=PatientFactory(practice=practice), created_at=NOW - datetime.timedelta(days=8))
     with capture(execute=False):
-        run = bulk.start_run(practice=practice, now=NOW)
+        run = runs.start_run(practice=practice, now=NOW)
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -373,7 +374,7 @@ def test_on_postgresql_a_chunk_of_any_size_runs_a_bounded_number_of_queries(djan
         practice = PracticeFactory()
         PatientFactory.create_batch(size, practice=practice)
         with django_capture_on_commit_callbacks(execute=False):
-            run = bulk.start_run(practice=practice, now=NOW)
+            run = runs.start_run(practice=practice, now=NOW)
         with CaptureQueriesContext(connection) as captured:
             chunks.process_chunk(run.chunks.get().pk, now=NOW)
         counts.append(len(captured))
@@ -384,14 +385,14 @@ def test_on_postgresql_a_chunk_of_any_size_runs_a_bounded_number_of_queries(djan
 
 @pytest.mark.parametrize("first_name", ["Zoë", "Ann <b>& \"Bo\"", ""])
 def test_a_chunk_renders_its_template_once_with_the_same_result_as_a_single_email(practice, first_name):
-    from invitations import emails
+    from invitations.wording import invitation_email
 
     practice.contact_phone = "(617) 555-0142"
     link = "https://portal.example.test/invite/abcDEF123_-x/"
     expires_at = NOW + datetime.timedelta(days=7)
     template = InvitationTemplate.default()
-    single = emails.render(practice=practice, first_name=first_name, link=link, expires_at=expires_at, template=template)
-    prepared = emails.PreparedEmail(practice=practice, expires_at=expires_at, template=template)
+    single = invitation_email.render(practice=practice, first_name=first_name, link=link, expires_at=expires_at, template=template)
+    prepared = invitation_email.PreparedEmail(practice=practice, expires_at=expires_at, template=template)
     assert prepared.fill(first_name=first_name, link=link) == single
-    assert prepared.link("abcDEF123_-x") == emails.registration_url("abcDEF123_-x")
-    assert prepared.from_email == emails.from_address(practice)
+    assert prepared.link("abcDEF123_-x") == invitation_email.registration_url("abcDEF123_-x")
+    assert prepared.from_email == invitation_email.from_address(practice)

@@ -8,8 +8,8 @@ from django.contrib.messages import get_messages
 from django.core import mail
 from django.urls import reverse
 
-from invitations import bulk
-from invitations.bulk_models import BulkRun, BulkRunStatus
+from invitations.bulk import runs
+from invitations.models.bulk_runs import BulkRun, BulkRunStatus
 from invitations.models import Invitation
 from patients.audit import AuditAction, AuditEntry
 from patients.models import Role
@@ -127,7 +127,7 @@ def test_front_desk_and_viewers_see_the_dashboard_but_cannot_activate(client, pr
 def test_another_practices_pages_and_runs_are_404(manager_client, practice_a, practice_b, django_capture_on_commit_callbacks):
     PatientFactory(practice=practice_b)
     with django_capture_on_commit_callbacks(execute=False):
-        run_b = bulk.start_run(practice=practice_b, now=NOW)
+        run_b = runs.start_run(practice=practice_b, now=NOW)
     for url in (
         reverse("admin:invitations_portal_dashboard", args=[practice_b.pk]),
         activate_url(practice_b),

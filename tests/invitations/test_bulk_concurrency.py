@@ -4,8 +4,10 @@ delivered to two workers at once, a chunk racing a single invite of one of its p
 import pytest
 from django.core import mail
 
-from invitations import bulk, chunks, services
-from invitations.bulk_models import BulkRun
+from invitations import services
+from invitations.bulk import runs
+from invitations.bulk import chunks
+from invitations.models.bulk_runs import BulkRun
 from invitations.models import Invitation
 from tests.clock import NOW
 from tests.factories import PatientFactory, PracticeFactory
@@ -19,28 +21,28 @@ def locmem(settings, monkeypatch):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     mail.outbox = []
     monkeypatch.setattr(chunks, "enqueue", lambda ids: None)  # the tests run the chunks themselves
-    monkeypatch.setattr(bulk, "_enqueue_planning", lambda ids: None)
+    monkeypatch.setattr(runs, "_enqueue_planning", lambda ids: None)
 
 
 def start(practice):
     try:
-        return bulk.start_run(practice=practice, now=NOW)
-    except bulk.RunAlreadyRunning:
+        return runs.start_run(practice=practice, now=NOW)
+    except runs.RunAlreadyRunning:
         return None
 
 
 def test_four_activate_now_confirms_at_once_start_one_run():
     practice = PracticeFactory()
     PatientFactory.create_batch(3, practice=practice)
-    runs = run_together(lambda: start(practice))
-    assert sum(run is not None for run in runs) == 1
+    started = run_together(lambda: start(practice))
+    assert sum(run is not None for run in started) == 1
     assert BulkRun.objects.filter(practice=practice).count() == 1
 
 
 def test_a_chunk_delivered_to_four_workers_at_once_sends_each_email_once():
     practice = PracticeFactory()
     patients = PatientFactory.create_batch(20, practice=practice)
-    run = bulk.start_run(practice=practice, now=NOW)
+    run = runs.start_run(practice=practice, now=NOW)
     chunk_id = run.chunks.get().pk
     results = run_together(lambda: chunks.process_chunk(chunk_id, now=NOW))
     assert sorted(results) == ["done"] + ["not-claimed"] * 3
@@ -51,7 +53,7 @@ def test_a_chunk_delivered_to_four_workers_at_once_sends_each_email_once():
 def test_a_chunk_and_single_invites_of_its_patients_make_one_invitation_each():
     practice = PracticeFactory()
     patients = PatientFactory.create_batch(10, practice=practice)
-    run = bulk.start_run(practice=practice, now=NOW, chunk_size=10)
+    run = runs.start_run(practice=practice, now=NOW, chunk_size=10)
     chunk_id = run.chunks.get().pk
 
     def single(patient):

@@ -6,8 +6,8 @@ and no chunk is cut by the time limit."""
 import pytest
 from django.utils import timezone
 
-from invitations import bulk
-from invitations.bulk_models import BulkRun, BulkRunChunk, BulkRunStatus
+from invitations.bulk import runs
+from invitations.models.bulk_runs import BulkRun, BulkRunChunk, BulkRunStatus
 from invitations.models import Invitation, Status
 from tests.factories import PatientFactory, PracticeFactory
 from tests.provider_standin import anymail_environment
@@ -50,7 +50,7 @@ def test_a_throttling_provider_slows_the_run_but_it_finishes_honestly(start_work
     standin.configure(latency=0.03, rate_limit=30, burst=5)
     practice = patients(80)
     start_worker(concurrency=2, pool="prefork", **provider_env(standin))
-    run = bulk.start_run(practice=practice, now=timezone.now(), chunk_size=40, plan_later=True)
+    run = runs.start_run(practice=practice, now=timezone.now(), chunk_size=40, plan_later=True)
     messages_when_done = watch_until_done(run, standin, timeout=120)
     stats = standin.stats()
     assert stats["throttled"] > 0
@@ -70,7 +70,7 @@ def test_a_slow_provider_never_makes_a_chunk_outlive_its_time_limit(start_worker
         **provider_env(standin, CELERY_TASK_SOFT_TIME_LIMIT="4", CELERY_TASK_TIME_LIMIT="8",
                        ANYMAIL_REQUESTS_TIMEOUT="2", PORTAL_SEND_CONCURRENCY="4"),
     )
-    run = bulk.start_run(practice=practice, now=timezone.now(), chunk_size=15, plan_later=True)
+    run = runs.start_run(practice=practice, now=timezone.now(), chunk_size=15, plan_later=True)
     messages_when_done = watch_until_done(run, standin, timeout=120)
     stats = standin.stats()
     assert messages_when_done == stats["messages"] == 30
@@ -92,7 +92,7 @@ def test_the_soft_time_limit_arriving_mid_send_is_not_a_send_error(start_worker,
         **provider_env(standin, CELERY_TASK_SOFT_TIME_LIMIT="3", CELERY_TASK_TIME_LIMIT="10",
                        ANYMAIL_REQUESTS_TIMEOUT="2", PORTAL_SEND_CONCURRENCY="2", PORTAL_BULK_SEND_SECONDS="60"),
     )
-    run = bulk.start_run(practice=practice, now=timezone.now(), chunk_size=12, plan_later=True)
+    run = runs.start_run(practice=practice, now=timezone.now(), chunk_size=12, plan_later=True)
     messages_when_done = watch_until_done(run, standin, timeout=120)
     stats = standin.stats()
     assert messages_when_done == stats["messages"] == 24

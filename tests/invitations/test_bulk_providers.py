@@ -8,9 +8,10 @@ import re
 
 import pytest
 
-from invitations import bulk, chunks
-from invitations.admin_portal import BulkRunAdmin
-from invitations.bulk_models import BulkRunStatus, BulkRunTick, ChunkStatus
+from invitations.bulk import runs
+from invitations.bulk import chunks
+from invitations.admin.bulk_runs import BulkRunAdmin
+from invitations.models.bulk_runs import BulkRunStatus, BulkRunTick, ChunkStatus
 from invitations.models import SEND_GIVE_UP_AFTER, EventKind, Invitation, Status, hash_token
 from tests.clock import NOW
 from tests.factories import PatientFactory, PracticeFactory
@@ -35,7 +36,7 @@ def enqueued(monkeypatch):
 
 def start(practice, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False):
-        return bulk.start_run(practice=practice, now=NOW)
+        return runs.start_run(practice=practice, now=NOW)
 
 
 def run_until_done(run, *, capture, now=NOW, attempts: int = 50) -> list[str]:
@@ -243,7 +244,7 @@ def test_progress_counts_the_current_rate_and_the_time_left(practice, frozen, dj
     run.chunks.update(sent=400)
     for seconds, settled in ((-60, 300), (-15, 50), (-5, 50)):
         BulkRunTick.objects.create(run=run, at=NOW + datetime.timedelta(seconds=seconds), settled=settled)
-    progress = bulk.run_progress(run, now=NOW)
+    progress = runs.run_progress(run, now=NOW)
     assert progress.rate == pytest.approx(100 / 20)  # the last 20 seconds: 100 settled
     assert progress.seconds_left == pytest.approx(600 / 5)
     assert BulkRunAdmin.progress_data(run)["time_left"] == "about 2 minutes"
@@ -257,7 +258,7 @@ def test_a_later_attempt_never_invites_again_a_patient_this_run_already_invited(
 ):
     """A resend run's chunk handed on at its deadline and resumed hours later (behind a big run):
     the patients it already emailed, or whose address was refused, are not invited again."""
-    from invitations.bulk_models import BulkRunKind
+    from invitations.models.bulk_runs import BulkRunKind
 
     standin = use_provider("postmark")
     standin.configure(latency=0.1)
@@ -266,7 +267,7 @@ def test_a_later_attempt_never_invites_again_a_patient_this_run_already_invited(
     patients = PatientFactory.create_batch(12, practice=practice)
     refused = PatientFactory(practice=practice, email="invalid.box@example.com")
     with django_capture_on_commit_callbacks(execute=False):
-        run = bulk.start_run(practice=practice, now=NOW, kind=BulkRunKind.RESEND, patient_ids=[p.pk for p in patients + [refused]])
+        run = runs.start_run(practice=practice, now=NOW, kind=BulkRunKind.RESEND, patient_ids=[p.pk for p in patients + [refused]])
     chunk = run.chunks.get()
     with django_capture_on_commit_callbacks(execute=True):
         assert chunks.process_chunk(chunk.pk, now=NOW) == "continued"
@@ -323,7 +324,7 @@ def test_a_chunk_that_cannot_get_a_sending_slot_waits_for_it_instead_of_spinning
 def test_a_chunk_taken_over_after_its_lease_leaves_the_new_owners_claims_alone(
     practice, use_provider, monkeypatch, frozen, django_capture_on_commit_callbacks
 ):
-    from invitations.bulk_models import BulkRunChunk
+    from invitations.models.bulk_runs import BulkRunChunk
 
     use_provider("postmark")
     monkeypatch.setattr(chunks, "SEND_SECONDS", 0.0)  # hands everything on

@@ -9,8 +9,8 @@ import datetime
 import pytest
 from django.core import mail
 
-from invitations import bulk
-from invitations.bulk_models import BulkRunKind, BulkRunStatus
+from invitations.bulk import runs
+from invitations.models.bulk_runs import BulkRunKind, BulkRunStatus
 from invitations.models import EventKind, Invitation, InvitationEvent, RevokeReason, Source, Status, TextStatus
 from patients.models import BulkChannels, SmsOptOut, SmsOptOutReason
 from tests.clock import NOW
@@ -34,7 +34,7 @@ def emailed() -> list[str]:
 def run_now(practice, capture, **kwargs):
     """Start a run and let the (eager) worker send every chunk; the finished run."""
     with capture(execute=True):
-        run = bulk.start_run(practice=practice, now=NOW, **kwargs)
+        run = runs.start_run(practice=practice, now=NOW, **kwargs)
     run.refresh_from_db()
     return run
 
@@ -51,17 +51,17 @@ def test_the_preview_counts_emails_and_texts_under_the_practices_channels():
     PatientFactory(practice=practice, email="")  # neither: no address, no number, no text consent
     patient(practice, sms_consent=False)  # no email, no text consent
 
-    preview = bulk.preview(practice, now=NOW)
+    preview = runs.preview(practice, now=NOW)
     assert (preview.considered, preview.eligible, preview.emails, preview.texts) == (7, 5, 3, 2)
     assert preview.messages == [("Emails", 3), ("Texts", 2)]
     assert preview.skip_counts == {"missing_email": 2, "missing_mobile": 1, "no_sms_consent": 2}
 
     practice.bulk_channels = BulkChannels.BOTH
-    both = bulk.preview(practice, now=NOW)
+    both = runs.preview(practice, now=NOW)
     assert (both.eligible, both.emails, both.texts) == (5, 3, 5)
 
     practice.bulk_channels = BulkChannels.EMAIL
-    email_only = bulk.preview(practice, now=NOW)
+    email_only = runs.preview(practice, now=NOW)
     assert (email_only.eligible, email_only.emails, email_only.texts) == (3, 3, 0)
     assert email_only.skip_counts == {"missing_email": 4}
 
@@ -99,7 +99,7 @@ def test_email_then_text_emails_those_with_an_address_and_texts_the_others_each_
     message = quiet_twilio.accepted()[0]
     assert message["body"].startswith("Maple Street Dental: set up your patient portal account: https://portal.example.test/t/")
     response = client.get(f"/t/{token_of(message)}/")
-    assert response.status_code == 200 and response.templates[0].name == "invitations/register.html"
+    assert response.status_code == 200 and response.templates[0].name == "portal/register.html"
     invitation = Invitation.find_by_token(token_of(message))
     assert invitation.events.filter(kind=EventKind.LINK_OPENED, detail="From the text").exists()
 
@@ -149,7 +149,7 @@ def test_a_run_keeps_the_channels_it_started_with(quiet_twilio, django_capture_o
     practice.bulk_channels = BulkChannels.EMAIL  # changed while the run waits for a worker
     practice.save()
     with django_capture_on_commit_callbacks(execute=True):
-        bulk.chunks.enqueue(list(run.chunks.values_list("pk", flat=True)))
+        runs.chunks.enqueue(list(run.chunks.values_list("pk", flat=True)))
     run.refresh_from_db()
     assert (run.status, run.texts_sent) == (BulkRunStatus.DONE, 1)
     assert_each_texted_once_with_a_working_link(quiet_twilio, [texted])
@@ -181,7 +181,7 @@ def test_numbers_twilio_refuses_fail_with_the_reason_teach_the_chart_and_the_run
     assert invalid.undeliverable_mobile == INVALID_NUMBER and landline.undeliverable_mobile == NOT_MOBILE
     assert SmsOptOut.objects.get(practice=practice, phone=UNSUBSCRIBED).reason == SmsOptOutReason.PROVIDER
     # The next run skips them for what Twilio said, and says why.
-    later = bulk.preview(practice, now=NOW + datetime.timedelta(days=8))
+    later = runs.preview(practice, now=NOW + datetime.timedelta(days=8))
     assert later.skip_counts["undeliverable_mobile"] == 2 and later.skip_counts["sms_opted_out"] == 1
 
 
@@ -237,8 +237,8 @@ def test_the_progress_figures_count_each_channel(quiet_twilio, django_capture_on
     patient(practice)
     patient(practice, number=INVALID_NUMBER)
     run = start(practice, django_capture_on_commit_callbacks)
-    bulk.chunks.process_chunk(run.chunks.get().pk, now=NOW)
-    totals = bulk.chunks.chunk_totals(run.pk)
+    runs.chunks.process_chunk(run.chunks.get().pk, now=NOW)
+    totals = runs.chunks.chunk_totals(run.pk)
     assert {key: totals[key] for key in ("invited", "sent", "failed", "processed")} == {
         "invited": 3, "sent": 2, "failed": 1, "processed": 3,
     }

@@ -11,8 +11,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from core.sending import sms, sms_transports
-from invitations import bulk, chunks
-from invitations.bulk_models import CHUNK_LEASE, BulkRunStatus, ChunkStatus
+from invitations.bulk import runs
+from invitations.bulk import chunks
+from invitations.models.bulk_runs import CHUNK_LEASE, BulkRunStatus, ChunkStatus
 from invitations.models import SEND_GIVE_UP_AFTER, EventKind, Invitation, Status, TextStatus
 from patients.models import BulkChannels
 from tests.clock import NOW
@@ -167,11 +168,11 @@ def test_a_worker_dying_mid_chunk_is_resumed_by_the_sweep(
     enqueued = []
     monkeypatch.setattr("invitations.tasks.process_bulk_chunk.apply_async", lambda args, **kw: enqueued.append(args[0]))
     with django_capture_on_commit_callbacks(execute=True):
-        assert bulk.resume_stalled(now=NOW + CHUNK_LEASE - datetime.timedelta(seconds=1)) == 0
+        assert runs.resume_stalled(now=NOW + CHUNK_LEASE - datetime.timedelta(seconds=1)) == 0
     later = NOW + CHUNK_LEASE
     frozen.move_to(later)
     with django_capture_on_commit_callbacks(execute=True):
-        assert bulk.resume_stalled(now=later) == 1
+        assert runs.resume_stalled(now=later) == 1
     assert enqueued == [chunk.pk]
     assert chunks.process_chunk(chunk.pk, now=later) == "done"
 

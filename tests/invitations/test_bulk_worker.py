@@ -12,8 +12,8 @@ import django
 django.setup()
 from tests.workers import wait_for_the_embedded_worker
 from django.utils import timezone
-from invitations import bulk
-from invitations.bulk_models import BulkRun
+from invitations.bulk import runs
+from invitations.models.bulk_runs import BulkRun
 from invitations.tasks import process_bulk_chunk
 from patients.models import Patient, Practice
 
@@ -23,7 +23,7 @@ for i in range(7):
         date_of_birth="1980-01-01", zip_code="02139", email=f"w{i}@worker.example", birth_sex="F", email_consent=True)
 Patient.objects.create(practice=practice, chart_number="W9", first_name="Nope", last_name="N", date_of_birth="1980-01-01",
     zip_code="02139", email="n@worker.example", birth_sex="F", email_consent=False)
-run = bulk.start_run(practice=practice, now=timezone.now(), plan_later=True)
+run = runs.start_run(practice=practice, now=timezone.now(), plan_later=True)
 deadline = time.time() + 90
 duplicated = False
 while time.time() < deadline:

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from django.urls import reverse
 
-from invitations import dashboard
+from invitations import adoption
 from invitations.models import Status
 from patients.audit import AuditAction, AuditEntry
 from patients.models import Role
@@ -39,7 +39,7 @@ def populated(practice_a):
 
 
 def test_the_figures_split_inactive_patients_and_give_reasons(populated):
-    figures = dashboard.figures(populated, now=NOW)
+    figures = adoption.figures(populated, now=NOW)
     assert (figures.total, figures.active, figures.inactive) == (7, 2, 5)
     split = {key: count for key, _label, count, _status in figures.split}
     assert split == {"never_invited": 2, "pending": 0, "out": 1, "expired": 1, "failed": 1, "revoked": 0}
@@ -57,14 +57,14 @@ def test_the_chart_counts_sent_and_accepted_per_month_in_the_practices_time_zone
     accepted.accepted_at = NOW - DAY
     accepted.save()
     InvitationFactory(patient=PatientFactory(practice=practice_a), created_at=NOW - 400 * DAY)  # too old
-    months = dashboard.monthly_funnel(practice_a, now=NOW)
+    months = adoption.monthly_funnel(practice_a, now=NOW)
     assert len(months) == 12
     assert months[0].start == datetime.date(2025, 4, 1) and months[-1].start == datetime.date(2026, 3, 1)
     assert (months[-2].sent, months[-2].accepted) == (1, 0)
     assert (months[-1].sent, months[-1].accepted, months[-1].rate) == (2, 1, 0.5)
     assert sum(m.sent for m in months) == 3
 
-    svg = str(dashboard.chart_svg(months))
+    svg = str(adoption.chart_svg(months))
     assert svg.startswith("<svg") and svg.endswith("</svg>")
     assert "<title id=\"funnel-title\">" in svg and "Mar 2026: 2 sent, 1 accepted, 50% accepted" in svg
     assert "<script" not in svg

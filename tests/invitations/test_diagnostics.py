@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from invitations import diagnostics, eligibility
 from invitations.models import EventKind, Invitation, RevokeReason, Status
-from invitations.tracking import store_once
+from invitations.models.delivery_reports import store_once
 from patients.jobs import record_heartbeat
 from patients.models import EmailOptOut, Patient, SmsOptOut
 from tests.clock import NOW

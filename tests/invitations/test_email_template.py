@@ -5,8 +5,8 @@ import datetime
 import pytest
 from django.core.exceptions import ValidationError
 
-from invitations.emails import PreparedEmail, render
-from invitations.template_html import validate_template
+from invitations.wording.invitation_email import PreparedEmail, render
+from invitations.wording.email_html import validate_template
 from tests.factories import PracticeFactory
 
 pytestmark = pytest.mark.django_db

@@ -6,7 +6,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from invitations import emails, services, template_html
+from invitations import services
+from invitations.wording import invitation_email
+from invitations.wording import email_html
 from invitations.models import InvitationTemplate, Source
 from tests.clock import NOW
 from tests.factories import PatientFactory, PracticeFactory
@@ -17,7 +19,7 @@ EXPIRES = datetime.datetime(2026, 3, 9, 15, 0, tzinfo=datetime.timezone.utc)
 
 def test_values_are_escaped_so_a_name_cannot_inject_markup():
     practice = PracticeFactory(name="Smith & Sons <Dental>")
-    rendered = emails.render(practice=practice, first_name="<script>x</script>", link="https://p.test/invite/t/", expires_at=EXPIRES)
+    rendered = invitation_email.render(practice=practice, first_name="<script>x</script>", link="https://p.test/invite/t/", expires_at=EXPIRES)
     assert "<script>" not in rendered.html and "&lt;script&gt;" in rendered.html
     assert "Smith &amp; Sons &lt;Dental&gt;" in rendered.html
     assert rendered.subject == "Your patient portal invitation from Smith & Sons <Dental>"
@@ -27,9 +29,9 @@ def test_values_are_escaped_so_a_name_cannot_inject_markup():
 def test_the_expiry_date_is_in_the_practice_time_zone():
     late = datetime.datetime(2026, 3, 10, 2, 30, tzinfo=datetime.timezone.utc)  # 9 March in the evening in New York
     practice = PracticeFactory(time_zone="America/New_York")
-    assert "Monday, March 9, 2026" in emails.render(practice=practice, first_name="A", link="x", expires_at=late).text
+    assert "Monday, March 9, 2026" in invitation_email.render(practice=practice, first_name="A", link="x", expires_at=late).text
     practice.time_zone = "Europe/Berlin"
-    assert "Tuesday, March 10, 2026" in emails.render(practice=practice, first_name="A", link="x", expires_at=late).text
+    assert "Tuesday, March 10, 2026" in invitation_email.render(practice=practice, first_name="A", link="x", expires_at=late).text
 
 
 def test_the_logo_snippet_shows_the_practice_logo_with_an_absolute_address(settings, tmp_path):
@@ -37,10 +39,10 @@ def test_the_logo_snippet_shows_the_practice_logo_with_an_absolute_address(setti
     practice = PracticeFactory(name="Logo Dental")
     practice.logo = SimpleUploadedFile("logo.png", b"\x89PNG\r\n\x1a\n", content_type="image/png")
     practice.save()
-    rendered = emails.render(practice=practice, first_name="A", link="x", expires_at=EXPIRES)
+    rendered = invitation_email.render(practice=practice, first_name="A", link="x", expires_at=EXPIRES)
     assert '<img src="https://portal.example.test/media/practice-logos/logo' in rendered.html
     assert 'alt="Logo Dental"' in rendered.html
-    without = emails.render(practice=PracticeFactory(), first_name="A", link="x", expires_at=EXPIRES)
+    without = invitation_email.render(practice=PracticeFactory(), first_name="A", link="x", expires_at=EXPIRES)
     assert "<img" not in without.html
 
 
@@ -56,13 +58,13 @@ def test_the_logo_snippet_shows_the_practice_logo_with_an_absolute_address(setti
 )
 def test_template_validation_names_the_field_and_the_fix(subject, body, field, words):
     with pytest.raises(ValidationError) as error:
-        template_html.validate_template(subject=subject, html_body=body)
+        email_html.validate_template(subject=subject, html_body=body)
     assert any(words in message for message in error.value.message_dict[field])
 
 
 def test_the_default_template_is_valid():
-    template_html.validate_template(subject=template_html.DEFAULT_SUBJECT, html_body=template_html.DEFAULT_HTML_BODY)
-    assert template_html.sanitise_html(template_html.DEFAULT_HTML_BODY).count("[Registration Link]") == 2
+    email_html.validate_template(subject=email_html.DEFAULT_SUBJECT, html_body=email_html.DEFAULT_HTML_BODY)
+    assert email_html.sanitise_html(email_html.DEFAULT_HTML_BODY).count("[Registration Link]") == 2
 
 
 def test_saving_a_template_sanitises_its_html():

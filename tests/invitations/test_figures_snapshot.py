@@ -9,8 +9,10 @@ from django.conf import settings
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
-from invitations import bulk, dashboard, tasks
-from invitations.dashboard_models import PracticeFigures
+from invitations import tasks
+from invitations.bulk import runs
+from invitations import adoption
+from invitations.models.figures import PracticeFigures
 from invitations.models import Status
 from patients.jobs import JobRun, schedule_interval
 from tests.clock import NOW
@@ -64,7 +66,7 @@ def test_a_snapshot_older_than_ten_minutes_enqueues_one_recount_however_many_vis
     client_a, practice_a, frozen, django_capture_on_commit_callbacks
 ):
     client_a.get(dashboard_url(practice_a))
-    frozen.shift(dashboard.FIGURES_MAX_AGE)
+    frozen.shift(adoption.FIGURES_MAX_AGE)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         page = client_a.get(dashboard_url(practice_a)).content.decode()
     assert refreshes_enqueued(callbacks) == [] and "Recounting" not in page  # exactly ten minutes old
@@ -82,11 +84,11 @@ def test_a_snapshot_older_than_ten_minutes_enqueues_one_recount_however_many_vis
 
 
 def test_a_recount_request_lost_for_five_minutes_is_made_again(practice_a, frozen, django_capture_on_commit_callbacks):
-    dashboard.refresh(practice_a, now=NOW)
+    adoption.refresh(practice_a, now=NOW)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        assert dashboard.request_refresh(practice_a.pk, now=NOW) is True
-        assert dashboard.request_refresh(practice_a.pk, now=NOW + dashboard.REFRESH_CLAIM_FOR - SECOND) is False
-        assert dashboard.request_refresh(practice_a.pk, now=NOW + dashboard.REFRESH_CLAIM_FOR) is True
+        assert adoption.request_refresh(practice_a.pk, now=NOW) is True
+        assert adoption.request_refresh(practice_a.pk, now=NOW + adoption.REFRESH_CLAIM_FOR - SECOND) is False
+        assert adoption.request_refresh(practice_a.pk, now=NOW + adoption.REFRESH_CLAIM_FOR) is True
     assert refreshes_enqueued(callbacks) == [practice_a.pk, practice_a.pk]
 
 
@@ -115,7 +117,7 @@ def test_refresh_now_is_a_post_form_with_csrf(client_a, practice_a):
 def test_refreshing_another_practices_figures_is_404_and_enqueues_nothing(
     client_a, practice_b, django_capture_on_commit_callbacks
 ):
-    dashboard.refresh(practice_b, now=NOW - DAY)
+    adoption.refresh(practice_b, now=NOW - DAY)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         assert client_a.post(refresh_url(practice_b)).status_code == 404
     assert refreshes_enqueued(callbacks) == []
@@ -123,9 +125,9 @@ def test_refreshing_another_practices_figures_is_404_and_enqueues_nothing(
 
 
 def test_a_redelivered_recount_does_nothing_once_the_first_landed(practice_a, eager_celery, django_capture_on_commit_callbacks):
-    dashboard.refresh(practice_a, now=NOW - DAY)
+    adoption.refresh(practice_a, now=NOW - DAY)
     with django_capture_on_commit_callbacks(execute=True):
-        dashboard.request_refresh(practice_a.pk, now=NOW)
+        adoption.request_refresh(practice_a.pk, now=NOW)
     assert PracticeFigures.objects.get(practice=practice_a).computed_at == NOW
     PatientFactory(practice=practice_a)
     assert tasks.refresh_practice_figures.run(practice_a.pk) is False
@@ -134,14 +136,14 @@ def test_a_redelivered_recount_does_nothing_once_the_first_landed(practice_a, ea
 
 def test_a_finished_bulk_run_recounts_the_figures(practice_a, eager_celery, django_capture_on_commit_callbacks):
     PatientFactory.create_batch(3, practice=practice_a)
-    before = dashboard.refresh(practice_a, now=NOW)
+    before = adoption.refresh(practice_a, now=NOW)
     assert (before.preview.eligible, dict((k, n) for k, _l, n, _s in before.split)["out"]) == (3, 0)
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        run = bulk.start_run(practice=practice_a, now=NOW)
+        run = runs.start_run(practice=practice_a, now=NOW)
     assert refreshes_enqueued(callbacks) == [practice_a.pk]
     run.refresh_from_db()
     assert run.sent == 3
-    after = dashboard.current(practice_a, now=NOW)
+    after = adoption.current(practice_a, now=NOW)
     assert dict((k, n) for k, _l, n, _s in after.split)["out"] == 3
     assert after.preview.eligible == 0 and after.preview.skip_counts == {"open_invitation": 3, "invited_recently": 3}
 
@@ -152,9 +154,9 @@ def test_the_beat_job_recounts_stale_and_missing_snapshots_only_and_is_recorded(
     stale, fresh, never, being_recounted = (PracticeFactory(name=n) for n in ("Stale", "Fresh", "Never", "Busy"))
     for practice in (stale, fresh, never, being_recounted):
         PatientFactory(practice=practice)
-    dashboard.refresh(stale, now=NOW - dashboard.BEAT_REFRESH_AFTER)
-    dashboard.refresh(fresh, now=NOW - dashboard.BEAT_REFRESH_AFTER + SECOND)
-    dashboard.refresh(being_recounted, now=NOW - DAY)
+    adoption.refresh(stale, now=NOW - adoption.BEAT_REFRESH_AFTER)
+    adoption.refresh(fresh, now=NOW - adoption.BEAT_REFRESH_AFTER + SECOND)
+    adoption.refresh(being_recounted, now=NOW - DAY)
     PracticeFigures.objects.filter(practice=being_recounted).update(refresh_requested_at=NOW - MINUTE)
     PatientFactory(practice=stale)
     PatientFactory(practice=fresh)
@@ -181,8 +183,8 @@ def test_the_stored_preview_is_what_bulk_preview_counts(practice_a):
     PatientFactory(practice=practice_a, portal_user=UserFactory())
     InvitationFactory(patient=PatientFactory(practice=practice_a), created_at=NOW - DAY)
     InvitationFactory(patient=PatientFactory(practice=practice_a), created_at=NOW - 9 * DAY, status=Status.EXPIRED)
-    stored = dashboard.refresh(practice_a, now=NOW).preview
-    live = bulk.preview(practice_a, now=NOW)
+    stored = adoption.refresh(practice_a, now=NOW).preview
+    live = runs.preview(practice_a, now=NOW)
     assert (stored.considered, stored.eligible, stored.reasons) == (live.considered, live.eligible, live.reasons)
     assert (live.considered, live.eligible) == (6, 3)
 
@@ -190,23 +192,23 @@ def test_the_stored_preview_is_what_bulk_preview_counts(practice_a):
 def test_figures_round_trip_through_json(practice_a):
     PatientFactory(practice=practice_a, email_consent=False)
     InvitationFactory(patient=PatientFactory(practice=practice_a), created_at=NOW - DAY)
-    figures = dashboard.figures(practice_a, now=NOW)
+    figures = adoption.figures(practice_a, now=NOW)
     assert figures.not_eligible and figures.preview.reasons and any(m.sent for m in figures.months)
     data = json.loads(json.dumps(figures.to_json()))
-    assert dashboard.Figures.from_json(data) == figures
+    assert adoption.Figures.from_json(data) == figures
 
 
 def test_a_snapshot_from_before_a_rule_was_removed_still_shows(practice_a):
-    figures = dashboard.figures(practice_a, now=NOW).to_json()
+    figures = adoption.figures(practice_a, now=NOW).to_json()
     figures["not_eligible"].append(["retired_rule", 4])
     figures["preview"]["skip_counts"]["retired_rule"] = 4
-    loaded = dashboard.Figures.from_json(figures)
+    loaded = adoption.Figures.from_json(figures)
     assert loaded.not_eligible == [] and loaded.preview.reasons == []
 
 
 def test_the_snapshot_names_the_practice_and_time_only(practice_a):
     PatientFactory(practice=practice_a, first_name="Zelda")
-    dashboard.refresh(practice_a, now=NOW)
+    adoption.refresh(practice_a, now=NOW)
     assert str(PracticeFigures.objects.get()) == "Portal figures of Practice A at 2026-03-02 15:00"
 
 

@@ -8,8 +8,9 @@ import time_machine
 from django.conf import settings
 from django.core import mail
 
-from invitations import bulk, tasks
-from invitations.bulk_models import BulkRun, BulkRunKind, BulkRunStatus
+from invitations import tasks
+from invitations.bulk import runs
+from invitations.models.bulk_runs import BulkRun, BulkRunKind, BulkRunStatus
 from invitations.models import Invitation, Source, Status
 from patients.jobs import JobRun
 from tests.clock import NOW
@@ -42,8 +43,8 @@ def with_history(practice, *statuses, last_created_at=NOW - 30 * DAY, **patient_
 
 
 def targeted(practice, now=NOW) -> set[int]:
-    patients = bulk.candidates(practice, kind=BulkRunKind.MONTHLY, now=now)
-    return set(bulk.eligibility.eligible(patients, now=now).values_list("pk", flat=True))
+    patients = runs.candidates(practice, kind=BulkRunKind.MONTHLY, now=now)
+    return set(runs.eligibility.eligible(patients, now=now).values_list("pk", flat=True))
 
 
 # -- who is targeted ---------------------------------------------------------------------------
@@ -90,11 +91,11 @@ def test_the_count_starts_again_after_an_accepted_invitation(practice):
 
 def test_a_practice_is_due_from_its_day_in_its_own_time_zone(practice):
     # Los Angeles is UTC-8 in early March: the 5th starts at 08:00 UTC.
-    assert not bulk.monthly_is_due(practice, now=datetime.datetime(2026, 3, 5, 8, 0, tzinfo=UTC) - SECOND)
-    assert bulk.monthly_is_due(practice, now=datetime.datetime(2026, 3, 5, 8, 0, tzinfo=UTC))
-    assert bulk.monthly_is_due(practice, now=datetime.datetime(2026, 3, 20, 12, 0, tzinfo=UTC))  # catches up
+    assert not runs.monthly_is_due(practice, now=datetime.datetime(2026, 3, 5, 8, 0, tzinfo=UTC) - SECOND)
+    assert runs.monthly_is_due(practice, now=datetime.datetime(2026, 3, 5, 8, 0, tzinfo=UTC))
+    assert runs.monthly_is_due(practice, now=datetime.datetime(2026, 3, 20, 12, 0, tzinfo=UTC))  # catches up
     practice.monthly_reinvite_enabled = False
-    assert not bulk.monthly_is_due(practice, now=datetime.datetime(2026, 3, 20, 12, 0, tzinfo=UTC))
+    assert not runs.monthly_is_due(practice, now=datetime.datetime(2026, 3, 20, 12, 0, tzinfo=UTC))
 
 
 def test_it_runs_once_per_local_month(practice):
@@ -102,10 +103,10 @@ def test_it_runs_once_per_local_month(practice):
         practice=practice, kind=BulkRunKind.MONTHLY, status=BulkRunStatus.DONE,
         created_at=datetime.datetime(2026, 3, 5, 8, 0, tzinfo=UTC),
     )
-    assert not bulk.monthly_is_due(practice, now=datetime.datetime(2026, 3, 31, 12, 0, tzinfo=UTC))
+    assert not runs.monthly_is_due(practice, now=datetime.datetime(2026, 3, 31, 12, 0, tzinfo=UTC))
     # April 5th in Los Angeles (UTC-7 by then) starts at 07:00 UTC.
-    assert not bulk.monthly_is_due(practice, now=datetime.datetime(2026, 4, 5, 7, 0, tzinfo=UTC) - SECOND)
-    assert bulk.monthly_is_due(practice, now=datetime.datetime(2026, 4, 5, 7, 0, tzinfo=UTC))
+    assert not runs.monthly_is_due(practice, now=datetime.datetime(2026, 4, 5, 7, 0, tzinfo=UTC) - SECOND)
+    assert runs.monthly_is_due(practice, now=datetime.datetime(2026, 4, 5, 7, 0, tzinfo=UTC))
 
 
 def test_the_job_starts_a_monthly_run_that_reinvites_and_records_itself(
@@ -131,7 +132,7 @@ def test_a_running_activate_now_makes_the_monthly_run_wait(practice, django_capt
     with_history(practice, Status.EXPIRED)
     BulkRun.objects.create(practice=practice, created_at=NOW)  # Activate Now in progress
     with django_capture_on_commit_callbacks(execute=False):
-        assert bulk.start_due_monthly_runs(now=datetime.datetime(2026, 3, 5, 9, 0, tzinfo=UTC)) == 0
+        assert runs.start_due_monthly_runs(now=datetime.datetime(2026, 3, 5, 9, 0, tzinfo=UTC)) == 0
     assert not BulkRun.objects.filter(kind=BulkRunKind.MONTHLY).exists()
 
 

@@ -9,9 +9,10 @@ import re
 import pytest
 from django.urls import reverse
 
-from invitations import chunks, dashboard
-from invitations.bulk_models import BulkRun
-from invitations.dashboard_models import PracticeFigures
+from invitations.bulk import chunks
+from invitations import adoption
+from invitations.models.bulk_runs import BulkRun
+from invitations.models.figures import PracticeFigures
 from invitations.models import Channel, Status, TextStatus
 from patients.audit import AuditAction, AuditEntry
 from patients.models import BulkChannels, Role
@@ -298,7 +299,7 @@ def accepted(invitation, at, via):
 
 
 @pytest.fixture
-def adoption(practice_a, practice_b):
+def channels_practice(practice_a, practice_b):
     """This month at practice A: 2 invitations by email, 2 by text, 1 by both (its text two hours
     after its email); registrations: 1 with an email link, 2 with a text link (one of them the
     invitation by both). A text of last year and one of practice B are not counted."""
@@ -317,8 +318,8 @@ def adoption(practice_a, practice_b):
     return practice_a
 
 
-def test_the_figures_split_sent_and_registered_by_channel(adoption):
-    figures = dashboard.figures(adoption, now=NOW)
+def test_the_figures_split_sent_and_registered_by_channel(channels_practice):
+    figures = adoption.figures(channels_practice, now=NOW)
     march = figures.months[-1]
     assert (march.sent, march.emails, march.texts) == (5, 3, 3)  # the invitation by both is sent once, counted in each channel
     assert (march.accepted, march.accepted_by_email, march.accepted_by_text) == (3, 1, 2)
@@ -334,14 +335,14 @@ def test_an_invitation_by_both_counts_as_sent_in_the_month_of_its_first_message(
     first_of_march = datetime.datetime(2026, 3, 1, tzinfo=datetime.timezone.utc)
     by_email(practice_a, first_of_march - DAY, by_text=True, text_to=mobile(), text_sent_at=first_of_march + DAY, text_status="sent")
     by_text(practice_a, first_of_march + DAY, sent_at=first_of_march - 2 * DAY, by_email=True, email="x@example.com")
-    months = dashboard.monthly_funnel(practice_a, now=NOW)
+    months = adoption.monthly_funnel(practice_a, now=NOW)
     february, march = months[-2], months[-1]
     assert (february.sent, february.emails, february.texts) == (2, 2, 0)
     assert (march.sent, march.emails, march.texts) == (0, 0, 2)
 
 
-def test_the_dashboard_shows_what_texts_add(client_a, adoption):
-    page = flat(client_a.get(dashboard_url(adoption)))
+def test_the_dashboard_shows_what_texts_add(client_a, channels_practice):
+    page = flat(client_a.get(dashboard_url(channels_practice)))
     assert "<h2>By channel, the last 12 months</h2>" in page
     assert '<tr><td>Email</td><td class="num">3</td><td class="num">1</td> <td class="num">33%</td></tr>' in page
     assert '<tr><td>Text message</td><td class="num">3</td><td class="num">2</td> <td class="num">67%</td></tr>' in page
@@ -357,43 +358,43 @@ def test_a_practice_without_texts_is_told_they_are_off(client_a, practice_a):
 
 
 def test_the_dashboard_reads_its_channel_figures_from_the_snapshot_in_a_bounded_number_of_queries(
-    client_a, adoption, django_assert_max_num_queries
+    client_a, channels_practice, django_assert_max_num_queries
 ):
-    client_a.get(dashboard_url(adoption))  # counts and stores the figures; warms the session
+    client_a.get(dashboard_url(channels_practice))  # counts and stores the figures; warms the session
     with django_assert_max_num_queries(16):
-        assert client_a.get(dashboard_url(adoption)).status_code == 200
+        assert client_a.get(dashboard_url(channels_practice)).status_code == 200
     for _ in range(15):
-        by_text(adoption, NOW - DAY)
-    dashboard.refresh(adoption, now=NOW)
+        by_text(channels_practice, NOW - DAY)
+    adoption.refresh(channels_practice, now=NOW)
     with django_assert_max_num_queries(16):
-        response = client_a.get(dashboard_url(adoption))
+        response = client_a.get(dashboard_url(channels_practice))
     assert {row.channel: row.sent for row in response.context["by_channel"]}["text"] == 18
 
 
-def test_counting_the_channels_costs_the_same_queries_however_many_invitations(adoption, django_assert_num_queries):
+def test_counting_the_channels_costs_the_same_queries_however_many_invitations(channels_practice, django_assert_num_queries):
     with django_assert_num_queries(4):  # totals and split, the preview, sent by month, registered by month
-        dashboard.figures(adoption, now=NOW)
+        adoption.figures(channels_practice, now=NOW)
     for _ in range(10):
-        by_text(adoption, NOW - 40 * DAY)
-        by_email(adoption, NOW - 40 * DAY, by_text=True, text_to=mobile(), text_sent_at=NOW - 39 * DAY, text_status="sent")
+        by_text(channels_practice, NOW - 40 * DAY)
+        by_email(channels_practice, NOW - 40 * DAY, by_text=True, text_to=mobile(), text_sent_at=NOW - 39 * DAY, text_status="sent")
     with django_assert_num_queries(4):
-        dashboard.figures(adoption, now=NOW)
+        adoption.figures(channels_practice, now=NOW)
 
 
-def test_channel_figures_round_trip_and_an_older_snapshot_reads_as_email(adoption):
-    figures = dashboard.figures(adoption, now=NOW)
-    assert dashboard.Figures.from_json(json.loads(json.dumps(figures.to_json()))) == figures
+def test_channel_figures_round_trip_and_an_older_snapshot_reads_as_email(channels_practice):
+    figures = adoption.figures(channels_practice, now=NOW)
+    assert adoption.Figures.from_json(json.loads(json.dumps(figures.to_json()))) == figures
     old = figures.to_json()
     for month in old["months"]:
         for key in ("emails", "texts", "accepted_by_text"):
             month.pop(key)
     del old["preview"]["emails"], old["preview"]["texts"]
-    loaded = dashboard.Figures.from_json(old)
+    loaded = adoption.Figures.from_json(old)
     assert [(m.emails, m.texts, m.accepted_by_email) for m in loaded.months][-1] == (5, 0, 3)
     assert (loaded.preview.emails, loaded.preview.texts) == (None, 0)
 
 
-def test_another_practices_dashboard_is_404_and_its_texts_are_not_counted(client_a, adoption, practice_b):
+def test_another_practices_dashboard_is_404_and_its_texts_are_not_counted(client_a, channels_practice, practice_b):
     assert client_a.get(dashboard_url(practice_b)).status_code == 404
-    figures = dashboard.figures(adoption, now=NOW)
+    figures = adoption.figures(channels_practice, now=NOW)
     assert sum(m.accepted_by_text for m in figures.months) == 2  # practice B's registration by text is B's

@@ -7,8 +7,8 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core import mail
 from django.urls import reverse
 
-from invitations import bulk
-from invitations.bulk_models import BulkRun, BulkRunKind, BulkRunStatus
+from invitations.bulk import runs
+from invitations.models.bulk_runs import BulkRun, BulkRunKind, BulkRunStatus
 from invitations.models import EventKind, Invitation, RevokeReason, Source, Status
 from patients.audit import AuditAction, AuditEntry
 from patients.models import Role
@@ -65,7 +65,7 @@ def test_a_resend_run_goes_beside_activate_now_and_skips_with_reasons(
     failed = failed_invitation(practice_a)
     no_consent = failed_invitation(practice_a, email_consent=False)
     with django_capture_on_commit_callbacks(execute=False):
-        activate = bulk.start_run(practice=practice_a, now=NOW)  # planned, its chunk not sent yet
+        activate = runs.start_run(practice=practice_a, now=NOW)  # planned, its chunk not sent yet
     resend(client_a, [failed.patient, no_consent.patient], django_capture_on_commit_callbacks)
     run = BulkRun.objects.get(kind=BulkRunKind.RESEND)
     assert activate.is_running and run.pk != activate.pk
@@ -100,7 +100,7 @@ def test_another_practices_patients_cannot_be_slipped_into_a_resend_run(
 ):
     theirs = failed_invitation(practice_b)
     with django_capture_on_commit_callbacks(execute=True):
-        run = bulk.start_run(
+        run = runs.start_run(
             practice=practice_a, now=NOW, kind=BulkRunKind.RESEND, patient_ids=[theirs.patient_id, failed_invitation(practice_a).patient_id],
         )
     run.refresh_from_db()

@@ -7,7 +7,7 @@ from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 from django.core import mail
 
 from invitations import services, tasks
-from invitations.template_html import DEFAULT_SUBJECT
+from invitations.wording.email_html import DEFAULT_SUBJECT
 from invitations.models import SEND_CLAIM_LEASE, EventKind, Invitation, Source, Status, hash_token
 from tests.clock import NOW
 from tests.factories import PatientFactory, PracticeFactory, UserFactory

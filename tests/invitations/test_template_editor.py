@@ -10,7 +10,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from PIL import Image
 
-from invitations import admin_template, emails, template_html
+from invitations.admin import template_editor
+from invitations.wording import invitation_email
+from invitations.wording import email_html
 from invitations.models import InvitationTemplate
 from patients.audit import AuditAction, AuditEntry
 from patients.models import Role
@@ -50,7 +52,7 @@ def image_file(fmt="PNG", size=(40, 20), name="logo.png") -> SimpleUploadedFile:
 
 def test_the_editor_shows_the_default_wording_the_snippets_and_a_sample_preview(manager_client, practice_a):
     page = manager_client.get(editor_url(practice_a)).content.decode()
-    for snippet in template_html.SNIPPETS:
+    for snippet in email_html.SNIPPETS:
         assert f"<code>{snippet}</code>" in page
     assert "This practice uses the standard wording." in page
     assert "Your patient portal invitation from Practice A" in page  # the preview's subject
@@ -134,7 +136,7 @@ def test_the_logo_is_uploaded_once_and_placed_by_the_logo_snippet(manager_client
     assert response.status_code == 302
     practice_a.refresh_from_db()
     assert practice_a.logo.name.startswith("practice-logos/logo")
-    rendered = emails.render(practice=practice_a, first_name="Ann", link="https://x.test/l", expires_at=NOW)
+    rendered = invitation_email.render(practice=practice_a, first_name="Ann", link="https://x.test/l", expires_at=NOW)
     assert f'<img src="https://portal.example.test/media/{practice_a.logo.name}"' in rendered.html
 
 
@@ -153,7 +155,7 @@ def test_a_logo_of_the_wrong_type_is_refused(manager_client, practice_a, upload,
 
 
 def test_a_logo_over_the_size_limit_is_refused(manager_client, practice_a, monkeypatch):
-    monkeypatch.setattr(admin_template, "LOGO_MAX_BYTES", 100)
+    monkeypatch.setattr(template_editor, "LOGO_MAX_BYTES", 100)
     response = manager_client.post(
         editor_url(practice_a), {"subject": "Hi", "html_body": GOOD_BODY, "logo": image_file(size=(200, 200)), "save": "1"}
     )
@@ -176,7 +178,7 @@ UNSAFE = '<script>alert("x")</script><p onclick="steal()">Hi</p><a href="javascr
 
 
 def test_the_sanitiser_report_names_a_script_an_onclick_and_a_javascript_link():
-    assert template_html.removed_by_sanitiser(GOOD_BODY + UNSAFE) == [
+    assert email_html.removed_by_sanitiser(GOOD_BODY + UNSAFE) == [
         "<script> removed: emails cannot run scripts",
         "onclick on <p> removed: emails cannot run scripts",
         "a javascript: link removed from <a>: emails cannot run scripts",
@@ -188,7 +190,7 @@ def test_the_sanitiser_report_names_style_properties_forms_and_comments_and_coun
         '<!-- draft --><div style="color: red; position: fixed">A</div><form><p class="x">B</p></form>'
         '<p onclick="a()">C</p><p onclick="b()">D</p>'
     )
-    assert template_html.removed_by_sanitiser(body) == [
+    assert email_html.removed_by_sanitiser(body) == [
         "style property position removed: not supported in the email",
         "<form> removed: emails cannot hold forms",
         'class on <p> removed: use style="..." on the element instead',
@@ -198,8 +200,8 @@ def test_the_sanitiser_report_names_style_properties_forms_and_comments_and_coun
 
 
 def test_the_sanitiser_report_is_empty_for_markup_the_email_keeps():
-    assert template_html.removed_by_sanitiser(template_html.DEFAULT_HTML_BODY) == []
-    assert template_html.removed_by_sanitiser(GOOD_BODY + '<a href="mailto:desk@a.example">Mail us</a>') == []
+    assert email_html.removed_by_sanitiser(email_html.DEFAULT_HTML_BODY) == []
+    assert email_html.removed_by_sanitiser(GOOD_BODY + '<a href="mailto:desk@a.example">Mail us</a>') == []
 
 
 def test_saving_says_what_the_sanitiser_removed_and_keeps_the_safe_version(manager_client, practice_a):
@@ -244,7 +246,7 @@ def test_the_live_preview_renders_the_draft_with_the_sample_patient(manager_clie
     assert "Hello Alex," in data["html"] and "<script" not in data["html"]
     assert 'href="https://portal.example.test/invite/SAMPLE-LINK-FOR-PREVIEW/"' in data["html"]
     assert "Join: https://portal.example.test/invite/SAMPLE-LINK-FOR-PREVIEW/" in data["text"]
-    assert data["removed"] == template_html.removed_by_sanitiser(GOOD_BODY + UNSAFE)
+    assert data["removed"] == email_html.removed_by_sanitiser(GOOD_BODY + UNSAFE)
     assert data["errors"] == []
     assert not InvitationTemplate.objects.exists()
 
@@ -288,7 +290,7 @@ def test_the_page_has_snippet_buttons_and_its_script_carries_the_nonce(manager_c
     body_buttons, subject_buttons = (
         re.search(rf'data-snippets-for="id_{name}" hidden>(.*?)</div>', page, re.S).group(1) for name in ("html_body", "subject")
     )
-    for snippet in template_html.SNIPPETS:
+    for snippet in email_html.SNIPPETS:
         assert f'<button type="button" data-snippet="{snippet}"' in body_buttons
     assert re.findall(r'data-snippet="([^"]+)"', subject_buttons) == ["[Practice Name]"]
     nonce = re.search(r'<script nonce="([^"]+)">', page).group(1)

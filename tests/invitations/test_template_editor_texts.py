@@ -7,7 +7,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from invitations import text_messages
+from invitations.wording import invitation_text
 from invitations.models import InvitationTemplate
 from patients.audit import AuditAction, AuditEntry
 from patients.models import Role
@@ -49,9 +49,9 @@ def sample_on_page(page: str) -> tuple[str, str]:
 def test_the_editor_has_the_text_field_its_snippets_and_the_default_text_as_the_patient_reads_it(manager_client, practice_a):
     page = manager_client.get(editor_url(practice_a)).content.decode()
     assert '<textarea name="text_body"' in page
-    assert f'placeholder="{text_messages.DEFAULT_TEXT_BODY}"' in page  # empty box: the default wording
+    assert f'placeholder="{invitation_text.DEFAULT_TEXT_BODY}"' in page  # empty box: the default wording
     buttons = re.search(r'data-snippets-for="id_text_body" hidden>(.*?)</div>', page, re.S).group(1)
-    assert re.findall(r'data-snippet="([^"]+)"', buttons) == list(text_messages.TEXT_SNIPPETS)
+    assert re.findall(r'data-snippet="([^"]+)"', buttons) == list(invitation_text.TEXT_SNIPPETS)
     bubble, length = sample_on_page(page)
     assert re.fullmatch(rf"Practice A: set up your patient portal account: {TEXT_LINK} Reply STOP to opt out\.", bubble)
     assert length == f"{len(bubble)} of 160 characters"
@@ -68,7 +68,7 @@ def test_saving_the_text_stores_it_on_one_line_and_the_audit_names_it(manager_cl
     assert entry.summary == "Changed the invitation template's subject, email body (html), invitation text"
     assert "invites you" not in entry.summary  # what changed, never the wording
     # The texts sent from now on carry the practice's wording.
-    sent = text_messages.compose(practice_a, InvitationTemplate.for_practice(practice_a).text_body, "t" * 32)
+    sent = invitation_text.compose(practice_a, InvitationTemplate.for_practice(practice_a).text_body, "t" * 32)
     assert sent == f"Practice A invites you to its patient portal: https://portal.example.test/t/{'t' * 32}/ Reply STOP to opt out."
 
 
@@ -116,7 +116,7 @@ def test_the_length_error_counts_with_this_practices_name(manager_client, practi
     practice_a.save()
     text = "[Practice Name] invites you to set up your patient portal account here: [Registration Link] Reply STOP to opt out."
     errors = manager_client.post(editor_url(practice_a), form_data(text_body=text)).context["form"].errors
-    sample = text_messages.sample(practice_a, text)
+    sample = invitation_text.sample(practice_a, text)
     assert f"the text is {len(sample)} characters; keep it to 160 (one text message): {len(sample) - 160} too many." in str(errors["text_body"])
 
 

@@ -6,9 +6,10 @@ import datetime
 
 import pytest
 
-from invitations import services, texts
+from invitations import services
+from invitations.texts import delivery
 from invitations.models import EventKind, Invitation, Status, TextStatus
-from invitations.texting import TEXT_CLAIM_LEASE
+from invitations.models.text_transitions import TEXT_CLAIM_LEASE
 from patients.models import SmsOptOut
 from tests.clock import NOW
 from tests.invitations.text_fixtures import (  # noqa: F401 - fixtures
@@ -47,7 +48,7 @@ def test_a_stop_fails_the_pending_text_of_an_invitation_that_also_went_by_email(
     SmsOptOut.objects.create(practice=patient.practice, phone=MOBILE)
     assert _reason(invitation).startswith("The number is on the practice's text opt-out list")
     assert (invitation.text_status, invitation.status) == (TextStatus.FAILED, Status.SENT)  # the email's link still works
-    assert texts.deliver_text(invitation.pk, now=NOW) == "not-claimed"
+    assert delivery.deliver_text(invitation.pk, now=NOW) == "not-claimed"
     assert written_texts(text_files) == []
 
 
@@ -57,7 +58,7 @@ def test_withdrawn_text_consent_fails_a_waiting_text(patient, text_files):
     patient.save()
     assert _reason(invitation) == "The patient withdrew consent to texts; the text was not sent."
     assert invitation.status == Status.PENDING  # the email is still to go
-    assert texts.deliver_text(invitation.pk, now=NOW) == "not-claimed" and written_texts(text_files) == []
+    assert delivery.deliver_text(invitation.pk, now=NOW) == "not-claimed" and written_texts(text_files) == []
 
 
 def test_texts_turned_off_fail_the_practices_waiting_texts(patient, text_files):
@@ -71,7 +72,7 @@ def test_the_send_itself_checks_again_before_claiming(patient, text_files):
     invitation = _both(patient)
     # Changed behind the signals' back (a bulk update): the send finds it before claiming.
     SmsOptOut.objects.bulk_create([SmsOptOut(practice=patient.practice, phone=MOBILE)])
-    assert texts.deliver_text(invitation.pk, now=NOW) == "blocked"
+    assert delivery.deliver_text(invitation.pk, now=NOW) == "blocked"
     assert written_texts(text_files) == []
     assert _reason(invitation).startswith("The number is on the practice's text opt-out list")
 
@@ -118,9 +119,9 @@ def test_a_chunk_releases_an_email_whose_text_already_went(patient):
 def test_a_text_whose_worker_died_holding_it_is_enqueued_again(patient, django_capture_on_commit_callbacks, monkeypatch):
     invitation = _both(patient, text_attempts=1, text_claimed_at=NOW)
     enqueued = []
-    monkeypatch.setattr(texts, "enqueue_on_commit", lambda name, *args, **kw: enqueued.append((name, args)))
-    assert texts.requeue_unsent_texts(now=NOW + TEXT_CLAIM_LEASE - datetime.timedelta(seconds=1)) == 0  # still held
-    assert texts.requeue_unsent_texts(now=NOW + TEXT_CLAIM_LEASE) == 1
+    monkeypatch.setattr(delivery, "enqueue_on_commit", lambda name, *args, **kw: enqueued.append((name, args)))
+    assert delivery.requeue_unsent_texts(now=NOW + TEXT_CLAIM_LEASE - datetime.timedelta(seconds=1)) == 0  # still held
+    assert delivery.requeue_unsent_texts(now=NOW + TEXT_CLAIM_LEASE) == 1
     assert enqueued == [("invitations.send_invitation_text", (invitation.pk,))]
 
 

@@ -11,11 +11,12 @@ import pytest
 from anymail.exceptions import AnymailRecipientsRefused
 
 from core.sending import sms
-from invitations import tasks, texts
-from invitations.events import EventKind
+from invitations import tasks
+from invitations.texts import delivery
+from invitations.models.events import EventKind
 from invitations.models import Invitation, Status, TextStatus
 from invitations.services import RETRY_GIVE_UP, UNSENT_GRACE
-from invitations.texting import TEXT_CLAIM_LEASE
+from invitations.models.text_transitions import TEXT_CLAIM_LEASE
 from invitations.vocabulary import SendBy
 from tests.clock import NOW
 from tests.invitations.text_fixtures import (  # noqa: F401  (fixtures)
@@ -105,7 +106,7 @@ def test_a_call_that_never_answered_fails_the_text_and_is_never_tried_again(text
     texting.configure(latency=0)
     assert tasks.send_invitation_text.run(waiting.pk) == "not-claimed"  # a redelivery
     frozen.move_to(NOW + RETRY_GIVE_UP)
-    assert texts.requeue_unsent_texts(now=NOW + RETRY_GIVE_UP) == 0  # nor the sweep
+    assert delivery.requeue_unsent_texts(now=NOW + RETRY_GIVE_UP) == 0  # nor the sweep
     assert texting.stats()["requests"] == 1
 
 
@@ -222,12 +223,12 @@ def test_a_refused_text_leaves_an_invitation_whose_email_went_open(texting, pati
 
 
 def test_the_sweep_sends_a_text_whose_task_was_lost_once(texting, waiting, eager_celery, django_capture_on_commit_callbacks):
-    assert texts.requeue_unsent_texts(now=NOW + UNSENT_GRACE - SECOND) == 0  # its task may still come
+    assert delivery.requeue_unsent_texts(now=NOW + UNSENT_GRACE - SECOND) == 0  # its task may still come
     with django_capture_on_commit_callbacks(execute=True) as enqueued:
-        assert texts.requeue_unsent_texts(now=NOW + UNSENT_GRACE) == 1
+        assert delivery.requeue_unsent_texts(now=NOW + UNSENT_GRACE) == 1
     assert len(enqueued) == 1
     with django_capture_on_commit_callbacks(execute=True) as enqueued:
-        assert texts.requeue_unsent_texts(now=NOW + UNSENT_GRACE + SECOND) == 0
+        assert delivery.requeue_unsent_texts(now=NOW + UNSENT_GRACE + SECOND) == 0
     assert enqueued == []
     waiting.refresh_from_db()
     assert (waiting.status, waiting.text_status) == (Status.SENT, TextStatus.QUEUED)
@@ -238,10 +239,10 @@ def test_the_sweep_gives_up_on_a_lost_retry_chain(texting, waiting, django_captu
     Invitation.objects.claim_text(waiting.pk, NOW)  # tried, met a 5xx, released for a retry that never came
     Invitation.objects.release_texts([(waiting.pk, "Twilio failed to answer (Twilio HTTP 503).")], now=NOW)
     with django_capture_on_commit_callbacks(execute=False) as enqueued:
-        assert texts.requeue_unsent_texts(now=NOW + RETRY_GIVE_UP - SECOND) == 0
+        assert delivery.requeue_unsent_texts(now=NOW + RETRY_GIVE_UP - SECOND) == 0
         waiting.refresh_from_db()
         assert waiting.text_status == TextStatus.PENDING
-        assert texts.requeue_unsent_texts(now=NOW + RETRY_GIVE_UP) == 0
+        assert delivery.requeue_unsent_texts(now=NOW + RETRY_GIVE_UP) == 0
     assert enqueued == []  # the retry belongs to its chain alone: no second chain
     waiting.refresh_from_db()
     assert (waiting.status, waiting.text_status) == (Status.FAILED, TextStatus.FAILED)
@@ -255,7 +256,7 @@ def test_the_sweep_task_sends_each_lost_channel_of_an_invitation_by_email_and_te
     with django_capture_on_commit_callbacks(execute=False):
         invitation = services.invite(patient, now=NOW, send_by=SendBy.BOTH).invitation
     with django_capture_on_commit_callbacks(execute=False) as enqueued:
-        texts.requeue_unsent_texts(now=NOW + UNSENT_GRACE)
+        delivery.requeue_unsent_texts(now=NOW + UNSENT_GRACE)
         services.requeue_unsent(now=NOW + UNSENT_GRACE)
     assert len(enqueued) == 2
     for run in enqueued:

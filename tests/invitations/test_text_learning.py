@@ -7,7 +7,7 @@ from django.test.utils import CaptureQueriesContext
 
 from core.sending import errors
 from core.sending.errors import ErrorKind, SendError
-from invitations import texts
+from invitations.texts import delivery
 from invitations.models import Status, TextStatus
 from patients.models import Patient
 from tests.clock import NOW
@@ -35,7 +35,7 @@ def _texts(practice, count: int, start: int) -> list[int]:
 def _queries_to_refuse(ids: list[int]) -> int:
     refused = [(pk, INVALID if i % 2 else LANDLINE) for i, pk in enumerate(ids)]
     with CaptureQueriesContext(connection) as queries:
-        texts.refuse(refused, now=NOW)
+        delivery.refuse(refused, now=NOW)
     return len(queries)
 
 

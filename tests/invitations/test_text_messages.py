@@ -1,4 +1,4 @@
-"""What an invitation text says (invitations.text_messages): staff wording checked with errors that
+"""What an invitation text says (invitations.wording.invitation_text): staff wording checked with errors that
 say what to fix (an unknown snippet, no link, template language, the characters that would make it
 a longer message, too long with this practice's name), and `compose`, which always gives one GSM-7
 message with the link whatever the practice is called."""
@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 
 from core.sending.sms_segments import measure
 from invitations.models import InvitationTemplate
-from invitations.text_messages import DEFAULT_TEXT_BODY, compose, sample, text_link, validate_text_body
+from invitations.wording.invitation_text import DEFAULT_TEXT_BODY, compose, sample, text_link, validate_text_body
 from invitations.vocabulary import TEXT_TOKEN_BYTES, new_token
 from tests.factories import PracticeFactory
 

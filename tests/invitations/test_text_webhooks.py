@@ -12,7 +12,7 @@ import pytest
 from django.core import mail
 from django.urls import reverse
 
-from invitations.events import EventKind, InvitationEvent
+from invitations.models.events import EventKind, InvitationEvent
 from invitations.models import Invitation, Status, TextStatus
 from invitations.vocabulary import SendBy
 from tests.clock import NOW

@@ -12,7 +12,7 @@ from django.core import mail
 
 from core.sending.sms_segments import measure
 from invitations import eligibility, services
-from invitations.events import EventKind
+from invitations.models.events import EventKind
 from invitations.models import Channel, Invitation, InvitationTemplate, RevokeReason, Status, TextStatus
 from invitations.vocabulary import SendBy
 from patients.models import SmsOptOut, SmsOptOutReason

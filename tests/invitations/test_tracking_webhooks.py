@@ -10,7 +10,7 @@ import pytest
 from django.test import override_settings
 
 from invitations.models import EventKind, Status
-from invitations.tracking import DeliveryReport
+from invitations.models.delivery_reports import DeliveryReport
 from patients.models import EmailOptOut, OptOutReason
 from tests.factories import PatientFactory
 from tests.invitations.factories import InvitationFactory

@@ -82,7 +82,7 @@ def token_in(body: str) -> str:
 
 
 def text_path(token: str) -> str:
-    return reverse("invitations:register_text", args=[token])
+    return reverse("portal:register_text", args=[token])
 
 
 def texted(standin, to: str = MOBILE) -> list[dict]:

@@ -109,7 +109,7 @@ def test_status_page_is_for_superusers_and_practice_admins(client, practice_a, r
 
 
 def test_status_page_shows_when_delivery_reports_last_arrived(admin_client):
-    from invitations.tracking import store_once
+    from invitations.models.delivery_reports import store_once
 
     content = admin_client.get(reverse("admin:patients_jobrun_changelist")).content.decode()
     assert "none received yet" in content

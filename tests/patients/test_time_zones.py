@@ -5,7 +5,7 @@ import datetime
 import pytest
 from django.urls import reverse
 
-from invitations import bulk
+from invitations.bulk import runs
 from patients.models import Role
 from tests.factories import PatientFactory, PracticeFactory, staff_member
 from tests.invitations.factories import InvitationFactory
@@ -46,7 +46,7 @@ def test_a_patients_page_is_in_their_practices_zone_for_anyone(admin_client, new
 def test_a_run_and_a_dashboard_are_in_their_practices_zone_for_a_superuser(admin_client, django_capture_on_commit_callbacks):
     chicago = PracticeFactory(time_zone="America/Chicago")
     with django_capture_on_commit_callbacks(execute=False):
-        run = bulk.start_run(practice=chicago, now=AT, plan_later=True)
+        run = runs.start_run(practice=chicago, now=AT, plan_later=True)
     for url in (reverse("admin:invitations_bulkrun_progress", args=[run.pk]),
                 reverse("admin:invitations_portal_dashboard", args=[chicago.pk])):
         assert "Times in Central Time" in admin_client.get(url).content.decode(), url

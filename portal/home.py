@@ -1,0 +1,42 @@
+"""The portal itself, for a signed-in patient: the home page and email preferences."""
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+
+from invitations import services
+from patients.models import EmailOptOut, OptOutReason, Patient
+from portal.guards import patient_required
+
+
+@patient_required
+def home(request: HttpRequest, patient: Patient) -> HttpResponse:
+    return render(request, "portal/home.html", {"patient": patient, "practice": patient.practice})
+
+
+@patient_required
+@require_http_methods(["GET", "POST"])
+def email_preferences(request: HttpRequest, patient: Patient) -> HttpResponse:
+    practice = patient.practice
+    entry = EmailOptOut.objects.matching(practice.pk, patient.email).first() if patient.email else None
+    if request.method == "POST" and patient.email:
+        action = request.POST.get("action")
+        if action == "stop" and entry is None:
+            services.opt_out(practice=practice, email=patient.email, now=timezone.now())
+            messages.success(request, f"Done: {practice.name} will not email {patient.email} any more.")
+        elif action == "resume" and entry is not None and entry.reason == OptOutReason.PATIENT_REQUEST:
+            entry.delete()
+            messages.success(request, f"{practice.name} may email you again.")
+        return redirect("portal:email_preferences")
+    return render(
+        request,
+        "portal/email_preferences.html",
+        {
+            "patient": patient,
+            "practice": practice,
+            "opted_out": entry is not None,
+            "can_resume": entry is not None and entry.reason == OptOutReason.PATIENT_REQUEST,
+        },
+    )
