@@ -25,7 +25,9 @@ from patients.models import EmailOptOut, OptOutReason, Patient, Practice, normal
 from invitations import eligibility
 from invitations.wording import invitation_email
 from invitations.eligibility import Reason
-from invitations.models import SEND_GIVE_UP_AFTER, Channel, EventKind, Invitation, RevokeReason, Source, Status, TextStatus, email_unsent
+from invitations.models import (
+    SEND_GIVE_UP_AFTER, Channel, EventKind, Invitation, InvitationTemplate, RevokeReason, Source, Status, TextStatus, email_unsent,
+)
 from invitations.vocabulary import SendBy, created_detail
 
 logger = logging.getLogger(__name__)
@@ -200,6 +202,31 @@ def opt_out(*, practice: Practice, email: str, now: datetime.datetime, reason: s
         practice=practice, email=normalise_email(email), defaults={"reason": reason, "created_at": now}
     )
     return entry
+
+
+# -- the practice's wording of the invitation ----------------------------------------------------
+
+
+def save_template(template: InvitationTemplate, *, actor, changed: list[str], logo=None, remove_logo: bool = False) -> list[str]:
+    """Save the template (the model sanitises the email and puts the text on one line) and the
+    practice's logo; one audit entry names what changed (`changed`: the labels of the changed
+    fields, e.g. "subject", "invitation text"; plus the logo here). Returns them."""
+    template.updated_by = actor
+    template.save()
+    practice = template.practice
+    changed = list(changed)
+    if logo:
+        practice.logo.save(logo.name, logo, save=True)
+        changed.append("logo")
+    elif remove_logo and practice.logo:
+        practice.logo.delete(save=True)
+        changed.append("logo (removed)")
+    if changed:
+        audit.record(
+            practice_id=practice.pk, actor=actor, action=AuditAction.TEMPLATE_EDIT,
+            summary=f"Changed the invitation template's {', '.join(changed)}",
+        )
+    return changed
 
 
 # -- sending --------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from django.utils import timezone
 from patients.models import EmailOptOut, Patient, Practice, SmsOptOut
 
 from invitations import services
-from invitations.models import delivery_reports as tracking_store
+from invitations.models import delivery_reports
 from invitations.models import Invitation, TextStatus
 
 
@@ -65,9 +65,9 @@ def delivery_report(sender, event, esp_name: str, **kwargs) -> None:
     """Delivery reports from the email service's webhook (mounted at /anymail/), each applied once."""
     now = timezone.now()
     with transaction.atomic():
-        report = tracking_store.store_once(
+        report = delivery_reports.store_once(
             provider=esp_name,
-            event_id=tracking_store.stable_event_id(
+            event_id=delivery_reports.stable_event_id(
                 event_id=event.event_id, event_type=event.event_type, message_id=event.message_id, timestamp=event.timestamp
             ),
             event_type=event.event_type,

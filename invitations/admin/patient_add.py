@@ -1,4 +1,4 @@
-"""The front desk's choice of channel when inviting one patient ("Send by": email, text message,
+""""Send portal invitation" on the add-patient form, and the front desk's choice of channel when inviting one patient ("Send by": email, text message,
 both, or the default: email, or a text when email cannot be used), on the add form's "Send
 portal invitation" and the patient page's Send invitation / Resend buttons.
 
@@ -10,12 +10,16 @@ always did and the default is exactly "email". The choice becomes an eligibility
 from typing import Optional
 
 from django import forms
+from django.contrib import messages
+from django.utils import timezone
 
 from core.phones import display_phone
+from patients import tenancy
 from patients.admin import PatientAdminForm
+from patients.models import Patient, Practice
 
-from invitations import eligibility
-from invitations.models import Invitation
+from invitations import eligibility, services
+from invitations.models import Invitation, Source
 from invitations.vocabulary import Channel, SendBy
 
 #: The add form's fields that only an email needs (the rest of NEEDED_FOR_INVITATION any invitation needs).
@@ -117,3 +121,54 @@ class PatientAddFormWithSendBy(PatientAddForm):
             "Send this patient a link to register for the patient portal, as chosen below. What the "
             "invitation still needs is marked before anything is saved."
         )
+
+
+class AddAndInvite:
+    """"Send portal invitation" on the add-patient form: mixed into the patient admin
+    (`invitations.admin.patients`), which supplies `can_invite`."""
+
+    def texts_offered(self, request) -> bool:
+        """Whether any practice the user may invite for sends invitation texts (asked once per request)."""
+        if not hasattr(request, "_portal_texts_offered"):
+            ids = tenancy.practice_ids_for(request.user, "invitations.add_invitation")
+            practices = Practice.objects.all() if ids is None else Practice.objects.filter(pk__in=ids)
+            request._portal_texts_offered = practices.filter(text_invitations_enabled=True).exists()
+        return request._portal_texts_offered
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None and self.can_invite(request):
+            kwargs["form"] = PatientAddFormWithSendBy if self.texts_offered(request) else PatientAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None and self.can_invite(request):
+            # First on the page: ticking it marks what the invitation needs (change_form.html).
+            fields = ["send_invitation", "send_by"] if self.texts_offered(request) else ["send_invitation"]
+            fieldsets = [("Patient portal", {"fields": fields}), *fieldsets]
+        return fieldsets
+
+    def add_view(self, request, form_url="", extra_context=None):
+        needed = NEEDED_BY_SEND_BY if self.texts_offered(request) else {SendBy.AUTO: NEEDED_BY_SEND_BY[SendBy.AUTO]}
+        extra_context = {**(extra_context or {}), "needed_for_invitation": needed}
+        return super().add_view(request, form_url, extra_context=extra_context)
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not change and form.cleaned_data.get("send_invitation"):
+            self._invite_new_patient(request, obj, send_by=form.cleaned_data.get("send_by") or SendBy.AUTO)
+
+    def _invite_new_patient(self, request, patient: Patient, *, send_by: str) -> None:
+        outcome = services.invite_many(
+            [patient], now=timezone.now(), actor=request.user, source=Source.NEW_PATIENT, send_by=send_by,
+        )
+        if outcome.done:
+            invitation = patient.invitations.order_by("-pk").first()
+            self.message_user(
+                request, f"A portal invitation is on its way to {recipients(invitation, patient.practice.country)}.",
+                messages.SUCCESS,
+            )
+        else:
+            self.message_user(
+                request, f"The patient was saved, but no portal invitation was sent: {outcome.skipped[0][1]}", messages.WARNING,
+            )

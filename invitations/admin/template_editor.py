@@ -24,9 +24,9 @@ from patients import audit, tenancy
 from patients.admin_scoping import PracticeScopedAdmin, PracticeScopedForm
 from patients.models import Practice
 
+from invitations import services
 from invitations.wording import invitation_email
 from invitations.wording import email_html
-from invitations.wording import saving
 from invitations.wording import invitation_text
 from invitations.permissions import can_manage_portal
 from invitations.models import InvitationTemplate
@@ -201,7 +201,7 @@ class TemplateEditorViews:
         obj = form.save(commit=False)
         obj.practice = practice
         changed = [str(form.fields[name].label).lower() for name in form.changed_data if name in WORDING_FIELDS]
-        saving.save_template(
+        services.save_template(
             obj, actor=request.user, changed=changed,
             logo=form.cleaned_data.get("logo"), remove_logo=form.cleaned_data.get("remove_logo", False),
         )
@@ -299,4 +299,4 @@ class InvitationTemplateAdmin(PracticeScopedAdmin):
 
     def save_model(self, request, obj, form, change):
         labels, _ = audit.describe_changes(form, with_values=False)
-        saving.save_template(obj, actor=request.user, changed=[labels] if labels else [])
+        services.save_template(obj, actor=request.user, changed=[labels] if labels else [])
