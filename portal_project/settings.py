@@ -363,6 +363,33 @@ PORTAL_BULK_SEND_SECONDS = env.float(
     default=max(CELERY_TASK_SOFT_TIME_LIMIT * 0.25, CELERY_TASK_SOFT_TIME_LIMIT - float(ANYMAIL["REQUESTS_TIMEOUT"]) - 30),
 )
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Two queues (core.queue): the front desk's single sends, resends, alerts and reset emails on
+# "interactive"; Activate Now's planning and chunks and the heavy scheduled jobs on "bulk". Every
+# worker consumes both, "interactive" first (the order below; on Redis strictly: a worker takes an
+# interactive task whenever one waits), so a single invitation is sent within seconds while a bulk
+# run of 100,000 is sending. Any task not routed here is interactive.
+from kombu import Exchange, Queue  # noqa: E402
+
+# Each queue with its own exchange and routing key: a bare Queue("bulk") is bound to the default
+# exchange's routing key, and its messages would land in the default queue.
+CELERY_TASK_QUEUES = tuple(Queue(name, Exchange(name, type="direct"), routing_key=name) for name in ("interactive", "bulk"))
+CELERY_TASK_DEFAULT_QUEUE = "interactive"
+CELERY_TASK_ROUTES = {
+    name: {"queue": "bulk"}
+    for name in (
+        "invitations.plan_bulk_run",
+        "invitations.process_bulk_chunk",
+        "invitations.resume_bulk_runs",
+        "invitations.start_monthly_reinvites",
+        "invitations.expire_due",
+        "invitations.refresh_figures",
+        "invitations.refresh_practice_figures",
+        "notifications.send_due_digests",
+        "notifications.send_digest",
+    )
+}
+if not CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS["queue_order_strategy"] = "priority"
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celery" / "beat-schedule")
 

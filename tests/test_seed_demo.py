@@ -89,3 +89,24 @@ def test_seed_demo_has_a_practice_that_texts_its_patients(capsys):
     assert stopped.exists() and not SmsOptOut.objects.filter(practice=riverside).exists()
     assert not texts.filter(status__in=[Status.PENDING, Status.SENT], text_to__in=stopped.values("phone")).exists()
     assert "by text only" in capsys.readouterr().out
+
+
+def test_the_demos_alerts_wait_on_the_bulk_queue_and_its_patients_are_found_as_the_search_help_says(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    """A fresh demo's dozens of alert emails go to the bulk queue, so the first invitation someone
+    sends is not "Being sent" behind them; the search help's examples find demo patients."""
+    from core import queue
+
+    sent = []
+    monkeypatch.setattr(queue, "publish", lambda task, args, countdown=0, **options: sent.append((task, options.get("queue"))))
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("seed_demo", patients=300)
+    alerts = [where for task, where in sent if task == "notifications.send_delivery"]
+    assert alerts and set(alerts) == {queue.BULK_QUEUE}
+    garcias = Patient.objects.filter(last_name="García")
+    assert garcias.exists()
+    assert set(Patient.objects.search("Garcia")) >= set(garcias)
+    chart = f"{Practice.objects.order_by('pk').first().pk:02d}-0000005"  # 01-0000005 in a fresh demo
+    for example in ("5", "0000005", chart):
+        assert Patient.objects.search(example).filter(chart_number=chart).exists(), example

@@ -20,6 +20,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from core import queue
 from core.sending.errors import twilio_delivery_error
 from invitations.models import (
     Channel, EventKind, Invitation, InvitationEvent, Source, Status, TextStatus, hash_token, new_token,
@@ -176,7 +177,10 @@ class Command(BaseCommand):
         progress.finish()
         invitations = self._create_invitation_history(practice, rng)
         texts = self._create_text_history(practice, rng) if texting else 0
-        applications = self._create_applications(practice, rng)
+        # The alerts these applications raise go to the bulk queue: dozens at once must not hold up
+        # the first invitation someone sends from the fresh demo.
+        with queue.in_background():
+            applications = self._create_applications(practice, rng)
         by_text = f" ({texts:,} more by text only, {len(stopped)} numbers opted out of texts)" if texting else ""
         self.stdout.write(
             f"{practice.name}: {count:,} patients, {invitations:,} past invitations{by_text}, "
