@@ -21,6 +21,10 @@ def test_a_viewers_refused_write_shows_the_reason_not_a_bare_403(client, practic
     content = response.content.decode()
     assert "Your role at this practice does not allow this." in content
     assert "Memberships page" in content and "<h1>Not allowed</h1>" in content
+    # The product's own page: its name, the user's menu (sign out from here), never Django's branding.
+    assert "Django administration" not in content and "Django site admin" not in content
+    assert ">Practice Portal</a>" in content and "Not allowed | Practice Portal" in content
+    assert 'id="user-tools"' in content and 'id="logout-form"' in content and "viewer_a" in content
 
 
 def test_a_refusal_is_logged_once_without_a_traceback(client, practice_a):
