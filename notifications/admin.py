@@ -284,7 +284,7 @@ class NotificationPreferenceAdmin(PracticeScopedAdmin):
         if requested:
             practice = next((p for p in practices if str(p.pk) == requested), None)
             if practice is None:
-                raise Http404("No such office among yours.")
+                raise Http404("No such practice among yours.")
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
@@ -316,6 +316,8 @@ class NotificationPreferenceAdmin(PracticeScopedAdmin):
                 delivery_mode=form.cleaned_data["delivery_mode"],
             )
             self.message_user(request, f"Saved your notification preferences for {practice}.", messages.SUCCESS)
-            return HttpResponseRedirect(f"{reverse('admin:notifications_my_preferences')}?practice={practice.pk}")
+            # "Save them and show ...": the practice the member switched to while changes were pending.
+            then = next((p for p in practices if str(p.pk) == request.POST.get("then_practice")), practice)
+            return HttpResponseRedirect(f"{reverse('admin:notifications_my_preferences')}?practice={then.pk}")
         context["form"] = form
         return TemplateResponse(request, "admin/notifications/my_preferences.html", context)

@@ -7,6 +7,7 @@ import zoneinfo
 from typing import Optional
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.options import IS_POPUP_VAR
 from django.http import HttpResponseRedirect
@@ -148,7 +149,8 @@ class PracticeLenderSettingsAdmin(PracticeScopedAdmin):
 
     @admin.display(description="webhook secret")
     def webhook_secret_display(self, obj: PracticeLenderSettings) -> str:
-        url = reverse("notifications:payment_plan_events")
+        # The whole address: the lender's system is configured with it, not with a path on this site.
+        url = settings.PORTAL_BASE_URL.rstrip("/") + reverse("notifications:payment_plan_events")
         return format_html(
             "<code>{}</code><br><span class='help'>Give the lender this secret, the practice id {} and the address {}.</span>",
             obj.webhook_secret,

@@ -124,19 +124,27 @@ def test_4_expired_link_shows_the_expired_page_and_used_link_shows_sign_in(page,
     page.wait_for_selector("#id_username")
 
 
-def test_5_member_of_two_practices_switches_office_and_saves_preferences(page, live_server):
+def test_5_member_of_two_practices_switches_practice_and_saves_preferences(page, live_server):
     maple, river = PracticeFactory(name="Maple Street Dental"), PracticeFactory(name="Riverside Aesthetics")
     user = staff_member(maple, Role.MANAGER, username="riley")
     Membership.objects.create(user=user, practice=river, role=Role.ADMIN)
     admin_login(page, live_server, "riley")
     page.goto(f"{live_server.url}/admin/notifications/notificationpreference/my/")
-    page.select_option("#id_office", str(river.pk))
-    page.wait_for_selector(f"text=Alerts for {river.name}")
+    # A change left unsaved is never dropped silently: switching asks first.
+    page.uncheck(f"#id_type_{AlertType.PRE_QUALIFIED.value}")
+    page.select_option("#id_practice", str(river.pk))
+    page.wait_for_selector("#unsaved-changes:not([hidden])")
+    assert "Your changes to the alerts for Maple Street Dental are not saved yet." in page.inner_text("#unsaved-changes")
+    assert page.input_value("#id_practice") == str(maple.pk)  # still on Maple until the choice is made
+    page.click("#save-and-switch")
+    page.wait_for_selector(f"h2:has-text(\"Alerts for {river.name}\")")
+    assert NotificationPreference.objects.get(user=user, practice=maple, alert_type=AlertType.PRE_QUALIFIED).enabled is False
+    assert "Saved your notification preferences for Maple Street Dental." in page.inner_text(".messagelist")
     page.uncheck(f"#id_type_{AlertType.DECLINED.value}")
     page.click("#preferences-form input[type=submit]")
     page.wait_for_selector(".messagelist")
     assert NotificationPreference.objects.get(user=user, practice=river, alert_type=AlertType.DECLINED).enabled is False
-    assert not NotificationPreference.objects.filter(user=user, practice=maple, enabled=False).exists()
+    assert NotificationPreference.objects.filter(user=user, practice=maple, enabled=False).count() == 1
     assert get_user_model().objects.get(pk=user.pk).is_staff
 
 

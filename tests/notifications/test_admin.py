@@ -227,6 +227,30 @@ def test_a_practice_admin_sees_and_rotates_the_secret(client, office):
     assert settings_row.previous_webhook_secret == old
 
 
+def test_the_webhook_page_gives_the_lender_the_whole_address(client, office, settings):
+    settings.PORTAL_BASE_URL = "https://portal.maple-dental.example"
+    admin_user = staff_member(office, Role.ADMIN, username="padmin", email="padmin@maple.example")
+    row = LenderSettingsFactory(practice=office)
+    client.force_login(admin_user)
+    content = client.get(reverse("admin:notifications_practicelendersettings_change", args=[row.pk])).content.decode()
+    assert f"the address https://portal.maple-dental.example{reverse('notifications:payment_plan_events')}." in content
+
+
+def test_save_and_switch_saves_the_changes_then_shows_the_other_practice(client, alice, office, other_office):
+    """The member changed Maple's alerts, then picked another practice: "Save them and show ..."
+    saves Maple's and opens the other one's."""
+    third = PracticeFactory(name="Cedar Ortho")
+    Membership.objects.create(user=alice, practice=third, role=Role.VIEWER)
+    client.force_login(alice)
+    data = {"practice": office.pk, "then_practice": third.pk, "type_declined": "on", "delivery_mode": "immediate"}
+    response = client.post(reverse(PREFS) + f"?practice={office.pk}", data)
+    assert response["Location"].endswith(f"?practice={third.pk}")
+    assert NotificationPreference.objects.filter(user=alice, practice=office, enabled=False).count() == 4
+    # Another practice's id as the next page is ignored: the saved practice is shown again.
+    data["then_practice"] = other_office.pk
+    assert client.post(reverse(PREFS) + f"?practice={office.pk}", data)["Location"].endswith(f"?practice={office.pk}")
+
+
 def test_a_practice_admin_sets_up_the_webhook(client, office):
     admin_user = staff_member(office, Role.ADMIN, username="padmin", email="padmin@maple.example")
     client.force_login(admin_user)
@@ -358,7 +382,8 @@ def test_a_new_member_sees_every_type_on_and_immediate(alice_client, office):
     assert all(form.initial[f"type_{t.value}"] for t in AlertType)
     assert form.initial["delivery_mode"] == DeliveryMode.IMMEDIATE
     content = response.content.decode()
-    assert "Maple Dental" in content and 'id="id_office"' not in content  # one office: no dropdown
+    assert "Maple Dental" in content and 'id="id_practice"' not in content  # one practice: no dropdown
+    assert "Practice: <strong>Maple Dental</strong>" in content and "office" not in content.lower()
 
 
 def test_saving_preferences(alice_client, alice, office):
@@ -383,7 +408,7 @@ def test_a_multi_office_member_picks_the_office(client, alice, office, other_off
     client.force_login(alice)
     response = client.get(reverse(PREFS))
     content = response.content.decode()
-    assert 'id="id_office"' in content
+    assert 'id="id_practice"' in content and "<label for=\"id_practice\">Practice:</label>" in content
     assert "Maple Dental" in content and "Cedar Ortho" in content
     assert "Birch Smiles" not in content
 
@@ -414,7 +439,7 @@ def test_the_admin_index_links_to_the_preferences_page(client, office):
 def test_a_superuser_without_memberships_is_told_so(admin_client):
     response = admin_client.get(reverse(PREFS))
     assert response.status_code == 200
-    assert "not a member of any office" in response.content.decode()
+    assert "not a member of any practice" in response.content.decode()
 
 
 def test_the_deliveries_changelist_query_count_is_bounded(client, bob, office, django_assert_max_num_queries):
