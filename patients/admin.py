@@ -25,6 +25,7 @@ from .admin_scoping import PracticeScopedAdmin, PracticeScopedForm
 from .audit import AuditAction
 from .models import BulkChannels, Membership, Patient, Practice, normalise_email
 from .paging import CappedCountPaginator
+from .staff_auth import welcome
 from .timezones import PracticeLocalTimes
 
 User = get_user_model()
@@ -206,6 +207,8 @@ class MembershipAdmin(PracticeLocalTimes, PracticeScopedAdmin):
                 practice_id=obj.practice_id, actor=request.user, action=AuditAction.MEMBER_ADDED,
                 summary=f"Added {obj.user.email or obj.user} as {obj.get_role_display()}",
             )
+            request._new_staff_account = form.existing_user is None
+            welcome.welcome_after_commit(obj, added_by=request.user, new_account=request._new_staff_account)
         elif "role" in form.changed_data:
             audit.record(
                 practice_id=obj.practice_id, actor=request.user, action=AuditAction.MEMBER_CHANGED,
@@ -222,12 +225,12 @@ class MembershipAdmin(PracticeLocalTimes, PracticeScopedAdmin):
         super().delete_queryset(request, queryset)
 
     def response_add(self, request, obj, post_url_continue=None):
-        self.message_user(
-            request,
-            f"{obj.user.email} can now sign in. If they are new, they set their password with "
-            "'Forgotten your password?' on the login page.",
-            messages.INFO,
-        )
+        if getattr(request, "_new_staff_account", False):
+            text = (f"{obj.user.email} can now sign in: we are emailing them a link to choose their password "
+                    "(it works for a few days; after that they use 'Forgotten your password?' on the sign-in page).")
+        else:
+            text = f"{obj.user.email or obj.user} can now work with {obj.practice}; we are emailing them to say so."
+        self.message_user(request, text, messages.INFO)
         return super().response_add(request, obj, post_url_continue)
 
 

@@ -5,7 +5,7 @@ from celery.signals import worker_ready
 from django.db import DatabaseError, close_old_connections
 
 from .jobs import record_heartbeat
-from .staff_auth import reset
+from .staff_auth import reset, welcome
 
 logger = logging.getLogger(__name__)
 
@@ -31,3 +31,9 @@ def heartbeat_on_start(sender, **kwargs) -> None:
 def send_staff_password_reset(email: str) -> None:
     """A staff password-reset email, sent here rather than in the request (see staff_auth.reset)."""
     reset.send_reset_email(email)
+
+
+@shared_task(name=welcome.SEND_TASK, ignore_result=True, autoretry_for=(OSError,), retry_backoff=30, max_retries=3)
+def send_staff_welcome(membership_id: int, added_by_id, new_account: bool) -> None:
+    """The email a new team member gets (staff_auth.welcome); retried while the email service is unreachable."""
+    welcome.send_welcome_email(membership_id, added_by_id, new_account)
