@@ -328,8 +328,10 @@ class HasEmailFilter(admin.SimpleListFilter):
 @admin.register(Patient)
 class PatientAdmin(PatientImportViews, PracticeLocalTimes, PracticeScopedAdmin):
     form = PatientAdminForm
-    list_display = ["chart_number", "last_name", "first_name", "date_of_birth", "email", "mobile_number", "practice"]
-    list_display_links = ["chart_number", "last_name"]
+    # Fits a 1366-pixel screen beside the menu and the filters: one name column, one contact column
+    # (email, then mobile), the practice only for users of several (PracticeScopedAdmin).
+    list_display = ["chart_number", "name", "date_of_birth", "contact", "practice"]
+    list_display_links = ["chart_number", "name"]
     list_filter = [
         "practice",
         PortalAccountFilter,
@@ -380,6 +382,17 @@ class PatientAdmin(PatientImportViews, PracticeLocalTimes, PracticeScopedAdmin):
     @admin.display(description="portal account", boolean=True, ordering="portal_user")
     def portal_account(self, obj: Patient) -> bool:
         return obj.has_portal_account
+
+    @admin.display(description="name", ordering="last_name")
+    def name(self, obj: Patient) -> str:
+        return ", ".join(part for part in (obj.last_name, obj.first_name) if part) or "(no name)"
+
+    @admin.display(description="email / mobile phone", ordering="email")
+    def contact(self, obj: Patient):
+        mobile = self.mobile_number(obj)
+        if not mobile:
+            return obj.email or "—"
+        return format_html('{}<br><span class="mobile">{}</span>', obj.email or "—", mobile)
 
     @admin.display(description="mobile phone")  # not sortable: no index serves it on a million rows
     def mobile_number(self, obj: Patient) -> str:
