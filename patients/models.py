@@ -13,6 +13,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.utils import timezone
 
+from core import languages
 from core.phones import InvalidPhoneNumber, national_digits, normalise_phone
 
 MAX_AGE_YEARS = 125
@@ -143,6 +144,20 @@ class Practice(models.Model):
         "patients may request portal access",
         default=False,
         help_text="Opens a public 'Request portal access' page for this practice.",
+    )
+    default_language = models.CharField(
+        "the practice's language", max_length=10, choices=languages.choices,
+        default=languages.DEFAULT_LANGUAGE, db_default=languages.DEFAULT_LANGUAGE,
+        help_text="Patients whose language has no invitation email or text written yet get this language's.",
+    )
+    language_assistance_notice = models.BooleanField(
+        "notice of free language help in emails", default=False, db_default=False,
+        help_text="Adds a short notice that language help is free, with taglines in the common languages, "
+        "to the invitation email's footer (Section 1557 of the ACA).",
+    )
+    language_assistance_text = models.TextField(
+        "language help notice", blank=True, default="", db_default="",
+        help_text="Plain text, one line per language. Empty: the default notice with the practice's phone number.",
     )
     monthly_reinvite_enabled = models.BooleanField("monthly re-invite", default=False)
     monthly_reinvite_day = models.PositiveSmallIntegerField(
@@ -408,6 +423,11 @@ class Patient(models.Model):
     )
     undeliverable_mobile_reason = models.CharField(max_length=200, blank=True, default="", db_default="", editable=False)
     deceased = models.BooleanField(default=False)
+    preferred_language = models.CharField(
+        "preferred language", max_length=10, choices=languages.choices,
+        default=languages.DEFAULT_LANGUAGE, db_default=languages.DEFAULT_LANGUAGE,
+        help_text="The invitation email and text, and the portal's pages, are in this language.",
+    )
     # What the admin's search looks up, kept in step with the fields they come from (see
     # `name_key` and the others above; written by save(), bulk_create() and bulk_update()).
     search_first = models.CharField(max_length=100, blank=True, default="", db_default="", editable=False)
@@ -463,6 +483,7 @@ class Patient(models.Model):
             models.Index(fields=["practice", "email"], name="patient_email_idx"),
             models.Index(fields=["chart_number"], name="patient_chart_idx"),
             models.Index(fields=["practice", "created_at"], name="patient_created_idx"),
+            models.Index(fields=["practice", "preferred_language"], name="patient_language_idx"),
             models.Index(
                 fields=["practice"],
                 condition=models.Q(self_signup_unverified=True),

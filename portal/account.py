@@ -7,7 +7,7 @@ from django.shortcuts import render
 from django.urls import reverse_lazy
 
 from core import throttle
-from portal.forms import PatientAuthenticationForm, PatientPasswordResetForm
+from portal.forms import PatientAuthenticationForm, PatientPasswordResetForm, PatientSetPasswordForm
 
 LOGIN_LIMIT = (20, 15 * 60)
 
@@ -55,5 +55,6 @@ class PortalPasswordResetView(auth_views.PasswordResetView):
 
 
 class PortalPasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    form_class = PatientSetPasswordForm
     template_name = "portal/password_reset_confirm.html"
     success_url = reverse_lazy("portal:password_reset_complete")

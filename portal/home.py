@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods
 
 from invitations import services
@@ -25,10 +26,13 @@ def email_preferences(request: HttpRequest, patient: Patient) -> HttpResponse:
         action = request.POST.get("action")
         if action == "stop" and entry is None:
             services.opt_out(practice=practice, email=patient.email, now=timezone.now())
-            messages.success(request, f"Done: {practice.name} will not email {patient.email} any more.")
+            messages.success(
+                request,
+                gettext("Done: %(practice)s will not email %(email)s any more.") % {"practice": practice.name, "email": patient.email},
+            )
         elif action == "resume" and entry is not None and entry.reason == OptOutReason.PATIENT_REQUEST:
             entry.delete()
-            messages.success(request, f"{practice.name} may email you again.")
+            messages.success(request, gettext("%(practice)s may email you again.") % {"practice": practice.name})
         return redirect("portal:email_preferences")
     return render(
         request,

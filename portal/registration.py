@@ -12,14 +12,17 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods
 
-from core import throttle
+from core import languages, throttle
 from invitations import services
 from invitations.models import Channel, EventKind, Invitation
-from portal.forms import IDENTITY_MISMATCH, RegistrationForm
+from patients.models import Patient
+from portal.forms import RegistrationForm
 from portal.guards import no_referrer
+from portal.language import follow_invitation
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +62,7 @@ def register(request: HttpRequest, token: str) -> HttpResponse:
     invitation = Invitation.find_by_token(token)
     if invitation is None:
         return _link_page(request, "unknown")
+    follow_invitation(request, invitation)  # the link opens in the invitation's language
     state = services.link_state(invitation, now)
     if state != "usable":
         return _link_page(request, state, invitation)
@@ -78,15 +82,19 @@ def register(request: HttpRequest, token: str) -> HttpResponse:
         username=data["username"], password=data["password1"], now=now, via=invitation.found_via,
     )
     if attempt.outcome == "mismatch":
-        form.add_error(None, IDENTITY_MISMATCH)
+        form.identity_not_confirmed()
         return _registration_page(request, invitation, form)
     if attempt.outcome == "username_taken":
-        form.add_error("username", "That username is taken; choose another.")
+        form.add_error("username", gettext("That username is taken; choose another."))
         return _registration_page(request, invitation, form)
     if attempt.outcome != "registered":
         return _link_page(request, attempt.outcome, invitation)
+    # The account keeps the language the patient registered in (the invitation's, or the one they switched to).
+    language = languages.supported(translation.get_language())
+    if language and language != invitation.patient.preferred_language:
+        Patient.objects.filter(pk=invitation.patient_id).update(preferred_language=language)
     login(request, attempt.user, backend="django.contrib.auth.backends.ModelBackend")
-    messages.success(request, "Your portal account is ready. Welcome!")
+    messages.success(request, gettext("Your portal account is ready. Welcome!"))
     return redirect("portal:home")
 
 

@@ -4,7 +4,7 @@ access" per practice, and the portal itself under /portal/."""
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from portal import access_requests, account, home, registration
+from portal import access_requests, account, home, language, registration
 
 app_name = "portal"
 
@@ -14,6 +14,7 @@ urlpatterns = [
     path("t/<str:token>/", registration.register, name="register_text"),
     path("practices/<int:practice_id>/request-access/", access_requests.access_request_page, name="request_access"),
     path("portal/", home.home, name="home"),
+    path("portal/language/", language.switch_language, name="language"),
     path("portal/email-preferences/", home.email_preferences, name="email_preferences"),
     path("portal/login/", account.PortalLoginView.as_view(), name="login"),
     path("portal/logout/", account.PortalLogoutView.as_view(), name="logout"),

@@ -20,6 +20,7 @@ from django.utils.html import format_html, format_html_join
 
 from core.sending import outbox
 from core.sending.sms_segments import GSM7_SINGLE, measure
+from core import languages
 from patients import audit, tenancy
 from patients.admin_scoping import PracticeScopedAdmin, PracticeScopedForm
 from patients.models import Practice
@@ -243,8 +244,17 @@ class TemplateEditorViews:
 class InvitationTemplateForm(PracticeScopedForm):
     class Meta:
         model = InvitationTemplate
-        fields = ["practice", "subject", "html_body"]
+        fields = ["practice", "language", "subject", "html_body"]
         widgets = {"html_body": forms.Textarea(attrs={"rows": 20, "cols": 100})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "language" in self.fields:  # not on a read-only view
+            self.fields["language"].required = False  # left out: the practice's language
+
+    def clean_language(self) -> str:
+        practice = self.cleaned_data.get("practice")
+        return self.cleaned_data.get("language") or (practice.default_language if practice else languages.DEFAULT_LANGUAGE)
 
 
 @admin.register(InvitationTemplate)
@@ -252,10 +262,11 @@ class InvitationTemplateAdmin(PracticeScopedAdmin):
     """A basic editor; the preview and richer editing live with the practice settings work."""
 
     form = InvitationTemplateForm
-    list_display = ["practice", "subject", "updated_at", "updated_by"]
+    list_display = ["practice", "language", "subject", "updated_at", "updated_by"]
     list_select_related = ["practice", "updated_by"]
+    list_filter = ["language"]
     readonly_fields = ["updated_at", "updated_by", "snippets"]
-    fields = ["practice", "subject", "html_body", "snippets", "updated_at", "updated_by"]
+    fields = ["practice", "language", "subject", "html_body", "snippets", "updated_at", "updated_by"]
 
     def editable_practice_ids(self, request) -> Optional[set[int]]:
         """The wording patients receive is the practice admins' and managers' call (roles.MANAGING_ROLES)."""

@@ -24,11 +24,14 @@ from invitations.vocabulary import (
 class BatchTransitions:
     def create_claimed_many(
         self, rows: list[tuple[int, str, str]], *, practice: Practice, source: str, actor_id: Optional[int], now: datetime.datetime,
+        languages: Optional[dict[int, str]] = None,
     ) -> dict[int, tuple[int, Optional[str], uuid.UUID, Optional[str]]]:
         """`create_latest` for a batch, one INSERT (the caller holds the patients' row locks): the newest invitation
         of each (patient id, address or "", mobile number or ""), by email and/or text, each channel claimed for
-        sending, with a CREATED event each in a single invite's words (`vocabulary.created_detail`). Returns
-        {patient id: (invitation id, email token, public id, text token)}, None for a channel not used."""
+        sending, in the patient's language ({patient id: code}), with a CREATED event each in a single invite's
+        words (`vocabulary.created_detail`). Returns {patient id: (invitation id, email token, public id, text
+        token)}, None for a channel not used."""
+        languages = languages or {}
         if not rows:
             return {}
         public_ids, expires_at = {pk: uuid.uuid4() for pk, _, _ in rows}, practice.link_expires_at(now)
@@ -40,10 +43,12 @@ class BatchTransitions:
                 self.model,
                 ["public_id", "practice", "patient", "email", "token_hash", "status", "revoke_reason", "failure_reason", "source",
                  "created_by", "created_at", "sending_started_at", "send_attempts", "expires_at", "provider_message_id",
-                 "failed_attempts", "is_latest", "by_email", "by_text", "text_to", "text_token_hash", "text_status", "text_claimed_at"],
+                 "failed_attempts", "is_latest", "by_email", "by_text", "text_to", "text_token_hash", "text_status", "text_claimed_at",
+                 "language"],
                 [(public_ids[pk], practice.pk, pk, email, email and hash_token(email_tokens[pk]) or None, Status.PENDING, "", "",
                   source, actor_id, now, now if email else None, 0, expires_at, "", 0, True, bool(email), bool(phone), phone,
-                  phone and hash_token(text_tokens[pk]) or None, TextStatus.PENDING if phone else TextStatus.NONE, now if phone else None)
+                  phone and hash_token(text_tokens[pk]) or None, TextStatus.PENDING if phone else TextStatus.NONE, now if phone else None,
+                  languages.get(pk, ""))
                  for pk, email, phone in rows],
                 returning=["id", "patient"],
             )

@@ -41,6 +41,7 @@ from invitations.models.conditions import (  # noqa: F401 - read through this mo
     MAX_FAILED_ATTEMPTS, SEND_CLAIM_LEASE, SEND_GIVE_UP_AFTER, claimable, email_unsent, no_channel_left, run_out,
 )
 from invitations.models.text_transitions import TextTransitions
+from invitations.models.template import InvitationTemplate
 
 
 class InvitationQuerySet(BatchTransitions, TextTransitions, models.QuerySet):
@@ -58,7 +59,9 @@ class InvitationQuerySet(BatchTransitions, TextTransitions, models.QuerySet):
 
     def create_latest(self, *, patient, **fields) -> "Invitation":
         """Create the patient's newest invitation. The only way invitations are made: it keeps
-        `is_latest` on exactly one row per patient (callers hold the patient's row lock)."""
+        `is_latest` on exactly one row per patient (callers hold the patient's row lock). It is
+        in the patient's language unless told otherwise."""
+        fields.setdefault("language", patient.preferred_language)
         with transaction.atomic():
             self.model.objects.filter(patient=patient, is_latest=True).update(is_latest=False)
             return self.create(patient=patient, is_latest=True, **fields)
@@ -88,6 +91,9 @@ class Invitation(models.Model):
     text_sid = models.CharField(max_length=40, blank=True, default="", db_default="", editable=False)
     text_error = models.CharField(max_length=300, blank=True, default="", db_default="", editable=False)
     accepted_via = models.CharField(max_length=5, choices=Channel.choices, blank=True, default="", db_default="", editable=False)
+    # The patient's language when the invitation was made: its email and text are written in it (or
+    # the practice's language where that one is not written yet) and its link opens in it.
+    language = models.CharField(max_length=10, blank=True, default="", db_default="", editable=False)
     # Set when a worker claims the invitation for sending: the token is made there, put in
     # the email and forgotten, so it never sits in the database or the task queue.
     # Unique through Meta.constraints: a unique CharField would also get a LIKE index no query uses.
@@ -175,6 +181,11 @@ class Invitation(models.Model):
 
     def is_usable(self, now: datetime.datetime) -> bool:
         return self.is_open and self.expires_at > now
+
+    def wording(self) -> InvitationTemplate:
+        """The version of the practice's wording this invitation is written in: its language's, or
+        the practice's language's where that one is not written yet (`InvitationTemplate.choose`)."""
+        return InvitationTemplate.choose(self.practice, self.language or self.patient.preferred_language)
 
     def token_matches(self, token: str) -> Optional[str]:
         """Which of this invitation's links `token` is ("email" or "text"), else None."""

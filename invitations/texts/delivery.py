@@ -26,6 +26,7 @@ from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
+from core import languages
 from core.queue import enqueue_on_commit
 from core.sending import errors, sms
 from core.sending.errors import ErrorKind, SendError
@@ -79,7 +80,9 @@ def deliver_text(invitation_id: int, *, now: datetime.datetime) -> str:
     token = Invitation.objects.claim_text(invitation.pk, now)
     if token is None:
         return "not-claimed"  # sent, failed, revoked, or another worker has it
-    body = invitation_text.compose(invitation.practice, InvitationTemplate.for_practice(invitation.practice).text_body, token)
+    template = invitation.wording()
+    with languages.speaking(template.language):  # the worker's own language is never the patient's
+        body = invitation_text.compose(invitation.practice, template.text_body, token)
     text = sms.Text(key=invitation.pk, to=invitation.text_to, body=body, status_callback=status_callback_url(invitation))
     outcome = sms.send_text(text, max_wait=SINGLE_TEXT_MAX_WAIT)
     if outcome.sent:

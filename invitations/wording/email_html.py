@@ -13,6 +13,7 @@ from html.parser import HTMLParser
 
 import nh3
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext, gettext_noop
 
 SNIPPETS = {
     "[First Name]": "the patient's first name",
@@ -27,18 +28,48 @@ REQUIRED_SNIPPET = "[Registration Link]"
 SNIPPET_RE = re.compile(r"\[[^\[\]\n]{1,40}\]")
 _TEMPLATE_LANGUAGE_RE = re.compile(r"\{\{|\{%|%\}|\}\}")
 
-DEFAULT_SUBJECT = "Your patient portal invitation from [Practice Name]"
-DEFAULT_HTML_BODY = """\
+# The shipped wording, written in English and translated in the catalogs (locale/): the snippets stay
+# as they are in every language. `default_subject()` and `default_html_body()` give it in the
+# language that is active; DEFAULT_SUBJECT and DEFAULT_HTML_BODY are the English.
+DEFAULT_SUBJECT = gettext_noop("Your patient portal invitation from [Practice Name]")
+_DEFAULT_SENTENCES = {
+    "hello": gettext_noop("Hello [First Name],"),
+    "invites": gettext_noop(
+        "[Practice Name] invites you to set up your patient portal account. In the portal you can see your "
+        "details and hear from the practice online."
+    ),
+    "button": gettext_noop("Set up my portal account"),
+    "copy": gettext_noop("If the button does not work, copy this address into your browser:"),
+    "safe": gettext_noop(
+        "To keep your information safe we will ask for your last name and date of birth. The link works once "
+        "and expires on <strong>[Expiry Date]</strong>."
+    ),
+    "questions": gettext_noop(
+        "Did not expect this email? You can ignore it. Questions? Contact [Practice Name]: [Practice Contact]."
+    ),
+}
+_DEFAULT_LAYOUT = """\
 <div style="font-family: Arial, Helvetica, sans-serif; font-size: 16px; line-height: 1.5; color: #1f2933; max-width: 560px;">
 [Logo]
-<p>Hello [First Name],</p>
-<p>[Practice Name] invites you to set up your patient portal account. In the portal you can see your details and hear from the practice online.</p>
-<p><a href="[Registration Link]" style="display: inline-block; background-color: #0b5cad; color: #ffffff; padding: 12px 20px; border-radius: 4px; text-decoration: none; font-weight: bold;">Set up my portal account</a></p>
-<p>If the button does not work, copy this address into your browser:<br>[Registration Link]</p>
-<p>To keep your information safe we will ask for your last name and date of birth. The link works once and expires on <strong>[Expiry Date]</strong>.</p>
-<p>Did not expect this email? You can ignore it. Questions? Contact [Practice Name]: [Practice Contact].</p>
+<p>{hello}</p>
+<p>{invites}</p>
+<p><a href="[Registration Link]" style="display: inline-block; background-color: #0b5cad; color: #ffffff; padding: 12px 20px; border-radius: 4px; text-decoration: none; font-weight: bold;">{button}</a></p>
+<p>{copy}<br>[Registration Link]</p>
+<p>{safe}</p>
+<p>{questions}</p>
 </div>
 """
+DEFAULT_HTML_BODY = _DEFAULT_LAYOUT.format(**_DEFAULT_SENTENCES)
+
+
+def default_subject() -> str:
+    """The shipped subject in the active language."""
+    return gettext(DEFAULT_SUBJECT)
+
+
+def default_html_body() -> str:
+    """The shipped email body in the active language."""
+    return _DEFAULT_LAYOUT.format(**{key: gettext(sentence) for key, sentence in _DEFAULT_SENTENCES.items()})
 
 _ALLOWED_TAGS = {
     "a", "b", "blockquote", "br", "center", "div", "em", "h1", "h2", "h3", "h4", "hr", "i", "img", "li",

@@ -16,8 +16,11 @@ from typing import Optional
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.urls import reverse
+from django.utils import dateformat, translation
+from django.utils.translation import gettext, pgettext
 
-from invitations.wording.email_html import DEFAULT_HTML_BODY, DEFAULT_SUBJECT, SNIPPET_RE
+from core import languages
+from invitations.wording.email_html import SNIPPET_RE, default_html_body, default_subject
 
 @dataclass(frozen=True)
 class RenderedEmail:
@@ -31,13 +34,49 @@ def registration_url(token: str) -> str:
 
 
 def format_expiry(expires_at: datetime.datetime, time_zone: str) -> str:
+    """The day a link stops working, in the active language: "Monday, December 14, 2026",
+    "lunes, 14 de diciembre de 2026"."""
     local = expires_at.astimezone(zoneinfo.ZoneInfo(time_zone))
-    return f"{local:%A, %B} {local.day}, {local:%Y}"
+    return dateformat.format(local, pgettext("the date an invitation link expires, Django date format", "l, F j, Y"))
 
 
 def contact_line(practice) -> str:
-    parts = [p for p in (practice.contact_phone, practice.contact_email) if p]
-    return " or ".join(parts) if parts else "by phone at the office"
+    if practice.contact_phone and practice.contact_email:
+        return gettext("%(phone)s or %(email)s") % {"phone": practice.contact_phone, "email": practice.contact_email}
+    return practice.contact_phone or practice.contact_email or gettext("by phone at the office")
+
+
+#: The default notice of free language help (Section 1557 of the ACA): a line in the email's language,
+#: then taglines in the languages most spoken in the US, as HHS's sample taglines word them.
+LANGUAGE_HELP_TAGLINES = (
+    "ATENCIÓN: si habla español, tiene a su disposición servicios gratuitos de asistencia lingüística. Llame al {phone}.",
+    "注意：如果您使用繁體中文，您可以免費獲得語言援助服務。請致電 {phone}。",
+    "CHÚ Ý: Nếu bạn nói Tiếng Việt, có các dịch vụ hỗ trợ ngôn ngữ miễn phí dành cho bạn. Gọi số {phone}.",
+    "PAUNAWA: Kung nagsasalita ka ng Tagalog, maaari kang gumamit ng mga serbisyo ng tulong sa wika nang walang bayad. Tumawag sa {phone}.",
+    "주의: 한국어를 사용하시는 경우, 언어 지원 서비스를 무료로 이용하실 수 있습니다. {phone} 번으로 전화해 주십시오.",
+    "ВНИМАНИЕ: Если вы говорите на русском языке, то вам доступны бесплатные услуги перевода. Звоните {phone}.",
+    "ATTENTION : Si vous parlez français, des services d'aide linguistique vous sont proposés gratuitement. Appelez le {phone}.",
+    "ATANSYON: Si w pale Kreyòl Ayisyen, gen sèvis èd pou lang ki disponib gratis pou ou. Rele {phone}.",
+    "ATENÇÃO: Se fala português, encontram-se disponíveis serviços linguísticos, grátis. Ligue para {phone}.",
+)
+
+
+def language_help_lines(practice) -> list[str]:
+    """The practice's notice of free language help, line by line (its own text, else the default:
+    a line in the email's language and the taglines, each with the practice's phone number)."""
+    if practice.language_assistance_text.strip():
+        return [line.strip() for line in practice.language_assistance_text.splitlines() if line.strip()]
+    phone = practice.contact_phone or gettext("the practice")
+    first = gettext("Language assistance services are available to you free of charge. Call %(phone)s.") % {"phone": phone}
+    own = languages.supported(translation.get_language())
+    return [first] + [line.format(phone=phone) for line in LANGUAGE_HELP_TAGLINES if not (own == "es" and line.startswith("ATENCIÓN"))]
+
+
+def language_help_html(practice) -> str:
+    if not practice.language_assistance_notice:
+        return ""
+    lines = "<br>".join(html.escape(line) for line in language_help_lines(practice))
+    return f'<p style="font-size: 13px; color: #52606d; border-top: 1px solid #cbd2d9; padding-top: 12px;">{lines}</p>'
 
 
 def logo_html(practice) -> str:
@@ -53,14 +92,19 @@ def logo_html(practice) -> str:
 
 
 def render(*, practice, first_name: str, link: str, expires_at: datetime.datetime, template=None) -> RenderedEmail:
-    """Fill a template (the practice's, else the default) for one recipient."""
-    if template is None:
-        template = getattr(practice, "invitation_template", None) if practice.pk else None
-    subject_source = template.subject if template else DEFAULT_SUBJECT
-    body_source = template.html_body if template else DEFAULT_HTML_BODY
+    """Fill a template for one recipient, in the template's language (the version
+    `InvitationTemplate.choose` picked; without one, the shipped wording in the active language)."""
+    language = getattr(template, "language", "") or translation.get_language()
+    with languages.speaking(language):
+        return _render(practice=practice, first_name=first_name, link=link, expires_at=expires_at, template=template)
+
+
+def _render(*, practice, first_name: str, link: str, expires_at: datetime.datetime, template) -> RenderedEmail:
+    subject_source = template.subject if template else default_subject()
+    body_source = template.html_body if template else default_html_body()
 
     values = {
-        "[First Name]": first_name or "there",
+        "[First Name]": first_name or pgettext("greeting without a name: Hello there", "there"),
         "[Practice Name]": practice.name,
         "[Practice Contact]": contact_line(practice),
         "[Registration Link]": link,
@@ -71,6 +115,7 @@ def render(*, practice, first_name: str, link: str, expires_at: datetime.datetim
     # One pass: a value that itself looks like a snippet (a first name typed as
     # "[Registration Link]" on the public access form) is never expanded.
     html_body = SNIPPET_RE.sub(lambda match: replacements.get(match.group(0), match.group(0)), body_source)
+    html_body += language_help_html(practice)
 
     subject = subject_source.replace("[Practice Name]", practice.name)
     subject = " ".join(subject.split())  # never a newline in a header
@@ -140,15 +185,18 @@ def greeting_name(first_name: str, *, unverified: bool) -> str:
 
 
 def build_message(invitation, token: str, *, template=None) -> EmailMultiAlternatives:
-    """The email for one claimed invitation. Metadata carries only the opaque public id."""
+    """The email for one claimed invitation, in the language of its version of the wording
+    (`Invitation.wording`). Metadata carries only the opaque public id."""
     practice = invitation.practice
-    rendered = render(
-        practice=practice,
-        first_name=greeting_name(invitation.patient.first_name, unverified=invitation.patient.self_signup_unverified),
-        link=registration_url(token),
-        expires_at=invitation.expires_at,
-        template=template,
-    )
+    template = template if template is not None else invitation.wording()
+    with languages.speaking(invitation.language):
+        rendered = render(
+            practice=practice,
+            first_name=greeting_name(invitation.patient.first_name, unverified=invitation.patient.self_signup_unverified),
+            link=registration_url(token),
+            expires_at=invitation.expires_at,
+            template=template,
+        )
     return _message(
         rendered, from_email=from_address(practice), to=[invitation.email],
         reply_to=practice.contact_email, public_id=invitation.public_id,
@@ -183,6 +231,10 @@ class PreparedEmail:
 
     def __init__(self, *, practice, expires_at: datetime.datetime, template):
         rendered = render(practice=practice, first_name=self._FIRST_NAME, link=self._LINK, expires_at=expires_at, template=template)
+        # Filled by pool threads, which do not share this thread's language: the greeting for a
+        # patient without a first name is taken now, in the template's language.
+        with languages.speaking(getattr(template, "language", "") or translation.get_language()):
+            self._nameless = pgettext("greeting without a name: Hello there", "there")
         self.subject = rendered.subject
         self._html = rendered.html
         self._text = rendered.text
@@ -217,7 +269,7 @@ class PreparedEmail:
         message = _message(rendered, from_email=self.from_email, to=[r.to for r in recipients], reply_to=self.reply_to)
         merge_data, merge_metadata = {}, {}
         for recipient in recipients:
-            first_name, link = recipient.first_name or "there", self.link(recipient.token)
+            first_name, link = recipient.first_name or self._nameless, self.link(recipient.token)
             merge_data[recipient.to] = {
                 merge.key("first_name"): first_name, merge.key("first_name_html"): html.escape(first_name),
                 merge.key("link"): link, merge.key("link_html"): html.escape(link),
@@ -228,7 +280,7 @@ class PreparedEmail:
         return message
 
     def fill(self, *, first_name: str, link: str) -> RenderedEmail:
-        first_name = first_name or "there"
+        first_name = first_name or self._nameless
         text_values = {self._FIRST_NAME: first_name, self._LINK: link}
         html_values = {self._FIRST_NAME: html.escape(first_name), self._LINK: html.escape(link)}
         return RenderedEmail(
@@ -248,6 +300,7 @@ class Recipient:
     token: str
     public_id: object
     expires_at: datetime.datetime
+    language: str = ""  # the invitation's (the patient's) language
 
 
 class ChunkComposer:
@@ -255,27 +308,37 @@ class ChunkComposer:
     expiry date (everyone in a chunk normally shares it), then filled per recipient or handed to
     the provider as one batch with per-recipient fields."""
 
-    def __init__(self, *, practice, template):
+    def __init__(self, *, practice, template=None, choose=None):
+        """`template` for everyone, or `choose(language)` giving each language's version (each
+        patient's email is then written in their language: `InvitationTemplate.choose`)."""
         self.practice = practice
-        self.template = template
-        self._prepared: dict[datetime.datetime, PreparedEmail] = {}
+        self._choose = choose or (lambda language: template)
+        self._prepared: dict[tuple[datetime.datetime, str], PreparedEmail] = {}
 
-    def _for(self, expires_at: datetime.datetime) -> PreparedEmail:
+    @staticmethod
+    def group(recipient: Recipient) -> tuple[datetime.datetime, str]:
+        """Recipients one rendering (and one provider batch) serves: the same expiry and language."""
+        return recipient.expires_at, recipient.language
+
+    def _for(self, recipient: Recipient) -> PreparedEmail:
         # Rendered by the calling thread before sending starts (`prepare`), read by pool threads.
-        if expires_at not in self._prepared:
-            self._prepared[expires_at] = PreparedEmail(practice=self.practice, expires_at=expires_at, template=self.template)
-        return self._prepared[expires_at]
+        key = self.group(recipient)
+        if key not in self._prepared:
+            self._prepared[key] = PreparedEmail(
+                practice=self.practice, expires_at=recipient.expires_at, template=self._choose(recipient.language),
+            )
+        return self._prepared[key]
 
     def prepare(self, recipients: list[Recipient]) -> None:
         for recipient in recipients:
-            self._for(recipient.expires_at)
+            self._for(recipient)
 
     def message(self, item) -> EmailMultiAlternatives:
         recipient: Recipient = item.payload
-        return self._for(recipient.expires_at).message(
+        return self._for(recipient).message(
             to=recipient.to, first_name=recipient.first_name, token=recipient.token, public_id=recipient.public_id,
         )
 
     def batch(self, items, merge) -> EmailMultiAlternatives:
         recipients = [item.payload for item in items]
-        return self._for(recipients[0].expires_at).batch_message(recipients, merge)
+        return self._for(recipients[0]).batch_message(recipients, merge)

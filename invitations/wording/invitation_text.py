@@ -14,6 +14,7 @@ import unicodedata
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.urls import reverse
+from django.utils.translation import gettext, gettext_noop
 
 from core.sending.sms_segments import GSM7_SINGLE, measure, non_gsm7
 
@@ -21,9 +22,17 @@ from invitations.vocabulary import TEXT_TOKEN_BYTES, new_token
 
 LINK_SNIPPET = "[Registration Link]"
 TEXT_SNIPPETS = ("[Practice Name]", "[Practice Phone]", LINK_SNIPPET)
-DEFAULT_TEXT_BODY = "[Practice Name]: set up your patient portal account: [Registration Link] Reply STOP to opt out."
+# The shipped wording (English here, translated in the catalogs; every translation stays in GSM-7:
+# Spanish without á í ó ú, which would make the text UCS-2). `default_text_body()` is it in the active language.
+DEFAULT_TEXT_BODY = gettext_noop("[Practice Name]: set up your patient portal account: [Registration Link] Reply STOP to opt out.")
+_LAST_RESORT_BODY = gettext_noop("[Registration Link] Reply STOP to opt out.")
 _SNIPPET_RE = re.compile(r"\[[^\[\]\n]{1,40}\]")
 _TEMPLATE_LANGUAGE_RE = re.compile(r"\{\{|\{%|%\}|\}\}")
+
+
+def default_text_body() -> str:
+    """The shipped text wording in the active language."""
+    return gettext(DEFAULT_TEXT_BODY)
 
 
 def text_link(token: str) -> str:
@@ -74,22 +83,37 @@ def compose(practice, body: str, token: str) -> str:
     """The text for one patient: the practice's wording (or the default) with the link; always
     one GSM-7 message (module docstring)."""
     link = text_link(token)
-    for wording in (body or DEFAULT_TEXT_BODY, DEFAULT_TEXT_BODY):
+    default = default_text_body()
+    for wording in (body or default, default):
         text = render(wording, practice=practice, link=link)
         if fits(text):
             return text
     name = practice_name(practice)
     while len(name) > 3:
         name = name[: len(name) - 4].rstrip() + "..."
-        text = render(DEFAULT_TEXT_BODY, practice=practice, link=link, shown_name=name)
+        text = render(default, practice=practice, link=link, shown_name=name)
         if fits(text):
             return text
-    return render("[Registration Link] Reply STOP to opt out.", practice=practice, link=link)
+    return render(gettext(_LAST_RESORT_BODY), practice=practice, link=link)
 
 
 def sample(practice, body: str) -> str:
     """The text as a patient would read it, with a link of the real length (the editor's preview)."""
-    return render(body or DEFAULT_TEXT_BODY, practice=practice, link=text_link(new_token(TEXT_TOKEN_BYTES)))
+    return render(body or default_text_body(), practice=practice, link=text_link(new_token(TEXT_TOKEN_BYTES)))
+
+
+def cost(text: str) -> str:
+    """What a text costs, in words staff can act on: its encoding, its length and how many messages
+    (each billed as one) it goes as."""
+    size = measure(text)
+    messages = f"{size.segments} message{'s' if size.segments != 1 else ''} per patient"
+    if size.encoding == "GSM-7":
+        return f"{size.units} characters in plain letters (GSM-7: {GSM7_SINGLE} a message, 153 each when split): {messages}."
+    odd = non_gsm7(text)
+    return (
+        f"{size.units} characters, and {' '.join(odd)} make{'s' if len(odd) == 1 else ''} it a UCS-2 text "
+        f"(70 characters a message, 67 each when split): {messages}."
+    )
 
 
 def validate_text_body(body: str, *, practice) -> None:
@@ -109,8 +133,13 @@ def validate_text_body(body: str, *, practice) -> None:
     odd = non_gsm7(body)
     if odd:
         shown = " ".join(dict.fromkeys(odd))
+        spanish = any(c in "áíóúÁÍÓÚ" for c in odd)
         raise ValidationError(
-            f"These characters would turn the text into a longer, costlier message: {shown}. Use plain letters and punctuation."
+            f"These characters would turn the text into a longer, costlier message: {shown}. With them it is a UCS-2 "
+            f"text (70 characters a message instead of {GSM7_SINGLE}): with this practice's name and the link, "
+            f"{measure(sample(practice, body)).segments} messages per patient, each billed. Use plain letters and "
+            "punctuation to keep it to one message."
+            + (" In Spanish write a, i, o, u for á, í, ó, ú (é, ñ, ü, ¿ and ¡ are fine)." if spanish else "")
         )
     size = measure(sample(practice, body))
     if size.segments > 1 or size.encoding != "GSM-7":

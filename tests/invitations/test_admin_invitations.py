@@ -65,7 +65,7 @@ def test_the_template_admin_requires_the_link_snippet_and_sanitises(client, prac
         "html_body": '<p onclick="x()">Hi [First Name]</p><script>alert(1)</script><a href="[Registration Link]">Go</a>',
     })
     assert response.status_code == 302
-    template = practice_a.invitation_template
+    template = practice_a.invitation_templates.get(language="en")
     assert "script" not in template.html_body and "onclick" not in template.html_body
     assert 'href="[Registration Link]"' in template.html_body
 
