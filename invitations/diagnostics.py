@@ -9,6 +9,16 @@ first.
 Only rules and services pass or fail. What happened before (whether an invitation was ever made)
 is information: it explains, it does not count as a failed check. A rule that needs something the
 chart lacks (an address) is "not checked", never a tick.
+
+One source of truth (`outlook`): each rule's verdict from eligibility, read per channel. The page,
+its headline and the patient page's invitation box all read it, so they cannot disagree:
+
+* a row's title states what passing means; a failed row's detail says what is wrong; a row whose
+  failure stops nothing (texts are not possible while email works) says so in its own title;
+* a text rule blocks only when email cannot be used for good (no address, no consent, opted out,
+  bounced): while the email channel works, or waits only for the hour after a link went out, a
+  missing mobile number is "texts not possible" information, never "cannot be sent";
+* the headline says by which channel an invitation would go, and counts only what blocks.
 """
 
 import datetime
@@ -107,6 +117,73 @@ FIRST_FIX_ORDER = ["registered", "deceased"] + [
     code for codes in SECTIONS.values() for code in codes if code not in ("registered", "deceased")
 ]
 SEE_VERDICT = "A new link cannot be sent now: see what to do first at the top of this page."
+#: Email rules that only wait (for the hour after a link went out): email stays the channel.
+EMAIL_WAITS = {"invited_recently"}
+#: Rules that only wait, on either channel: a channel that waits is not "cannot be used".
+WAITS = EMAIL_WAITS | {"texted_recently"}
+
+
+@dataclass
+class Outlook:
+    """What the rules say about inviting one patient now, per channel: the one reading that the
+    "Why no invite?" page and the patient page's invitation box share."""
+
+    #: Every rule's verdict (True: it blocks), whatever the channel.
+    verdicts: dict[str, bool]
+    #: The channels a new invitation would use now (the front desk's default: email, else a text).
+    channels: tuple[str, ...]
+    #: What stops a new invitation now, relevant channels only (empty: it can be sent).
+    blocking: list[eligibility.Reason]
+    #: What stops a Resend now (it replaces an open link on purpose), relevant channels only.
+    resend_blocking: list[eligibility.Reason]
+    #: (channel, why not) for each channel that cannot be used now while the practice uses it:
+    #: information when the other channel carries the invitation.
+    unusable: list[tuple[str, list[eligibility.Reason]]]
+
+    @property
+    def texts_enabled(self) -> bool:
+        return not self.verdicts.get("texts_disabled", False)
+
+    def channel_notes(self) -> list[tuple[str, str]]:
+        """("Text message", "Mobile phone number is missing. ...") for each channel that cannot be used."""
+        return [(Channel(channel).label, eligibility.reasons_text(why)) for channel, why in self.unusable]
+
+
+def _relevant(reasons: list, verdicts: dict[str, bool]) -> list:
+    """`reasons` without the text rules when email is the channel: email works, or only waits for
+    the hour after a link went out. Texts matter only when email cannot be used for good."""
+    email_blocked_for_good = any(
+        blocked and eligibility.RULES_BY_CODE[code].channel == Channel.EMAIL and code not in EMAIL_WAITS
+        for code, blocked in verdicts.items() if code in eligibility.RULES_BY_CODE
+    )
+    if email_blocked_for_good:
+        return list(reasons)
+    return [r for r in reasons if eligibility.RULES_BY_CODE[r.code].channel != Channel.TEXT]
+
+
+def outlook(patient: Patient, *, now: datetime.datetime) -> Outlook:
+    """The rules' reading for `patient` at `now` (two queries: a new invitation and a resend)."""
+    verdicts, decision = eligibility.rule_verdicts(patient, now=now)
+    _, resend = eligibility.rule_verdicts(patient, now=now, for_resend=True)
+    texts_enabled = not verdicts.get("texts_disabled", False)
+    unusable = []
+    for channel in (Channel.EMAIL, Channel.TEXT):
+        if channel == Channel.TEXT and not texts_enabled:
+            continue
+        why = [
+            rule.reason for rule in eligibility.RULES
+            if rule.channel == channel and verdicts.get(rule.code) and rule.code not in WAITS
+            and channel not in decision.channels
+        ]
+        if why:
+            unusable.append((channel, why))
+    return Outlook(
+        verdicts=verdicts,
+        channels=decision.channels,
+        blocking=_relevant(decision.reasons, verdicts),
+        resend_blocking=_relevant(resend.reasons, verdicts),
+        unusable=unusable,
+    )
 
 
 @dataclass
@@ -124,6 +201,9 @@ class Verdict:
     also_blocking: int = 0
     #: When rules block and a service is down too: fixing the rules alone will not send the email.
     services_note: str = ""
+    #: A channel that cannot be used while the other one carries the invitation ("Texts are not
+    #: possible: ..."): information, not a block.
+    channels_note: str = ""
 
 
 class Diagnosis(list):
@@ -157,8 +237,9 @@ def _link(where: str, patient: Patient) -> tuple[str, str]:
 
 def diagnose(patient: Patient, *, now: datetime.datetime) -> Diagnosis:
     """Every check for `patient` at `now`, in page order, and the verdict on top."""
-    verdicts, decision = eligibility.rule_verdicts(patient, now=now)
-    failing = [reason.code for reason in decision.reasons]
+    reading = outlook(patient, now=now)
+    verdicts = reading.verdicts
+    failing = [reason.code for reason in reading.blocking]
     # Resend replaces an open link on purpose; every other rule blocks it like a new invite.
     resend_blockers = {code for code in failing if not eligibility.RULES_BY_CODE[code].resend_ignores}
     no_address = verdicts.get("missing_email", False)
@@ -182,32 +263,37 @@ def diagnose(patient: Patient, *, now: datetime.datetime) -> Diagnosis:
             elif no_address and code in NEEDS_ADDRESS:
                 section.checks.append(Check(label, None, NO_ADDRESS, not_checked=True))
             elif code in TEXT_RULES or verdicts.get(code):
-                section.checks.append(_channel_check(code, label, patient, verdicts, decision))
+                section.checks.append(_channel_check(code, label, patient, reading))
             else:
                 section.checks.append(Check(label, True))
         sections.append(section)
-    sections.append(_last_invitation(patient, invitation, now=now, failing=set(failing), can_resend=not resend_blockers))
+    sections.append(_last_invitation(patient, invitation, now=now, verdicts=verdicts, can_resend=not resend_blockers))
     services = _services(now=now)
     sections.append(services)
-    return Diagnosis(sections, _verdict(patient, failing, resend_blockers, resend_from, services))
+    return Diagnosis(sections, _verdict(patient, failing, resend_blockers, resend_from, services, reading))
 
 
-def _channel_check(code: str, label: str, patient: Patient, verdicts: dict[str, bool], decision) -> Check:
-    """A channel's rule that does not stop the invitation: it passes, was not checked, or blocks
-    only its channel while the other one is used."""
-    texts_off = verdicts.get("texts_disabled", False)
+def _channel_check(code: str, label: str, patient: Patient, reading: Outlook) -> Check:
+    """A channel's rule that does not stop the invitation: it passes, was not checked, or rules out
+    its channel only while the other one carries the invitation. That last is information titled
+    by what it found ("Mobile phone number is missing", "Email to this address bounced
+    permanently"), so the title never claims what the detail denies."""
+    verdicts = reading.verdicts
+    texts_off = not reading.texts_enabled
     if code in TEXT_RULES and texts_off:
-        if code == "texts_disabled":
-            return Check(label, None, "Texts are off: invitations go by email only.")
+        if code == "texts_disabled":  # titled by what it found: the title never claims texts are on
+            return Check(eligibility.RULES_BY_CODE[code].message.rstrip("."), None, "Invitations go by email only.")
         return Check(label, None, TEXTS_OFF, not_checked=True)
     if code in NEEDS_MOBILE and not patient.mobile_phone:
         return Check(label, None, NO_MOBILE, not_checked=True)
     if not verdicts.get(code):
         return Check(label, True)
-    other = "a text" if code in EMAIL_RULES else "email"
-    instead = f" The invitation goes by {other} instead." if decision.channels else ""
+    message = eligibility.RULES_BY_CODE[code].message
     url, text = _link(RULE_CHECKS[code][2], patient)
-    return Check(label, None, eligibility.RULES_BY_CODE[code].message + instead, RULE_CHECKS[code][1], url, text)
+    channel_out = "Email cannot be used, so invitations go by text message only." if code in EMAIL_RULES else (
+        "Texts are not possible, so invitations go by email only."
+    )
+    return Check(message.rstrip("."), None, channel_out, RULE_CHECKS[code][1], url, text)
 
 
 def _rule_detail(code: str, resend_blockers: set[str]) -> str:
@@ -232,16 +318,21 @@ def _rule_fix(code: str, resend_blockers: set[str], resend_from: str) -> str:
 
 
 def _verdict(
-    patient: Patient, failing: list[str], resend_blockers: set[str], resend_from: str, services: Section
+    patient: Patient, failing: list[str], resend_blockers: set[str], resend_from: str, services: Section,
+    reading: Outlook,
 ) -> Verdict:
     broken = next((check for check in services.checks if check.ok is False), None)
     if failing:
         first = min(failing, key=FIRST_FIX_ORDER.index)
         url, text = _link(RULE_CHECKS[first][2], patient)
-        if not resend_blockers:
-            # Only the open link stands in the way, and Resend replaces it.
-            headline = "No new invitation is needed: the patient already has a working link, and Resend can replace it."
-            tone, reason = "info", ""
+        also_blocking = len(failing) - 1
+        if first == "open_invitation" and resend_blockers <= EMAIL_WAITS:
+            # The patient has a working link: nothing is wrong. Resend replaces it, now or once the
+            # hour since it went out is up (the same story, not one more block).
+            headline = "No new invitation is needed: the patient already has a working link" + (
+                ", and Resend can replace it." if not resend_blockers else "."
+            )
+            tone, reason, also_blocking = "info", "", 0
         else:
             headline, tone, reason = "No: an invitation cannot be sent now.", "fail", _rule_detail(first, resend_blockers)
         return Verdict(
@@ -252,11 +343,12 @@ def _verdict(
             first_step=_rule_fix(first, resend_blockers, resend_from),
             link_url=url,
             link_text=text,
-            also_blocking=len(failing) - 1,
+            also_blocking=also_blocking,
             services_note=(
                 f"Even then, no email would go out now: “{broken.label}” failed below."
                 if broken and first not in ("registered", "deceased") else ""
             ),
+            channels_note=_channels_note(reading) if first not in ("registered", "deceased") else "",
         )
     if broken is not None:
         return Verdict(
@@ -267,14 +359,24 @@ def _verdict(
             tone="fail",
         )
     url, _ = _link("patient", patient)
+    by = " and ".join(Channel(channel).label.lower() for channel in reading.channels) or "email"
+    only = " only" if reading.unusable else ""
     return Verdict(
         can_send_now=True,
-        headline="Yes: an invitation can be sent now.",
+        headline=f"Yes: an invitation can be sent now, by {by}{only}.",
         tone="pass",
         first_step="Use 'Send portal invitation' on the chart (front desk, managers and practice admins can).",
         link_url=url,
         link_text="Open the chart",
+        channels_note=_channels_note(reading),
     )
+
+
+def _channels_note(reading: Outlook) -> str:
+    """ "Email cannot be used: ... " / "Texts are not possible: ..." for the channels that cannot
+    carry an invitation now, where the practice uses them (the rows below say how to fix each)."""
+    words = {Channel.EMAIL: "Email cannot be used", Channel.TEXT: "Texts are not possible"}
+    return " ".join(f"{words[channel]}: {eligibility.reasons_text(why)}" for channel, why in reading.unusable)
 
 
 def _when(moment: Optional[datetime.datetime], tz: str) -> str:
@@ -284,7 +386,8 @@ def _when(moment: Optional[datetime.datetime], tz: str) -> str:
 
 
 def _last_invitation(
-    patient: Patient, invitation: Optional[Invitation], *, now: datetime.datetime, failing: set[str], can_resend: bool
+    patient: Patient, invitation: Optional[Invitation], *, now: datetime.datetime, verdicts: dict[str, bool],
+    can_resend: bool,
 ) -> Section:
     """What happened to the newest invitation. That one exists is information, not a check."""
     section = Section("Last invitation")
@@ -318,7 +421,7 @@ def _last_invitation(
 
     if EventKind.BOUNCED in kinds:
         bounced = invitation.failure_reason or "The email service reported a bounce."
-        if "hard_bounce" in failing:
+        if verdicts.get("hard_bounce"):  # the same verdict as the "has not bounced" row above
             section.checks.append(Check("It did not bounce", False, bounced, RULE_CHECKS["hard_bounce"][1], *_link("patient:email", patient)))
         else:
             # The address was corrected (or cleared) since: the bounce explains the past only.
@@ -331,7 +434,7 @@ def _last_invitation(
     if EventKind.COMPLAINED in kinds:
         if address_changed:
             now_listed = "the chart now has " + ("a different address." if patient.email else "no address.")
-        elif "opted_out" in failing:
+        elif verdicts.get("opted_out"):
             now_listed = "the address is on the opt-out list."
         else:
             now_listed = "the address has since been taken off the opt-out list."

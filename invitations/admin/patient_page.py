@@ -17,7 +17,7 @@ from patients.models import Patient, normalise_email
 
 from invitations import diagnostics, eligibility
 from invitations.admin.patient_add import read_send_by, recipients
-from invitations.models import Channel, Invitation
+from invitations.models import Invitation
 from invitations.patient_status import status_tag
 from invitations.vocabulary import SendBy
 
@@ -66,20 +66,23 @@ class PatientPageInvitations:
         latest = invitations[0] if invitations else None
         has_open_invitation = latest is not None and latest.is_usable(now)
         registered = patient.has_portal_account
+        # The same reading of the rules as "Why no invite?" (diagnostics.outlook): per channel, so a
+        # channel the invitation does not use (texts, while email works) is never "cannot be sent".
+        reading = None if registered else diagnostics.outlook(patient, now=now)
         # A link that is out and working is the good state, not a reason: the box says when it went
         # and until when it works; reasons are listed only for what stops a new invitation.
         reasons = [] if registered else [
-            r for r in eligibility.reasons_for(patient, now=now)
+            r for r in reading.blocking
             if not (has_open_invitation and r.code in ("open_invitation", "invited_recently"))
         ]
-        resend_reasons = [] if registered else eligibility.reasons_for(patient, now=now, for_resend=True)
+        resend_reasons = [] if registered else reading.resend_blocking
         can_invite = not registered and self.can_invite(request, patient.practice_id)
         region = patient.practice.country
         for invitation in invitations:
             invitation.recipients = recipients(invitation, region)
         extra_context.update(
             portal_status_tag=status_tag(patient.portal_status),
-            **self._send_by_context(patient, now=now, offered=can_invite),
+            **self._send_by_context(patient, reading, offered=can_invite),
             latest_invitation=latest,
             latest_invitation_expired=latest is not None and latest.is_expired(now),
             recent_invitations=invitations,
@@ -87,9 +90,11 @@ class PatientPageInvitations:
             can_invite=can_invite,
             can_revoke=not registered and self.can_revoke(request, patient.practice_id),
             has_open_invitation=has_open_invitation,
-            # Offered only where it would work; otherwise the button says why not.
-            resend_possible=can_invite and (has_open_invitation or latest is not None) and not resend_reasons,
-            resend_blocked=eligibility.reasons_text(resend_reasons) if can_invite and latest is not None else "",
+            # Resend replaces a working link; with none out (it failed, expired or was revoked) the one
+            # button is "Send portal invitation". Offered only where it would work; otherwise the
+            # button says why not.
+            resend_possible=can_invite and has_open_invitation and not resend_reasons,
+            resend_blocked=eligibility.reasons_text(resend_reasons) if can_invite and has_open_invitation else "",
             resend_from=(latest.created_at + eligibility.RECENT_INVITATION_WINDOW)
             if any(r.code == "invited_recently" for r in resend_reasons) else None,
         )
@@ -100,22 +105,12 @@ class PatientPageInvitations:
                 response.render()
         return response
 
-    def _send_by_context(self, patient: Patient, *, now, offered: bool) -> dict:
-        """The page's "Send by" choice, where the practice sends texts: the choices, and what stops
-        each channel now (one query: every channel's reasons under "both")."""
-        if not offered or not patient.practice.text_invitations_enabled:
+    def _send_by_context(self, patient: Patient, reading, *, offered: bool) -> dict:
+        """The page's "Send by" choice, where the practice sends texts: the choices, and each
+        channel that cannot be used now (diagnostics.outlook: once, as information)."""
+        if not offered or reading is None or not patient.practice.text_invitations_enabled:
             return {"send_by_choices": []}
-        reasons = eligibility.reasons_for(patient, now=now, for_resend=True, plan=eligibility.Plan.BOTH)
-        blocked = [
-            (Channel(channel).label, eligibility.reasons_text(
-                [r for r in reasons if eligibility.RULES_BY_CODE[r.code].channel == channel]
-            ))
-            for channel in (Channel.EMAIL, Channel.TEXT)
-        ]
-        return {
-            "send_by_choices": SendBy.choices,
-            "channels_blocked": [(label, why) for label, why in blocked if why],
-        }
+        return {"send_by_choices": SendBy.choices, "channels_blocked": reading.channel_notes()}
 
     def diagnostics_view(self, request: HttpRequest, object_id: str):
         """'Why no invite?': every check for one patient, with fixes (any staff who can see the patient)."""

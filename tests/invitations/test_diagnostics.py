@@ -54,32 +54,37 @@ def test_at_a_practice_without_texts_the_text_checks_are_not_made():
     patient = PatientFactory()
     checks = checks_by_label(diagnostics.diagnose(patient, now=NOW))
     assert all(checks[rule_label(code)].ok for code in diagnostics.RULE_CHECKS if code not in diagnostics.TEXT_RULES)
-    assert checks[rule_label("texts_disabled")].ok is None
-    assert checks[rule_label("texts_disabled")].detail == "Texts are off: invitations go by email only."
+    off = checks["Invitation texts are turned off for this practice (practice settings)"]
+    assert off.ok is None and off.detail == "Invitations go by email only."
     for code in diagnostics.TEXT_RULES[1:]:
         assert checks[rule_label(code)].not_checked and checks[rule_label(code)].detail == diagnostics.TEXTS_OFF
 
 
 def test_a_text_rule_only_informs_while_the_email_goes():
+    record_heartbeat("celery@w1", now=NOW - datetime.timedelta(seconds=20))
     patient = _texting(PatientFactory())
     Patient.objects.filter(pk=patient.pk).update(sms_consent=False)
     patient.refresh_from_db()
     diagnosis = diagnostics.diagnose(patient, now=NOW)
-    check = checks_by_label(diagnosis)[rule_label("no_sms_consent")]
-    assert check.ok is None
-    assert check.detail.endswith("The invitation goes by email instead.")
+    checks = checks_by_label(diagnosis)
+    assert rule_label("no_sms_consent") not in checks  # its title says what it found instead
+    check = checks["The patient has not consented to text messages"]
+    assert check.ok is None and check.detail == "Texts are not possible, so invitations go by email only."
     assert not any(c.ok is False for section in diagnosis[:-2] for c in section.checks)
+    assert diagnosis.verdict.headline == "Yes: an invitation can be sent now, by email only."
+    assert diagnosis.verdict.channels_note == "Texts are not possible: The patient has not consented to text messages."
 
 
 def test_an_email_rule_only_informs_while_a_text_goes():
+    record_heartbeat("celery@w1", now=NOW - datetime.timedelta(seconds=20))
     patient = _texting(PatientFactory())
     Patient.objects.filter(pk=patient.pk).update(email_consent=False)
     patient.refresh_from_db()
     diagnosis = diagnostics.diagnose(patient, now=NOW)
-    check = checks_by_label(diagnosis)[rule_label("no_consent")]
-    assert check.ok is None
-    assert check.detail.endswith("The invitation goes by a text instead.")
+    check = checks_by_label(diagnosis)["The patient has not consented to email"]
+    assert check.ok is None and check.detail == "Email cannot be used, so invitations go by text message only."
     assert not any(c.ok is False for section in diagnosis[:-2] for c in section.checks)
+    assert diagnosis.verdict.headline == "Yes: an invitation can be sent now, by text message only."
 
 
 def _break(code: str, patient: Patient) -> None:
@@ -325,7 +330,6 @@ def _patient_of_kind(kind: str) -> Patient:
         ("deceased, without email", "deceased"),
         ("practice switched off, without email", "activation_email_disabled"),
         ("bounced and opted out", "opted_out"),
-        ("invited_recently", "open_invitation"),
     ],
 )
 def test_the_verdict_says_no_and_names_what_to_do_first(kind, first):
@@ -339,6 +343,14 @@ def test_the_verdict_says_no_and_names_what_to_do_first(kind, first):
     if first != "open_invitation":
         assert verdict.reason == eligibility.RULES_BY_CODE[first].message
         assert verdict.first_step == diagnostics.RULE_CHECKS[first][1]
+
+
+def test_a_working_link_sent_within_the_hour_needs_no_new_invitation_and_nothing_else_blocks():
+    record_heartbeat("celery@w1", now=NOW - datetime.timedelta(seconds=20))
+    patient = _patient_of_kind("invited_recently")
+    verdict = diagnostics.diagnose(patient, now=NOW).verdict
+    assert verdict.headline == "No new invitation is needed: the patient already has a working link."
+    assert verdict.tone == "info" and verdict.also_blocking == 0 and "once the hour is up" in verdict.first_step
 
 
 def test_a_working_link_sent_within_the_hour_does_not_promise_a_resend_now():
