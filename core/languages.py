@@ -29,8 +29,12 @@ def codes() -> list[str]:
 
 
 def choices() -> list[tuple[str, str]]:
-    """(code, name in its own language) for forms and filters."""
-    return list(settings.LANGUAGES)
+    """(code, name) for staff forms and filters: the English name, and the language's own where it
+    differs ("Spanish (Español)"). The patient pages name each language in itself."""
+    return [
+        (code, english_name(code) if english_name(code) == own else f"{english_name(code)} ({own})")
+        for code, own in settings.LANGUAGES
+    ]
 
 
 def name(code: str) -> str:

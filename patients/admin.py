@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
 
+from core import languages
 from core.phones import InvalidPhoneNumber, display_phone, normalise_phone
 
 from . import audit, tenancy
@@ -64,6 +65,7 @@ class PracticeAdmin(PracticeScopedAdmin):
             "Monthly re-invite",
             {"fields": ["monthly_reinvite_enabled", "monthly_reinvite_day", "monthly_reinvite_cap"]},
         ),
+        ("Languages", {"fields": ["default_language", "language_assistance_notice", "language_assistance_text"]}),
     ]
 
     def has_add_permission(self, request, *args):
@@ -330,7 +332,7 @@ class PatientAdmin(PatientImportViews, PracticeLocalTimes, PracticeScopedAdmin):
     form = PatientAdminForm
     # Fits a 1366-pixel screen beside the menu and the filters: one name column, one contact column
     # (email, then mobile), the practice only for users of several (PracticeScopedAdmin).
-    list_display = ["chart_number", "name", "date_of_birth", "contact", "practice"]
+    list_display = ["chart_number", "name", "date_of_birth", "contact", "language", "practice"]
     list_display_links = ["chart_number", "name"]
     list_filter = [
         "practice",
@@ -341,6 +343,7 @@ class PatientAdmin(PatientImportViews, PracticeLocalTimes, PracticeScopedAdmin):
         "deceased",
         "self_signup_unverified",
         "birth_sex",
+        "preferred_language",
     ]
     # The search is `Patient.objects.search` (get_search_results): prefix lookups of the chart's
     # search keys, each served by an index. The list names the field only so the box is shown.
@@ -360,7 +363,10 @@ class PatientAdmin(PatientImportViews, PracticeLocalTimes, PracticeScopedAdmin):
     ]
     fieldsets = [
         (None, {"fields": ["practice", "chart_number", ("first_name", "last_name"), "date_of_birth", "birth_sex"]}),
-        ("Contact", {"fields": ["email", "phone", "mobile_phone", "zip_code", "email_consent", "sms_consent"]}),
+        (
+            "Contact",
+            {"fields": ["email", "phone", "mobile_phone", "zip_code", "email_consent", "sms_consent", "preferred_language"]},
+        ),
         (
             "Status",
             {
@@ -393,6 +399,11 @@ class PatientAdmin(PatientImportViews, PracticeLocalTimes, PracticeScopedAdmin):
         if not mobile:
             return obj.email or "—"
         return format_html('{}<br><span class="mobile">{}</span>', obj.email or "—", mobile)
+
+    @admin.display(description="language", ordering="preferred_language")
+    def language(self, obj: Patient) -> str:
+        """The patient's language in English (the admin's language), e.g. "Spanish"."""
+        return languages.english_name(obj.preferred_language)
 
     @admin.display(description="mobile phone")  # not sortable: no index serves it on a million rows
     def mobile_number(self, obj: Patient) -> str:

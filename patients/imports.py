@@ -28,6 +28,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import Truncator
 
+from core import languages
 from core.phones import InvalidPhoneNumber, display_phone, normalise_phone
 
 from . import audit
@@ -121,6 +122,9 @@ COLUMNS: tuple[Column, ...] = (
     Column("sms_consent", "Text Consent", "Consents to Texts", "Texts OK", for_text=True,
            hint=f"Must be yes to invite by text; recorded as given at the import, by you. {YES_NO_IN_WORDS}."),
     Column("deceased", hint=f"{YES_NO_IN_WORDS}."),
+    Column("preferred_language", "Language", "Preferred Language", "Patient Language", "Lang",
+           hint="The language of the patient's invitations and portal: a code or a name, e.g. en, es, spa, "
+                "English, Spanish, Español. Blank: the practice's language."),
 )
 REQUIRED_COLUMNS = tuple(column for column in COLUMNS if column.required)
 
@@ -169,6 +173,11 @@ class RowResult:
         """The errors, then the warnings (so a skipped row is fixed in one go), as the preview
         shows them: (column in words, message)."""
         return [(column.replace("_", " "), message) for column, message in self.errors + self.warnings]
+
+    @property
+    def language(self) -> str:
+        """The patient's language as read, in words ("Spanish")."""
+        return languages.english_name(self.patient.preferred_language) if self.patient is not None else ""
 
     @property
     def shown_mobile(self) -> str:
@@ -369,6 +378,15 @@ def _validate_row(practice: Practice, line: int, values: dict[str, str]) -> RowR
         if sex is None:
             row.errors.append(("birth_sex", f"{_quoted(data['birth_sex'])} is not a birth sex; use {SEX_IN_WORDS}."))
         data["birth_sex"] = sex or ""
+    written_language = data.get("preferred_language", "")
+    language = languages.read(written_language) if written_language else practice.default_language
+    if language is None:
+        row.errors.append((
+            "preferred_language",
+            f"{_quoted(written_language)} is not a language the portal speaks; use {_languages_in_words()}, or leave it blank "
+            "for the practice's language.",
+        ))
+    data["preferred_language"] = language or practice.default_language
     form = PatientRowForm(data=data, instance=Patient(practice=practice))
     if not form.is_valid():
         for name, errors in form.errors.as_data().items():
@@ -382,6 +400,10 @@ def _validate_row(practice: Practice, line: int, values: dict[str, str]) -> RowR
         row.errors = [e for e in row.errors if e[0] != "chart_number"]
         row.errors.append(("chart_number", "A chart number is required."))
     return row
+
+
+def _languages_in_words() -> str:
+    return _either(f"{code} ({languages.english_name(code)})" for code in languages.codes())
 
 
 def _mobile_phone(row: RowResult, value: str, region: str) -> str:

@@ -19,7 +19,7 @@ from invitations.admin.patient_page import PatientPageInvitations
 
 
 class PatientWithInvitationsAdmin(AddAndInvite, PatientPageInvitations, PatientListInvitations, PatientAdmin):
-    list_display = ["chart_number", "name", "invitation_status", "date_of_birth", "contact", "practice"]
+    list_display = ["chart_number", "name", "invitation_status", "date_of_birth", "contact", "language", "practice"]
     list_filter = [
         PatientAdmin.list_filter[0], PortalStatusFilter, NoInviteReasonFilter, *PatientAdmin.list_filter[1:],
     ]

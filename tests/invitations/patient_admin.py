@@ -18,7 +18,7 @@ def add_patient_data(practice, **overrides):
     data = {
         "practice": practice.pk, "chart_number": "N100", "first_name": "Ann", "last_name": "Lee",
         "date_of_birth": "1990-04-01", "birth_sex": "F", "email": "ann@example.com", "phone": "",
-        "zip_code": "02139", "email_consent": "on", "send_invitation": "on",
+        "zip_code": "02139", "email_consent": "on", "send_invitation": "on", "preferred_language": "en",
     }
     data.update(overrides)
     return {k: v for k, v in data.items() if v is not None}

@@ -35,7 +35,7 @@ def test_adding_a_patient_with_the_broker_down_still_saves_and_invites(client_a,
     data = {
         "practice": practice_a.pk, "chart_number": "BR-1", "first_name": "Ann", "last_name": "Lee",
         "date_of_birth": "1980-01-01", "birth_sex": "F", "zip_code": "02139", "email": "ann@example.com",
-        "email_consent": "on", "send_invitation": "on",
+        "email_consent": "on", "send_invitation": "on", "preferred_language": "en",
     }
     with django_capture_on_commit_callbacks(execute=True):
         response = client_a.post(reverse("admin:patients_patient_add"), data)

@@ -75,7 +75,8 @@ def test_it_rejects_a_forged_practice_on_add(client_a, practice_b):
 def test_it_adds_a_patient_in_the_only_practice(client_a, practice_a):
     response = client_a.post(
         reverse("admin:patients_patient_add"),
-        {"practice": practice_a.pk, "chart_number": "N1", "first_name": " Ann ", "last_name": "Lee", "email": "Ann@Example.COM"},
+        {"practice": practice_a.pk, "chart_number": "N1", "first_name": " Ann ", "last_name": "Lee", "email": "Ann@Example.COM",
+         "preferred_language": "en"},
     )
     assert response.status_code == 302, response.context["adminform"].form.errors
     patient = Patient.objects.get(chart_number="N1")

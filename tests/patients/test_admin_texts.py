@@ -32,6 +32,7 @@ def chart_data(patient, **overrides) -> dict:
         "mobile_phone": patient.mobile_phone, "zip_code": patient.zip_code,
         "email_consent": "on" if patient.email_consent else None, "sms_consent": "on" if patient.sms_consent else None,
         "deceased": "on" if patient.deceased else None, "self_signup_unverified": None,
+        "preferred_language": patient.preferred_language,
     }
     data.update(overrides)
     return {k: v for k, v in data.items() if v is not None}
@@ -45,7 +46,7 @@ def practice_data(practice, **overrides) -> dict:
         "name": practice.name, "time_zone": practice.time_zone, "contact_email": practice.contact_email,
         "contact_phone": practice.contact_phone, "invitations_enabled": "on", "activation_email_enabled": "on",
         "link_lifetime_days": 7, "monthly_reinvite_day": 1, "monthly_reinvite_cap": 3, "country": practice.country,
-        "bulk_channels": practice.bulk_channels,
+        "bulk_channels": practice.bulk_channels, "default_language": practice.default_language,
     }
     data.update(overrides)
     return {k: v for k, v in data.items() if v is not None}
@@ -208,7 +209,7 @@ def test_the_consent_date_is_the_practices_day(client_a, practice_a):
 
 def test_consent_ticked_on_a_new_patient_is_recorded_and_unticked_is_not(client_a, practice_a, front_desk_a):
     url = reverse("admin:patients_patient_add")
-    base = {"practice": practice_a.pk, "first_name": "Ann", "last_name": "Lee", "mobile_phone": "617-555-0123"}
+    base = {"practice": practice_a.pk, "first_name": "Ann", "last_name": "Lee", "mobile_phone": "617-555-0123", "preferred_language": "en"}
     assert client_a.post(url, {**base, "chart_number": "T1", "sms_consent": "on"}).status_code == 302
     assert client_a.post(url, {**base, "chart_number": "T2"}).status_code == 302
     given, never = Patient.objects.get(chart_number="T1"), Patient.objects.get(chart_number="T2")

@@ -52,7 +52,7 @@ def test_practice_admin_changes_own_practice_settings(client, practice_a):
     client.force_login(staff_member(practice_a, Role.ADMIN))
     url = reverse("admin:patients_practice_change", args=[practice_a.pk])
     data = {
-        "name": "Renamed", "time_zone": "America/New_York", "contact_email": "", "contact_phone": "",
+        "name": "Renamed", "time_zone": "America/New_York", "contact_email": "", "contact_phone": "", "default_language": "en",
         "invitations_enabled": "on", "activation_email_enabled": "on", "link_lifetime_days": 7,
         "monthly_reinvite_day": 1, "monthly_reinvite_cap": 3, "country": "US", "bulk_channels": "email",
     }
