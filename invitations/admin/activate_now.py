@@ -116,6 +116,9 @@ class ActivateNowViews:
             "invited": totals["invited"],
             "sent": totals["sent"],
             "failed": totals["failed"],
+            # Per channel, for the summary: an invitation by email and text counts under each.
+            "emails_sent": totals["emails_sent"],
+            "emails_failed": totals["emails_failed"],
             "waiting": totals["waiting"],
             "skipped": totals["skipped"],
             "skipped_at_plan": run.skipped_at_plan,

@@ -80,7 +80,7 @@ def test_confirming_records_a_run_returns_at_once_and_the_chunks_send_after_comm
     done = manager_client.get(json_url(run)).json()
     assert done | {"finished_at": None} == {
         "status": "done", "planned": True, "finished": True, "targeted": 3, "processed": 3, "invited": 3, "sent": 3, "failed": 0,
-        "waiting": 0, "skipped": 0, "skipped_at_plan": 0, "chunks": 1, "chunks_done": 1, "percent": 100,
+        "emails_sent": 3, "emails_failed": 0, "waiting": 0, "skipped": 0, "skipped_at_plan": 0, "chunks": 1, "chunks_done": 1, "percent": 100,
         "rate": None, "seconds_left": None, "time_left": "", "send_problem": "", "finished_at": None,
     }
     page = manager_client.get(progress_url(run)).content.decode()
