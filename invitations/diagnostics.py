@@ -90,6 +90,9 @@ RULE_CHECKS: dict[str, tuple[str, str, str]] = {
     "sms_opted_out": ("The number has not replied STOP", "The patient replied STOP. Texts resume only when they reply START to the practice's number.", "smsoptout"),
     "undeliverable_mobile": ("Texts to this number can be delivered", "The text service could not deliver to this number (invalid, or a landline). Confirm the mobile number with the patient and correct it on the chart.", "patient:mobile_phone"),
     "texted_recently": ("No text went to this number in the last hour", "Wait an hour before texting again.", ""),
+    "child_no_own_account": ("The patient is old enough for an own account", "Children under the practice's own-account age are invited through a parent or guardian: add one under Representatives on the patient's page and invite them.", "patient"),
+    "email_is_representatives": ("The email address is the patient's own, not a representative's", "Ask the patient for their own email address and enter it on the chart (or invite by text to their own mobile).", "patient:email"),
+    "mobile_is_representatives": ("The mobile number is the patient's own, not a representative's", "Ask the patient for their own mobile number and enter it on the chart.", "patient:mobile_phone"),
 }
 #: Rules that only apply to an address: with none on the chart they pass vacuously in
 #: eligibility, and here they are "not checked" instead of a tick.
@@ -104,10 +107,10 @@ EMAIL_RULES = {rule.code for rule in eligibility.RULES if rule.channel == Channe
 SECTIONS = {
     "Practice settings": ["invitations_disabled", "activation_email_disabled"],
     "Patient's chart": [
-        "registered", "deceased", "missing_first_name", "missing_last_name", "missing_date_of_birth",
+        "registered", "deceased", "child_no_own_account", "missing_first_name", "missing_last_name", "missing_date_of_birth",
         "missing_zip_code", "missing_email", "missing_birth_sex", "invalid_email", "no_consent",
     ],
-    "Email address": ["opted_out", "hard_bounce"],
+    "Email address": ["opted_out", "hard_bounce", "email_is_representatives"],
     "Invitations": ["open_invitation", "invited_recently"],
     "Text message": TEXT_RULES,
 }

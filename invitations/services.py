@@ -24,6 +24,7 @@ from patients.models import EmailOptOut, OptOutReason, Patient, Practice, normal
 
 from invitations import eligibility
 from invitations.wording import invitation_email
+from invitations.wording import representatives as representative_wording
 from invitations.eligibility import Reason
 from invitations.models import (
     SEND_GIVE_UP_AFTER, Channel, EventKind, Invitation, InvitationTemplate, RevokeReason, Source, Status, TextStatus, email_unsent,
@@ -76,7 +77,7 @@ def invite(
             return InviteOutcome(patient=patient, reasons=decision.reasons)
         revoked = 0
         if resend:
-            for old in Invitation.objects.open().filter(patient=patient):
+            for old in Invitation.objects.open().own().filter(patient=patient):
                 revoked += old.revoke(now, reason=RevokeReason.RESENT, actor=actor)
         try:
             with transaction.atomic():
@@ -167,14 +168,14 @@ def revoke_open(patient: Patient, *, now: datetime.datetime, reason: str, actor=
     """Revoke the patient's open invitations; returns how many."""
     return sum(
         invitation.revoke(now, reason=reason, actor=actor)
-        for invitation in Invitation.objects.open().filter(patient_id=patient.pk)
+        for invitation in Invitation.objects.open().own().filter(patient_id=patient.pk)
     )
 
 
 def revoke_for_contact_change(patient: Patient, *, now: datetime.datetime) -> int:
     """Open links that went to an address or a mobile number the patient no longer has are
     revoked for good."""
-    open_links = Invitation.objects.open().filter(patient_id=patient.pk)
+    open_links = Invitation.objects.open().own().filter(patient_id=patient.pk)
     old_address = open_links.filter(by_email=True).exclude(email=normalise_email(patient.email))
     revoked = sum(invitation.revoke(now, reason=RevokeReason.EMAIL_CHANGED) for invitation in old_address)
     old_number = open_links.filter(by_text=True).exclude(text_to=patient.mobile_phone or "")
@@ -241,6 +242,13 @@ class TransientSendError(Exception):
         self.retry_after = retry_after
 
 
+def build_message(invitation: Invitation, token: str):
+    """The email of one claimed invitation: the patient's own, or one to a representative."""
+    if invitation.access_id is not None:
+        return representative_wording.build_message(invitation, token)
+    return invitation_email.build_message(invitation, token)
+
+
 def deliver(invitation_id: int, *, now: datetime.datetime) -> str:
     """Send one invitation's email at most once. Returns what happened (for logs and tests).
 
@@ -255,7 +263,7 @@ def deliver(invitation_id: int, *, now: datetime.datetime) -> str:
     token = invitation.claim_for_sending(now)
     if token is None:
         return "not-claimed"  # sent, revoked, or another worker has it
-    outcome = outbox.send_one(invitation_email.build_message(invitation, token))
+    outcome = outbox.send_one(build_message(invitation, token))
     if outcome.sent:
         invitation.mark_sent(timezone.now(), message_id=outcome.message_id)
         return "sent"
@@ -397,7 +405,7 @@ def attempt_registration(
     with transaction.atomic():
         invitation = (
             Invitation.objects.select_for_update(of=("self",)).select_related("patient", "practice")
-            .filter(pk=invitation_id).first()
+            .filter(pk=invitation_id, access__isnull=True).first()
         )
         if invitation is None:
             return RegistrationAttempt("voided")
@@ -448,7 +456,7 @@ def register(invitation: Invitation, *, username: str, password: str, now: datet
         user.set_password(password)
         user.save()
         Patient.objects.filter(pk=patient.pk, portal_user__isnull=True).update(portal_user=user, registered_at=now)
-        for other in Invitation.objects.open().filter(patient_id=patient.pk).exclude(pk=invitation.pk):
+        for other in Invitation.objects.open().own().filter(patient_id=patient.pk).exclude(pk=invitation.pk):
             other.revoke(now, reason=RevokeReason.REGISTERED)
     return user
 

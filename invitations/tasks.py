@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from patients.jobs import tracked_job
 
-from invitations import services
+from invitations import representatives, services
 from invitations.bulk import runs
 from invitations.bulk import chunks
 from invitations import adoption
@@ -65,6 +65,27 @@ def requeue_unsent_invitations() -> int:
     left pending."""
     now = timezone.now()
     return services.requeue_unsent(now=now) + delivery.requeue_unsent_texts(now=now)
+
+
+# -- family and caregiver access: see invitations.representatives ------------------------------------
+
+
+@shared_task(name="invitations.end_representative_access")
+@tracked_job("invitations.end_representative_access")
+def end_representative_access() -> int:
+    """Every hour: end parents' access to patients who came of age (on their practice's date) and any
+    access past its end date, exactly once each; remind patients of caregiver access ending soon."""
+    return representatives.end_due(now=timezone.now())
+
+
+@shared_task(name="invitations.send_access_notice", acks_late=True)
+def send_access_notice(access_id: int, kind: str, invited: bool = False) -> str:
+    return representatives.send_notice(access_id, kind, now=timezone.now(), invited=invited)
+
+
+@shared_task(name="invitations.welcome_new_adult", acks_late=True)
+def welcome_new_adult(access_id: int) -> str:
+    return representatives.welcome_new_adult(access_id, now=timezone.now())
 
 
 # -- bulk runs (Activate Now, monthly re-invite): see invitations.bulk.runs --------------------------

@@ -44,6 +44,7 @@ class RevokeReason(models.TextChoices):
     REGISTERED = "registered", "The patient registered with another link"
     MOBILE_CHANGED = "mobile_changed", "The patient's mobile number changed"
     TEXT_OPTED_OUT = "text_opted_out", "The number replied STOP to texts"
+    ACCESS_ENDED = "access_ended", "The representative's access ended or was revoked"
 
 
 class Source(models.TextChoices):
@@ -54,6 +55,7 @@ class Source(models.TextChoices):
     MONTHLY = "monthly", "Monthly re-invite"
     SELF_SIGNUP = "self_signup", "Patient asked for access"
     BULK_RESEND = "bulk_resend", "New links (selected patients)"
+    CAME_OF_AGE = "came_of_age", "Came of age (parents' access ended)"
 
 
 

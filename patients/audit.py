@@ -28,6 +28,11 @@ class AuditAction(models.TextChoices):
     MEMBER_REMOVED = "member_removed", "Team member removed"
     PATIENT_ADDED = "patient_added", "Patient added"
     PATIENT_CHANGED = "patient_changed", "Patient details changed"
+    REPRESENTATIVE_GRANTED = "representative_granted", "Representative given access"
+    REPRESENTATIVE_LINKED = "representative_linked", "Representative linked their login"
+    REPRESENTATIVE_REVOKED = "representative_revoked", "Representative's access revoked"
+    REPRESENTATIVE_ENDED = "representative_ended", "Representative's access ended"
+    REPRESENTATIVE_VISIT = "representative_visit", "Representative opened the patient's portal"
 
 
 class AuditEntry(models.Model):

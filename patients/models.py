@@ -93,6 +93,30 @@ SEARCH_SOURCES = {
 }
 
 
+#: The range staff may set the age bands in (the eligibility rules are written for every value in it).
+MIN_OWN_ACCOUNT_AGE, MAX_OWN_ACCOUNT_AGE = 10, 17
+MIN_ADULT_AGE, MAX_ADULT_AGE = 18, 21
+
+
+class AgeBand(models.TextChoices):
+    CHILD = "child", "Child (no own account)"
+    TEEN = "teen", "Teenager"
+    ADULT = "adult", "Adult"
+
+
+def years_between(born: datetime.date, today: datetime.date) -> int:
+    """Whole years of age on `today` (someone born on 29 February turns a year older on 1 March)."""
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+def birthday_cutoff(today: datetime.date, years: int) -> datetime.date:
+    """The latest date of birth of someone at least `years` old on `today`."""
+    try:
+        return today.replace(year=today.year - years)
+    except ValueError:  # 29 February in a year that has none: born on 1 March turns `years` today
+        return today.replace(year=today.year - years, day=28)
+
+
 class BulkChannels(models.TextChoices):
     """How Activate Now and the monthly re-invite reach a practice's patients."""
 
@@ -171,6 +195,29 @@ class Practice(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(12)],
     )
 
+    # Family and caregiver access (patients/representatives.py): the age bands are the practice's
+    # because state laws differ.
+    family_access_enabled = models.BooleanField(
+        "family and caregiver access",
+        default=True, db_default=True,
+        help_text="On: parents, guardians and caregivers can be invited to act for patients, and children "
+        "under the own-account age are invited only through them.",
+    )
+    own_account_age = models.PositiveSmallIntegerField(
+        "own portal account from age",
+        default=12, db_default=12,
+        validators=[MinValueValidator(MIN_OWN_ACCOUNT_AGE), MaxValueValidator(MAX_OWN_ACCOUNT_AGE)],
+        help_text="Younger children get no account of their own: their parents or guardians are invited. "
+        "From this age a patient may have an own account, and parents get limited access unless staff record why full.",
+    )
+    adult_age = models.PositiveSmallIntegerField(
+        "age of majority",
+        default=18, db_default=18,
+        validators=[MinValueValidator(MIN_ADULT_AGE), MaxValueValidator(MAX_ADULT_AGE)],
+        help_text="Parents' access ends on this birthday and the patient is invited to their own account; "
+        "adults' representatives need the patient's consent.",
+    )
+
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -187,6 +234,21 @@ class Practice(models.Model):
     def link_expires_at(self, now: datetime.datetime) -> datetime.datetime:
         """When a link made now stops working (single invites, bulk runs and previews alike)."""
         return now + self.link_lifetime
+
+    def today(self, now: datetime.datetime) -> datetime.date:
+        """The date at the practice (birthdays turn over at the practice's midnight)."""
+        return now.astimezone(zoneinfo.ZoneInfo(self.time_zone)).date()
+
+    def age_band(self, date_of_birth: Optional[datetime.date], today: datetime.date) -> str:
+        """"child" (no own account), "teen" (own account possible, parents limited) or "adult"; ""
+        when the date of birth is unknown or family access is off (then everyone is treated as today:
+        an own account, no representatives)."""
+        if date_of_birth is None or not self.family_access_enabled:
+            return ""
+        age = years_between(date_of_birth, today)
+        if age < self.own_account_age:
+            return AgeBand.CHILD
+        return AgeBand.TEEN if age < self.adult_age else AgeBand.ADULT
 
 
 class Role(models.TextChoices):
@@ -677,3 +739,4 @@ class SmsOptOut(models.Model):
 # Ops records (scheduled job runs, worker heartbeats) and the audit trail live in their own modules.
 from .audit import AuditEntry  # noqa: E402,F401
 from .jobs import JobRun, WorkerHeartbeat  # noqa: E402,F401
+from .representatives import Representative, RepresentativeAccess  # noqa: E402,F401

@@ -139,6 +139,11 @@ class RegistrationForm(forms.Form):
         return self.is_bound and bool(self.errors) and bool(self.data.get("password1") or self.data.get("password2"))
 
 
+def is_portal_login(user) -> bool:
+    """A patient's own login, or a representative's (a parent, guardian or caregiver who linked one)."""
+    return hasattr(user, "patient_record") or user.representing.exists()
+
+
 class PatientAuthenticationForm(AuthenticationForm):
     """Portal sign-in: only patient accounts; staff sign in to the admin."""
 
@@ -153,7 +158,7 @@ class PatientAuthenticationForm(AuthenticationForm):
 
     def confirm_login_allowed(self, user) -> None:
         super().confirm_login_allowed(user)
-        if user.is_staff or user.is_superuser or not hasattr(user, "patient_record"):
+        if user.is_staff or user.is_superuser or not is_portal_login(user):
             raise self.get_invalid_login_error()
 
 
@@ -163,7 +168,7 @@ class PatientPasswordResetForm(PasswordResetForm):
 
     def get_users(self, email):
         for user in super().get_users(email):
-            if not user.is_staff and not user.is_superuser and hasattr(user, "patient_record"):
+            if not user.is_staff and not user.is_superuser and is_portal_login(user):
                 yield user
 
     def send_mail(self, subject_template_name, email_template_name, context, *args, **kwargs):

@@ -4,6 +4,7 @@ header nor get cached (`no_referrer`), and the portal's own pages need a signed-
 
 import functools
 
+from django.http import Http404
 from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -11,7 +12,7 @@ from django.utils.decorators import decorator_from_middleware
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
-from patients.models import Patient
+from portal import records
 
 
 class _NullOriginCsrfMiddleware(CsrfViewMiddleware):
@@ -42,14 +43,23 @@ def no_referrer(view):
     return csrf_exempt(never_cache(wrapper))
 
 
-def patient_required(view):
+def patient_required(view=None, *, section: str = ""):
+    """A portal page: a signed-in login and the record it opens (its own, or a patient it acts for:
+    `portal.records`), passed to the view as the patient; `request.record` says in which role. With
+    `section`, only a record whose level shows that section may open the page (404 otherwise)."""
+    if view is None:
+        return functools.partial(patient_required, section=section)
+
     @functools.wraps(view)
     def wrapper(request, *args, **kwargs):
         if not request.user.is_authenticated:
             return redirect(f"{reverse('portal:login')}?next={request.path}")
-        patient = Patient.objects.select_related("practice").filter(portal_user=request.user).first()
-        if patient is None:
+        record = records.open_record(request)
+        if record is None:
             return render(request, "portal/not_a_patient.html", status=403)
-        return view(request, patient, *args, **kwargs)
+        if section and not records.shows(record, section):
+            raise Http404("Not part of this access.")
+        request.record = record
+        return view(request, record.patient, *args, **kwargs)
 
     return never_cache(wrapper)

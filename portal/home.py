@@ -9,15 +9,22 @@ from django.views.decorators.http import require_http_methods
 
 from invitations import services
 from patients.models import EmailOptOut, OptOutReason, Patient
+from patients.representatives import AccessLevel
+from portal import family, records
 from portal.guards import patient_required
 
 
 @patient_required
 def home(request: HttpRequest, patient: Patient) -> HttpResponse:
-    return render(request, "portal/home.html", {"patient": patient, "practice": patient.practice})
+    record = request.record
+    return render(request, "portal/home.html", {
+        "patient": patient, "practice": patient.practice,
+        "show": {section: records.shows(record, section) for section in records.SECTIONS[AccessLevel.FULL]},
+        "may_manage_caregivers": family.may_manage_caregivers(record, timezone.now()),
+    })
 
 
-@patient_required
+@patient_required(section="email_preferences")
 @require_http_methods(["GET", "POST"])
 def email_preferences(request: HttpRequest, patient: Patient) -> HttpResponse:
     practice = patient.practice

@@ -21,6 +21,7 @@ from invitations import services
 from invitations.models import Channel, EventKind, Invitation
 from patients.models import Patient
 from portal.forms import RegistrationForm
+from portal import family
 from portal.guards import no_referrer
 from portal.language import follow_invitation
 
@@ -63,6 +64,8 @@ def register(request: HttpRequest, token: str) -> HttpResponse:
     if invitation is None:
         return _link_page(request, "unknown")
     follow_invitation(request, invitation)  # the link opens in the invitation's language
+    if invitation.access_id is not None:  # an invitation to a parent, guardian or caregiver
+        return family.register_representative(request, invitation, now=now, link_page=_link_page)
     state = services.link_state(invitation, now)
     if state != "usable":
         return _link_page(request, state, invitation)

@@ -4,6 +4,8 @@ access" per practice, and the portal itself under /portal/."""
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from portal import family, records
+
 from portal import access_requests, account, home, language, registration
 
 app_name = "portal"
@@ -16,6 +18,9 @@ urlpatterns = [
     path("portal/", home.home, name="home"),
     path("portal/language/", language.switch_language, name="language"),
     path("portal/email-preferences/", home.email_preferences, name="email_preferences"),
+    path("portal/switch/", records.switch, name="switch"),
+    path("portal/caregivers/", family.caregivers, name="caregivers"),
+    path("portal/caregivers/<int:access_id>/revoke/", family.revoke_caregiver, name="revoke_caregiver"),
     path("portal/login/", account.PortalLoginView.as_view(), name="login"),
     path("portal/logout/", account.PortalLogoutView.as_view(), name="logout"),
     path("portal/password-reset/", account.PortalPasswordResetView.as_view(), name="password_reset"),

@@ -101,6 +101,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "portal.records.context",
             ],
         },
     },
@@ -433,6 +434,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "invitations-monthly-reinvites": {  # each practice's monthly re-invite, on its day in its time zone
         "task": "invitations.start_monthly_reinvites",
         "schedule": crontab(minute=20),
+    },
+    "invitations-end-representative-access": {  # parents' access ends at the age of majority, caregivers' at their end date
+        "task": "invitations.end_representative_access",
+        "schedule": crontab(minute=30),
     },
     "invitations-refresh-figures": {  # recounts the portal dashboard's stored figures of each practice
         "task": "invitations.refresh_figures",

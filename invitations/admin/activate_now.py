@@ -14,7 +14,7 @@ from patients.models import BulkChannels, Practice
 from invitations import adoption, eligibility
 from invitations.bulk import runs
 from invitations.models.bulk_runs import BulkRun
-from invitations.permissions import can_manage_portal
+from invitations.admin.permissions import can_manage_portal
 from invitations.vocabulary import Channel
 
 

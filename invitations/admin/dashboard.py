@@ -19,7 +19,7 @@ from patients.models import Practice
 
 from invitations import adoption, eligibility
 from invitations.models.bulk_runs import BulkRun
-from invitations.permissions import can_change_switches, can_manage_portal
+from invitations.admin.permissions import can_change_switches, can_manage_portal
 
 
 class PortalSwitchesForm(forms.ModelForm):

@@ -29,7 +29,7 @@ from invitations import services
 from invitations.wording import invitation_email
 from invitations.wording import email_html
 from invitations.wording import invitation_text
-from invitations.permissions import can_manage_portal
+from invitations.admin.permissions import can_manage_portal
 from invitations.models import InvitationTemplate
 
 LOGO_MAX_BYTES = 512 * 1024

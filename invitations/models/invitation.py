@@ -57,6 +57,13 @@ class InvitationQuerySet(BatchTransitions, TextTransitions, models.QuerySet):
     def usable(self, now: datetime.datetime) -> "InvitationQuerySet":
         return self.open().filter(expires_at__gt=now)
 
+    def own(self) -> "InvitationQuerySet":
+        """The patients' own invitations (not those to their representatives)."""
+        return self.filter(access__isnull=True)
+
+    def to_representatives(self) -> "InvitationQuerySet":
+        return self.filter(access__isnull=False)
+
     def create_latest(self, *, patient, **fields) -> "Invitation":
         """Create the patient's newest invitation. The only way invitations are made: it keeps
         `is_latest` on exactly one row per patient (callers hold the patient's row lock). It is
@@ -65,6 +72,12 @@ class InvitationQuerySet(BatchTransitions, TextTransitions, models.QuerySet):
         with transaction.atomic():
             self.model.objects.filter(patient=patient, is_latest=True).update(is_latest=False)
             return self.create(patient=patient, is_latest=True, **fields)
+
+    def create_for_representative(self, *, access, **fields) -> "Invitation":
+        """An invitation to a representative to act for `access.patient` (never the patient's
+        latest: the patient's status column reads their own invitations only)."""
+        fields.setdefault("language", access.patient.preferred_language)
+        return self.create(patient_id=access.patient_id, practice_id=access.practice_id, access=access, is_latest=False, **fields)
 
 
 class Invitation(models.Model):
@@ -120,6 +133,13 @@ class Invitation(models.Model):
     # The patient's newest invitation carries the flag, so the patient list can join to it
     # (one indexed join) instead of finding the latest row with a subquery per patient.
     is_latest = models.BooleanField(default=True, editable=False)
+    # An invitation to a representative (a parent, guardian or caregiver, `patients.representatives`)
+    # to act for the patient: it goes to the representative's address or number and links their own
+    # login. The patient's own invitations have none, and only they carry `is_latest`.
+    access = models.ForeignKey(
+        "patients.RepresentativeAccess", null=True, blank=True, on_delete=models.CASCADE, related_name="invitations",
+        db_index=False, editable=False,
+    )
 
     objects = InvitationQuerySet.as_manager()
 
@@ -130,9 +150,16 @@ class Invitation(models.Model):
             # staff clicking "Invite" at once cannot both create one.
             models.UniqueConstraint(
                 fields=["patient"],
-                condition=Q(status__in=["pending", "sent"]),
+                condition=Q(status__in=["pending", "sent"], access__isnull=True),
                 name="invitation_one_open_per_patient",
                 violation_error_message="This patient already has an open invitation.",
+            ),
+            # ...and at most one per representative's access.
+            models.UniqueConstraint(
+                fields=["access"],
+                condition=Q(status__in=["pending", "sent"], access__isnull=False),
+                name="invitation_one_open_per_access",
+                violation_error_message="This representative already has an open invitation.",
             ),
             models.UniqueConstraint(
                 fields=["patient"], condition=Q(is_latest=True), name="invitation_one_latest_per_patient"
@@ -142,6 +169,7 @@ class Invitation(models.Model):
         ]
         indexes = [
             models.Index(fields=["patient", "-created_at", "-id"], name="invitation_latest_idx"),
+            models.Index(fields=["access", "-created_at"], condition=Q(access__isnull=False), name="invitation_access_idx"),
             # The failed-invitations list; other statuses are common enough to find by date.
             models.Index(fields=["practice", "-created_at"], condition=Q(status="failed"), name="invitation_failed_idx"),
             models.Index(fields=["practice", "-created_at", "-id"], name="invitation_recent_idx"),
@@ -170,6 +198,10 @@ class Invitation(models.Model):
         return f"Invitation {self.public_id} ({self.get_status_display()})"
 
     # -- reading ---------------------------------------------------------------------------
+
+    @property
+    def for_representative(self) -> bool:
+        return self.access_id is not None
 
     @property
     def is_open(self) -> bool:

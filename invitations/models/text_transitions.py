@@ -45,7 +45,10 @@ def _blocks() -> list[tuple[Q, str]]:
     return [
         (Q(practice__text_invitations_enabled=False), "Invitation texts were turned off for the practice; the text was not sent."),
         (Q(opted_out), "The number is on the practice's text opt-out list (it replied STOP); the text was not sent."),
-        (Q(patient__sms_consent=False), "The patient withdrew consent to texts; the text was not sent."),
+        (Q(access__isnull=True, patient__sms_consent=False), "The patient withdrew consent to texts; the text was not sent."),
+        (Q(access__isnull=False, access__representative__sms_consent=False),
+         "The representative withdrew consent to texts; the text was not sent."),
+        (Q(access__status__in=["ended", "revoked"]), "The representative's access ended; the text was not sent."),
     ]
 
 

@@ -33,6 +33,7 @@ from core.sending.errors import ErrorKind, SendError
 from patients.models import Patient, SmsOptOut, SmsOptOutReason
 
 from invitations.wording import invitation_text
+from invitations.wording import representatives as representative_wording
 from invitations.models import OPEN_STATUSES, Invitation, InvitationTemplate, Source, TextStatus
 from invitations.services import RETRY_GIVE_UP, UNSENT_GRACE, TransientSendError
 from invitations.models.text_transitions import TEXT_CLAIM_LEASE
@@ -82,7 +83,10 @@ def deliver_text(invitation_id: int, *, now: datetime.datetime) -> str:
         return "not-claimed"  # sent, failed, revoked, or another worker has it
     template = invitation.wording()
     with languages.speaking(template.language):  # the worker's own language is never the patient's
-        body = invitation_text.compose(invitation.practice, template.text_body, token)
+        if invitation.access_id is not None:  # to a representative: their own wording
+            body = representative_wording.compose_text(invitation, token)
+        else:
+            body = invitation_text.compose(invitation.practice, template.text_body, token)
     text = sms.Text(key=invitation.pk, to=invitation.text_to, body=body, status_callback=status_callback_url(invitation))
     outcome = sms.send_text(text, max_wait=SINGLE_TEXT_MAX_WAIT)
     if outcome.sent:

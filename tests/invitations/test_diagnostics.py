@@ -14,6 +14,7 @@ from patients.jobs import record_heartbeat
 from patients.models import EmailOptOut, Patient, SmsOptOut
 from tests.clock import NOW
 from tests.factories import PatientFactory
+from tests.family_factories import AccessFactory, RepresentativeFactory
 from tests.invitations.factories import InvitationFactory
 
 pytestmark = pytest.mark.django_db
@@ -116,6 +117,10 @@ def _break(code: str, patient: Patient) -> None:
         InvitationFactory(patient=patient, created_at=NOW - datetime.timedelta(days=2))
     elif code == "invited_recently":
         InvitationFactory(patient=patient, created_at=NOW - datetime.timedelta(minutes=10))
+    elif code == "child_no_own_account":
+        Patient.objects.filter(pk=patient.pk).update(date_of_birth=datetime.date(2020, 1, 1))
+    elif code == "email_is_representatives":
+        AccessFactory(patient=patient, representative=RepresentativeFactory(practice=practice, email=patient.email))
     else:
         raise AssertionError(f"no way to break {code}")
 
@@ -134,6 +139,8 @@ def _break_text(code: str, patient: Patient) -> None:
         SmsOptOut.objects.create(practice=patient.practice, phone="+16175550123")
     elif code == "undeliverable_mobile":
         Patient.objects.filter(pk=patient.pk).update(undeliverable_mobile="+16175550123")
+    elif code == "mobile_is_representatives":
+        AccessFactory(patient=patient, representative=RepresentativeFactory(practice=patient.practice, mobile_phone="+16175550123"))
     elif code == "texted_recently":
         InvitationFactory(
             patient=patient, email="", by_email=False, by_text=True, text_to="+16175550123", text_status="queued",
