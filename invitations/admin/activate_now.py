@@ -33,6 +33,26 @@ def _duration(seconds) -> str:
 #: What a skip reason holds back (an eligibility rule's channel).
 CHANNEL_OF_RULE = {"": "The invitation", Channel.EMAIL: "The email", Channel.TEXT: "The text"}
 
+#: How the preview's first line names each reason a patient is skipped, as people say it ("41 no
+#: email address, 30 opted out of email"); a rule not listed is named by its own message.
+SKIP_IN_WORDS = {
+    "invitations_disabled": "portal invitations turned off", "activation_email_disabled": "activation email turned off",
+    "registered": "already registered", "deceased": "deceased", "missing_first_name": "no first name",
+    "missing_last_name": "no last name", "missing_date_of_birth": "no date of birth", "missing_zip_code": "no ZIP code",
+    "missing_email": "no email address", "missing_birth_sex": "no birth sex", "invalid_email": "an email address that is not valid",
+    "no_consent": "no email consent", "opted_out": "opted out of email", "hard_bounce": "email bounced",
+    "open_invitation": "a link already out", "invited_recently": "invited in the last hour",
+    "texts_disabled": "texts turned off", "missing_mobile": "no mobile number", "invalid_mobile": "a mobile number that is not valid",
+    "no_sms_consent": "no text consent", "sms_opted_out": "replied STOP to texts", "undeliverable_mobile": "texts not deliverable",
+    "texted_recently": "texted in the last hour", "child_no_own_account": "too young for an own account",
+    "email_is_representatives": "a representative's email address", "mobile_is_representatives": "a representative's mobile number",
+}
+
+
+def skipped_in_words(reasons) -> list[tuple[int, str]]:
+    """(count, "no email address") for each (rule, count) of a preview, in its order."""
+    return [(count, SKIP_IN_WORDS.get(rule.code, rule.message.rstrip("."))) for rule, count in reasons]
+
 
 def _text_totals(run: BulkRun, totals: dict) -> dict:
     """{"texts_sent": n, "texts_failed": n} for a run that sends texts (its channels say so, or
@@ -72,6 +92,7 @@ class ActivateNowViews:
                 emails=preview.eligible if preview.emails is None else preview.emails, texts=preview.texts,
                 texts_off=practice.bulk_channels != BulkChannels.EMAIL and not practice.text_invitations_enabled,
                 reasons=[(rule, count, CHANNEL_OF_RULE[rule.channel]) for rule, count in preview.reasons],
+                skipped_in_words=skipped_in_words(preview.reasons),
                 dashboard_url=reverse("admin:invitations_portal_dashboard", args=[practice.pk]),
             ),
         )

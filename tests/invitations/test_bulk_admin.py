@@ -48,7 +48,8 @@ def test_the_preview_says_how_many_are_invited_and_why_others_are_skipped(manage
     response = manager_client.get(activate_url(practice_a))
     assert response.status_code == 200
     page = " ".join(response.content.decode().split())
-    assert "3 patients will be invited</strong>; 3 skipped: 2 email address is missing; 1 the patient has not consented to email." in page
+    assert "3 patients will be invited</strong>; 3 skipped: 2 no email address, 1 no email consent." in page
+    assert "the patient has not consented" not in page.split("</p>")[0]  # never a lower-cased sentence run on
     assert 'value="Yes, invite 3 patients"' in page
     assert BulkRun.objects.count() == 0  # a preview changes nothing
 
@@ -195,3 +196,15 @@ def test_above_the_threshold_the_preview_comes_from_the_stored_figures(
         response = manager_client.post(activate_url(practice_a))  # confirming is unchanged: the run counts again
     run = BulkRun.objects.get()
     assert response["Location"] == progress_url(run) and (run.targeted, run.sent) == (2, 2)
+
+
+def test_the_previews_first_line_names_every_reason_in_a_few_words():
+    """"41 no email address, 30 opted out of email, 2 replied STOP to texts, 1 no ZIP code": each
+    rule has words of its own, with STOP and ZIP as people write them (never a lower-cased message)."""
+    from invitations import eligibility
+    from invitations.admin.activate_now import SKIP_IN_WORDS, skipped_in_words
+
+    assert set(SKIP_IN_WORDS) == set(eligibility.RULES_BY_CODE)
+    rules = eligibility.RULES_BY_CODE
+    words = dict((w, c) for c, w in skipped_in_words([(rules["sms_opted_out"], 2), (rules["missing_zip_code"], 1)]))
+    assert words == {"replied STOP to texts": 2, "no ZIP code": 1}
