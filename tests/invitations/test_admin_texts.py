@@ -251,7 +251,7 @@ def test_the_portal_box_and_timeline_say_where_the_text_went_and_how_it_fared(cl
     invitation.record(EventKind.TEXT_UNDELIVERED, now=NOW, detail="Carrier rejected the message (30007)")
     content = page_of(client_a, invitation.patient)
     assert "An invitation went to <strong>(617) 555-0123 (text message)</strong> on March 2, 2026" in content
-    assert "Text message: Not delivered (Carrier rejected the message (30007))." in content
+    assert "Text message: Not delivered. Carrier rejected the message (30007)." in content
     assert "Manual invitation to (617) 555-0123 (text message)" in content
     assert "Text handed to the text service" in content and "Text not delivered" in content
 

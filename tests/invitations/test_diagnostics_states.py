@@ -200,3 +200,20 @@ def test_right_after_an_email_invitation_nothing_says_it_cannot_be_sent(desk):
     assert "cannot be sent now" not in page
     assert page.count("Mobile phone number is missing") == 1  # once, about texts only
     assert "Text message cannot be used now: Mobile phone number is missing." in page
+
+
+def test_a_texts_error_reads_as_one_sentence_without_doubled_punctuation(desk):
+    from core.sending.errors import twilio_delivery_error
+
+    patient = PatientFactory(email="")
+    _texts(patient)
+    error = twilio_delivery_error(30006).detail
+    InvitationFactory(
+        patient=patient, email="", by_email=False, by_text=True, text_to=MOBILE, text_status="undelivered", sent_at=None,
+        status=Status.FAILED, text_error=error, failure_reason=error, created_at=NOW - DAYS,
+    )
+    desk.force_login(staff_member(patient.practice, Role.FRONT_DESK))
+    page = desk.get(reverse("admin:patients_patient_change", args=[patient.pk])).content.decode()
+    assert f"Text message: Not delivered. {error}" in page and error.endswith("(Twilio error 30006).")
+    for doubled in (".).", "..", ").)", ".)"):
+        assert doubled not in re.sub(r"<[^>]+>", " ", page.split('id="portal-invitation"')[1].split("</section>")[0]), doubled
