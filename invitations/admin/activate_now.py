@@ -93,6 +93,8 @@ class ActivateNowViews:
                 texts_off=practice.bulk_channels != BulkChannels.EMAIL and not practice.text_invitations_enabled,
                 reasons=[(rule, count, CHANNEL_OF_RULE[rule.channel]) for rule, count in preview.reasons],
                 skipped_in_words=skipped_in_words(preview.reasons),
+                language_fallbacks=runs.language_fallbacks(practice, now=now) if preview.eligible else [],
+                template_url=reverse("admin:invitations_portal_template", args=[practice.pk]),
                 dashboard_url=reverse("admin:invitations_portal_dashboard", args=[practice.pk]),
             ),
         )

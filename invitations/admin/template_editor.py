@@ -41,12 +41,32 @@ SAMPLE_FIRST_NAME = "Alex"
 WORDING_FIELDS = ("subject", "html_body", "text_body")
 
 
-def _draft(practice: Practice, *, subject: str, html_body: str, text_body: str = "") -> InvitationTemplate:
+def _draft(practice: Practice, *, subject: str, html_body: str, text_body: str = "", language: str = "") -> InvitationTemplate:
     """An unsaved template as saving would store it (one-line subject and text, sanitised body)."""
     return InvitationTemplate(
         practice=practice, subject=" ".join(subject.split()), html_body=email_html.sanitise_html(html_body),
-        text_body=" ".join((text_body or "").split()),
+        text_body=" ".join((text_body or "").split()), language=language or practice.default_language,
     )
+
+
+def _language(request: HttpRequest, practice: Practice) -> str:
+    """The version the editor shows: ?language= (or the form's), else the practice's language."""
+    return languages.supported(request.POST.get("language") or request.GET.get("language")) or practice.default_language
+
+
+@dataclass(frozen=True)
+class LanguageTab:
+    code: str
+    name: str
+    written: bool
+    url: str
+
+
+def _tabs(practice: Practice, written: dict) -> list[LanguageTab]:
+    url = reverse("admin:invitations_portal_template", args=[practice.pk])
+    return [
+        LanguageTab(code, languages.english_name(code), code in written, f"{url}?language={code}") for code in languages.codes()
+    ]
 
 
 @dataclass(frozen=True)
@@ -57,15 +77,17 @@ class TextSample:
     length: int
     limit: int
     fits: bool
+    cost: str  # its encoding, length and messages in words
 
     @classmethod
-    def of(cls, practice: Practice, body: str) -> "TextSample":
-        text = invitation_text.sample(practice, body)
+    def of(cls, practice: Practice, body: str, language: str = "") -> "TextSample":
+        with languages.speaking(language or practice.default_language):  # the default wording in the version's language
+            text = invitation_text.sample(practice, body)
         size = measure(text)
-        return cls(text=text, length=size.units, limit=GSM7_SINGLE, fits=invitation_text.fits(text))
+        return cls(text=text, length=size.units, limit=GSM7_SINGLE, fits=invitation_text.fits(text), cost=invitation_text.cost(text))
 
     def to_json(self) -> dict:
-        return {"text": self.text, "length": self.length, "limit": self.limit, "fits": self.fits}
+        return {"text": self.text, "length": self.length, "limit": self.limit, "fits": self.fits, "cost": self.cost}
 
 
 class TemplateEditorForm(forms.ModelForm):
@@ -123,10 +145,12 @@ class TemplateEditorViews:
 
     def template_view(self, request: HttpRequest, practice_id: int):
         practice = self._template_practice(request, practice_id)
-        template = InvitationTemplate.objects.filter(practice=practice).first()
-        instance = template or InvitationTemplate(
-            practice=practice, subject=email_html.DEFAULT_SUBJECT, html_body=email_html.DEFAULT_HTML_BODY
-        )
+        language = _language(request, practice)
+        written = InvitationTemplate.written(practice)
+        template = written.get(language)
+        # A version not written yet starts from the shipped wording in its language.
+        instance = template or InvitationTemplate.default(language)
+        instance.practice = practice
         preview_source = instance
         removed: list[str] = []
         if request.method == "POST":
@@ -138,7 +162,7 @@ class TemplateEditorViews:
                     return self._save_template(request, practice, form)
                 draft = _draft(
                     practice, subject=form.cleaned_data["subject"], html_body=form.cleaned_data["html_body"],
-                    text_body=form.cleaned_data["text_body"],
+                    text_body=form.cleaned_data["text_body"], language=language,
                 )
                 if action == "send_test":
                     self._send_test(request, practice, draft)
@@ -153,11 +177,16 @@ class TemplateEditorViews:
             request, "admin/invitations/template_editor.html",
             self._context(
                 request, f"Invitation email and text: {practice.name}", practice=practice, form=form, rendered=rendered,
-                text_sample=TextSample.of(practice, text_body),
+                text_sample=TextSample.of(practice, text_body, language),
                 removed=removed, snippets=list(email_html.SNIPPETS.items()),
                 subject_snippets=[(s, m) for s, m in email_html.SNIPPETS.items() if s in email_html.SUBJECT_SNIPPETS],
                 text_snippets=invitation_text.TEXT_SNIPPETS,
                 is_default=template is None, sample_first_name=SAMPLE_FIRST_NAME,
+                language=language, language_name=languages.english_name(language), tabs=_tabs(practice, written),
+                falls_back_to=(
+                    languages.english_name(InvitationTemplate.choose(practice, language, written=written).language)
+                    if template is None and InvitationTemplate.falls_back(practice, language, written=written) else ""
+                ),
                 preview_url=reverse("admin:invitations_portal_template_preview", args=[practice.pk]),
                 dashboard_url=reverse("admin:invitations_portal_dashboard", args=[practice.pk]),
             ),
@@ -172,15 +201,17 @@ class TemplateEditorViews:
             return HttpResponseNotAllowed(["POST"])
         subject, html_body = request.POST.get("subject", ""), request.POST.get("html_body", "")
         text_body = request.POST.get("text_body", "")
+        language = _language(request, practice)
         form = TemplateEditorForm(
-            {"subject": subject, "html_body": html_body, "text_body": text_body}, instance=InvitationTemplate(practice=practice)
+            {"subject": subject, "html_body": html_body, "text_body": text_body},
+            instance=InvitationTemplate(practice=practice, language=language),
         )
-        rendered = self._sample(practice, _draft(practice, subject=subject, html_body=html_body))
+        rendered = self._sample(practice, _draft(practice, subject=subject, html_body=html_body, language=language))
         return JsonResponse({
             "subject": rendered.subject,
             "html": rendered.html,
             "text": rendered.text,
-            "sms": TextSample.of(practice, " ".join(text_body.split())).to_json(),
+            "sms": TextSample.of(practice, " ".join(text_body.split()), language).to_json(),
             "removed": email_html.removed_by_sanitiser(html_body),
             "errors": [
                 f"{form.fields[name].label}: {message}" if name in form.fields else str(message)
@@ -214,7 +245,7 @@ class TemplateEditorViews:
                 + "; ".join(removed) + ".",
                 messages.WARNING,
             )
-        return HttpResponseRedirect(reverse("admin:invitations_portal_template", args=[practice.pk]))
+        return HttpResponseRedirect(reverse("admin:invitations_portal_template", args=[practice.pk]) + f"?language={obj.language}")
 
     def _send_test(self, request: HttpRequest, practice: Practice, draft: InvitationTemplate) -> None:
         address = (request.user.email or "").strip()

@@ -41,7 +41,7 @@ import datetime
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 from django.conf import settings
 from django.db import transaction
@@ -49,6 +49,7 @@ from django.db.models import BooleanField, Case, Count, F, Q, Sum, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from core import languages
 from core.queue import enqueue_on_commit
 from core.sending import outbox, sms
 from patients.models import Patient, Practice, normalise_email
@@ -153,7 +154,7 @@ def process_chunk(chunk_id: int, *, now: datetime.datetime) -> str:
         return "not-claimed"
     chunk = BulkRunChunk.objects.select_related("run__practice").get(pk=chunk_id)
     practice = chunk.run.practice
-    template = InvitationTemplate.for_practice(practice)
+    template = InvitationTemplate.versions(practice)  # the wording in each patient's language
     outgoing = _create_invitations(chunk, template=template, now=now)
     if chunk.attempts > 1:  # only an earlier attempt can have left claims to take over
         outgoing.emails += _reclaim_lapsed(chunk, now=now)
@@ -183,7 +184,7 @@ def _chunk_invitations(chunk: BulkRunChunk):
 # -- creating and claiming ----------------------------------------------------------------------
 
 
-def _create_invitations(chunk: BulkRunChunk, *, template: InvitationTemplate, now: datetime.datetime) -> Outgoing:
+def _create_invitations(chunk: BulkRunChunk, *, template: Callable[[str], InvitationTemplate], now: datetime.datetime) -> Outgoing:
     run, practice = chunk.run, chunk.run.practice
     ids = chunk.patient_ids
     with transaction.atomic():
@@ -199,10 +200,12 @@ def _create_invitations(chunk: BulkRunChunk, *, template: InvitationTemplate, no
             # or waiting) is never invited again by a later attempt, whatever the rules say now.
             patients = patients.exclude(pk__in=_chunk_invitations(chunk).values("patient_id"))
         rows = [
-            (pk, first_name, normalise_email(email) if by_email else "", unverified, mobile if by_text else "")
-            for pk, first_name, email, unverified, mobile, by_email, by_text in eligibility.eligible(
+            (pk, first_name, normalise_email(email) if by_email else "", unverified, mobile if by_text else "", language)
+            for pk, first_name, email, unverified, mobile, by_email, by_text, language in eligibility.eligible(
                 patients, now=now, for_resend=resend, plan=run_plan(run),
-            ).values_list("pk", "first_name", "email", "self_signup_unverified", "mobile_phone", "gets_email", "gets_text")
+            ).values_list(
+                "pk", "first_name", "email", "self_signup_unverified", "mobile_phone", "gets_email", "gets_text", "preferred_language",
+            )
         ]
         if not rows:
             return Outgoing()
@@ -211,20 +214,28 @@ def _create_invitations(chunk: BulkRunChunk, *, template: InvitationTemplate, no
                 reason=RevokeReason.RESENT, now=now, actor_id=run.started_by_id,
             )
         made = Invitation.objects.create_claimed_many(
-            [(pk, email, mobile) for pk, _first_name, email, _unverified, mobile in rows],
+            [(pk, email, mobile) for pk, _first_name, email, _unverified, mobile, _language in rows],
             practice=practice, source=SOURCE_OF_KIND[run.kind], actor_id=run.started_by_id, now=now,
+            languages={pk: language for pk, *_, language in rows},
         )
     expires_at = practice.link_expires_at(now)
     outgoing = Outgoing()
-    for pk, first_name, email, unverified, mobile in rows:
+    for pk, first_name, email, unverified, mobile, language in rows:
         invitation_id, token, public_id, text_token = made[pk]
         if email:
             greeting = invitation_email.greeting_name(first_name, unverified=unverified)
-            outgoing.emails.append(Recipient(invitation_id, email, greeting, token, public_id, expires_at))
+            outgoing.emails.append(Recipient(invitation_id, email, greeting, token, public_id, expires_at, language))
         if mobile:
-            invitation = Invitation(pk=invitation_id, public_id=public_id, text_to=mobile)
-            outgoing.texts.append(_text(invitation, text_token, practice=practice, template=template))
+            invitation = Invitation(pk=invitation_id, public_id=public_id, text_to=mobile, language=language)
+            outgoing.texts.append(_text_in_language(invitation, text_token, practice=practice, template=template))
     return outgoing
+
+
+def _text_in_language(invitation: Invitation, token: str, *, practice: Practice, template: Callable[[str], InvitationTemplate]):
+    """`_text` in the invitation's language (its version of the wording, else the practice's language's)."""
+    wording = template(invitation.language)
+    with languages.speaking(wording.language):
+        return _text(invitation, token, practice=practice, template=wording)
 
 
 def _text(invitation: Invitation, token: str, *, practice: Practice, template: InvitationTemplate) -> sms.Text:
@@ -240,13 +251,14 @@ def _reclaim_lapsed(chunk: BulkRunChunk, *, now: datetime.datetime) -> list[Reci
     died, or it handed them on)."""
     claimed = (
         _chunk_invitations(chunk)
-        .select_related("patient").only("public_id", "email", "expires_at", "patient__first_name", "patient__self_signup_unverified")
+        .select_related("patient")
+        .only("public_id", "email", "expires_at", "language", "patient__first_name", "patient__self_signup_unverified")
         .claim_many(now)
     )
     return [
         Recipient(
             i.pk, i.email, invitation_email.greeting_name(i.patient.first_name, unverified=i.patient.self_signup_unverified),
-            token, i.public_id, i.expires_at,
+            token, i.public_id, i.expires_at, i.language,
         )
         for i, token in claimed
     ]
@@ -256,8 +268,8 @@ def _reclaim_texts(chunk: BulkRunChunk, *, template: InvitationTemplate, now: da
     """Texts an earlier attempt of this chunk created but did not send, each with a new link (those
     that may no longer be sent, after a STOP or a withdrawn consent, are failed with the reason)."""
     _chunk_invitations(chunk).fail_blocked_texts(now)
-    claimed = _chunk_invitations(chunk).only("public_id", "text_to").claim_texts(now)
-    return [_text(invitation, token, practice=chunk.run.practice, template=template) for invitation, token in claimed]
+    claimed = _chunk_invitations(chunk).only("public_id", "text_to", "language").claim_texts(now)
+    return [_text_in_language(invitation, token, practice=chunk.run.practice, template=template) for invitation, token in claimed]
 
 
 # -- sending and recording ----------------------------------------------------------------------
@@ -268,9 +280,9 @@ def _send(outgoing: list[Recipient], *, chunk: BulkRunChunk, practice: Practice,
     batches within the account's shared rate), marking them as they go."""
     if not outgoing:
         return outbox.Report()
-    composer = invitation_email.ChunkComposer(practice=practice, template=template)
+    composer = invitation_email.ChunkComposer(practice=practice, choose=template)
     composer.prepare(outgoing)
-    items = [outbox.Item(key=r.pk, to=r.to, payload=r, group=r.expires_at) for r in outgoing]
+    items = [outbox.Item(key=r.pk, to=r.to, payload=r, group=composer.group(r)) for r in outgoing]
     sender = outbox.Outbox(
         composer=composer, flush_every_seconds=MARK_SENT_EVERY_SECONDS, flush_every_messages=MARK_SENT_EVERY_MESSAGES,
     )

@@ -23,6 +23,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, DateTimeField, Exists, IntegerField, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
+from core import languages
 from core.queue import enqueue_on_commit
 from patients import audit
 from patients.audit import AuditAction
@@ -40,7 +41,7 @@ from invitations.models.bulk_runs import (
     BulkRunTick,
     ChunkStatus,
 )
-from invitations.models import Invitation, Status, run_out
+from invitations.models import Invitation, InvitationTemplate, Status, run_out
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +110,38 @@ def preview(practice: Practice, *, now: datetime.datetime, kind: str = BulkRunKi
     """What a run would do now: how many are invited (by email, by text), how many skipped and why
     (one query), under the practice's channels."""
     return eligibility.preview_of(candidates(practice, kind=kind, now=now), now=now, plan=eligibility.bulk_plan(practice))
+
+
+@dataclass(frozen=True)
+class LanguageFallback:
+    """Patients of a language the practice has not written its wording in yet: they get the
+    version in the practice's language (`InvitationTemplate.choose`)."""
+
+    language: str
+    patients: int
+    gets: str
+
+    @property
+    def message(self) -> str:
+        name, gets = languages.english_name(self.language), languages.english_name(self.gets)
+        who = f"{self.patients:,} patient{'s' if self.patients != 1 else ''} prefer{'s' if self.patients == 1 else ''}"
+        return f"{who} {name}; the {name} email is not written yet, they will get {gets}."
+
+
+def language_fallbacks(practice: Practice, *, now: datetime.datetime, kind: str = BulkRunKind.ACTIVATE_NOW) -> list[LanguageFallback]:
+    """For each language whose version of the wording the practice has not written (while it wrote
+    its own in its language), how many of the patients a run would invite now prefer it. No query
+    when nothing falls back (no wording of the practice's own, or every language written)."""
+    written = InvitationTemplate.written(practice)
+    falling = {code: InvitationTemplate.choose(practice, code, written=written).language for code in languages.codes()}
+    falling = {code: gets for code, gets in falling.items() if gets != code}
+    if not falling:
+        return []
+    counts = (
+        eligibility.eligible(candidates(practice, kind=kind, now=now), now=now, plan=eligibility.bulk_plan(practice))
+        .filter(preferred_language__in=list(falling)).order_by().values_list("preferred_language").annotate(n=Count("pk"))
+    )
+    return [LanguageFallback(code, n, falling[code]) for code, n in sorted(counts) if n]
 
 
 def channels_of(practice: Practice) -> str:

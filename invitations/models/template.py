@@ -1,6 +1,9 @@
 """A practice's own wording for the invitation email and text, one version per language (the editor
 is `invitations.admin.template_editor`)."""
 
+import functools
+from typing import Callable
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -101,6 +104,18 @@ class InvitationTemplate(models.Model):
         """Whether patients of this language get another language's version (the practice wrote its
         own wording, but not yet in their language)."""
         return cls.choose(practice, language, written=written).language != (languages.supported(language) or language)
+
+    @classmethod
+    def versions(cls, practice) -> "Callable[[str], InvitationTemplate]":
+        """`choose` for many patients of one practice (a bulk run's chunk): the versions are read
+        once, and each language's is chosen once."""
+        written = cls.written(practice)
+
+        @functools.cache
+        def version(language: str) -> "InvitationTemplate":
+            return cls.choose(practice, language, written=written)
+
+        return version
 
     @classmethod
     def for_practice(cls, practice, language: "str | None" = None) -> "InvitationTemplate":

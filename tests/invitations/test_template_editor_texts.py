@@ -162,7 +162,11 @@ def test_a_text_too_long_to_save_is_still_shown_with_its_length_marked(manager_c
 def test_the_live_preview_gives_the_text_its_length_and_what_stops_a_save(manager_client, practice_a):
     data = manager_client.post(preview_url(practice_a), form_data(save="")).json()
     assert re.fullmatch(rf"Practice A invites you to its patient portal: {TEXT_LINK} Reply STOP to opt out\.", data["sms"]["text"])
-    assert data["sms"] == {"text": data["sms"]["text"], "length": len(data["sms"]["text"]), "limit": 160, "fits": True}
+    length = len(data["sms"]["text"])
+    assert data["sms"] == {
+        "text": data["sms"]["text"], "length": length, "limit": 160, "fits": True,
+        "cost": f"{length} characters in plain letters (GSM-7: 160 a message, 153 each when split): 1 message per patient.",
+    }
     assert data["errors"] == []
 
     data = manager_client.post(preview_url(practice_a), form_data(text_body="Hello [First Name]")).json()
