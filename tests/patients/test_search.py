@@ -158,3 +158,14 @@ def test_every_kind_of_search_is_served_by_the_indexes_on_postgresql(charts, pra
                 assert "Seq Scan" not in plan, (term, plan)
         finally:
             cursor.execute("RESET enable_seqscan")
+
+
+def test_the_patient_form_reads_a_two_digit_year_of_birth_as_past(client_a, practice_a, frozen):
+    """The front desk types 3/15/45: the chart says March 15, 1945, not "cannot be in the future"."""
+    response = client_a.post(reverse("admin:patients_patient_add"), {
+        "practice": practice_a.pk, "chart_number": "DOB-45", "first_name": "Rosa", "last_name": "Parks",
+        "date_of_birth": "3/15/45", "zip_code": "02139", "email": "", "phone": "", "mobile_phone": "", "birth_sex": "F",
+        "preferred_language": "en",
+    })
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else response
+    assert Patient.objects.get(chart_number="DOB-45").date_of_birth == datetime.date(1945, 3, 15)
