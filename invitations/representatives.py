@@ -230,6 +230,15 @@ def revoke(access: RepresentativeAccess, *, now: datetime.datetime, actor=None, 
     return True
 
 
+def revoke_for_contact_change(representative: Representative, *, now: datetime.datetime) -> int:
+    """A representative's address or number changed: their open links to the old ones stop working."""
+    open_links = Invitation.objects.open().filter(access__representative=representative)
+    old_address = open_links.filter(by_email=True).exclude(email=normalise_email(representative.email))
+    revoked = sum(invitation.revoke(now, reason=RevokeReason.EMAIL_CHANGED) for invitation in old_address)
+    old_number = open_links.filter(by_text=True).exclude(text_to=representative.mobile_phone or "")
+    return revoked + sum(invitation.revoke(now, reason=RevokeReason.MOBILE_CHANGED) for invitation in old_number)
+
+
 def end_due(*, now: datetime.datetime) -> int:
     """The daily (hourly-run) job: end parents' and guardians' access to patients who reached their
     practice's age of majority (on the practice's own date) and every access past its end date,

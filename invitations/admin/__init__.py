@@ -3,8 +3,7 @@ this package, which registers each):
 
 | page | module |
 |---|---|
-| the invitations list and an invitation's timeline | `invitations` |
-| delivery reports from the email service | `delivery_reports` |
+| the invitations list, an invitation's timeline, delivery reports from the email service | `invitations` |
 | the patient list's status column, filters and Invite / Resend / Revoke with their confirmations | `patient_list` |
 | a patient's page: the invitation box, its buttons, "Why no invite?" | `patient_page` |
 | "Send portal invitation" on the add-patient form, with the choice of channel | `patient_add` |
@@ -13,6 +12,8 @@ this package, which registers each):
 | Activate Now: preview, confirmation, progress bar | `activate_now` |
 | the bulk runs list (and the URLs of the three above) | `bulk_runs` |
 | the invitation email and text editor, and the templates list | `template_editor` |
+| representatives on a patient's page (add, invite, resend, revoke) and the representatives lists | `representatives` |
+| who may run Activate Now, edit the wording and switch the portal settings | `permissions` |
 """
 
-from invitations.admin import bulk_runs, delivery_reports, invitations, patients, template_editor  # noqa: F401
+from invitations.admin import bulk_runs, invitations, patients, representatives, template_editor  # noqa: F401

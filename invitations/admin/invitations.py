@@ -1,6 +1,7 @@
 """The invitations list (Admin → Portal invitations → Invitations): every invitation with its
-channels, status and reason, its timeline inline, and Resend / Revoke handed to the patient list's
-own flow (`invitations.admin.patient_list`)."""
+channels, recipient, status and reason, its timeline inline, and Resend / Revoke handed to the
+patient list's own flow (`invitations.admin.patient_list`); and the delivery reports the email
+service sent about them (read-only)."""
 
 from django.contrib import admin
 from django.db.models import BooleanField, Case, Value, When
@@ -11,6 +12,7 @@ from patients.admin_scoping import PracticeScopedAdmin
 from patients.models import Patient
 from patients.paging import CappedCountPaginator
 
+from invitations.models.delivery_reports import DeliveryReport
 from invitations.models import OPEN_STATUSES, Invitation, InvitationEvent, Status, run_out
 from invitations.patient_status import PortalStatus, status_tag
 from invitations.vocabulary import last_digits
@@ -69,12 +71,12 @@ class InvitationEventInline(admin.TabularInline):
 @admin.register(Invitation)
 class InvitationAdmin(PracticeScopedAdmin):
     list_display = [
-        "created_at", "patient", "email", "channels", "status_tag", "text", "problem", "source", "accepted_via",
+        "created_at", "patient", "recipient", "email", "channels", "status_tag", "text", "problem", "source", "accepted_via",
         "expires_at", "practice",
     ]
     list_filter = ["practice", "status", ChannelFilter, "text_status", "revoke_reason", "source"]
     search_fields = ["^patient__last_name", "=patient__chart_number", "^email", "=public_id"]
-    list_select_related = ["patient", "practice"]
+    list_select_related = ["patient", "practice", "access__representative"]
     show_full_result_count = False
     paginator = CappedCountPaginator
     # Newest first by id (the order they were made in): the primary key serves it for any
@@ -112,6 +114,13 @@ class InvitationAdmin(PracticeScopedAdmin):
         if obj.status == Status.EXPIRED or getattr(obj, "run_out", False):
             return status_tag(PortalStatus.EXPIRED)
         return status_tag(STATUS_TAGS[obj.status])
+
+    @admin.display(description="to")
+    def recipient(self, obj: Invitation) -> str:
+        """The patient, or the representative invited to act for them."""
+        if obj.access_id is None:
+            return "The patient"
+        return f"{obj.access.representative} ({obj.access.get_relationship_display().lower()})"
 
     @admin.display(description="sent by")
     def channels(self, obj: Invitation) -> str:
@@ -158,3 +167,26 @@ class InvitationAdmin(PracticeScopedAdmin):
         open_ones = queryset.filter(status__in=OPEN_STATUSES)
         patients = patient_admin.get_queryset(request).filter(pk__in=open_ones.values("patient_id"))
         return patient_admin.revoke_selected(request, patients)
+
+
+@admin.register(DeliveryReport)
+class DeliveryReportAdmin(PracticeScopedAdmin):
+    """What the email service reported, as received (read-only)."""
+
+    practice_lookup = "invitation__practice"
+    list_display = ["received_at", "provider", "event_type", "outcome", "invitation"]
+    list_filter = ["event_type", "provider"]
+    list_select_related = ["invitation"]
+    search_fields = ["=message_id", "=invitation__public_id"]
+    readonly_fields = ["provider", "event_id", "event_type", "message_id", "invitation", "occurred_at", "received_at", "outcome"]
+    fields = readonly_fields
+    show_full_result_count = False
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,7 +1,8 @@
 """The patient admin with invitations on it, put together from the page families that serve it:
 the list (`patient_list`: status column, filters, Invite / Resend / Revoke), a patient's page
 (`patient_page`: the invitation box and its buttons, "Why no invite?") and the add form
-(`patient_add`: "Send portal invitation"). The permission checks they share are here.
+(`patient_add`: "Send portal invitation") and its representatives (`representatives`). The permission
+checks they share are here.
 
 The patient admin itself (`patients.admin.PatientAdmin`) knows nothing of invitations: this app
 extends it and registers the extended admin in its place (the app above extends the app below).
@@ -16,9 +17,12 @@ from patients.models import Patient
 from invitations.admin.patient_add import AddAndInvite
 from invitations.admin.patient_list import NoInviteReasonFilter, PatientListInvitations, PortalStatusFilter
 from invitations.admin.patient_page import PatientPageInvitations
+from invitations.admin.representatives import PatientRepresentatives
 
 
-class PatientWithInvitationsAdmin(AddAndInvite, PatientPageInvitations, PatientListInvitations, PatientAdmin):
+class PatientWithInvitationsAdmin(
+    AddAndInvite, PatientRepresentatives, PatientPageInvitations, PatientListInvitations, PatientAdmin,
+):
     list_display = ["chart_number", "name", "invitation_status", "date_of_birth", "contact", "language", "practice"]
     list_filter = [
         PatientAdmin.list_filter[0], PortalStatusFilter, NoInviteReasonFilter, *PatientAdmin.list_filter[1:],
@@ -40,7 +44,7 @@ class PatientWithInvitationsAdmin(AddAndInvite, PatientPageInvitations, PatientL
         return tenancy.can(request.user, "invitations.change_invitation", practice_id)
 
     def get_urls(self):
-        return self.page_urls() + super().get_urls()
+        return self.page_urls() + self.representative_urls() + super().get_urls()
 
 
 admin.site.unregister(Patient)
