@@ -18,7 +18,7 @@ from django.views.decorators.http import require_http_methods
 
 from core import languages, throttle
 from invitations import services
-from invitations.models import Channel, EventKind, Invitation
+from invitations.models import MAX_FAILED_ATTEMPTS, Channel, EventKind, Invitation
 from patients.models import Patient
 from portal.forms import RegistrationForm
 from portal import family
@@ -86,6 +86,7 @@ def register(request: HttpRequest, token: str) -> HttpResponse:
     )
     if attempt.outcome == "mismatch":
         form.identity_not_confirmed()
+        invitation.refresh_from_db(fields=["failed_attempts"])  # counted by the attempt, under its lock
         return _registration_page(request, invitation, form)
     if attempt.outcome == "username_taken":
         form.add_error("username", gettext("That username is taken; choose another."))
@@ -105,6 +106,7 @@ def _registration_page(request, invitation, form) -> HttpResponse:
     return render(
         request,
         "portal/register.html",
-        {"form": form, "practice": invitation.practice},
+        # Before the answer that would void the link, the page says so (it never says which detail was wrong).
+        {"form": form, "practice": invitation.practice, "last_try": invitation.failed_attempts >= MAX_FAILED_ATTEMPTS - 1},
         status=200 if not form.errors else 400,
     )
