@@ -66,6 +66,7 @@ class PracticeAdmin(PracticeScopedAdmin):
             {"fields": ["monthly_reinvite_enabled", "monthly_reinvite_day", "monthly_reinvite_cap"]},
         ),
         ("Languages", {"fields": ["default_language", "language_assistance_notice", "language_assistance_text"]}),
+        ("Staff sign-in", {"fields": ["require_two_factor", "staff_idle_minutes"]}),
     ]
 
     def has_add_permission(self, request, *args):

@@ -195,6 +195,22 @@ class Practice(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(12)],
     )
 
+    # Staff sign-in (patients/staff_auth).
+    require_two_factor = models.BooleanField(
+        "require two-factor sign-in",
+        default=False, db_default=False,
+        help_text=(
+            "On: this practice's team confirm every sign-in with a code from an authenticator app, and "
+            "enrol one at their next sign-in. Superusers always do."
+        ),
+    )
+    staff_idle_minutes = models.PositiveSmallIntegerField(
+        "sign staff out after this many idle minutes",
+        default=30, db_default=30,
+        validators=[MinValueValidator(5), MaxValueValidator(480)],
+        help_text="Someone in several practices is signed out after the shortest of their practices' times.",
+    )
+
     # Family and caregiver access (patients/representatives.py): the age bands are the practice's
     # because state laws differ.
     family_access_enabled = models.BooleanField(

@@ -63,6 +63,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "anymail",
+    # Two-factor sign-in for staff (patients/staff_auth/two_factor.py): authenticator apps and recovery codes.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "core",
     "patients",
     "invitations",
@@ -79,7 +83,11 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Staff sign-in (patients/staff_auth): idle sessions end; the admin waits for the second factor.
+    "patients.staff_auth.sessions.IdleTimeout",
+    "patients.staff_auth.two_factor.RequireSecondFactor",
     "patients.timezones.PracticeTimeZoneMiddleware",
     # The patient pages in the patient's language (portal/language.py); the admin stays English.
     "portal.language.PatientLanguageMiddleware",
@@ -204,6 +212,13 @@ SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 LANGUAGE_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
+# Signed-in sessions end when idle (patients/staff_auth/sessions.py): staff after their practice's
+# setting (this default for anyone without one), patients after 15 minutes; everyone 12 hours after
+# signing in. Sessions used to last two weeks.
+PORTAL_STAFF_IDLE_MINUTES = env.int("PORTAL_STAFF_IDLE_MINUTES", default=30)
+PORTAL_PATIENT_IDLE_MINUTES = env.int("PORTAL_PATIENT_IDLE_MINUTES", default=15)
+PORTAL_SESSION_MAX_HOURS = env.int("PORTAL_SESSION_MAX_HOURS", default=12)
+SESSION_COOKIE_AGE = PORTAL_SESSION_MAX_HOURS * 3600
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
@@ -483,3 +498,5 @@ LOGGING = {
 }
 
 LOGIN_URL = "admin:login"
+# The name authenticator apps show beside the account.
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Practice Portal")

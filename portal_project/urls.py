@@ -8,7 +8,7 @@ from django.templatetags.static import static
 from django.views.generic import RedirectView
 
 from core.sending.webhooks import tracking as tracking_webhook
-from patients.staff_auth.views import StaffPasswordResetConfirmView, StaffPasswordResetView, staff_login
+from patients.staff_auth.views import StaffPasswordResetConfirmView, StaffPasswordResetView, staff_login, two_factor_page
 from patients.views import healthz, practice_logo
 
 admin.site.site_header = "Practice Portal"
@@ -30,6 +30,7 @@ urlpatterns = [
     # admin_password_reset URL exists.
     path("admin/password_reset/", StaffPasswordResetView.as_view(), name="admin_password_reset"),
     path("admin/login/", staff_login, name="staff_login"),
+    path("admin/two-factor/", admin.site.admin_view(two_factor_page), name="staff_two_factor"),
     path(
         "admin/password_reset/done/",
         auth_views.PasswordResetDoneView.as_view(),

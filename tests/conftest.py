@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.test import Client
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -170,6 +171,49 @@ def use_provider(standin, settings):
         return standin
 
     return use
+
+
+@pytest.fixture(autouse=True)
+def _force_login_gives_the_second_factor(monkeypatch):
+    """`client.force_login(user)` stands for a whole staff sign-in: the password and, for an account
+    that must give one (a superuser, a member of a practice that requires it), the second factor
+    through an authenticator device made for the test. Tests of two-factor sign-in itself sign in
+    through the pages, or use `force_login_password_only`."""
+
+    def force_login(self, user, backend=None):
+        force_login_password_only(self, user, backend)
+        from django_otp import DEVICE_ID_SESSION_KEY
+        from django_otp.plugins.otp_totp.models import TOTPDevice
+
+        from patients.staff_auth.two_factor import NEEDED_SESSION_KEY
+
+        session = self.session
+        if session.get(NEEDED_SESSION_KEY):
+            device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+            device = device or TOTPDevice.objects.create(user=user, name="Test authenticator", confirmed=True)
+            session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+            session.save()
+
+    monkeypatch.setattr(Client, "force_login", force_login)
+
+
+_ORIGINAL_FORCE_LOGIN = Client.force_login
+
+
+@pytest.fixture(autouse=True)
+def _sessions_never_idle_out(monkeypatch, settings):
+    """Many tests move the clock by hours or days with one signed-in client (expiry, re-invites,
+    digests): their sessions do not end for idleness. tests/security/test_idle_sessions.py, which
+    tests that they do, overrides this fixture."""
+    from patients.staff_auth import sessions
+
+    monkeypatch.setattr(sessions, "idle_seconds_for", lambda user: 10 * 365 * 86400)
+    settings.PORTAL_SESSION_MAX_HOURS = 10 * 365 * 24
+
+
+def force_login_password_only(client, user, backend=None):
+    """Signed in with the password alone: a second factor still owed is asked for."""
+    _ORIGINAL_FORCE_LOGIN(client, user, backend)
 
 
 @pytest.fixture(autouse=True)

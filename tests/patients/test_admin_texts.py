@@ -45,7 +45,7 @@ def practice_data(practice, **overrides) -> dict:
     data = {
         "name": practice.name, "time_zone": practice.time_zone, "contact_email": practice.contact_email,
         "contact_phone": practice.contact_phone, "invitations_enabled": "on", "activation_email_enabled": "on",
-        "link_lifetime_days": 7, "monthly_reinvite_day": 1, "monthly_reinvite_cap": 3, "country": practice.country,
+        "link_lifetime_days": 7, "monthly_reinvite_day": 1, "monthly_reinvite_cap": 3, "staff_idle_minutes": 30, "country": practice.country,
         "bulk_channels": practice.bulk_channels, "default_language": practice.default_language,
     }
     data.update(overrides)

@@ -37,7 +37,7 @@ def test_practice_setting_changes_are_audited(client, practice_a):
     client.force_login(user)
     data = {
         "name": practice_a.name, "time_zone": practice_a.time_zone, "contact_email": practice_a.contact_email, "contact_phone": practice_a.contact_phone,
-        "invitations_enabled": "on", "link_lifetime_days": 5, "monthly_reinvite_day": 1, "monthly_reinvite_cap": 3,
+        "invitations_enabled": "on", "link_lifetime_days": 5, "monthly_reinvite_day": 1, "monthly_reinvite_cap": 3, "staff_idle_minutes": 30,
         "country": "US", "bulk_channels": "email", "default_language": "en",
     }  # activation email switched off, lifetime 7 -> 5
     assert client.post(reverse("admin:patients_practice_change", args=[practice_a.pk]), data).status_code == 302

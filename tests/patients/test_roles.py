@@ -54,7 +54,7 @@ def test_practice_admin_changes_own_practice_settings(client, practice_a):
     data = {
         "name": "Renamed", "time_zone": "America/New_York", "contact_email": "", "contact_phone": "", "default_language": "en",
         "invitations_enabled": "on", "activation_email_enabled": "on", "link_lifetime_days": 7,
-        "monthly_reinvite_day": 1, "monthly_reinvite_cap": 3, "country": "US", "bulk_channels": "email",
+        "monthly_reinvite_day": 1, "monthly_reinvite_cap": 3, "staff_idle_minutes": 30, "country": "US", "bulk_channels": "email",
     }
     response = client.post(url, data)
     assert response.status_code == 302
