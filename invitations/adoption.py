@@ -24,7 +24,7 @@ from django.utils.safestring import SafeString, mark_safe
 from core.queue import enqueue_on_commit
 from patients.models import Patient, Practice
 
-from invitations import eligibility
+from invitations import eligibility, representatives
 from invitations.models.figures import PracticeFigures
 from invitations.models import Channel, Invitation
 from invitations.patient_status import PortalStatus, with_portal_status
@@ -109,6 +109,9 @@ class Figures:
     inactive: int
     split: list[tuple[str, str, int, str]]  # key, label, count, portal status
     not_eligible: list[tuple[str, int]]  # rule code, patients
+    #: Patients without an own account whom a parent, guardian or caregiver registered for: their
+    #: representative linked their login (an access in force). Counted among the inactive.
+    by_representative: int = 0
     months: list[Month] = field(default_factory=list)
     computed_at: datetime.datetime | None = None
     #: What Activate Now would do when these were counted (its preview, for every inactive patient).
@@ -135,6 +138,7 @@ class Figures:
         return {
             "total": self.total,
             "active": self.active,
+            "by_representative": self.by_representative,
             "split": {key: count for key, _label, count, _status in self.split},
             "not_eligible": [[code, count] for code, count in self.not_eligible],
             "months": [
@@ -166,6 +170,7 @@ class Figures:
             total=data.get("total", 0),
             active=data.get("active", 0),
             inactive=data.get("total", 0) - data.get("active", 0),
+            by_representative=data.get("by_representative", 0),
             split=[(key, label, split.get(key, 0), status) for key, label, status in INACTIVE_SPLIT],
             not_eligible=[(code, count) for code, count in data.get("not_eligible", []) if code in eligibility.RULES_BY_CODE],
             months=[
@@ -202,6 +207,7 @@ def figures(practice: Practice, *, now: datetime.datetime) -> Figures:
     counts = with_portal_status(patients, now).aggregate(
         total=Count("pk"),
         active=Count("pk", filter=Q(portal_user__isnull=False)),
+        by_representative=Count("pk", filter=representatives.registered_via_representative(now)),
         **{status: Count("pk", filter=Q(portal_status=status)) for _, _, status in INACTIVE_SPLIT},
     )
     split = [(key, label, counts[status], status) for key, label, status in INACTIVE_SPLIT]
@@ -218,6 +224,7 @@ def figures(practice: Practice, *, now: datetime.datetime) -> Figures:
         total=counts["total"],
         active=counts["active"],
         inactive=counts["total"] - counts["active"],
+        by_representative=counts["by_representative"],
         split=split,
         not_eligible=not_eligible,
         months=monthly_funnel(practice, now=now),

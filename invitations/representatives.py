@@ -19,7 +19,7 @@ from django.contrib.auth import authenticate, get_user_model
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
 from core.queue import enqueue_on_commit
 from core.sending import engine
@@ -528,6 +528,9 @@ def accesses_of_patient(patient: Patient):
     return RepresentativeAccess.objects.filter(patient=patient).select_related("representative").order_by("-granted_at", "-pk")
 
 
-def registered_via_representative() -> Q:
-    """Patients reached through a linked representative (the dashboard's "registered by a representative")."""
-    return Q(representative_accesses__status=AccessStatus.ACTIVE)
+def registered_via_representative(now: datetime.datetime) -> Q:
+    """Patient rows without an own account whose representative linked their login and may open the
+    portal now (an access in force, family access on): the dashboard's "registered by a
+    representative". An EXISTS, so counting it never multiplies a patient by their parents."""
+    linked = RepresentativeAccess.objects.in_force(now).filter(patient_id=OuterRef("pk"), practice__family_access_enabled=True)
+    return Q(portal_user__isnull=True) & Q(Exists(linked))

@@ -145,3 +145,44 @@ def test_saving_the_switches_recounts_the_figures(
     with django_capture_on_commit_callbacks(execute=True):
         client.post(url, {"invitations_enabled": "on", "link_lifetime_days": "7", "monthly_reinvite_day": "1", "monthly_reinvite_cap": "3"})
     assert client.get(url).context["figures"].not_eligible == [("activation_email_disabled", 1)]
+
+
+def test_it_counts_the_patients_registered_by_a_representative_once_each(practice_a, practice_b, django_assert_max_num_queries):
+    from patients.representatives import AccessStatus
+    from tests.family_factories import AccessFactory, RepresentativeFactory, child, teenager
+
+    linked = dict(status=AccessStatus.ACTIVE, linked_at=NOW - DAY)
+    two_parents = child(practice_a)
+    AccessFactory(patient=two_parents, **linked)
+    AccessFactory(patient=two_parents, **linked)  # counted once, not per parent
+    sibling = child(practice_a, first_name="Lucas")
+    AccessFactory(patient=sibling, representative=RepresentativeFactory(practice=practice_a), **linked)
+    AccessFactory(patient=child(practice_a))  # invited, not linked yet
+    AccessFactory(patient=child(practice_a), status=AccessStatus.REVOKED)
+    AccessFactory(patient=child(practice_a), ends_at=NOW - DAY, **linked)  # past its end date, not ended by the job yet
+    AccessFactory(patient=child(practice_a), ends_at=NOW + DAY, **linked)  # in force one more day
+    AccessFactory(patient=teenager(practice_a, portal_user=UserFactory()), **linked)  # registered on their own
+    AccessFactory(patient=child(practice_b), **linked)  # another practice
+
+    with django_assert_max_num_queries(4):  # still one scan of the patients for the totals
+        figures = adoption.figures(practice_a, now=NOW)
+    assert (figures.total, figures.active, figures.by_representative) == (7, 1, 3)
+    assert adoption.Figures.from_json(figures.to_json()).by_representative == 3
+    assert adoption.Figures.from_json({"total": 2}).by_representative == 0  # a snapshot counted before the figure existed
+
+    practice_a.family_access_enabled = False  # representatives cannot open the portal then
+    practice_a.save()
+    assert adoption.figures(practice_a, now=NOW).by_representative == 0
+
+
+def test_the_dashboard_shows_the_patients_registered_by_a_representative(client_a, practice_a, practice_b):
+    from patients.representatives import AccessStatus
+    from tests.family_factories import AccessFactory, child
+
+    AccessFactory(patient=child(practice_a), status=AccessStatus.ACTIVE, linked_at=NOW - DAY)
+    for _ in range(2):
+        AccessFactory(patient=child(practice_b), status=AccessStatus.ACTIVE, linked_at=NOW - DAY)
+    page = " ".join(client_a.get(dashboard_url(practice_a)).content.decode().split())
+    card = re.search(r'id="registered-by-representative"[^>]*><span class="figure">(\d+)</span>Registered by a representative', page)
+    assert card and card.group(1) == "1"
+    assert "Registered on the portal" in page
