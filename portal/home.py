@@ -7,6 +7,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods
 
+from core.phones import display_phone
 from invitations import services
 from patients.models import EmailOptOut, OptOutReason, Patient
 from patients.representatives import AccessLevel
@@ -17,9 +18,13 @@ from portal.guards import patient_required
 @patient_required
 def home(request: HttpRequest, patient: Patient) -> HttpResponse:
     record = request.record
+    show = {section: records.shows(record, section) for section in records.SECTIONS[AccessLevel.FULL]}
+    # Email preferences are about the address on the chart: without one there is nothing to stop.
+    show["email_preferences"] = show.get("email_preferences", False) and bool(patient.email)
     return render(request, "portal/home.html", {
-        "patient": patient, "practice": patient.practice,
-        "show": {section: records.shows(record, section) for section in records.SECTIONS[AccessLevel.FULL]},
+        "patient": patient, "practice": patient.practice, "show": show,
+        # The mobile number the practice texts, as the patient writes it ("(617) 555-0123").
+        "mobile": display_phone(patient.mobile_phone, patient.practice.country) if patient.mobile_phone else "",
         "may_manage_caregivers": family.may_manage_caregivers(record, timezone.now()),
     })
 
