@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from core.phones import normalise_phone
 from invitations.eligibility import bulk_plan, eligible
-from invitations.models import Channel, EventKind, Invitation, InvitationEvent, Status, TextStatus
+from invitations.models import Channel, EventKind, Invitation, InvitationEvent, InvitationTemplate, Status, TextStatus
 from patients.models import BulkChannels, EmailOptOut, Membership, Patient, Practice, SmsOptOut, SmsOptOutReason
 
 pytestmark = pytest.mark.django_db
@@ -21,6 +21,10 @@ def test_seed_demo_creates_a_realistic_variety(capsys):
     assert manager_practices == 2
     patients = Patient.objects.all()
     assert patients.count() == 800
+    for practice in Practice.objects.all():  # Spanish speakers at both practices
+        assert 0.15 < practice.patients.filter(preferred_language="es").count() / practice.patients.count() < 0.25
+    riverside = Practice.objects.get(name="Riverside Aesthetics")  # its own English email, no Spanish one yet
+    assert InvitationTemplate.falls_back(riverside, "es") and not InvitationTemplate.falls_back(Practice.objects.exclude(pk=riverside.pk).get(), "es")
     assert patients.filter(email="").exists()
     assert patients.filter(email_consent=False).exists()
     assert patients.filter(deceased=True).exists()

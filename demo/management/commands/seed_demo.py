@@ -23,7 +23,7 @@ from django.utils import timezone
 from core import queue
 from core.sending.errors import twilio_delivery_error
 from invitations.models import (
-    Channel, EventKind, Invitation, InvitationEvent, Source, Status, TextStatus, hash_token, new_token,
+    Channel, EventKind, Invitation, InvitationEvent, InvitationTemplate, Source, Status, TextStatus, hash_token, new_token,
 )
 from invitations.vocabulary import TEXT_TOKEN_BYTES, last_digits
 from notifications.models import ApplicationStatus
@@ -47,6 +47,7 @@ STAFF = [
     ("manager", "Riley", "Both", [(0, Role.MANAGER), (1, Role.ADMIN)], False),
     ("viewer", "Vic", "Viewer", [(1, Role.VIEWER)], False),
 ]
+SPANISH = "es"  # the demo's patients who prefer Spanish (at both practices)
 FIRST_NAMES = "Olivia Liam Emma Noah Ava Elijah Sophia James Isabella Lucas Mia Mateo Amelia Benjamin Harper Theo Chloé José Zoë Renée Seán Aaliyah Nguyen Priya Wei".split()
 LAST_NAMES = "Smith Johnson Williams Brown Jones García Miller Davis Rodríguez Martínez Hernández López Gonzalez Wilson Anderson Thomas Taylor Moore Jackson Martin Lee Pérez Thompson White Harris O'Brien Nguyen Patel Kim Müller".split()
 DOMAINS = ["example.com", "mail.example", "inbox.example", "family.example"]
@@ -78,9 +79,20 @@ class Command(BaseCommand):
         rng = random.Random(seed)
         practices = [Practice.objects.get_or_create(name=p["name"], defaults=p)[0] for p in PRACTICES]
         self._create_staff(practices)
+        self._write_wording(practices[1])
         for practice in practices:
             self._create_patients(practice, patients, rng, batch_size)
         self._print_logins()
+
+    def _write_wording(self, practice: Practice) -> None:
+        """Riverside wrote its own English email and no Spanish one yet: its Spanish speakers get the
+        English version, which the template editor and Activate Now's preview say (Maple Street uses
+        the shipped wording, in English and in Spanish)."""
+        shipped = InvitationTemplate.default("en")
+        InvitationTemplate.objects.get_or_create(
+            practice=practice, language="en",
+            defaults={"subject": "Your new patient portal at [Practice Name]", "html_body": shipped.html_body},
+        )
 
     def _create_staff(self, practices: list[Practice]) -> None:
         User = get_user_model()
@@ -129,6 +141,9 @@ class Command(BaseCommand):
                     phone=f"(555) 01{rng.randint(0, 99):02d}-{rng.randint(0, 9999):04d}",
                     birth_sex=rng.choice([BirthSex.FEMALE, BirthSex.MALE]),
                     email_consent=True,
+                    # One in five reads Spanish best (about the US share of Spanish speakers at home,
+                    # rounded up); by the number, so the other choices' random draws stay as they were.
+                    preferred_language=SPANISH if number % 5 == 0 else practice.default_language,
                 )
                 if kind < 0.06:
                     patient.email = ""  # no email on file
