@@ -1,6 +1,7 @@
 """A patient asking for portal access on the practice's public page (when self sign-up is on):
-matched to a chart and invited, or a new chart flagged "self sign-up, unverified". The page answers
-the same whatever happened, so it never tells who is a patient."""
+matched to a chart and invited, or a new chart flagged "self sign-up, unverified", by a worker. The
+page does the same work and answers the same whatever the request holds, so it never tells who is
+a patient."""
 
 import datetime
 import logging
@@ -9,10 +10,10 @@ import secrets
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
-from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from core import throttle
+from core.queue import enqueue_on_commit
 from patients.models import Patient, Practice, normalise_email
 
 from invitations.models import Source
@@ -24,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 ACCESS_REQUEST_LIMIT = (5, 60 * 60)  # per client address per hour
 ACCESS_REQUEST_EMAIL_LIMIT = (3, 24 * 60 * 60)  # per practice and address per day
+HANDLE_TASK = "portal.handle_access_request"
 
 
 def _find_requesting_patient(practice: Practice, *, first_name: str, last_name: str, date_of_birth, email: str):
@@ -99,10 +101,12 @@ def access_request_page(request: HttpRequest, practice_id: int) -> HttpResponse:
         return render(request, "portal/request_access.html", {"practice": practice, "form": form}, status=400)
     data = form.cleaned_data
     if throttle.allow(
-        "access-request-email", f"{practice.pk}:{data['email']}",
+        "access-request-email", f"{practice.pk}:{data['email'].lower()}",
         limit=ACCESS_REQUEST_EMAIL_LIMIT[0], window_seconds=ACCESS_REQUEST_EMAIL_LIMIT[1],
     ):
-        outcome = request_access(practice=practice, now=timezone.now(), **data)
-        logger.info("access request for practice %s: %s", practice.pk, outcome)
-    # Whatever happened, the same answer: the page never tells who is a patient.
+        # Matching the chart, creating one, inviting: a worker's job. Done here, a registered
+        # patient's request was answered in 8 ms and a stranger's in 26 ms.
+        fields = {**data, "date_of_birth": data["date_of_birth"].isoformat()}
+        enqueue_on_commit(HANDLE_TASK, practice.pk, fields, private=True)
+    # Whatever happened, the same work and the same answer: the page never tells who is a patient.
     return render(request, "portal/request_access_done.html", {"practice": practice})

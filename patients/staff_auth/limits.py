@@ -1,4 +1,5 @@
-"""How many staff sign-in attempts are evaluated, and how a locked account is unlocked.
+"""How many sign-in attempts are evaluated, and how a locked account is unlocked: the staff's
+admin (`STAFF`) and the patient portal (`PATIENTS`, the same with 20 failures per address).
 
 Three limits, each counted before it decides (`core.throttle.attempt`), so requests arriving
 together cannot slip past a count that has not been taken yet:
@@ -29,9 +30,33 @@ from django.http import HttpRequest, HttpResponse
 
 from core import throttle
 
-ADDRESS_LIMIT = ("staff-login", 10, 5 * 60)
-ACCOUNT_AT_ADDRESS_LIMIT = ("staff-login-pair", 5, 15 * 60)
-ACCOUNT_LIMIT = ("staff-login-account", 10, 15 * 60)
+@dataclass(frozen=True)
+class SignInPolicy:
+    """The limits of one sign-in page: (scope, limit, window seconds) each, and its known-browser cookie."""
+
+    address: tuple[str, int, int]
+    account_at_address: tuple[str, int, int]
+    account: tuple[str, int, int]
+    cookie_name: str
+    cookie_path: str
+
+
+STAFF = SignInPolicy(
+    address=("staff-login", 10, 5 * 60),
+    account_at_address=("staff-login-pair", 5, 15 * 60),
+    account=("staff-login-account", 10, 15 * 60),
+    cookie_name="portal_staff_browser",
+    cookie_path="/admin/",
+)
+#: The patient portal: a family or a clinic's waiting room signs in from one address, so the
+#: address's limit is higher; the per-account limits are the staff's.
+PATIENTS = SignInPolicy(
+    address=("portal-login", 20, 15 * 60),
+    account_at_address=("portal-login-pair", 5, 15 * 60),
+    account=("portal-login-account", 10, 15 * 60),
+    cookie_name="portal_patient_browser",
+    cookie_path="/",
+)
 SLOW_DOWN_MAX_SECONDS = 60
 
 ADDRESS_LIMITED = "Too many failed sign-ins from this address. Wait a few minutes and try again."
@@ -44,10 +69,11 @@ SLOWED_DOWN = (
     "browser. Wait a minute and try again, or reset your password with the link below: that unlocks it."
 )
 
-#: The browsers an account signed in from (a signed cookie): never slowed down for that account.
-KNOWN_BROWSER_COOKIE = "portal_staff_browser"
+#: How long a browser is remembered as one an account signed in from, and how many accounts it
+#: remembers (a shared front-desk computer, a family's tablet).
 KNOWN_BROWSER_DAYS = 90
-KNOWN_BROWSER_ACCOUNTS = 5  # a shared front-desk computer remembers several people
+KNOWN_BROWSER_ACCOUNTS = 5
+KNOWN_BROWSER_COOKIE = STAFF.cookie_name
 _SALT = "patients.staff_auth.known-browser"
 
 
@@ -56,9 +82,9 @@ def account_key(username: str) -> str:
     return (username or "").strip().lower()
 
 
-def slow_down_seconds(failures: int) -> int:
+def slow_down_seconds(failures: int, policy: SignInPolicy = STAFF) -> int:
     """The wait between evaluated attempts once an account has `failures` failures in the window."""
-    excess = failures - ACCOUNT_LIMIT[1]
+    excess = failures - policy.account[1]
     return 0 if excess <= 0 else min(2**excess, SLOW_DOWN_MAX_SECONDS)
 
 
@@ -66,8 +92,8 @@ def _fingerprint(account: str) -> str:
     return hashlib.sha256(f"{_SALT}:{account}".encode()).hexdigest()[:16]
 
 
-def known_accounts(request: HttpRequest) -> list[str]:
-    value = request.COOKIES.get(KNOWN_BROWSER_COOKIE)
+def known_accounts(request: HttpRequest, policy: SignInPolicy = STAFF) -> list[str]:
+    value = request.COOKIES.get(policy.cookie_name)
     if not value:
         return []
     try:
@@ -77,15 +103,15 @@ def known_accounts(request: HttpRequest) -> list[str]:
     return [a for a in accounts if isinstance(a, str)] if isinstance(accounts, list) else []
 
 
-def remember_browser(request: HttpRequest, response: HttpResponse, username: str) -> None:
+def remember_browser(request: HttpRequest, response: HttpResponse, username: str, policy: SignInPolicy = STAFF) -> None:
     """Mark this browser as one `username` signed in from (or reset their password in)."""
     fingerprint = _fingerprint(account_key(username))
-    accounts = [fingerprint] + [a for a in known_accounts(request) if a != fingerprint]
+    accounts = [fingerprint] + [a for a in known_accounts(request, policy) if a != fingerprint]
     response.set_cookie(
-        KNOWN_BROWSER_COOKIE,
+        policy.cookie_name,
         signing.dumps(accounts[:KNOWN_BROWSER_ACCOUNTS], salt=_SALT),
         max_age=KNOWN_BROWSER_DAYS * 86400,
-        path="/admin/",
+        path=policy.cookie_path,
         secure=settings.SESSION_COOKIE_SECURE,
         httponly=True,
         samesite="Lax",
@@ -111,11 +137,11 @@ class SignInGate:
         return self
 
 
-def check(request: HttpRequest, username: str) -> SignInGate:
+def check(request: HttpRequest, username: str, policy: SignInPolicy = STAFF) -> SignInGate:
     """Count this attempt in each limit, in order, and say whether it may be evaluated."""
     gate = SignInGate()
     address = throttle.client_ip(request)
-    scope, limit, window = ADDRESS_LIMIT
+    scope, limit, window = policy.address
     by_address = throttle.attempt(scope, address, limit=limit, window_seconds=window)
     if not by_address.allowed:
         # Kept in the count: a flood from one address stays refused until it stops.
@@ -125,23 +151,23 @@ def check(request: HttpRequest, username: str) -> SignInGate:
     if not account:
         return gate
 
-    scope, limit, window = ACCOUNT_AT_ADDRESS_LIMIT
+    scope, limit, window = policy.account_at_address
     here = throttle.attempt(scope, (account, address), limit=limit, window_seconds=window)
     gate.counted.append(here)
     if not here.allowed:
         return gate._refuse(LOCKED_HERE)
 
-    scope, limit, window = ACCOUNT_LIMIT
+    scope, limit, window = policy.account
     anywhere = throttle.attempt(scope, account, limit=limit, window_seconds=window)
     gate.counted.append(anywhere)
-    if not anywhere.allowed and _fingerprint(account) not in known_accounts(request):
-        if not throttle.take_turn(scope, account, seconds=slow_down_seconds(anywhere.count)):
+    if not anywhere.allowed and _fingerprint(account) not in known_accounts(request, policy):
+        if not throttle.take_turn(scope, account, seconds=slow_down_seconds(anywhere.count, policy)):
             return gate._refuse(SLOWED_DOWN)
     return gate
 
 
-def unlock(username: str) -> None:
+def unlock(username: str, policy: SignInPolicy = STAFF) -> None:
     """Forget an account's failed sign-ins everywhere (its password was just reset)."""
     account = account_key(username)
-    throttle.clear(ACCOUNT_AT_ADDRESS_LIMIT[0], (account,))
-    throttle.clear(ACCOUNT_LIMIT[0], account)
+    throttle.clear(policy.account_at_address[0], (account,))
+    throttle.clear(policy.account[0], account)

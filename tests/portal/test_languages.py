@@ -156,12 +156,13 @@ def test_every_patient_page_in_spanish_holds_no_english_sentence(client, practic
     assert "No pudimos confirmar sus datos" in pages["wrong answer"].content.decode()
 
 
-def test_the_password_reset_email_is_in_each_account_holders_language(client, practice):
+def test_the_password_reset_email_is_in_each_account_holders_language(client, practice, eager_celery, django_capture_on_commit_callbacks):
     ana = registered(practice, email="familia@example.com")
     english = PatientFactory(practice=practice, first_name="Tom", email="familia@example.com", preferred_language="en")
     english.portal_user = User.objects.create_user("tom.r", email="familia@example.com", password=PASSWORD)
     english.save()
-    client.post(reverse("portal:password_reset"), {"email": "familia@example.com"})
+    with django_capture_on_commit_callbacks(execute=True):  # a worker sends it, after commit
+        client.post(reverse("portal:password_reset"), {"email": "familia@example.com"})
     by_user = {message.body.split('"')[1]: message for message in mail.outbox}
     assert by_user["ana.r"].subject == "Restablezca la contraseña de su portal del paciente"
     assert_no_english(by_user["ana.r"].body, "the Spanish reset email")
