@@ -90,6 +90,7 @@ class PatientImportViews:
             "opts": self.opts,
             "title": "Import patients from CSV",
             "columns": list(imports.COLUMNS),
+            "guardian_columns": list(imports.GUARDIAN_COLUMNS),
         }
         if request.method == "POST" and "confirm" in request.POST:
             return self._import_confirm(request, practices, context)
@@ -144,6 +145,11 @@ class PatientImportViews:
             text += (
                 f" {len(without_mobile):,} of them without their mobile number, which could not be read "
                 f"({_line_summary(without_mobile)}); add it on their charts."
+            )
+        if with_guardian := report.rows_with_guardian:
+            text += (
+                f" {len(with_guardian):,} of them with a parent, guardian or caregiver ({len(report.guardians):,} "
+                f"{'person' if len(report.guardians) == 1 else 'people'}), not invited yet: invite them from the patient's page (Activate Now invites the parents of children too young for their own account)."
             )
         if skipped:
             text += f" Skipped {skipped:,} row{pluralize(skipped)} with errors ({_line_summary(report.invalid_rows)})."

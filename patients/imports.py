@@ -12,6 +12,14 @@ Text consent from the file is recorded with the import's time and the importer.
 
 Files are read the way spreadsheets save them (see `decode` and `_delimiter`), and every row
 error quotes the value from the file and says what to write instead.
+
+A row may name the patient's parent, guardian or caregiver (`GUARDIAN_COLUMNS`): they become a
+`Representative` with an access to the new patient, under the practice's age bands as the patient
+page grants it (a child's parent gets full access, a teenager's limited, an adult's caregiver needs
+the patient's consent, a court-appointed guardian the court order). Siblings in the file naming
+the same person (the same name and the same email or mobile) share one representative, and so
+does a representative already on file, so a parent gets one login for the family. Nobody is
+invited by the import: staff invite from the patient page, or Activate Now does.
 """
 
 import codecs
@@ -24,7 +32,9 @@ from typing import Iterable, Optional
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import Truncator
 
@@ -33,7 +43,8 @@ from core.phones import InvalidPhoneNumber, display_phone, normalise_phone
 
 from . import audit
 from .audit import AuditAction
-from .models import BirthSex, DateOfBirthFormField, Patient, Practice
+from .models import AgeBand, BirthSex, DateOfBirthFormField, Patient, Practice, normalise_email
+from .representatives import AccessLevel, AccessStatus, Relationship, Representative, RepresentativeAccess
 
 
 def _either(words: Iterable[str]) -> str:
@@ -128,6 +139,45 @@ COLUMNS: tuple[Column, ...] = (
 )
 REQUIRED_COLUMNS = tuple(column for column in COLUMNS if column.required)
 
+#: How the file may name the relationship (compared like headers: case, spaces and punctuation ignored).
+RELATIONSHIP_WORDS = {
+    **{word: Relationship.PARENT for word in (
+        "parent", "mother", "father", "mom", "mum", "dad", "stepmother", "stepfather", "stepparent", "step parent",
+        "foster parent", "guardian", "legal guardian", "parent or guardian", "parent/guardian",
+    )},
+    **{word: Relationship.COURT_GUARDIAN for word in (
+        "court guardian", "court-appointed guardian", "court appointed guardian", "court_guardian", "conservator",
+    )},
+    **{word: Relationship.CAREGIVER for word in ("caregiver", "care giver", "carer", "adult caregiver", "caretaker")},
+}
+RELATIONSHIP_KEYS = {_header_key(word): relationship for word, relationship in RELATIONSHIP_WORDS.items()}
+RELATIONSHIP_IN_WORDS = "parent (or mother, father, guardian), court guardian or caregiver"
+
+#: The patient's parent, guardian or caregiver (module docstring).
+GUARDIAN_COLUMNS: tuple[Column, ...] = (
+    Column("guardian_name", "Guardian", "Guardian Name", "Parent", "Parent Name", "Parent/Guardian",
+           "Parent or Guardian", "Parent Guardian Name", "Caregiver Name",
+           hint="The whole name, e.g. Maria Garcia or Garcia, Maria; or use the two columns below."),
+    Column("guardian_first_name", "Guardian First Name", "Parent First Name", "Guardian Given Name"),
+    Column("guardian_last_name", "Guardian Last Name", "Parent Last Name", "Guardian Surname", "Guardian Family Name"),
+    Column("guardian_email", "Guardian Email Address", "Parent Email", "Parent Email Address", "Caregiver Email",
+           hint="Their own address, for their invitation. A guardian needs an email or a mobile number."),
+    Column("guardian_mobile", "Guardian Mobile Phone", "Guardian Cell", "Guardian Cell Phone", "Parent Mobile",
+           "Parent Cell", "Parent Mobile Phone", "Caregiver Mobile",
+           hint="Read like mobile_phone; a number that cannot be read is an error on the row."),
+    Column("guardian_sms_consent", "Guardian Texts OK", "Guardian Text Consent", "Parent Texts OK", "Parent Text Consent",
+           hint=f"The guardian agreed to invitation texts. {YES_NO_IN_WORDS}."),
+    Column("guardian_relationship", "Relationship", "Guardian Relationship", "Relationship to Patient", "Parent Relationship",
+           hint=f"{RELATIONSHIP_IN_WORDS[0].upper()}{RELATIONSHIP_IN_WORDS[1:]}. Blank: parent or guardian of a patient under "
+                "the practice's age of majority."),
+    Column("guardian_consent", "Patient Consent to Guardian", "Consent to Guardian", "Guardian Consent", "Caregiver Consent",
+           hint="For an adult patient: how they consented to the caregiver (e.g. signed form 3/2/2026). Required for an "
+                "adult, except for a court guardian."),
+    Column("guardian_court_order", "Court Order", "Guardian Court Order", "Court Document",
+           hint="For a court guardian: the order on file (court, number, date). Required for them."),
+)
+ALL_COLUMNS = COLUMNS + GUARDIAN_COLUMNS
+
 #: Separators a spreadsheet may save with: Excel uses semicolons where the decimal mark is a comma,
 #: and tabs for "Unicode Text". The header row shows which one a file uses.
 DELIMITERS = {",": "commas", ";": "semicolons", "\t": "tabs"}
@@ -159,6 +209,8 @@ class RowResult:
     # What is imported differently from the file, e.g. a mobile number that could not be read.
     warnings: list[tuple[str, str]] = field(default_factory=list)  # (column, message)
     patient: Optional[Patient] = None
+    #: The parent, guardian or caregiver the row names, if any.
+    guardian: Optional["GuardianAccess"] = None
 
     @property
     def ok(self) -> bool:
@@ -212,6 +264,19 @@ class ImportReport:
     def rows_without_mobile(self) -> list[RowResult]:
         """Rows that will be imported without the mobile number the file has (it could not be read)."""
         return [row for row in self.rows if row.ok and any(column == "mobile_phone" for column, _ in row.warnings)]
+
+    @property
+    def guardians(self) -> list["Guardian"]:
+        """The people the rows to import name as parent, guardian or caregiver, each once."""
+        seen: dict[int, Guardian] = {}
+        for row in self.valid_rows:
+            if row.guardian is not None:
+                seen.setdefault(id(row.guardian.person), row.guardian.person)
+        return list(seen.values())
+
+    @property
+    def rows_with_guardian(self) -> list[RowResult]:
+        return [row for row in self.valid_rows if row.guardian is not None]
 
     @property
     def shown_valid_rows(self) -> list[RowResult]:
@@ -293,7 +358,7 @@ def _map_headers(headers: Iterable[str]) -> tuple[dict[int, Column], list[str]]:
     ignored: list[str] = []
     for index, header in enumerate(headers):
         key = _header_key(header)
-        column = next((column for column in COLUMNS if key in column.header_keys), None)
+        column = next((column for column in ALL_COLUMNS if key in column.header_keys), None)
         if column is None:
             if header.strip():
                 ignored.append(header.strip())
@@ -315,8 +380,9 @@ def _quoted(value: str) -> str:
     return f"“{Truncator(value).chars(SHOWN_VALUE_LENGTH)}”"
 
 
-def validate_rows(*, practice: Practice, text: str) -> ImportReport:
+def validate_rows(*, practice: Practice, text: str, now: Optional[datetime.datetime] = None) -> ImportReport:
     report = ImportReport()
+    today = practice.today(now or timezone.now())
     if isinstance(text, DecodedText):
         report.encoding = text.encoding
         if text.problem:
@@ -340,7 +406,7 @@ def validate_rows(*, practice: Practice, text: str) -> ImportReport:
         found = ", ".join(_quoted(header.strip()) for header in headers if header.strip()) or "nothing"
         report.file_errors.append(
             f"The header row (the first line) has no column for: {', '.join(c.label for c in missing)}. "
-            f"It has {found}. Accepted columns: {', '.join(COLUMNS)}."
+            f"It has {found}. Accepted columns: {', '.join(ALL_COLUMNS)}."
         )
         return report
 
@@ -354,12 +420,15 @@ def validate_rows(*, practice: Practice, text: str) -> ImportReport:
                 )
                 return report
             values = {name: (cells[index].strip() if index < len(cells) else "") for index, name in mapping.items()}
-            report.rows.append(_validate_row(practice, line, values))
+            row = _validate_row(practice, line, values)
+            _validate_guardian(practice, row, today=today)
+            report.rows.append(row)
     except csv.Error as exc:
         report.file_errors.append(f"The file could not be read past line {reader.line_num}: {exc}.")
         return report
 
     _check_chart_numbers(practice, report.rows)
+    _share_guardians(practice, report.rows)
     return report
 
 
@@ -457,6 +526,246 @@ def _check_chart_numbers(practice: Practice, rows: list[RowResult]) -> None:
                 )
             )
 
+# -- parents, guardians and caregivers --------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Guardian:
+    """A parent, guardian or caregiver named in the file: one per person, however many of their
+    children's rows name them (`_share_guardians`)."""
+
+    first_name: str
+    last_name: str
+    email: str
+    mobile_phone: str
+    sms_consent: bool
+    #: The first line naming them.
+    line: int
+    #: A representative of the practice already on file who is this person (set by `_share_guardians`).
+    existing: Optional[Representative] = None
+    #: Lines after the first naming them (siblings).
+    also_on: list[int] = field(default_factory=list)
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+    @property
+    def name_key(self) -> str:
+        return _header_key(self.full_name)
+
+
+@dataclass(eq=False)
+class GuardianAccess:
+    """The access one row gives its guardian to its patient (as `invitations.representatives.grant`
+    would under the practice's age bands)."""
+
+    person: Guardian
+    relationship: str
+    level: str
+    patient_consent: str = ""
+    court_document: str = ""
+    ends_at_majority: bool = False
+
+    @property
+    def label(self) -> str:
+        return Relationship(self.relationship).label.lower()
+
+
+def _guardian_name(values: dict[str, str]) -> tuple[str, str]:
+    """(first, last) from the two name columns, else from the whole name ("Maria Garcia",
+    "Garcia, Maria", "Ana de la Cruz": the first word is the first name)."""
+    first, last = values.get("guardian_first_name", ""), values.get("guardian_last_name", "")
+    if first or last:
+        return first, last
+    whole = " ".join(values.get("guardian_name", "").split())
+    if "," in whole:
+        last, _, first = (part.strip() for part in whole.partition(","))
+        return first, last
+    first, _, last = whole.partition(" ")
+    return first, last
+
+
+def _validate_guardian(practice: Practice, row: RowResult, *, today: datetime.date) -> None:
+    """The row's guardian columns: who they are, how to reach them, and whether the practice's age
+    bands allow them this patient. Every problem is an error on the row (nothing is half imported)."""
+    values = row.values
+    if not any(values.get(column) for column in GUARDIAN_COLUMNS):
+        return
+    errors: list[tuple[str, str]] = []
+    first, last = _guardian_name(values)
+    name_column = "guardian_name" if values.get("guardian_name") and not (
+        values.get("guardian_first_name") or values.get("guardian_last_name")) else "guardian_first_name"
+    if not first or not last:
+        errors.append((name_column, "The guardian needs a first and a last name (e.g. Maria Garcia, or the guardian "
+                                    "first name and guardian last name columns)."))
+    elif len(first) > 100 or len(last) > 100:
+        errors.append((name_column, f"{_quoted(first + ' ' + last)} is too long: 100 characters at most for each of "
+                                    "the first and last names."))
+    email = normalise_email(values.get("guardian_email", ""))
+    if email:
+        try:
+            validate_email(email)
+        except ValidationError:
+            errors.append(("guardian_email", f"{_quoted(values['guardian_email'])} is not an email address; check it for typos."))
+            email = ""
+    mobile = ""
+    if values.get("guardian_mobile"):
+        try:
+            mobile = normalise_phone(values["guardian_mobile"], practice.country)
+        except InvalidPhoneNumber as exc:
+            message = str(exc)
+            errors.append(("guardian_mobile", message if message.startswith("“") else f"{_quoted(values['guardian_mobile'])}: {message}"))
+    if not values.get("guardian_email") and not values.get("guardian_mobile"):
+        errors.append(("guardian_email", "The guardian needs an email address or a mobile number, to be invited."))
+    texts_ok = _boolean(values.get("guardian_sms_consent", ""))
+    if texts_ok is None:
+        errors.append(("guardian_sms_consent", f"{_quoted(values['guardian_sms_consent'])} is not yes or no; use {YES_NO_IN_WORDS}."))
+    written = values.get("guardian_relationship", "")
+    relationship = RELATIONSHIP_KEYS.get(_header_key(written)) if written else None
+    if written and relationship is None:
+        errors.append(("guardian_relationship", f"{_quoted(written)} is not a relationship the portal knows; use {RELATIONSHIP_IN_WORDS}."))
+
+    level, ends_at_majority = AccessLevel.FULL, False
+    consent = values.get("guardian_consent", "")
+    consent = "" if _boolean(consent) is False else consent
+    court_order = values.get("guardian_court_order", "")
+    if not practice.family_access_enabled:
+        errors.append(("guardian_name", "Family and caregiver access is turned off for this practice (practice settings): "
+                                        "leave the guardian columns empty, or turn it on and upload the file again."))
+    elif row.patient is not None:  # else the patient's own errors are listed; the bands wait for a valid date of birth
+        band = practice.age_band(row.patient.date_of_birth, today)
+        if not band:
+            errors.append(("date_of_birth", "A guardian needs the patient's date of birth: it decides who may act for them."))
+        elif relationship is None and not written:
+            if band == AgeBand.ADULT:
+                errors.append(("guardian_relationship", f"The patient is an adult: write the relationship ({RELATIONSHIP_IN_WORDS})."))
+            relationship = Relationship.PARENT
+        if band == AgeBand.TEEN:
+            level = AccessLevel.LIMITED  # a teenager's representatives see the limited set (the patient page records why full)
+        if band in (AgeBand.CHILD, AgeBand.TEEN):
+            ends_at_majority = relationship != Relationship.COURT_GUARDIAN
+        if band == AgeBand.ADULT and relationship not in (None, Relationship.COURT_GUARDIAN) and not consent:
+            errors.append(("guardian_consent", "The patient is an adult: a caregiver needs the patient's consent. Write how "
+                                               "they consented in the guardian consent column (e.g. signed form 3/2/2026), "
+                                               "or make them a court guardian with the court order."))
+    if relationship == Relationship.COURT_GUARDIAN and not court_order:
+        errors.append(("guardian_court_order", "A court guardian needs the court order (court, number, date) in the court order column."))
+    row.errors += errors
+    if errors or relationship is None:
+        return
+    if _boolean(consent):
+        consent = f"Recorded as yes in the CSV import of {today.isoformat()}"
+    person = Guardian(
+        first_name=first, last_name=last, email=email, mobile_phone=mobile, sms_consent=bool(texts_ok and mobile), line=row.line,
+    )
+    row.guardian = GuardianAccess(
+        person=person, relationship=relationship, level=level, patient_consent=consent[:300],
+        court_document=court_order[:300], ends_at_majority=ends_at_majority,
+    )
+
+
+def _share_guardians(practice: Practice, rows: list[RowResult]) -> None:
+    """One person per guardian: rows naming the same name with the same email or mobile share the
+    first row's `Guardian` (a later row may add the contact the first left blank, never change one:
+    a different value is an error on that row), and a representative of the practice already on
+    file with that name and email or mobile is reused (one query per 1,000 guardians)."""
+    by_contact: dict[tuple[str, str, str], Guardian] = {}
+    people: list[Guardian] = []
+    for row in rows:
+        if not row.ok or row.guardian is None:
+            continue
+        mine = row.guardian.person
+        keys = [(mine.name_key, kind, value) for kind, value in (("email", mine.email), ("mobile", mine.mobile_phone)) if value]
+        found = {id(by_contact[key]): by_contact[key] for key in keys if key in by_contact}
+        if not found:
+            people.append(mine)
+            for key in keys:
+                by_contact[key] = mine
+            continue
+        if len(found) > 1:
+            lines = " and ".join(str(person.line) for person in found.values())
+            row.errors.append(("guardian_name", f"The guardian matches two different people on lines {lines} (the same name, "
+                                                "one by email, one by mobile); write the same email and mobile on all their lines."))
+            continue
+        person = next(iter(found.values()))
+        clash = next(
+            (column for column, theirs, ours in (("guardian_email", person.email, mine.email), ("guardian_mobile", person.mobile_phone, mine.mobile_phone))
+             if theirs and ours and theirs != ours),
+            None,
+        )
+        if clash:
+            row.errors.append((clash, f"The guardian on line {person.line} has the same name but another "
+                                      f"{'email address' if clash == 'guardian_email' else 'mobile number'}; write the same one "
+                                      "on both lines if they are one person."))
+            continue
+        person.email, person.mobile_phone = person.email or mine.email, person.mobile_phone or mine.mobile_phone
+        person.sms_consent = bool(person.mobile_phone) and (person.sms_consent or mine.sms_consent)
+        person.also_on.append(row.line)
+        row.guardian.person = person
+        for key in keys:
+            by_contact.setdefault(key, person)
+    for start in range(0, len(people), 1000):
+        batch = people[start:start + 1000]
+        emails = [person.email for person in batch if person.email]
+        mobiles = [person.mobile_phone for person in batch if person.mobile_phone]
+        on_file = Representative.objects.filter(practice=practice).filter(Q(email__in=emails) | Q(mobile_phone__in=mobiles))
+        known: dict[tuple[str, str, str], Representative] = {}
+        for representative in sorted(on_file, key=lambda r: (r.portal_user_id is None, r.pk)):  # one with a login first
+            name_key = _header_key(f"{representative.first_name} {representative.last_name}")
+            for kind, value in (("email", normalise_email(representative.email)), ("mobile", representative.mobile_phone)):
+                if value:
+                    known.setdefault((name_key, kind, value), representative)
+        for person in batch:
+            person.existing = next(
+                (known[key] for key in ((person.name_key, "email", person.email), (person.name_key, "mobile", person.mobile_phone)) if key in known),
+                None,
+            )
+
+
+def _save_guardians(rows: list[RowResult], *, practice: Practice, actor, now: datetime.datetime, batch_size: int) -> tuple[int, int]:
+    """Create the new representatives and every row's access (the patients are saved: they have
+    their ids), each grant in the audit trail. Returns (new representatives, accesses)."""
+    rows = [row for row in rows if row.guardian is not None]
+    if not rows:
+        return 0, 0
+    staff = actor if getattr(actor, "pk", None) else None
+    people = {id(row.guardian.person): row.guardian.person for row in rows}
+    new = [person for person in people.values() if person.existing is None]
+    created = Representative.objects.bulk_create(
+        [
+            Representative(
+                practice=practice, first_name=person.first_name, last_name=person.last_name, email=person.email,
+                mobile_phone=person.mobile_phone, sms_consent=person.sms_consent, created_at=now, created_by=staff,
+            )
+            for person in new
+        ],
+        batch_size=batch_size,
+    )
+    for person, representative in zip(new, created):
+        person.existing = representative
+    accesses = RepresentativeAccess.objects.bulk_create(
+        [
+            RepresentativeAccess(
+                practice=practice, patient=row.patient, representative=row.guardian.person.existing,
+                relationship=row.guardian.relationship, level=row.guardian.level, patient_consent=row.guardian.patient_consent,
+                court_document=row.guardian.court_document, status=AccessStatus.INVITED, granted_at=now, granted_by=staff,
+                ends_at_majority=row.guardian.ends_at_majority,
+            )
+            for row in rows
+        ],
+        batch_size=batch_size,
+    )
+    audit.record_many(
+        actor=actor, action=AuditAction.REPRESENTATIVE_GRANTED, details={"csv_import": True},
+        rows=[
+            (practice.pk, access.patient_id,
+             f"Gave {access.representative} {access.get_level_display().lower()} as {access.get_relationship_display().lower()} (CSV import)")
+            for access in accesses
+        ],
+    )
+    return len(new), len(accesses)
+
 
 class ImportConflict(Exception):
     """Chart numbers were taken by someone else between the preview and the import."""
@@ -481,9 +790,13 @@ def import_valid_rows(
     try:
         with transaction.atomic():
             Patient.objects.bulk_create(patients, batch_size=batch_size)
+            new_guardians, accesses = _save_guardians(report.valid_rows, practice=practice, actor=actor, now=now, batch_size=batch_size)
+            details = {"imported": len(patients), "skipped": skipped, "without_mobile": without_mobile}
+            if accesses:
+                summary += f"; {accesses:,} given access to a parent, guardian or caregiver ({new_guardians:,} new)"
+                details.update(representatives_new=new_guardians, representative_accesses=accesses)
             audit.record(
-                practice_id=practice.pk, actor=actor, action=AuditAction.CSV_IMPORT, summary=summary,
-                details={"imported": len(patients), "skipped": skipped, "without_mobile": without_mobile},
+                practice_id=practice.pk, actor=actor, action=AuditAction.CSV_IMPORT, summary=summary[:300], details=details,
             )
     except IntegrityError as exc:
         raise ImportConflict(
