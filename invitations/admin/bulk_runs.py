@@ -22,6 +22,7 @@ from django.utils.html import format_html
 
 from patients.admin_scoping import PracticeScopedAdmin
 from patients.models import BulkChannels, Practice
+from patients.timezones import PracticeLocalTimes
 
 from invitations.admin.activate_now import ActivateNowViews
 from invitations.admin.dashboard import DashboardViews
@@ -51,7 +52,7 @@ def in_practice_time_zone(view):
 
 
 @admin.register(BulkRun)
-class BulkRunAdmin(DashboardViews, ActivateNowViews, TemplateEditorViews, PracticeScopedAdmin):
+class BulkRunAdmin(DashboardViews, ActivateNowViews, TemplateEditorViews, PracticeLocalTimes, PracticeScopedAdmin):
     list_display = ["created_at", "practice", "kind", "status_label", "started_by_label", "figures", "progress_link"]
     list_filter = ["practice", "kind", "status"]
     list_select_related = ["practice", "started_by"]

@@ -11,6 +11,7 @@ from core.phones import display_phone
 from patients.admin_scoping import PracticeScopedAdmin
 from patients.models import Patient
 from patients.paging import CappedCountPaginator
+from patients.timezones import PracticeLocalTimes
 
 from invitations.models.delivery_reports import DeliveryReport
 from invitations.models import OPEN_STATUSES, Invitation, InvitationEvent, Status, run_out
@@ -69,7 +70,7 @@ class InvitationEventInline(admin.TabularInline):
 
 
 @admin.register(Invitation)
-class InvitationAdmin(PracticeScopedAdmin):
+class InvitationAdmin(PracticeLocalTimes, PracticeScopedAdmin):
     list_display = [
         "created_at", "patient", "recipient", "email", "channels", "status_tag", "text", "problem", "source", "accepted_via",
         "expires_at", "practice",
@@ -170,7 +171,7 @@ class InvitationAdmin(PracticeScopedAdmin):
 
 
 @admin.register(DeliveryReport)
-class DeliveryReportAdmin(PracticeScopedAdmin):
+class DeliveryReportAdmin(PracticeLocalTimes, PracticeScopedAdmin):
     """What the email service reported, as received (read-only)."""
 
     practice_lookup = "invitation__practice"

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_POST
 
 from core.phones import InvalidPhoneNumber, normalise_phone
 from patients.admin_scoping import PracticeScopedAdmin
+from patients.timezones import PracticeLocalTimes
 from patients.models import AgeBand, Patient, normalise_email
 from patients.representatives import (
     AccessLevel, AccessStatus, Relationship, Representative, RepresentativeAccess,
@@ -288,7 +289,7 @@ class RepresentativeAdmin(PracticeScopedAdmin):
 
 
 @admin.register(RepresentativeAccess)
-class RepresentativeAccessAdmin(PracticeScopedAdmin):
+class RepresentativeAccessAdmin(PracticeLocalTimes, PracticeScopedAdmin):
     """Every grant of access: who acts for whom, how, since when, until when (read-only: grants and
     revocations go through the patient's page, which audits them)."""
 

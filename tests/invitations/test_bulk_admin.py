@@ -181,7 +181,7 @@ def test_above_the_threshold_the_preview_comes_from_the_stored_figures(
     page = " ".join(manager_client.get(activate_url(practice_a)).content.decode().split())
     assert "1 patient will be invited</strong>" in page and 'value="Yes, invite about 1 patient"' in page
     assert (
-        "Counted at 10:00 EST (3 minutes ago); each patient is checked again when the run starts, "
+        "Counted at March 2, 2026, 10:00 AM (3 minutes ago); each patient is checked again when the run starts, "
         "and the progress page shows the exact figures."
     ) in page
     assert 'name="back" value="activate"' in page and 'value="Refresh now"' in page
@@ -190,7 +190,7 @@ def test_above_the_threshold_the_preview_comes_from_the_stored_figures(
         response = manager_client.post(reverse("admin:invitations_portal_refresh", args=[practice_a.pk]), {"back": "activate"})
     assert response["Location"] == activate_url(practice_a)
     page = " ".join(manager_client.get(activate_url(practice_a)).content.decode().split())
-    assert "2 patients will be invited</strong>" in page and "Counted at 10:03 EST (0 minutes ago)" in page
+    assert "2 patients will be invited</strong>" in page and "Counted at March 2, 2026, 10:03 AM (0 minutes ago)" in page
 
     with django_capture_on_commit_callbacks(execute=True):
         response = manager_client.post(activate_url(practice_a))  # confirming is unchanged: the run counts again

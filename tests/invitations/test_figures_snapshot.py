@@ -58,7 +58,7 @@ def test_it_counts_on_the_first_visit_and_then_reads_the_snapshot(client_a, prac
     assert response.context["figures"].total == 1  # the snapshot, not a count
     assert not any('"patients_patient"' in query["sql"] for query in captured.captured_queries)
     page = " ".join(response.content.decode().split())
-    assert "Counted at 10:00 EST (0 minutes ago)." in page  # New York, the practice's time zone
+    assert "Counted at March 2, 2026, 10:00 AM (0 minutes ago)." in page  # New York, the practice's time zone
     assert "Recounting in the background" not in page
 
 
@@ -78,7 +78,7 @@ def test_a_snapshot_older_than_ten_minutes_enqueues_one_recount_however_many_vis
     assert refreshes_enqueued(callbacks) == [practice_a.pk]
     for response in (first, second):
         page = " ".join(response.content.decode().split())
-        assert "Counted at 10:00 EST (10 minutes ago)." in page
+        assert "Counted at March 2, 2026, 10:00 AM (10 minutes ago)." in page
         assert "Recounting in the background; reload in a moment." in page
     assert PracticeFigures.objects.get(practice=practice_a).refresh_requested_at == NOW + 10 * MINUTE + SECOND
 

@@ -102,3 +102,22 @@ def test_zones_are_named_in_words(zone, words):
     from patients.timezones import zone_in_words
 
     assert zone_in_words(zone) == words
+
+
+def test_the_invitation_and_run_lists_of_a_member_of_two_zones_show_each_rows_zone(client, new_york, django_capture_on_commit_callbacks):
+    west = PracticeFactory(time_zone="America/Los_Angeles")
+    member = staff_member(new_york, Role.ADMIN, username="two_zones_lists")
+    from invitations.models.bulk_runs import BulkRun
+    from patients.models import Membership
+
+    Membership.objects.create(user=member, practice=west, role=Role.ADMIN)
+    for practice in (new_york, west):
+        InvitationFactory(patient=PatientFactory(practice=practice), created_at=AT)
+        with django_capture_on_commit_callbacks(execute=False):
+            runs.start_run(practice=practice, now=AT, plan_later=True)
+    BulkRun.objects.update(created_at=AT)
+    client.force_login(member)
+    for name in ("admin:invitations_invitation_changelist", "admin:invitations_bulkrun_changelist"):
+        content = client.get(reverse(name)).content.decode()
+        assert "March 2, 2026, 6:03 PM Eastern Time" in content and "March 2, 2026, 3:03 PM Pacific Time" in content, name
+        assert "11:03 PM" not in content, name
