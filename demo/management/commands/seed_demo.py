@@ -5,6 +5,12 @@ usable email): most of its patients have a mobile number, many consented to text
 taken by the front desk), some have no email, so Activate Now texts them, and its history has
 texts delivered, undelivered and registered from. Riverside Aesthetics only emails.
 
+Families at both practices (`FAMILIES`): siblings sharing a parent (some linked to the parent's own
+login, one invited), a teenager with their own account and a parent with limited access, an adult
+with a caregiver whose access has an end date, and a child with no parent or guardian on file. Most
+other children too young for their own account have a parent on file, invited by nobody yet, so
+Activate Now has invitations to send "via a parent or guardian".
+
 Bulk inserts throughout: 100,000 patients take seconds, with a progress bar on large runs.
 """
 
@@ -22,6 +28,7 @@ from django.utils import timezone
 
 from core import queue
 from core.sending.errors import twilio_delivery_error
+from invitations import representatives
 from invitations.models import (
     Channel, EventKind, Invitation, InvitationEvent, InvitationTemplate, Source, Status, TextStatus, hash_token, new_token,
 )
@@ -29,8 +36,10 @@ from invitations.vocabulary import TEXT_TOKEN_BYTES, last_digits
 from notifications.models import ApplicationStatus
 from notifications.services import apply_event
 from patients.models import (
-    BirthSex, BulkChannels, EmailOptOut, Membership, OptOutReason, Patient, Practice, Role, SmsOptOut, SmsOptOutReason,
+    AgeBand, BirthSex, BulkChannels, EmailOptOut, Membership, OptOutReason, Patient, Practice, Role, SmsOptOut, SmsOptOutReason,
+    birthday_cutoff,
 )
+from patients.representatives import AccessLevel, AccessStatus, Relationship, Representative, RepresentativeAccess
 
 DEMO_PASSWORD = "portal-demo-2026"
 PATIENT_PASSWORD = "patient-demo-2026"
@@ -59,6 +68,51 @@ MOBILE_AREA_CODES = ("617", "857", "781", "339", "508", "774", "978", "351", "41
 TEXT_HISTORY = (Status.SENT, Status.EXPIRED, None, Status.FAILED, None, Status.SENT, None, None)
 #: Who took the texting practice's patients' text consent, as the charts record it.
 CONSENT_TAKEN_BY = "frontdesk"
+#: Of the children too young for an own account, this share has a parent on file (not invited yet).
+CHILDREN_WITH_A_PARENT = 0.7
+
+#: The families of each practice (by the index in PRACTICES). A patient: (first name, age in years,
+#: own login or ""). A representative: (first, last, login or "", relationship, level, [(child's
+#: first name, "linked" or "invited")], days until their access ends or None). Logins use
+#: PATIENT_PASSWORD; the README lists them.
+FAMILIES = {
+    0: {
+        "Garcia": {
+            "patients": [("Sofia", 9, ""), ("Lucas", 6, ""), ("Mia", 3, "")],
+            "representatives": [("Elena", "Garcia", "elena.garcia", Relationship.PARENT, AccessLevel.FULL,
+                                 [("Sofia", "linked"), ("Lucas", "linked"), ("Mia", "invited")], None)],
+        },
+        "Rivera": {
+            "patients": [("Mateo", 15, "mateo.rivera")],
+            "representatives": [("Carmen", "Rivera", "carmen.rivera", Relationship.PARENT, AccessLevel.LIMITED,
+                                 [("Mateo", "linked")], None)],
+        },
+        "Alvarez": {
+            "patients": [("Rosa", 81, "rosa.alvarez")],
+            "representatives": [("Daniel", "Alvarez", "daniel.alvarez", Relationship.CAREGIVER, AccessLevel.FULL,
+                                 [("Rosa", "linked")], 90)],
+        },
+        "Kim": {"patients": [("Noah", 7, "")], "representatives": []},  # no parent or guardian on file
+    },
+    1: {
+        "Chen": {
+            "patients": [("Lily", 10, ""), ("Max", 7, "")],
+            "representatives": [("Wei", "Chen", "wei.chen", Relationship.PARENT, AccessLevel.FULL,
+                                 [("Lily", "linked"), ("Max", "invited")], None)],
+        },
+        "Patel": {
+            "patients": [("Ava", 16, "ava.patel")],
+            "representatives": [("Raj", "Patel", "raj.patel", Relationship.PARENT, AccessLevel.LIMITED,
+                                 [("Ava", "linked")], None)],
+        },
+        "O'Brien": {
+            "patients": [("Margaret", 84, "margaret.obrien")],
+            "representatives": [("Siobhan", "O'Brien", "siobhan.obrien", Relationship.CAREGIVER, AccessLevel.FULL,
+                                 [("Margaret", "linked")], 60)],
+        },
+        "Müller": {"patients": [("Theo", 5, "")], "representatives": []},  # no parent or guardian on file
+    },
+}
 
 
 class Command(BaseCommand):
@@ -80,8 +134,11 @@ class Command(BaseCommand):
         practices = [Practice.objects.get_or_create(name=p["name"], defaults=p)[0] for p in PRACTICES]
         self._create_staff(practices)
         self._write_wording(practices[1])
-        for practice in practices:
+        for index, practice in enumerate(practices):
             self._create_patients(practice, patients, rng, batch_size)
+            parents = self._give_children_parents(practice, rng)
+            families = self._create_families(practice, FAMILIES.get(index, {}))
+            self.stdout.write(f"{practice.name}: {families} families, {parents:,} more children with a parent on file.")
         self._print_logins()
 
     def _write_wording(self, practice: Practice) -> None:
@@ -343,7 +400,149 @@ class Command(BaseCommand):
                 f"{Role(role).label} at {PRACTICES[i]['name']}" for i, role in roles
             )
             self.stdout.write(f"  {username:<12} {where}")
-        self.stdout.write(f"Registered demo patients log in with their username and '{PATIENT_PASSWORD}'.\n")
+        self.stdout.write(f"Registered demo patients log in with their username and '{PATIENT_PASSWORD}'.")
+        self.stdout.write("Families (the same password):")
+        for index, families in FAMILIES.items():
+            for last, family in families.items():
+                for first, _last, login, relationship, level, children, _ends in family["representatives"]:
+                    linked = [child for child, state in children if state == "linked"]
+                    self.stdout.write(
+                        f"  {login:<16} {first} {last}, {Relationship(relationship).label.lower()} ({AccessLevel(level).label.lower()}) "
+                        f"of {', '.join(linked)} at {PRACTICES[index]['name']}"
+                    )
+                for first, _age, login in family["patients"]:
+                    if login:
+                        self.stdout.write(f"  {login:<16} {first} {last}, the patient's own account at {PRACTICES[index]['name']}")
+        self.stdout.write("")
+
+    def _give_children_parents(self, practice: Practice, rng: random.Random) -> int:
+        """Most children too young for an own account get a parent on file (invited by nobody yet):
+        children sharing an email share the parent, whose address it is. Set-based."""
+        now = timezone.now()
+        cutoff = birthday_cutoff(practice.today(now), practice.own_account_age)
+        children = (
+            Patient.objects.filter(practice=practice, date_of_birth__gt=cutoff, portal_user__isnull=True, deceased=False)
+            .filter(representative_accesses__isnull=True).exclude(chart_number__startswith=f"{practice.pk:02d}-F").order_by("pk")
+            .values_list("pk", "last_name", "email", "mobile_phone", "sms_consent")
+        )
+        made = 0
+        for batch in _batches(children, 2000):
+            parents: dict[str, Representative] = {}
+            families: list[tuple[int, str]] = []
+            for patient_id, last, email, mobile, sms_consent in batch:
+                if rng.random() >= CHILDREN_WITH_A_PARENT:
+                    continue
+                key = email or f"child-{patient_id}"
+                if key not in parents:
+                    first = rng.choice(FIRST_NAMES)
+                    parents[key] = Representative(
+                        practice=practice, first_name=first, last_name=last, created_at=now,
+                        email=email or f"{_ascii(first)}.{_ascii(last)}.{patient_id}@family.example".lower(),
+                        mobile_phone=mobile, sms_consent=sms_consent,
+                    )
+                families.append((patient_id, key))
+            with transaction.atomic():
+                Representative.objects.bulk_create(list(parents.values()), batch_size=1000)
+                RepresentativeAccess.objects.bulk_create(
+                    [
+                        RepresentativeAccess(
+                            practice=practice, patient_id=patient_id, representative=parents[key], relationship=Relationship.PARENT,
+                            level=AccessLevel.FULL, status=AccessStatus.INVITED, granted_at=now, ends_at_majority=True,
+                        )
+                        for patient_id, key in families
+                    ],
+                    batch_size=1000,
+                )
+            made += len(families)
+        return made
+
+    def _create_families(self, practice: Practice, families: dict) -> int:
+        """The named families (FAMILIES), through the same workflows staff and patients use: each
+        grant audited, linked accesses with their accepted invitation, an invited one with its link
+        out. Skipped when the practice has them already (a second run of the command)."""
+        User = get_user_model()
+        now = timezone.now()
+        today = practice.today(now)
+        password_hash = make_password(PATIENT_PASSWORD)
+        staff = User.objects.filter(username=CONSENT_TAKEN_BY).first()
+        made = 0
+        for number, (last, family) in enumerate(families.items(), start=1):
+            chart_prefix = f"{practice.pk:02d}-F{number:02d}"
+            if Patient.objects.filter(practice=practice, chart_number__startswith=chart_prefix).exists():
+                continue
+            # The family's inbox: the parent's or caregiver's address, on the children's charts too.
+            who = _ascii(family["representatives"][0][0]).lower() if family["representatives"] else "the"
+            inbox = f"{who}.{_ascii(last).lower()}@family.example"
+            patients = {}
+            with transaction.atomic():
+                for child, (first, age, login) in enumerate(family["patients"], start=1):
+                    patient = Patient(
+                        practice=practice, chart_number=f"{chart_prefix}{child}", first_name=first, last_name=last,
+                        date_of_birth=birthday_cutoff(today, age) - datetime.timedelta(days=40 * child), zip_code="02139",
+                        # A child's chart has the family's inbox; patients with their own login have their own.
+                        email=f"{_ascii(first).lower()}.{_ascii(last).lower()}@mail.example" if login else inbox,
+                        birth_sex=BirthSex.FEMALE if first in ("Sofia", "Mia", "Rosa", "Lily", "Ava", "Margaret") else BirthSex.MALE,
+                        email_consent=True, preferred_language=practice.default_language,
+                    )
+                    if login:
+                        patient.portal_user = User.objects.create(
+                            username=login, email=patient.email, first_name=first, last_name=last, password=password_hash,
+                        )
+                        patient.registered_at = now - datetime.timedelta(days=30)
+                    patient.save()
+                    if login:
+                        self._accepted_invitation(patient, email=patient.email, at=patient.registered_at)
+                    patients[first] = patient
+                for first, rep_last, login, relationship, level, children, ends_in in family["representatives"]:
+                    representative = Representative.objects.create(
+                        practice=practice, first_name=first, last_name=rep_last, email=inbox, created_by=staff,
+                        portal_user=User.objects.create(
+                            username=login, email=inbox, first_name=first, last_name=rep_last, password=password_hash,
+                        ),
+                    )
+                    for child, state in children:
+                        patient = patients[child]
+                        adult = practice.age_band(patient.date_of_birth, today) == AgeBand.ADULT
+                        access = representatives.grant(
+                            patient, representative, relationship=relationship, level=level, now=now - datetime.timedelta(days=20),
+                            actor=staff if not adult else patient.portal_user, by_patient=adult,
+                            full_access_reason="", ends_at=now + datetime.timedelta(days=ends_in) if ends_in else None,
+                        )
+                        if state == "linked":
+                            invitation = self._accepted_invitation(patient, email=inbox, at=now - datetime.timedelta(days=19), access=access)
+                            access.activate(invitation.accepted_at)
+                        else:
+                            self._open_invitation(access, email=inbox, at=now - datetime.timedelta(days=2))
+            made += 1
+        return made
+
+    def _accepted_invitation(self, patient: Patient, *, email: str, at: datetime.datetime, access=None) -> Invitation:
+        """A registration a while ago: the patient's own (`is_latest`), or a representative's link."""
+        fields = dict(
+            email=email, status=Status.ACCEPTED, token_hash=hash_token(new_token()), source=Source.MANUAL,
+            created_at=at - datetime.timedelta(days=1), sent_at=at - datetime.timedelta(days=1), expires_at=at + datetime.timedelta(days=6),
+            accepted_at=at, ended_at=at, accepted_via=Channel.EMAIL,
+        )
+        if access is None:
+            invitation = Invitation.objects.create(practice=patient.practice, patient=patient, is_latest=True, **fields)
+        else:
+            invitation = Invitation.objects.create_for_representative(access=access, **fields)
+        InvitationEvent.objects.bulk_create([
+            InvitationEvent(invitation=invitation, kind=kind, at=when, detail="")
+            for kind, when in ((EventKind.CREATED, invitation.created_at), (EventKind.SENT, invitation.sent_at), (EventKind.ACCEPTED, at))
+        ])
+        return invitation
+
+    def _open_invitation(self, access: RepresentativeAccess, *, email: str, at: datetime.datetime) -> Invitation:
+        """A representative's link sent a couple of days ago and not used yet."""
+        invitation = Invitation.objects.create_for_representative(
+            access=access, email=email, status=Status.SENT, token_hash=hash_token(new_token()), source=Source.MANUAL,
+            created_at=at, sent_at=at, expires_at=at + access.practice.link_lifetime,
+        )
+        InvitationEvent.objects.bulk_create([
+            InvitationEvent(invitation=invitation, kind=kind, at=at, detail="") for kind in (EventKind.CREATED, EventKind.SENT)
+        ])
+        return invitation
 
 
 def _give_mobile(patient: Patient, rng: random.Random, *, consent_by, now: datetime.datetime) -> bool:
