@@ -250,6 +250,7 @@ def print_table(results: list[dict]) -> None:
         print(f"| {label} | " + " | ".join(fmt(r) for r in results) + " |")
 
     row("data generated (patients / invitations)", lambda r: f"{r['generate_s']:.0f} s ({r['patients']:,} / {r['invitations_before']:,})")
+    row("search keys backfill (migration 0010) over every patient", lambda r: f"{r['backfill_s']:.0f} s")
     row("Activate Now preview page", lambda r: f"{r['preview_ms']:,.0f} ms")
     row("Activate Now confirm request", lambda r: f"{r['confirm_ms']:,.0f} ms")
     row("invitations created and handed to the email backend", lambda r: f"{r['sent']:,} in {r['total_s']:.1f} s")
@@ -257,6 +258,10 @@ def print_table(results: list[dict]) -> None:
     row("naive loop, one at a time", lambda r: f"{r['naive_rate']:,.0f}/s ({ACTIVATE_TARGET / r['naive_rate']:,.0f} s for 100,000)")
     row("speed-up over the naive loop", lambda r: f"{r['rate'] / r['naive_rate']:.0f}x")
     row("worker peak memory (largest process / all)", lambda r: f"{r['worker_peak_mb']:.0f} MB / {r['worker_total_mb']:.0f} MB")
+    row("a single invitation during Activate Now, seconds to sent (median / max of n)", lambda r: (
+        f"{statistics.median(r['single_s']):.1f} / {max(r['single_s']):.1f} s of {len(r['single_s'])}"
+        + (f", {r['single_unsent']} not sent before the run ended" if r.get('single_unsent') else "")
+    ) if r.get("single_s") else "none sent")
     row("expiry sweep (the run's links, a week later)", lambda r: f"{r['expired']:,} of {r['invitations_at_sweep']:,} in {r['sweep_s']:.1f} s")
     row("dashboard figures recount (background job)", lambda r: f"{r['recount_s']:.1f} s")
     for key in results[0]["pages"]:
@@ -288,6 +293,10 @@ def run_one(size: int, *, naive: int, concurrency: int) -> dict:
     results["patients"], results["invitations_before"] = count("patients_patient"), count("invitations_invitation")
     print(f"generated {results['patients']:,} patients and {results['invitations_before']:,} invitations "
           f"in {results['generate_s']:.0f} s", flush=True)
+
+    results["backfill_s"] = backfill_search_keys()
+    print(f"search keys of all {results['patients']:,} patients rewritten as migration 0010 fills them in "
+          f"{results['backfill_s']:.0f} s", flush=True)
 
     naive_n, naive_s = naive_loop(naive)
     results["naive_rate"] = naive_n / naive_s
@@ -370,6 +379,7 @@ def generate(size: int, *, naive_size: int):
     bench = Practice.objects.create(name="Bench", contact_email="office@bench.example", contact_phone="(555) 010-0000")
     other = Practice.objects.create(name="Other", contact_email="office@other.example", contact_phone="(555) 010-0001")
     naive = Practice.objects.create(name="Naive", contact_email="office@naive.example", contact_phone="(555) 010-0002")
+    desk = Practice.objects.create(name="Desk", contact_email="office@desk.example", contact_phone="(555) 010-0003")
     superuser = User.objects.create_superuser("bench-super", "super@bench.example", "bench-password-1")
     admin = User.objects.create_user("bench-admin", "admin@bench.example", "bench-password-1")
     Membership.objects.create(user=admin, practice=bench, role=Role.ADMIN)
@@ -390,6 +400,7 @@ def generate(size: int, *, naive_size: int):
         cursor.execute("RESET work_mem; RESET maintenance_work_mem; RESET synchronous_commit")
         print(f"  vacuum: {time.perf_counter() - steps:.0f} s", flush=True)
     _naive_patients(naive, naive_size)
+    _naive_patients(desk, DESK_INVITES)  # the front desk's single invitations while Activate Now runs
     return bench, {"superuser": superuser, "admin": admin}
 
 
@@ -505,10 +516,35 @@ def _naive_patients(practice, count: int) -> None:
         [
             Patient(practice=practice, chart_number=f"N{i:06d}", first_name="Naive", last_name=f"Loop{i}",
                     date_of_birth=datetime.date(1980, 1, 1) + datetime.timedelta(days=i), zip_code="02139",
-                    email=f"naive{i}@bench.example", birth_sex=BirthSex.FEMALE, email_consent=True)
+                    email=f"{practice.name.lower()}{i}@bench.example", birth_sex=BirthSex.FEMALE, email_consent=True)
             for i in range(count)
         ]
     )
+
+
+# -- the search keys' backfill ---------------------------------------------------------------------
+
+
+def backfill_search_keys() -> float:
+    """Migration 0010's backfill over every patient (what upgrading an install this size costs),
+    then a vacuum so the measurements after it read a tidy table."""
+    import importlib
+
+    from django.apps import apps
+    from django.db import connection
+
+    migration = importlib.import_module("patients.migrations.0010_search_keys")
+    start = time.perf_counter()
+    with connection.schema_editor() as editor:
+        migration.fill_keys(apps, editor)
+    elapsed = time.perf_counter() - start
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE patients_patient")
+        # The keys the SQL generation wrote are the ones Python writes (the names are ASCII).
+        cursor.execute("SELECT count(*) FROM patients_patient WHERE search_last <> lower(last_name) AND practice_id IN "
+                       "(SELECT id FROM patients_practice WHERE name IN ('Bench', 'Other'))")
+        assert cursor.fetchone()[0] == 0
+    return elapsed
 
 
 # -- the naive loop ----------------------------------------------------------------------------
@@ -586,13 +622,11 @@ def peak_memory_mb(pid: int) -> float:
 
 def activate_now(practice, user, concurrency: int) -> dict:
     from django.db import connection
-    from django.test import Client
     from django.urls import reverse
 
     from invitations.models.bulk_runs import BulkRun
 
-    client = Client()
-    client.force_login(user)
+    client = staff_client(user)
     url = reverse("admin:invitations_portal_activate", args=[practice.pk])
     worker = start_worker(concurrency)
     try:
@@ -606,14 +640,17 @@ def activate_now(practice, user, concurrency: int) -> dict:
         confirm_s = time.perf_counter() - start
         assert response.status_code == 302, response.status_code
         run = BulkRun.objects.filter(practice=practice).latest("created_at")
+        desk = FrontDesk()
         while True:
-            run.refresh_from_db(fields=["status", "finished_at"])
+            run.refresh_from_db(fields=["status", "finished_at", "planned_at"])
             if not run.is_running:
                 break
             if time.perf_counter() - start > 1800:
                 raise SystemExit(f"run {run.pk} not finished after 30 minutes")
+            desk.step(sending=run.planned_at is not None)
             time.sleep(0.05)
         total_s = time.perf_counter() - start
+        desk.finish()
         peaks = [peak_memory_mb(pid) for pid in process_tree(worker.pid)]
     finally:
         worker.terminate()
@@ -626,11 +663,63 @@ def activate_now(practice, user, concurrency: int) -> dict:
         )
         made, patients, sent = cursor.fetchone()
     assert made == patients == sent == run.targeted == run.sent, (made, patients, sent, run.targeted, run.sent)
+    print(f"single invitations during the run: {len(desk.samples)} sent, seconds to sent "
+          f"{', '.join(f'{s:.1f}' for s in desk.samples)}; {desk.unsent} not sent before the run ended", flush=True)
     return {
         "preview_ms": preview_s * 1000, "confirm_ms": confirm_s * 1000, "total_s": total_s, "sent": sent,
         "targeted": run.targeted, "chunks": run.chunks.count(),
         "worker_peak_mb": max(peaks), "worker_total_mb": sum(peaks),
+        "single_s": desk.samples, "single_unsent": desk.unsent,
     }
+
+
+#: Single invitations the front desk sends while Activate Now runs (one at a time, a few seconds apart).
+DESK_INVITES = 20
+DESK_EVERY_S = 4.0
+
+
+class FrontDesk:
+    """A receptionist inviting one patient at a time (practice "Desk") while a bulk run sends: the
+    app's own single invite (`services.invite`, its task enqueued after commit on the interactive
+    queue), timed until the invitation is sent. The next waits DESK_EVERY_S after the last went."""
+
+    def __init__(self):
+        from patients.models import Patient
+
+        self.patients = list(Patient.objects.filter(practice__name="Desk").select_related("practice").order_by("pk"))
+        self.samples: list[float] = []
+        self.unsent = 0
+        self.pending = None  # (invitation id, started)
+        self.next_at = time.perf_counter() + DESK_EVERY_S
+
+    def step(self, *, sending: bool) -> None:
+        from django.utils import timezone
+
+        from invitations import services
+        from invitations.models import Invitation, Source
+
+        now = time.perf_counter()
+        if self.pending is not None:
+            invitation_id, started = self.pending
+            if Invitation.objects.filter(pk=invitation_id, sent_at__isnull=False).exists():
+                self.samples.append(now - started)
+                self.pending, self.next_at = None, now + DESK_EVERY_S
+            return
+        if not sending or now < self.next_at or not self.patients:
+            return
+        patient = self.patients.pop(0)
+        started = time.perf_counter()
+        outcome = services.invite(patient, now=timezone.now(), source=Source.MANUAL)
+        assert outcome.created, outcome.reasons
+        self.pending = (Invitation.objects.filter(patient=patient).latest("pk").pk, started)
+
+    def finish(self, timeout: float = 60) -> None:
+        """The one still being sent when the run ended: timed to the end, or counted as unsent."""
+        deadline = time.perf_counter() + timeout
+        while self.pending is not None and time.perf_counter() < deadline:
+            self.step(sending=False)
+            time.sleep(0.05)
+        self.unsent += self.pending is not None
 
 
 # -- the expiry sweep ----------------------------------------------------------------------------
@@ -671,6 +760,29 @@ def expiry_sweep(practice) -> dict:
 # -- admin pages ---------------------------------------------------------------------------------
 
 
+def staff_client(user):
+    """A test client signed in as `user`, with the second factor given where the account owes one
+    (superusers: patients.staff_auth.two_factor), as the staff member would at sign-in."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    try:
+        from django_otp import DEVICE_ID_SESSION_KEY
+        from django_otp.plugins.otp_totp.models import TOTPDevice
+
+        from patients.staff_auth.two_factor import NEEDED_SESSION_KEY
+    except ImportError:  # an install without two-factor sign-in
+        return client
+    session = client.session
+    if session.get(NEEDED_SESSION_KEY):
+        device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+        device = device or TOTPDevice.objects.create(user=user, name="Bench authenticator", confirmed=True)
+        session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+        session.save()
+    return client
+
+
 def recount(practice) -> float:
     """What the beat job (and "Refresh now") does in the background: count the dashboard's and
     Activate Now's figures for the practice and store them."""
@@ -685,7 +797,6 @@ def recount(practice) -> float:
 
 def admin_pages(practice, users) -> dict:
     from django.db import connection
-    from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
     pages = [
@@ -705,8 +816,7 @@ def admin_pages(practice, users) -> dict:
     ]
     results = {}
     for role, user in (("superuser", users["superuser"]), ("practice admin", users["admin"])):
-        client = Client()
-        client.force_login(user)
+        client = staff_client(user)
         for label, url in pages:
             times, queries = [], 0
             for _ in range(3):
