@@ -10,9 +10,10 @@ import secrets
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils import translation
 from django.views.decorators.http import require_http_methods
 
-from core import throttle
+from core import languages, throttle
 from core.queue import enqueue_on_commit
 from patients.models import Patient, Practice, normalise_email
 
@@ -49,6 +50,7 @@ def request_access(
     zip_code: str,
     birth_sex: str,
     now: datetime.datetime,
+    language: str = "",
 ) -> str:
     """Handle a "Request portal access" form. Returns what happened, for logs and tests only:
     the page says the same thing whatever this returns.
@@ -80,6 +82,8 @@ def request_access(
             # They typed the address and asked us to email it.
             email_consent=True,
             self_signup_unverified=True,
+            # The language they asked in (a chart that matched keeps its own).
+            preferred_language=languages.supported(language) or practice.default_language,
         )
         outcome = invite(patient, now=now, source=Source.SELF_SIGNUP)
     return "created" if outcome.created else "created-not-eligible"
@@ -106,7 +110,7 @@ def access_request_page(request: HttpRequest, practice_id: int) -> HttpResponse:
     ):
         # Matching the chart, creating one, inviting: a worker's job. Done here, a registered
         # patient's request was answered in 8 ms and a stranger's in 26 ms.
-        fields = {**data, "date_of_birth": data["date_of_birth"].isoformat()}
+        fields = {**data, "date_of_birth": data["date_of_birth"].isoformat(), "language": translation.get_language()}
         enqueue_on_commit(HANDLE_TASK, practice.pk, fields, private=True)
     # Whatever happened, the same work and the same answer: the page never tells who is a patient.
     return render(request, "portal/request_access_done.html", {"practice": practice})

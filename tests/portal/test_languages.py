@@ -265,3 +265,17 @@ def test_a_field_error_is_linked_from_the_summary(client, practice):
     assert '<a href="#id_date_of_birth">Date of birth: Enter the date as in the example' in content
     tag = re.search(r'<input[^>]*id="id_date_of_birth"[^>]*>', content).group(0)
     assert 'type="text"' in tag and 'inputmode="numeric"' in tag and 'aria-invalid="true"' in tag
+
+
+def test_a_spanish_access_request_makes_a_spanish_chart_and_a_spanish_email(client, practice, eager_celery, django_capture_on_commit_callbacks):
+    client.cookies.load(SPANISH)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("portal:request_access", args=[practice.pk]), {
+            "first_name": "Lucía", "last_name": "Pérez", "date_of_birth": "17/05/1980", "email": "lucia@example.com",
+            "zip_code": "02139", "birth_sex": "F",
+        })
+    assert response.status_code == 200
+    patient = practice.patients.get(email="lucia@example.com")
+    assert patient.preferred_language == "es"
+    [message] = mail.outbox
+    assert message.subject == "Su invitación al portal del paciente de Clínica del Valle"
