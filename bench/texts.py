@@ -54,6 +54,16 @@ SCENARIOS = [
 ]
 
 
+def stop(process: subprocess.Popen) -> None:
+    """Stop the stand-in; on a loaded machine it may not finish its answers in time: then kill it."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=30)
+
+
 def port_free(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) != 0
@@ -130,8 +140,7 @@ def run_scenario(scenario: Scenario, practice, *, concurrency: int, start_worker
     finally:
         worker.terminate()
         worker.wait(timeout=60)
-        standin.send_signal(signal.SIGINT)
-        standin.wait(timeout=30)
+        stop(standin)
     run.refresh_from_db()
     statuses = dict(Invitation.objects.filter(practice=practice).values_list("status").annotate(n=Count("pk")).order_by())
     attempts = BulkRunChunk.objects.filter(run=run).aggregate(n=Sum("attempts"), chunks=Count("pk"))

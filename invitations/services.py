@@ -17,7 +17,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.queue import enqueue_on_commit
-from core.sending import outbox
+from core.sending import engine
+from core.sending.transports import Item
+from core.sending.transports import email as email_transport
 from patients import audit, tenancy
 from patients.audit import AuditAction
 from patients.models import EmailOptOut, OptOutReason, Patient, Practice, normalise_email
@@ -263,7 +265,8 @@ def deliver(invitation_id: int, *, now: datetime.datetime) -> str:
     token = invitation.claim_for_sending(now)
     if token is None:
         return "not-claimed"  # sent, revoked, or another worker has it
-    outcome = outbox.send_one(build_message(invitation, token))
+    message = build_message(invitation, token)
+    outcome = engine.send_one(Item(key=invitation.pk, to=invitation.email, payload=message), via=email_transport.for_one())
     if outcome.sent:
         invitation.mark_sent(timezone.now(), message_id=outcome.message_id)
         return "sent"

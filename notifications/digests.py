@@ -13,7 +13,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from core.sending import outbox
+from core.sending import engine
+from core.sending.transports import Item
+from core.sending.transports import email as email_transport
 from patients.models import Practice
 
 from . import emails
@@ -85,7 +87,8 @@ def send_digest(*, user_id: int, practice_id: int, now: Optional[datetime.dateti
         if not items:
             return "cancelled"
     sending = [d.pk for d in items]
-    outcome = outbox.send_one(emails.digest_message(deliveries=items, practice=practice, recipient=recipient))
+    message = emails.digest_message(deliveries=items, practice=practice, recipient=recipient)
+    outcome = engine.send_one(Item(key=sending, to=recipient.email, payload=message), via=email_transport.for_one())
     if not outcome.sent:
         return fail_or_retry(sending, max(d.attempts for d in items), outcome.error)
     NotificationDelivery.objects.filter(pk__in=sending).mark_sent(timezone.now())

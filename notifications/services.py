@@ -28,7 +28,9 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from core.queue import enqueue_on_commit
-from core.sending import outbox
+from core.sending import engine
+from core.sending.transports import Item
+from core.sending.transports import email as email_transport
 from core.sending.errors import SendError
 from patients.models import Membership, Practice
 
@@ -380,7 +382,8 @@ def deliver_alert(delivery_id: int, *, now: Optional[datetime.datetime] = None) 
         this_one.cancel(problem or TURNED_OFF)
         return "cancelled"
     # Through the provider account's shared rate, classified like every other email.
-    outcome = outbox.send_one(emails.alert_message(delivery))
+    message = emails.alert_message(delivery)
+    outcome = engine.send_one(Item(key=delivery_id, to=delivery.recipient.email, payload=message), via=email_transport.for_one())
     if not outcome.sent:
         return fail_or_retry([delivery_id], delivery.attempts, outcome.error)
     this_one.mark_sent(timezone.now())

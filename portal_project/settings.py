@@ -324,7 +324,7 @@ PORTAL_RATE_LIMIT_STORE = env.str("PORTAL_RATE_LIMIT_STORE", default="")
 
 PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://localhost:8000").rstrip("/")
 
-# --- Text messages (core.sending.sms) -------------------------------------------------------
+# --- Text messages (core.sending.transports.text) ----------------------------------------
 
 # "" writes each text as a file under var/texts/ (the embedded default); "twilio" sends through
 # Twilio's official library with the account below (Twilio's webhooks are signed with its token).

@@ -7,7 +7,7 @@ from django.http import HttpResponsePermanentRedirect
 from django.templatetags.static import static
 from django.views.generic import RedirectView
 
-from core.sending.webhooks import tracking as tracking_webhook
+from core.sending.email_webhooks import tracking as tracking_webhook
 from patients.staff_auth.views import StaffPasswordResetConfirmView, StaffPasswordResetView, staff_login, two_factor_page
 from patients.views import healthz, practice_logo
 

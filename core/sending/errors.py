@@ -120,14 +120,14 @@ class Unbuildable(ValueError):
 def classify(exc: BaseException, *, at_most_once: bool = False) -> SendError:
     """What `exc`, raised by a call to the provider, means for the message.
 
-    With `at_most_once` (the channel's promise: texts) a call that may have reached the provider
-    without our hearing back (the answer timed out, the connection broke after the request went)
-    is refused with ``UNKNOWN_OUTCOME`` instead of tried again: sending it again could reach the
-    patient twice. A connection that never opened is temporary as usual. Without it (emails) such
-    a call is temporary and tried again: at least once."""
+    With `at_most_once` (the text channel's promise) a call that may have reached Twilio without
+    our hearing back (the answer timed out, the connection broke after the request went: the
+    `twilio` client raises `requests`' own errors) is refused with ``UNKNOWN_OUTCOME`` instead of
+    tried again: sending it again could text the patient twice. A connection that never opened is
+    temporary as usual. Without it (emails) such a call is temporary and tried again: at least once."""
     if at_most_once and _maybe_delivered(exc):
         return SendError(
-            ErrorKind.REFUSED, "The service did not answer in time, so the message may or may not have been sent "
+            ErrorKind.REFUSED, "Twilio did not answer in time, so the text may or may not have been sent "
             f"({type(exc).__name__}). Resend to send a new link.", code=UNKNOWN_OUTCOME,
         )
     if isinstance(exc, Unbuildable):

@@ -18,8 +18,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from core.sending import outbox
-from core.sending.sms_segments import GSM7_SINGLE, measure
+from core.sending import engine
+from core.sending.text_segments import GSM7_SINGLE, measure
+from core.sending.transports import Item
+from core.sending.transports import email as email_transport
 from core import languages
 from patients import audit, tenancy
 from patients.admin_scoping import PracticeScopedAdmin, PracticeScopedForm
@@ -259,7 +261,7 @@ class TemplateEditorViews:
         message.attach_alternative(rendered.html, "text/html")
         message.tags = ["portal-invitation-test"]
         # The same path and account rate as every email; a request waits at most a few seconds.
-        outcome = outbox.send_one(message, max_wait=5)
+        outcome = engine.send_one(Item(key=None, to=address, payload=message), via=email_transport.for_one(), max_wait=5)
         if not outcome.sent:
             self.message_user(
                 request, f"The test email could not be sent: the email service answered {outcome.error.detail} "

@@ -20,9 +20,9 @@ chunks (who is targeted, planning, progress, the resume sweep) is `invitations.b
   chunk sends them again with a fresh link: the same at-least-once trade-off as a single send
   (`Invitation.claim_for_sending`, `delivery.deliver_text`), limited to the messages settled since
   the last mark (a couple of seconds' worth; for texts at a long code's 1 a second, two or three).
-* Sending: the emails through `core.sending.outbox`, then the texts through
-  `core.sending.sms.send_texts`, each within its account's rate shared by every worker; throttled
-  and temporarily failed messages are retried inside the chunk. A chunk stops starting messages
+* Sending: the emails, then the texts, through the sending engine (`core.sending.engine.send_many`
+  with the email and the text transport), each within its account's rate shared by every worker;
+  throttled and temporarily failed messages are retried inside the chunk. A chunk stops starting messages
   `SEND_SECONDS` after its task began (inside the task's time limit), releases the claims of what
   it did not send and hands the rest on: at once when its time ran out, after the wait for the
   account's next slot when that is far (a text account sends about 1 a second), after a backoff
@@ -51,7 +51,11 @@ from django.utils import timezone
 
 from core import languages
 from core.queue import enqueue_on_commit
-from core.sending import outbox, sms
+from core.sending import engine
+from core.sending.errors import SendError
+from core.sending.transports import Item
+from core.sending.transports import email as email_transport
+from core.sending.transports import text as text_transport
 from patients.models import Patient, Practice, normalise_email
 
 from invitations import eligibility
@@ -111,15 +115,15 @@ class Outgoing:
     """What one attempt of a chunk has claimed and will send."""
 
     emails: list[Recipient] = field(default_factory=list)
-    texts: list[sms.Text] = field(default_factory=list)
+    texts: list[Item] = field(default_factory=list)
 
 
 @dataclass
 class Sending:
     """What one attempt of a chunk did, per channel."""
 
-    emails: outbox.Report
-    texts: sms.Report
+    emails: engine.Report
+    texts: engine.Report
 
     @property
     def left(self) -> bool:
@@ -127,7 +131,7 @@ class Sending:
 
     @property
     def progressed(self) -> bool:
-        return bool(self.emails.sent or self.emails.failed or self.texts.sent or self.texts.refused)
+        return bool(self.emails.sent or self.emails.failed or self.texts.sent or self.texts.failed)
 
 
 def claim_chunk(chunk_id: int, *, now: datetime.datetime) -> bool:
@@ -238,12 +242,10 @@ def _text_in_language(invitation: Invitation, token: str, *, practice: Practice,
         return _text(invitation, token, practice=practice, template=wording)
 
 
-def _text(invitation: Invitation, token: str, *, practice: Practice, template: InvitationTemplate) -> sms.Text:
+def _text(invitation: Invitation, token: str, *, practice: Practice, template: InvitationTemplate) -> Item:
     """The text of one claimed invitation: the practice's wording with the text's own link."""
-    return sms.Text(
-        key=invitation.pk, to=invitation.text_to, body=invitation_text.compose(practice, template.text_body, token),
-        status_callback=delivery.status_callback_url(invitation),
-    )
+    body = invitation_text.compose(practice, template.text_body, token)
+    return Item(key=invitation.pk, to=invitation.text_to, payload=text_transport.Text(body, delivery.status_callback_url(invitation)))
 
 
 def _reclaim_lapsed(chunk: BulkRunChunk, *, now: datetime.datetime) -> list[Recipient]:
@@ -264,7 +266,7 @@ def _reclaim_lapsed(chunk: BulkRunChunk, *, now: datetime.datetime) -> list[Reci
     ]
 
 
-def _reclaim_texts(chunk: BulkRunChunk, *, template: InvitationTemplate, now: datetime.datetime) -> list[sms.Text]:
+def _reclaim_texts(chunk: BulkRunChunk, *, template: InvitationTemplate, now: datetime.datetime) -> list[Item]:
     """Texts an earlier attempt of this chunk created but did not send, each with a new link (those
     that may no longer be sent, after a STOP or a withdrawn consent, are failed with the reason)."""
     _chunk_invitations(chunk).fail_blocked_texts(now)
@@ -275,51 +277,52 @@ def _reclaim_texts(chunk: BulkRunChunk, *, template: InvitationTemplate, now: da
 # -- sending and recording ----------------------------------------------------------------------
 
 
-def _send(outgoing: list[Recipient], *, chunk: BulkRunChunk, practice: Practice, template, deadline: float) -> outbox.Report:
-    """Hand the chunk's emails to the email service (`core.sending.outbox`: concurrent calls or
-    batches within the account's shared rate), marking them as they go."""
+def _send(outgoing: list[Recipient], *, chunk: BulkRunChunk, practice: Practice, template, deadline: float) -> engine.Report:
+    """Hand the chunk's emails to the email service (concurrent calls or the provider's batches
+    within the account's shared rate), marking them as they go."""
     if not outgoing:
-        return outbox.Report()
+        return engine.Report()
     composer = invitation_email.ChunkComposer(practice=practice, choose=template)
     composer.prepare(outgoing)
-    items = [outbox.Item(key=r.pk, to=r.to, payload=r, group=composer.group(r)) for r in outgoing]
-    sender = outbox.Outbox(
-        composer=composer, flush_every_seconds=MARK_SENT_EVERY_SECONDS, flush_every_messages=MARK_SENT_EVERY_MESSAGES,
+    items = [Item(key=r.pk, to=r.to, payload=r, group=composer.group(r)) for r in outgoing]
+    return engine.send_many(
+        items, via=email_transport.for_many(composer), deadline=deadline, flush=lambda settled: _record(chunk, settled),
+        flush_every_seconds=MARK_SENT_EVERY_SECONDS, flush_every_messages=MARK_SENT_EVERY_MESSAGES,
     )
-    return sender.send(items, deadline=deadline, flush=lambda settled: _record(chunk, settled))
 
 
-def _send_texts(outgoing: list[sms.Text], *, chunk: BulkRunChunk, deadline: float, waiting_emails: int) -> sms.Report:
-    """Hand the chunk's texts to Twilio (`core.sending.sms.send_texts`: concurrent calls within the
-    text account's shared rate) in the time the emails left, marking them as they go."""
+def _send_texts(outgoing: list[Item], *, chunk: BulkRunChunk, deadline: float, waiting_emails: int) -> engine.Report:
+    """Hand the chunk's texts to Twilio (concurrent calls within the text account's shared rate) in
+    the time the emails left, marking them as they go."""
     if not outgoing:
-        return sms.Report()
+        return engine.Report()
     if time.monotonic() >= deadline:  # the emails took the chunk's time: every text waits for the next attempt
-        return sms.Report(left=[(text.key, None) for text in outgoing], deadline_reached=True)
-    return sms.send_texts(
-        outgoing, deadline=deadline, flush=lambda settled: _record_texts(chunk, settled, waiting_emails=waiting_emails),
-        flush_every_seconds=MARK_SENT_EVERY_SECONDS, flush_every_texts=MARK_SENT_EVERY_MESSAGES,
+        return engine.Report(left=list(outgoing), deadline_reached=True)
+    return engine.send_many(
+        outgoing, via=text_transport.for_many(), deadline=deadline,
+        flush=lambda settled: _record_texts(chunk, settled, waiting_emails=waiting_emails),
+        flush_every_seconds=MARK_SENT_EVERY_SECONDS, flush_every_messages=MARK_SENT_EVERY_MESSAGES,
     )
 
 
-def _record(chunk: BulkRunChunk, settled: outbox.Flush) -> None:
+def _record(chunk: BulkRunChunk, settled: engine.Settled) -> None:
     """What the email service took or refused since the last mark: the invitations' new status,
     the chunk's figures and one tick for the progress page's rate, in one transaction."""
     now = timezone.now()
     with transaction.atomic():
         Invitation.objects.mark_sent_many(settled.sent, now=now)
-        Invitation.objects.fail_many(settled.failed, now=now)
+        Invitation.objects.fail_many([(key, error.detail) for key, error in settled.failed], now=now)
         _recount(chunk, now=now, waiting=settled.waiting, progressed=bool(settled.sent or settled.failed))
 
 
-def _record_texts(chunk: BulkRunChunk, settled: sms.Settled, *, waiting_emails: int) -> None:
+def _record_texts(chunk: BulkRunChunk, settled: engine.Settled, *, waiting_emails: int) -> None:
     """What Twilio took or refused since the last mark (a refusal teaches the chart or the opt-out
     list), the chunk's figures and a tick, in one transaction."""
     now = timezone.now()
     with transaction.atomic():
         Invitation.objects.mark_texts_queued(settled.sent, now=now)
-        delivery.refuse(settled.refused, now=now)
-        progressed = bool(settled.sent or settled.refused)
+        delivery.refuse(settled.failed, now=now)
+        progressed = bool(settled.sent or settled.failed)
         _recount(chunk, now=now, waiting=waiting_emails + settled.waiting, progressed=progressed)
 
 
@@ -365,9 +368,9 @@ def _add_strays(chunk: BulkRunChunk, sending: Sending) -> None:
     )
     for pk, email_left, text_left in strays:
         if email_left:
-            sending.emails.left.append(outbox.Item(key=pk, to=""))
+            sending.emails.left.append(Item(key=pk, to=""))
         if text_left:
-            sending.texts.left.append((pk, None))
+            sending.texts.left.append(Item(key=pk, to=""))
 
 
 def _flag(condition: Q) -> Case:
@@ -380,10 +383,8 @@ def _hand_on(chunk: BulkRunChunk, sending: Sending, *, claimed_at: datetime.date
     service failed. A chunk that has sent nothing for `SEND_GIVE_UP_AFTER` fails what is left
     with the reason instead (the email, the text, or both: an invitation fails when none is left)."""
     emailed, texted = sending.emails, sending.texts
-    emails_left = [(item.key, item.error.detail if item.error else "") for item in emailed.left]
-    texts_left = [(key, error.detail if error else "") for key, error in texted.left]
-    email_problem = emailed.service_error or next((item.error for item in emailed.left if item.error), None)
-    text_problem = texted.service_error or next((error for _, error in texted.left if error), None)
+    emails_left, texts_left = _left_with_reasons(emailed), _left_with_reasons(texted)
+    email_problem, text_problem = _problem(emailed), _problem(texted)
     problem = email_problem or text_problem
     with transaction.atomic():
         row = BulkRunChunk.objects.select_for_update().get(pk=chunk.pk)
@@ -424,6 +425,17 @@ def _hand_on(chunk: BulkRunChunk, sending: Sending, *, claimed_at: datetime.date
         return "waiting"
     enqueue([chunk.pk])  # its time ran out, not its luck: the next attempt starts at once
     return "continued"
+
+
+def _left_with_reasons(report: engine.Report) -> list[tuple[int, str]]:
+    """(invitation id, the error its message last met or "") for what a channel handed back."""
+    return [(item.key, item.error.detail if item.error else "") for item in report.left]
+
+
+def _problem(report: engine.Report) -> Optional[SendError]:
+    """Why a channel handed messages back, if a service said: its refusal of our account, or the
+    first error a message met."""
+    return report.service_error or next((item.error for item in report.left if item.error), None)
 
 
 def _failing(report, problem) -> bool:

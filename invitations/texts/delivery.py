@@ -1,8 +1,8 @@
 """Invitations by text message: send one invitation's text at most once and learn from what Twilio
 says about it (patients' replies are `invitations.texts.replies`).
 
-The sending path is `core.sending.sms` (the account's shared rate, every error classified); the
-text's state changes are `invitations.models.text_transitions`; what the text says is `invitations.wording.invitation_text`.
+The sending path is `core.sending.engine` with the text transport (the account's shared rate,
+every error classified); the text's state changes are `invitations.models.text_transitions`; what the text says is `invitations.wording.invitation_text`.
 Bulk runs send their texts chunk by chunk (`invitations.bulk.chunks`) through the same pieces.
 
 * **At most once.** The text is claimed in the database (`claim_text`, a fresh link each time)
@@ -28,8 +28,10 @@ from django.utils import timezone
 
 from core import languages
 from core.queue import enqueue_on_commit
-from core.sending import errors, sms
+from core.sending import engine, errors
 from core.sending.errors import ErrorKind, SendError
+from core.sending.transports import Item
+from core.sending.transports import text as text_transport
 from patients.models import Patient, SmsOptOut, SmsOptOutReason
 
 from invitations.wording import invitation_text
@@ -87,10 +89,10 @@ def deliver_text(invitation_id: int, *, now: datetime.datetime) -> str:
             body = representative_wording.compose_text(invitation, token)
         else:
             body = invitation_text.compose(invitation.practice, template.text_body, token)
-    text = sms.Text(key=invitation.pk, to=invitation.text_to, body=body, status_callback=status_callback_url(invitation))
-    outcome = sms.send_text(text, max_wait=SINGLE_TEXT_MAX_WAIT)
+    text = Item(key=invitation.pk, to=invitation.text_to, payload=text_transport.Text(body, status_callback_url(invitation)))
+    outcome = engine.send_one(text, via=text_transport.for_one(), max_wait=SINGLE_TEXT_MAX_WAIT)
     if outcome.sent:
-        Invitation.objects.mark_texts_queued([(invitation.pk, outcome.sid)], now=timezone.now())
+        Invitation.objects.mark_texts_queued([(invitation.pk, outcome.message_id)], now=timezone.now())
         return "sent"
     error = outcome.error
     if error.is_refused:

@@ -14,7 +14,7 @@ from django.utils.translation import gettext
 
 from core import languages
 
-from core.sending.sms_webhooks import reply_keyword
+from core.sending.text_webhooks import reply_keyword
 from patients.models import Patient, Practice, SmsOptOut, SmsOptOutReason
 
 from invitations.models import Invitation

@@ -1,5 +1,5 @@
 """Twilio's webhooks for invitation texts: delivery statuses and patients' replies. Only Twilio's
-signed POSTs get through (`core.sending.sms_webhooks.twilio_webhook`: 404 without Twilio, 405,
+signed POSTs get through (`core.sending.text_webhooks.twilio_webhook`: 404 without Twilio, 405,
 403 unsigned or forged, and nothing stored); both are idempotent (a status moves a text only
 forward; STOP and START set a list entry; a reply posted again is answered once)."""
 
@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from twilio.twiml.messaging_response import MessagingResponse
 
-from core.sending.sms_webhooks import twilio_webhook
+from core.sending.text_webhooks import twilio_webhook
 
 from invitations.texts import delivery, replies
 

@@ -213,7 +213,7 @@ def _message(rendered: RenderedEmail, *, from_email: str, to: list[str], reply_t
     )
     message.attach_alternative(rendered.html, "text/html")
     # Read by anymail backends, ignored by Django's own. Click tracking is turned off on the
-    # way out (core.sending.outbox.prepare): it would route the token through a redirector.
+    # way out (core.sending.transports.email.prepare): it would route the token through a redirector.
     if public_id is not None:
         message.metadata = {"invitation": str(public_id)}
     message.tags = ["portal-invitation"]
@@ -255,8 +255,9 @@ class PreparedEmail:
 
     def batch_message(self, recipients: list["Recipient"], merge) -> EmailMultiAlternatives:
         """One message for many recipients, for a provider that fills per-recipient fields
-        itself (`core.sending.providers`): each recipient gets the email `message` would make for
-        them, with their own first name, link and metadata (the invitation's opaque id)."""
+        itself (`core.sending.transports.email_providers`): each recipient gets the email
+        `message` would make for them, with their own first name, link and metadata (the
+        invitation's opaque id)."""
         markers = {
             "text": {self._FIRST_NAME: merge.field("first_name"), self._LINK: merge.field("link")},
             "html": {self._FIRST_NAME: merge.field("first_name_html"), self._LINK: merge.field("link_html")},
@@ -304,9 +305,9 @@ class Recipient:
 
 
 class ChunkComposer:
-    """Writes the emails of one chunk for `core.sending.outbox`: the template is rendered once per
-    expiry date (everyone in a chunk normally shares it), then filled per recipient or handed to
-    the provider as one batch with per-recipient fields."""
+    """Writes the emails of one chunk for the email transport (`core.sending.transports.email.Composer`):
+    the template is rendered once per expiry date (everyone in a chunk normally shares it), then
+    filled per recipient or handed to the provider as one batch with per-recipient fields."""
 
     def __init__(self, *, practice, template=None, choose=None):
         """`template` for everyone, or `choose(language)` giving each language's version (each

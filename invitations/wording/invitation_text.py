@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils.translation import gettext, gettext_noop
 
-from core.sending.sms_segments import GSM7_SINGLE, measure, non_gsm7
+from core.sending.text_segments import GSM7_SINGLE, measure, non_gsm7
 
 from invitations.vocabulary import TEXT_TOKEN_BYTES, new_token
 

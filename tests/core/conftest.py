@@ -1,6 +1,6 @@
-"""Fixtures for the text tests (test_sms*.py): the Twilio stand-in (tests/twilio_standin/) that the
-real twilio client sends to, and the text account's shared rate forgotten around a test (the
-modules ask for it with ``pytest.mark.usefixtures("fresh_sms_rate")``)."""
+"""Fixtures for the text tests (test_engine.py, test_text*.py): the Twilio stand-in
+(tests/twilio_standin/) that the real twilio client sends to, and the text account's shared rate
+forgotten around a test (the modules ask for it with ``pytest.mark.usefixtures("fresh_sms_rate")``)."""
 
 import pytest
 

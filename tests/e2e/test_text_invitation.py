@@ -12,7 +12,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.utils import timezone
 
-from core.sending.sms_segments import measure
+from core.sending.text_segments import measure
 from invitations import services
 from invitations.models.events import EventKind
 from invitations.models import Channel, Invitation, Source, Status, TextStatus

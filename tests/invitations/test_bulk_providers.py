@@ -158,7 +158,7 @@ def test_an_outage_defers_the_chunk_and_it_finishes_when_the_service_is_back(
     practice, use_provider, monkeypatch, frozen, django_capture_on_commit_callbacks
 ):
     standin = use_provider("postmark")
-    monkeypatch.setattr("core.sending.outbox.MAX_TRIES", 1)
+    monkeypatch.setattr("core.sending.engine.RETRY_WAITS", ())  # no retry inside the chunk
     standin.configure(fail_next=1000)
     patients = PatientFactory.create_batch(4, practice=practice)
     run = start(practice, django_capture_on_commit_callbacks)
@@ -285,7 +285,7 @@ def test_a_later_attempt_never_invites_again_a_patient_this_run_already_invited(
 def test_a_chunk_is_never_done_while_one_of_its_invitations_is_pending(
     practice, use_provider, monkeypatch, enqueued, frozen, django_capture_on_commit_callbacks
 ):
-    """A safety net under the outbox: were an invitation ever lost between its lists (it should
+    """A safety net under the sending engine: were an invitation ever lost between its lists (it should
     not be), the chunk is handed on instead of read as done."""
     use_provider("postmark")
     PatientFactory.create_batch(3, practice=practice)

@@ -10,7 +10,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from core.sending import sms, sms_transports
+from core.sending import ratelimit
+from core.sending.transports import text as text_transport
 from invitations.bulk import runs
 from invitations.bulk import chunks
 from invitations.models.bulk_runs import CHUNK_LEASE, BulkRunStatus, ChunkStatus
@@ -99,7 +100,7 @@ def test_a_chunk_that_cannot_get_a_text_slot_waits_for_it_instead_of_spinning(
     practice, quiet_twilio, monkeypatch, enqueued, frozen, django_capture_on_commit_callbacks
 ):
     monkeypatch.setattr(chunks, "SEND_SECONDS", 1.0)
-    sms.account_rate().slow_down(120)  # Twilio asked the account to wait two minutes
+    ratelimit.limiter("sms").slow_down(120)  # Twilio asked the account to wait two minutes
     [patient(practice) for _ in range(3)]
     run = start(practice, django_capture_on_commit_callbacks)
     with django_capture_on_commit_callbacks(execute=True):
@@ -126,7 +127,7 @@ def test_a_chunk_delivered_twice_texts_nobody_twice(practice, quiet_twilio, froz
 def dying_twilio(monkeypatch, *, survive: int, after_twilio_took_it: bool) -> list[str]:
     """Twilio's transport: the worker dies at text number `survive` + 1, before or just after
     Twilio took it. Returns the numbers Twilio was called for."""
-    real_send = sms_transports.TwilioTransport.send
+    real_send = text_transport.TwilioTransport.send
     calls = []
 
     def send(self, text):
@@ -138,7 +139,7 @@ def dying_twilio(monkeypatch, *, survive: int, after_twilio_took_it: bool) -> li
         return real_send(self, text)
 
     dying_twilio.dies = True
-    monkeypatch.setattr(sms_transports.TwilioTransport, "send", send)
+    monkeypatch.setattr(text_transport.TwilioTransport, "send", send)
     return calls
 
 

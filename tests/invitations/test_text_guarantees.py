@@ -10,7 +10,7 @@ import datetime
 import pytest
 from anymail.exceptions import AnymailRecipientsRefused
 
-from core.sending import sms
+from core.sending import ratelimit
 from invitations import tasks
 from invitations.texts import delivery
 from invitations.models.events import EventKind
@@ -165,7 +165,7 @@ def test_a_single_text_waits_its_turn_behind_a_bulk_runs_texts_instead_of_failin
     a single invitation's text queues behind them as an email does, instead of being told
     "no slot" on every retry until the task gives up."""
     settings.PORTAL_SMS_RATE_LIMIT = 1  # a long code: one text a second
-    rate = sms.account_rate()
+    rate = ratelimit.limiter("sms")
     for _ in range(6):  # a chunk's texts in flight: the next free slot is 6 s away
         assert rate.reserve_slot(1, max_wait=60) is not None
     assert tasks.send_invitation_text.run(waiting.pk) == "sent"

@@ -6,7 +6,7 @@ message with the link whatever the practice is called."""
 import pytest
 from django.core.exceptions import ValidationError
 
-from core.sending.sms_segments import measure
+from core.sending.text_segments import measure
 from invitations.models import InvitationTemplate
 from invitations.wording.invitation_text import DEFAULT_TEXT_BODY, compose, sample, text_link, validate_text_body
 from invitations.vocabulary import TEXT_TOKEN_BYTES, new_token

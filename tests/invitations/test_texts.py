@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail
 
-from core.sending.sms_segments import measure
+from core.sending.text_segments import measure
 from invitations import eligibility, services
 from invitations.models.events import EventKind
 from invitations.models import Channel, Invitation, InvitationTemplate, RevokeReason, Status, TextStatus

@@ -175,12 +175,15 @@ def test_an_alert_to_an_address_the_provider_refuses_fails_at_once(delivery, ali
 
 
 def test_a_throttled_alert_waits_as_long_as_the_provider_asked(delivery, use_provider, ticking):
-    from core.sending import ratelimit
+    from core.sending import engine, ratelimit
+    from core.sending.transports import Item
+    from core.sending.transports import email as email_transport
     from notifications import tasks
 
     standin = use_provider("postmark")
     standin.configure(rate_limit=0.01, burst=1)
-    standin_first = services.outbox.send_one(emails.alert_message(delivery))  # uses the account's one call
+    first = Item(key=None, to=delivery.recipient.email, payload=emails.alert_message(delivery))
+    standin_first = engine.send_one(first, via=email_transport.for_one())  # uses the account's one call
     assert standin_first.sent
     with pytest.raises(services.RetryLater) as raised:
         services.deliver_alert(delivery.pk)

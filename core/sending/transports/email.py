@@ -13,7 +13,7 @@ backends in production; any Django backend works).
   route a patient's registration token through the provider's redirector.
 
 `for_many` keeps one connection per pool thread for the whole send (closed by the engine);
-`for_one` opens and closes a connection per message, as Django's ``EmailMessage.send`` does.
+`for_one` sends with Django's ``EmailMessage.send`` (a connection opened and closed per message).
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class EmailTransport(Transport):
     def _hand_over(self, message: EmailMessage) -> None:
         prepare(message, self.provider)
         if not self.keep_connections:
-            get_connection().send_messages([message])  # opens and closes its own connection
+            message.send()  # opens and closes its own connection
             return
         self._connection().send_messages([message])
 

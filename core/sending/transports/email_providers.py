@@ -1,6 +1,6 @@
-"""What each email provider's API can do for a bulk send.
+"""What each email provider's API can do for a bulk send (read by `transports.email`).
 
-Two paths (the README's "Sending" section has the table):
+Two paths (the README's "Sending to the email provider" section has the table):
 
 * **batch**: one API call carries many messages, each recipient with their own values (their link,
   their first name) filled in by the provider. Mailgun (``recipient-variables``, up to 1,000

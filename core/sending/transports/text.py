@@ -43,7 +43,7 @@ from django.utils import timezone
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from ..sms_segments import measure
+from ..text_segments import measure
 from . import Item, Outcome, Transport
 
 

@@ -1,10 +1,10 @@
-"""Test-only URLs: two views behind `core.sending.sms_webhooks.twilio_webhook`, recording what
+"""Test-only URLs: two views behind `core.sending.text_webhooks.twilio_webhook`, recording what
 reached them (the app's real views come with its own URLs)."""
 
 from django.http import HttpResponse
 from django.urls import path
 
-from core.sending.sms_webhooks import twilio_webhook
+from core.sending.text_webhooks import twilio_webhook
 
 #: (view name, the form fields it was given), in the order they arrived.
 RECEIVED: list[tuple[str, dict]] = []

@@ -1,12 +1,12 @@
-"""What a text costs (`core.sending.sms_segments`): GSM-7 and UCS-2 segments, escape pairs that never
+"""What a text costs (`core.sending.text_segments`): GSM-7 and UCS-2 segments, escape pairs that never
 straddle two segments, the characters that make a text UCS-2, and an invitation's text in one
 GSM-7 segment, counted the same by the Twilio stand-in."""
 
 import pytest
 
-from core.sending import sms_segments
+from core.sending import text_segments
 from tests import twilio_standin
-from tests.core.test_sms import BODY
+from tests.core.channels import BODY
 
 
 @pytest.mark.parametrize(
@@ -19,23 +19,23 @@ from tests.core.test_sms import BODY
     ],
 )
 def test_gsm7_and_ucs2_segments(body, gsm7, count):
-    assert sms_segments.is_gsm7(body) is gsm7
-    assert sms_segments.segments(body) == count
+    assert text_segments.is_gsm7(body) is gsm7
+    assert text_segments.segments(body) == count
 
 
 def test_an_escape_pair_never_straddles_two_segments():
     body = "a" * 152 + "€" + "a" * 10  # the € would take units 153 and 154
-    assert sms_segments.measure(body).units == 164 and sms_segments.segments(body) == 2
-    assert sms_segments.segments("a" * 152 + "€" + "a" * 153) == 3
+    assert text_segments.measure(body).units == 164 and text_segments.segments(body) == 2
+    assert text_segments.segments("a" * 152 + "€" + "a" * 153) == 3
 
 
 def test_the_characters_that_make_a_text_ucs2_are_named_once_each():
-    assert sms_segments.non_gsm7("Don’t miss it — “today”’s the day") == ["’", "—", "“", "”"]
-    assert sms_segments.non_gsm7(BODY) == []
+    assert text_segments.non_gsm7("Don’t miss it — “today”’s the day") == ["’", "—", "“", "”"]
+    assert text_segments.non_gsm7(BODY) == []
 
 
 def test_an_invitation_text_with_its_link_fits_one_gsm7_segment():
-    measured = sms_segments.measure(BODY)
+    measured = text_segments.measure(BODY)
     assert (measured.encoding, measured.segments) == ("GSM-7", 1)
     assert measured.left_in_segment == 160 - len(BODY)
     assert twilio_standin.segments(BODY) == 1  # the stand-in (Twilio) counts it the same

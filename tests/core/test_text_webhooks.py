@@ -1,4 +1,4 @@
-"""Only Twilio's signed POSTs reach the app's text webhooks (`core.sending.sms_webhooks`): signed
+"""Only Twilio's signed POSTs reach the app's text webhooks (`core.sending.text_webhooks`): signed
 with the auth token for the public URL, checked against tampering, 404 without Twilio; end to end,
 the stand-in's status callbacks and a STOP reply pass the gate of a live server; reply keywords as
 Twilio reads them."""
@@ -7,11 +7,12 @@ import time
 
 import pytest
 
-from core.sending import sms
+from core.sending import engine
 from core.sending.errors import OPTED_OUT
-from core.sending.sms_webhooks import reply_keyword
+from core.sending.text_webhooks import reply_keyword
 from tests import twilio_standin
-from tests.core.test_sms import no_rate, send, texts
+from core.sending.transports import text as text_transport
+from tests.core.channels import no_rate, send_many, texts
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_sms_rate")]
 
@@ -21,11 +22,11 @@ INBOUND_PATH = "/texts/inbound/"
 
 @pytest.fixture
 def webhooks(twilio, settings):
-    from tests.core import sms_webhook_urls
+    from tests.core import text_webhook_urls
 
-    settings.ROOT_URLCONF = "tests.core.sms_webhook_urls"
-    sms_webhook_urls.RECEIVED.clear()
-    return sms_webhook_urls.RECEIVED
+    settings.ROOT_URLCONF = "tests.core.text_webhook_urls"
+    text_webhook_urls.RECEIVED.clear()
+    return text_webhook_urls.RECEIVED
 
 
 def post_status(client, params, *, signature=None, path=STATUS_PATH):
@@ -82,29 +83,29 @@ def test_the_standins_status_callbacks_and_replies_pass_the_gate(twilio, live_se
     """End to end over HTTP: texts sent through the stand-in get queued, sent, delivered (a
     landline: undelivered, 30006) posted to the live server, signed, and accepted there; a STOP
     reply reaches the inbound view and Twilio refuses the next text with 21610."""
-    from tests.core import sms_webhook_urls
+    from tests.core import text_webhook_urls
 
-    settings.ROOT_URLCONF = "tests.core.sms_webhook_urls"
+    settings.ROOT_URLCONF = "tests.core.text_webhook_urls"
     settings.PORTAL_BASE_URL = live_server.url
-    sms_webhook_urls.RECEIVED.clear()
+    text_webhook_urls.RECEIVED.clear()
     twilio.configure(landlines=["+16175550001"])
-    report, _ = send(texts(2, callback=live_server.url + STATUS_PATH))
-    assert len(report.sent) == 2
+    report, _ = send_many(texts(2, callback=live_server.url + STATUS_PATH), via=text_transport.for_many())
+    assert report.sent == 2
     deadline = time.monotonic() + 10
     while len(twilio.callbacks()) < 6 and time.monotonic() < deadline:
         time.sleep(0.05)
     callbacks = twilio.callbacks()
     assert [c["answer"] for c in callbacks] == [204] * 6
     statuses = {}
-    for name, fields in sms_webhook_urls.RECEIVED:
+    for name, fields in text_webhook_urls.RECEIVED:
         statuses.setdefault(fields["To"], []).append((fields["MessageStatus"], fields.get("ErrorCode")))
     assert statuses == {
         "+16175550000": [("queued", None), ("sent", None), ("delivered", None)],
         "+16175550001": [("queued", None), ("sent", None), ("undelivered", "30006")],
     }
     answer = twilio.reply(live_server.url + INBOUND_PATH, from_="+16175550000", body="Stop")
-    assert answer["answer"] == 200 and sms_webhook_urls.RECEIVED[-1] == ("inbound", answer["params"])
-    again = sms.send_text(texts(1)[0], limiter=no_rate())
+    assert answer["answer"] == 200 and text_webhook_urls.RECEIVED[-1] == ("inbound", answer["params"])
+    again = engine.send_one(texts(1)[0], via=text_transport.for_one(), limiter=no_rate())
     assert again.error.code == OPTED_OUT
 
 
