@@ -50,6 +50,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/7")
+#: The databases' names start with this (two benches on one server at once need different ones).
+DATABASE_PREFIX = os.environ.get("BENCH_DATABASE_PREFIX", "bench_")
 ACTIVATE_TARGET = 100_000
 
 
@@ -78,6 +80,8 @@ def main() -> None:
     parser.add_argument("--naive", type=int, default=1000, help="invitations made by the one-at-a-time loop")
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
     parser.add_argument("--drop", action="store_true", help="drop each database at the end")
+    parser.add_argument("--spanish", type=float, default=0.0,
+                        help="share of Bench's patients who prefer Spanish, 0 to 1 (README: Activate Now half in Spanish)")
     parser.add_argument("--providers", default=None,
                         help="provider scenarios to run after the sizes: all (default), none, or numbers from 1 (comma-separated)")
     parser.add_argument("--texts", nargs="?", const="all", default=None,
@@ -87,7 +91,7 @@ def main() -> None:
     parser.add_argument("--texts-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        results = run_one(args.one, naive=args.naive, concurrency=args.concurrency)
+        results = run_one(args.one, naive=args.naive, concurrency=args.concurrency, spanish=args.spanish)
         print("RESULT " + json.dumps(results), flush=True)
         return
     if args.providers_child:
@@ -104,12 +108,12 @@ def main() -> None:
     sizes = [int(size.replace("_", "")) for size in args.sizes.split(",") if size.strip()]
     collected = []
     for size in sizes:
-        database = f"bench_{size}"
+        database = f"{DATABASE_PREFIX}{size}"
         recreate_database(database)
         print(f"\n== {size:,} patients (database {database}) ==", flush=True)
         child = subprocess.Popen(
             [sys.executable, __file__, "--one", str(size), "--naive", str(args.naive),
-             "--concurrency", str(args.concurrency)],
+             "--concurrency", str(args.concurrency), "--spanish", str(args.spanish)],
             cwd=ROOT, env={**os.environ, **bench_env(database)}, stdout=subprocess.PIPE, text=True,
         )
         result = None
@@ -251,6 +255,7 @@ def print_table(results: list[dict]) -> None:
 
     row("data generated (patients / invitations)", lambda r: f"{r['generate_s']:.0f} s ({r['patients']:,} / {r['invitations_before']:,})")
     row("search keys backfill (migration 0010) over every patient", lambda r: f"{r['backfill_s']:.0f} s")
+    row("Bench's patients who prefer Spanish", lambda r: f"{r.get('spanish', 0):.0%}")
     row("Activate Now preview page", lambda r: f"{r['preview_ms']:,.0f} ms")
     row("Activate Now confirm request", lambda r: f"{r['confirm_ms']:,.0f} ms")
     row("invitations created and handed to the email backend", lambda r: f"{r['sent']:,} in {r['total_s']:.1f} s")
@@ -271,7 +276,7 @@ def print_table(results: list[dict]) -> None:
 # == the child: one size, in its own database =================================================
 
 
-def run_one(size: int, *, naive: int, concurrency: int) -> dict:
+def run_one(size: int, *, naive: int, concurrency: int, spanish: float = 0.0) -> dict:
     sys.path.insert(0, str(ROOT))
     import django
 
@@ -288,7 +293,8 @@ def run_one(size: int, *, naive: int, concurrency: int) -> dict:
     print(f"migrated in {time.perf_counter() - start:.1f} s", flush=True)
 
     start = time.perf_counter()
-    bench, users = generate(size, naive_size=naive)
+    bench, users = generate(size, naive_size=naive, spanish=spanish)
+    results["spanish"] = spanish
     results["generate_s"] = time.perf_counter() - start
     results["patients"], results["invitations_before"] = count("patients_patient"), count("invitations_invitation")
     print(f"generated {results['patients']:,} patients and {results['invitations_before']:,} invitations "
@@ -369,7 +375,7 @@ FIRST_NAMES = ["Robin", "Alex", "Sam", "Jordan", "Casey", "Taylor", "Morgan", "J
 LAST_NAMES = ["Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Lopez", "Wilson"]
 
 
-def generate(size: int, *, naive_size: int):
+def generate(size: int, *, naive_size: int, spanish: float = 0.0):
     from django.contrib.auth import get_user_model
     from django.db import connection
 
@@ -387,7 +393,7 @@ def generate(size: int, *, naive_size: int):
         # Generation only: hash joins of a million rows in memory, no waiting on each commit's flush.
         cursor.execute("SET work_mem = '256MB'; SET maintenance_work_mem = '512MB'; SET synchronous_commit = off")
         steps = time.perf_counter()
-        _patients(cursor, bench, size, eligible=min(size, ACTIVATE_TARGET), prefix="B")
+        _patients(cursor, bench, size, eligible=min(size, ACTIVATE_TARGET), prefix="B", spanish=spanish)
         _patients(cursor, other, size // 20, eligible=0, prefix="O")
         print(f"  patients: {time.perf_counter() - steps:.0f} s", flush=True)
         steps = time.perf_counter()
@@ -404,17 +410,18 @@ def generate(size: int, *, naive_size: int):
     return bench, {"superuser": superuser, "admin": admin}
 
 
-def _patients(cursor, practice, count: int, *, eligible: int, prefix: str) -> None:
+def _patients(cursor, practice, count: int, *, eligible: int, prefix: str, spanish: float = 0.0) -> None:
     # Names spread independently of the state (which follows n % 20), as in a real practice.
     first = "(ARRAY[" + ",".join(f"'{name}'" for name in FIRST_NAMES) + f"])[1 + mod(n / 7, {len(FIRST_NAMES)})]"
     last = "(ARRAY[" + ",".join(f"'{name}'" for name in LAST_NAMES) + f"])[1 + mod(n / 20, {len(LAST_NAMES)})] || mod(n / 3, 997)"
-    params = {"practice": practice.pk, "count": count, "eligible": eligible, "prefix": prefix}
+    # Every hundredth block of patients: `spanish` of them prefer Spanish (spread evenly over the chunks).
+    params = {"practice": practice.pk, "count": count, "eligible": eligible, "prefix": prefix, "spanish": round(spanish * 100)}
     cursor.execute(
         f"""
         INSERT INTO patients_patient (practice_id, chart_number, first_name, last_name, date_of_birth, zip_code,
             email, phone, birth_sex, email_consent, deceased, portal_user_id, registered_at, bounced_email,
             self_signup_unverified, created_at, updated_at,
-            search_first, search_last, search_chart, chart_digits, phone_digits)
+            search_first, search_last, search_chart, chart_digits, phone_digits, preferred_language)
         SELECT %(practice)s, chart, first, last,
                CASE WHEN state = 'no_dob' THEN NULL ELSE DATE '1940-01-01' + (mod(n, 25000)) END,
                '02139',
@@ -422,7 +429,8 @@ def _patients(cursor, practice, count: int, *, eligible: int, prefix: str) -> No
                '(617) ' || substr(phone, 4, 3) || '-' || substr(phone, 7, 4), 'F', state <> 'no_consent',
                state = 'deceased', NULL, NULL, '', false, now() - interval '400 days', now() - interval '400 days',
                -- the search keys as Patient.fill_search_keys writes them (the names are ASCII here)
-               lower(first), lower(last), lower(chart), n::text, phone
+               lower(first), lower(last), lower(chart), n::text, phone,
+               CASE WHEN mod(n, 100) < %(spanish)s THEN 'es' ELSE 'en' END
         FROM (SELECT n, {MIX_SQL} AS state, %(prefix)s || lpad(n::text, 8, '0') AS chart, {first} AS first,
                      {last} AS last, '617' || lpad(n::text, 7, '0') AS phone
               FROM generate_series(1, %(count)s) AS n) AS mix

@@ -24,7 +24,7 @@ def test_a_spanish_speaker_registers_from_the_text_and_switches_to_english_and_b
     Patient.objects.filter(pk=patient.pk).update(preferred_language="es")
     invitation = wait_for_the_text(invite_by_text(Patient.objects.get(pk=patient.pk)))
     [(_, body)] = [(h, b) for h, b in written_texts(Path(django_settings.VAR_DIR) / "texts") if h["Id"] == invitation.text_sid]
-    assert body.startswith("Maple Street Dental: cree su cuenta del portal del paciente: ")
+    assert body.startswith("Maple Street Dental: cree su cuenta del portal: ")
     link = TEXT_LINK.search(body).group(0).replace("https://portal.example.test", live_server.url)
 
     page.set_viewport_size(PHONE_SCREEN)

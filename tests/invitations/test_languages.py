@@ -59,7 +59,7 @@ def test_a_single_invitation_is_written_in_the_patients_language_whatever_the_wo
     assert_no_english(message.alternatives[0][0], "the Spanish email's HTML")
     assert email_to("p2@example.com").subject == "Your patient portal invitation from Maple Street Dental"
     [spanish_text] = text_to(text_files, "+16175550001")
-    assert spanish_text.startswith("Maple Street Dental: cree su cuenta del portal del paciente: https://portal.example.test/t/")
+    assert spanish_text.startswith("Maple Street Dental: cree su cuenta del portal: https://portal.example.test/t/")
     assert invitation_text.fits(spanish_text)  # one GSM-7 message
     [english_text] = text_to(text_files, "+16175550002")
     assert "Reply STOP to opt out." in english_text
@@ -142,7 +142,7 @@ def test_the_editor_has_a_version_per_language_and_says_which_falls_back(manager
     assert "Spanish (not written yet)" in page and 'aria-current="page" class="current">Spanish' in page
     assert "patients who prefer Spanish get the English version until you save this one" in page
     assert 'value="Su invitación al portal del paciente de [Practice Name]"' in page  # starts from the shipped Spanish
-    assert "Maple Street Dental: cree su cuenta del portal del paciente" in page  # the text's sample in Spanish
+    assert "Maple Street Dental: cree su cuenta del portal: " in page  # the text's sample in Spanish
     saved = manager_client.post(editor(practice), {
         "language": "es", "subject": "Su portal en [Practice Name]", "html_body": "<p>Hola [First Name]: [Registration Link] vence el [Expiry Date]</p>",
         "text_body": "", "save": "Save",

@@ -57,6 +57,6 @@ def test_a_real_worker_writes_each_patients_email_and_text_in_their_language(sta
         (headers["To"], body) for headers, body in written_texts(Path(django_settings.VAR_DIR) / "texts")
         if headers["To"] in (ana.mobile_phone, tom.mobile_phone)
     )
-    assert texts[ana.mobile_phone].startswith("Maple Street Dental: cree su cuenta del portal del paciente: ")
+    assert texts[ana.mobile_phone].startswith("Maple Street Dental: cree su cuenta del portal: ")
     assert texts[ana.mobile_phone].endswith("Responda STOP para cancelar.")
     assert texts[tom.mobile_phone].endswith("Reply STOP to opt out.")
