@@ -46,6 +46,22 @@ SKIP_IN_WORDS = {
     "no_sms_consent": "no text consent", "sms_opted_out": "replied STOP to texts", "undeliverable_mobile": "texts not deliverable",
     "texted_recently": "texted in the last hour", "child_no_own_account": "too young for an own account",
     "email_is_representatives": "a representative's email address", "mobile_is_representatives": "a representative's mobile number",
+    # A child too young for their own account is invited through their parents and guardians.
+    "child_no_representative": "a child with no parent or guardian on file",
+    "representative_linked": "a child whose parent or guardian already signs in", "family_access_disabled": "family access turned off",
+    "access_ended": "a parent's or guardian's access ended", "patient_deceased": "deceased",
+    "patient_missing_last_name": "a child with no last name", "patient_missing_date_of_birth": "a child with no date of birth",
+    "adult_without_consent": "an adult's consent not on file",
+    "representative_missing_email": "a parent or guardian with no email address",
+    "representative_invalid_email": "a parent's or guardian's email address that is not valid",
+    "representative_opted_out": "a parent or guardian opted out of email",
+    "representative_open_invitation": "a parent's or guardian's link already out",
+    "representative_invited_recently": "a parent or guardian invited in the last hour",
+    "representative_missing_mobile": "a parent or guardian with no mobile number",
+    "representative_invalid_mobile": "a parent's or guardian's mobile number that is not valid",
+    "representative_no_sms_consent": "a parent or guardian with no text consent",
+    "representative_sms_opted_out": "a parent or guardian who replied STOP to texts",
+    "representative_texted_recently": "a parent or guardian texted in the last hour",
 }
 
 
@@ -93,7 +109,7 @@ class ActivateNowViews:
                 texts_off=practice.bulk_channels != BulkChannels.EMAIL and not practice.text_invitations_enabled,
                 reasons=[(rule, count, CHANNEL_OF_RULE[rule.channel]) for rule, count in preview.reasons],
                 skipped_in_words=skipped_in_words(preview.reasons),
-                language_fallbacks=runs.language_fallbacks(practice, now=now) if preview.eligible else [],
+                language_fallbacks=runs.language_fallbacks(practice, now=now) if preview.eligible + preview.representatives else [],
                 template_url=reverse("admin:invitations_portal_template", args=[practice.pk]),
                 dashboard_url=reverse("admin:invitations_portal_dashboard", args=[practice.pk]),
             ),
@@ -160,9 +176,9 @@ class ActivateNowViews:
         run = self._run(request, run_id)
         data = self.progress_data(run)
         reasons = [
-            (eligibility.RULES_BY_CODE[code].message, count)
+            (eligibility.BULK_RULES_BY_CODE[code].message, count)
             for code, count in sorted(run.skip_counts.items(), key=lambda item: -item[1])
-            if code in eligibility.RULES_BY_CODE and count
+            if code in eligibility.BULK_RULES_BY_CODE and count
         ]
         return TemplateResponse(
             request, "admin/invitations/bulkrun/progress.html",

@@ -27,7 +27,7 @@ patient's own invitation never goes to a representative's address or number.
 | the patient's own rules (each a condition that blocks) | `rules` |
 | plans, decisions for one patient, counts for a practice | `plans` |
 | the same rules for a patient not saved yet (the add form) | `new_patients` |
-| a representative's invitation | `representatives` |
+| a representative's invitation; a bulk run's children through their parents | `representatives` |
 """
 
 from invitations.eligibility.new_patients import (  # noqa: F401
@@ -39,13 +39,14 @@ from invitations.eligibility.plans import (  # noqa: F401
     rule_verdicts, tally,
 )
 from invitations.eligibility.representatives import (  # noqa: F401
-    REPRESENTATIVE_RULES, REPRESENTATIVE_RULES_BY_CODE, eligible_representatives, representative_channels_for,
-    representative_reasons_for, representative_verdicts, tally_representatives,
+    BULK_RELATIONSHIPS, BULK_RULES_BY_CODE, CHILD_NO_REPRESENTATIVE, REPRESENTATIVE_RULES, REPRESENTATIVE_RULES_BY_CODE,
+    BulkTally, eligible_representatives, guardians_to_invite, representative_channels_for, representative_reasons_for,
+    representative_verdicts, tally_bulk, tally_representatives, too_young,
 )
 from invitations.eligibility.rules import (  # noqa: F401
     EMAIL_SHAPE, RECENT_INVITATION_WINDOW, RULES, RULES_BY_CODE, Reason, Rule, younger_than,
 )
 
-#: Every rule by its code, a patient's own and a representative's (run summaries and "Why no
-#: invite?" name skips by code).
-ALL_RULES_BY_CODE = {**REPRESENTATIVE_RULES_BY_CODE, **RULES_BY_CODE}
+#: Every rule by its code, a patient's own and a representative's, and a bulk run's child with
+#: nobody to invite (run summaries and "Why no invite?" name skips by code).
+ALL_RULES_BY_CODE = BULK_RULES_BY_CODE

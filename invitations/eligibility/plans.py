@@ -169,19 +169,24 @@ NOT_A_SKIP_FOR_DASHBOARD = {"registered", "open_invitation", "invited_recently",
 @dataclass
 class Preview:
     """What inviting a set of patients would do: how many are invited (by email, by text), how
-    many skipped and why."""
+    many skipped and why. A bulk run also invites the parents and guardians of children too young
+    for their own account (`representatives`): then `considered` counts the invitations looked at
+    (each patient's own, each parent's or guardian's, one for each child with none to send)."""
 
     considered: int
     eligible: int
     #: (rule, count) for every rule that skips someone, largest first.
     reasons: list[tuple[Rule, int]] = field(default_factory=list)
-    #: Of the eligible, how many get an email and how many a text (both, under "each").
+    #: Of the eligible, how many get an email and how many a text (both, under "each"); with
+    #: `representatives`, their emails and texts too.
     emails: "int | None" = None
     texts: int = 0
+    #: Invitations to children's parents or guardians ("via a parent or guardian").
+    representatives: int = 0
 
     @property
     def skipped(self) -> int:
-        return self.considered - self.eligible
+        return self.considered - self.eligible - self.representatives
 
     @property
     def skip_counts(self) -> dict[str, int]:
@@ -194,10 +199,12 @@ class Preview:
         return [("Emails", emails)] + ([("Texts", self.texts)] if self.texts else [])
 
 
-def reasons(skip_counts: dict[str, int]) -> list[tuple[Rule, int]]:
-    """(rule, count) for every rule that skips someone, largest first."""
+def reasons(skip_counts: dict[str, int], *, rules_by_code: "dict[str, Rule] | None" = None) -> list[tuple[Rule, int]]:
+    """(rule, count) for every rule that skips someone, largest first (`rules_by_code`: the
+    patient's own rules unless given; `eligibility.reasons` knows every rule)."""
+    known = RULES_BY_CODE if rules_by_code is None else rules_by_code
     return sorted(
-        ((RULES_BY_CODE[code], n) for code, n in skip_counts.items() if n and code in RULES_BY_CODE),
+        ((known[code], n) for code, n in skip_counts.items() if n and code in known),
         key=lambda pair: (-pair[1], pair[0].code),
     )
 

@@ -2,17 +2,25 @@
 patient): conditions on `RepresentativeAccess` rows, true when they block, with the same plans and
 decisions as a patient's own invitation. The invitation goes to the representative's address or
 number; they confirm the patient's last name and date of birth, so the chart must hold both.
+
+Bulk runs (Activate Now, the monthly re-invite) invite a child too young for their own account
+through their parents and guardians (`guardians_to_invite`): each access still waiting for its
+representative to link. `tally_bulk` counts a run's patients, those accesses and the children with
+nobody to invite (`CHILD_NO_REPRESENTATIVE`, or every parent already linked) in the same units:
+invitations looked at, sent, skipped and why.
 """
 
 import datetime
 
+from dataclasses import dataclass
+
 from django.db.models import BooleanField, Case, Count, Exists, OuterRef, Q, Value, When
 
 from patients.models import E164_SHAPE, EmailOptOut, SmsOptOut
-from patients.representatives import AccessStatus, Relationship, RepresentativeAccess
+from patients.representatives import LIVE_STATUSES, AccessStatus, Relationship, RepresentativeAccess
 
-from invitations.eligibility.plans import Decision, Plan, Tally, _decide, conditions_of
-from invitations.eligibility.rules import EMAIL_SHAPE, RECENT_INVITATION_WINDOW, Reason, Rule, younger_than
+from invitations.eligibility.plans import Decision, Plan, Preview, Tally, _decide, conditions_of, reasons, tally
+from invitations.eligibility.rules import EMAIL_SHAPE, RECENT_INVITATION_WINDOW, RULES_BY_CODE, Reason, Rule, younger_than
 from invitations.models import OPEN_STATUSES, Channel, Invitation
 
 
@@ -157,3 +165,104 @@ def tally_representatives(queryset, *, now: datetime.datetime, plan: str = Plan.
         skip_counts={rule.code: counts[f"rule_{rule.code}"] for rule in rules},
         emails=counts["emails"], texts=counts["texts"],
     )
+
+
+# -- bulk runs: children too young for their own account, through their parents and guardians --------
+
+#: Whom a bulk run invites for such a child (a caregiver is invited from the child's page).
+BULK_RELATIONSHIPS = (Relationship.PARENT, Relationship.COURT_GUARDIAN)
+
+
+def too_young(now: datetime.datetime) -> Q:
+    """Patient rows of children too young for their own account (`child_no_own_account`'s condition)."""
+    return younger_than("own_account_age", now)
+
+
+def _guardians(**fields):
+    return RepresentativeAccess.objects.filter(patient_id=OuterRef("pk"), relationship__in=BULK_RELATIONSHIPS, **fields)
+
+
+#: A skip of a bulk run (a condition on patient rows, like a rule of the patient's own): a child
+#: who gets no own invitation and has nobody on file to invite instead.
+CHILD_NO_REPRESENTATIVE = Rule(
+    "child_no_representative",
+    "A child too young for their own account with no parent or guardian on file: add one on the child's page "
+    "(Representatives) to invite them.",
+    lambda now: too_young(now) & ~Exists(_guardians(status__in=list(LIVE_STATUSES))),
+)
+
+
+def _all_linked(now: datetime.datetime) -> Q:
+    """A child whose parents and guardians on file have all linked their login: nobody to invite."""
+    return too_young(now) & Exists(_guardians(status=AccessStatus.ACTIVE)) & ~Exists(_guardians(status=AccessStatus.INVITED))
+
+
+def guardians_to_invite(children):
+    """The accesses a bulk run invites for `children` (patient rows too young for their own account):
+    each parent's or guardian's still waiting for the representative to link."""
+    return RepresentativeAccess.objects.filter(
+        patient__in=children.values("pk"), status=AccessStatus.INVITED, relationship__in=BULK_RELATIONSHIPS,
+    )
+
+
+@dataclass(frozen=True)
+class BulkTally:
+    """A bulk run's counts, in invitations: each patient's own, each parent's or guardian's, and one
+    for each child with nobody to invite (skipped)."""
+
+    considered: int
+    #: Patients' own invitations and parents' or guardians' (None when not asked for).
+    eligible: "int | None"
+    representatives: "int | None"
+    skip_counts: dict[str, int]
+    emails: "int | None" = None
+    texts: "int | None" = None
+
+    def preview(self) -> Preview:
+        return Preview(
+            considered=self.considered, eligible=self.eligible or 0, representatives=self.representatives or 0,
+            reasons=reasons(self.skip_counts, rules_by_code=BULK_RULES_BY_CODE), emails=self.emails, texts=self.texts or 0,
+        )
+
+
+def tally_bulk(
+    patients, *, now: datetime.datetime, plan: str, accesses=None, children=None, with_eligible: bool = True,
+    for_resend: bool = False,
+) -> BulkTally:
+    """What a bulk run would do (three scans at most): `patients` by their own rules, `accesses` (a
+    run's parents and guardians, `guardians_to_invite`) by a representative's, and, when `children`
+    is given (the run's children too young for their own account, who are then left out of
+    `patients`' counts), the children with nobody to invite: none on file, or all linked already.
+    Skip counts of shared codes add up (a practice's switch turned off counts every invitation it stops)."""
+    own = tally(patients if children is None else patients.exclude(too_young(now)), now=now, plan=plan,
+                with_eligible=with_eligible, for_resend=for_resend)
+    skip_counts, considered = dict(own.skip_counts), own.considered
+    eligible, emails, texts = own.eligible, own.emails, own.texts
+    if children is not None:
+        kids = children.aggregate(
+            nobody=Count("pk", filter=Q(CHILD_NO_REPRESENTATIVE.blocks(now))),
+            linked=Count("pk", filter=_all_linked(now)),
+        )
+        skip_counts[CHILD_NO_REPRESENTATIVE.code] = kids["nobody"]
+        skip_counts["representative_linked"] = skip_counts.get("representative_linked", 0) + kids["linked"]
+        considered += kids["nobody"] + kids["linked"]
+    representatives = 0 if with_eligible else None
+    if accesses is not None:
+        theirs = tally_representatives(accesses, now=now, plan=plan)
+        for code, n in theirs.skip_counts.items():
+            skip_counts[code] = skip_counts.get(code, 0) + n
+        considered += theirs.considered
+        if with_eligible:
+            representatives = theirs.eligible
+            emails, texts = (emails or 0) + theirs.emails, (texts or 0) + theirs.texts
+    return BulkTally(
+        considered=considered, eligible=eligible, representatives=representatives, skip_counts=skip_counts,
+        emails=emails, texts=texts,
+    )
+
+
+#: Every reason a bulk run names: a representative's rules, the patient's own (whose wording wins for
+#: a shared code), and the child's.
+BULK_RULES_BY_CODE: dict[str, Rule] = {
+    **REPRESENTATIVE_RULES_BY_CODE, **RULES_BY_CODE, CHILD_NO_REPRESENTATIVE.code: CHILD_NO_REPRESENTATIVE,
+}

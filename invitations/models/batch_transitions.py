@@ -31,33 +31,64 @@ class BatchTransitions:
         sending, in the patient's language ({patient id: code}), with a CREATED event each in a single invite's
         words (`vocabulary.created_detail`). Returns {patient id: (invitation id, email token, public id, text
         token)}, None for a channel not used."""
-        languages = languages or {}
         if not rows:
             return {}
-        public_ids, expires_at = {pk: uuid.uuid4() for pk, _, _ in rows}, practice.link_expires_at(now)
-        email_tokens = {pk: new_token() for pk, email, _ in rows if email}
-        text_tokens = {pk: new_token(TEXT_TOKEN_BYTES) for pk, _, phone in rows if phone}
         with transaction.atomic():
-            self.model.objects.filter(patient_id__in=list(public_ids), is_latest=True).update(is_latest=False)
+            self.model.objects.filter(patient_id__in=[pk for pk, _, _ in rows], is_latest=True).update(is_latest=False)
+            return self._insert_claimed(
+                [(pk, pk, None, email, phone) for pk, email, phone in rows], practice=practice, source=source,
+                actor_id=actor_id, now=now, languages=languages or {},
+            )
+
+    def create_claimed_for_representatives(
+        self, rows: list[tuple[int, int, str, str]], *, practice: Practice, source: str, actor_id: Optional[int],
+        now: datetime.datetime, languages: Optional[dict[int, str]] = None, details: Optional[dict[int, str]] = None,
+    ) -> dict[int, tuple[int, Optional[str], uuid.UUID, Optional[str]]]:
+        """`create_for_representative` for a batch, one INSERT (the caller holds the accesses' row locks): an
+        invitation for each (access id, patient id, the representative's address or "", mobile number or ""),
+        each channel claimed for sending, in the patient's language ({access id: code}); the patients' own
+        invitations keep `is_latest`. Each CREATED event starts with `details` ({access id: "To Elena R.,
+        parent or guardian: "}). Returns {access id: (invitation id, email token, public id, text token)}."""
+        if not rows:
+            return {}
+        return self._insert_claimed(
+            [(access_id, patient_id, access_id, email, phone) for access_id, patient_id, email, phone in rows],
+            practice=practice, source=source, actor_id=actor_id, now=now, languages=languages or {}, details=details or {},
+        )
+
+    def _insert_claimed(
+        self, rows: list[tuple[int, int, Optional[int], str, str]], *, practice: Practice, source: str,
+        actor_id: Optional[int], now: datetime.datetime, languages: dict[int, str], details: Optional[dict[int, str]] = None,
+    ) -> dict[int, tuple[int, Optional[str], uuid.UUID, Optional[str]]]:
+        """One INSERT of claimed invitations and one of their CREATED events, for rows of (key, patient id,
+        access id or None, email or "", mobile or ""); keyed by `key` (unique in the batch)."""
+        details = details or {}
+        public_ids, expires_at = {key: uuid.uuid4() for key, *_ in rows}, practice.link_expires_at(now)
+        email_tokens = {key: new_token() for key, _, _, email, _ in rows if email}
+        text_tokens = {key: new_token(TEXT_TOKEN_BYTES) for key, _, _, _, phone in rows if phone}
+        keys_of = {public_ids[key]: key for key, *_ in rows}
+        with transaction.atomic():
             made = batch_sql.insert_rows(
                 self.model,
-                ["public_id", "practice", "patient", "email", "token_hash", "status", "revoke_reason", "failure_reason", "source",
-                 "created_by", "created_at", "sending_started_at", "send_attempts", "expires_at", "provider_message_id",
+                ["public_id", "practice", "patient", "access", "email", "token_hash", "status", "revoke_reason", "failure_reason",
+                 "source", "created_by", "created_at", "sending_started_at", "send_attempts", "expires_at", "provider_message_id",
                  "failed_attempts", "is_latest", "by_email", "by_text", "text_to", "text_token_hash", "text_status", "text_claimed_at",
                  "language"],
-                [(public_ids[pk], practice.pk, pk, email, email and hash_token(email_tokens[pk]) or None, Status.PENDING, "", "",
-                  source, actor_id, now, now if email else None, 0, expires_at, "", 0, True, bool(email), bool(phone), phone,
-                  phone and hash_token(text_tokens[pk]) or None, TextStatus.PENDING if phone else TextStatus.NONE, now if phone else None,
-                  languages.get(pk, ""))
-                 for pk, email, phone in rows],
-                returning=["id", "patient"],
+                [(public_ids[key], practice.pk, patient_id, access_id, email, email and hash_token(email_tokens[key]) or None,
+                  Status.PENDING, "", "", source, actor_id, now, now if email else None, 0, expires_at, "", 0, access_id is None,
+                  bool(email), bool(phone), phone, phone and hash_token(text_tokens[key]) or None,
+                  TextStatus.PENDING if phone else TextStatus.NONE, now if phone else None, languages.get(key, ""))
+                 for key, patient_id, access_id, email, phone in rows],
+                returning=["id", "public_id"],
             )
-            channels = {pk: [c for c, used in ((Channel.EMAIL, email), (Channel.TEXT, phone)) if used] for pk, email, phone in rows}
+            made = [(invitation_id, keys_of[uuid.UUID(str(public_id))]) for invitation_id, public_id in made]
+            channels = {key: [c for c, used in ((Channel.EMAIL, email), (Channel.TEXT, phone)) if used] for key, _, _, email, phone in rows}
             batch_sql.insert_rows(
                 InvitationEvent, ["invitation", "kind", "at", "actor", "detail"],
-                [(invitation_id, EventKind.CREATED, now, actor_id, created_detail(source, channels[pk])) for invitation_id, pk in made],
+                [(invitation_id, EventKind.CREATED, now, actor_id, details.get(key, "") + created_detail(source, channels[key]))
+                 for invitation_id, key in made],
             )
-        return {pk: (invitation_id, email_tokens.get(pk), public_ids[pk], text_tokens.get(pk)) for invitation_id, pk in made}
+        return {key: (invitation_id, email_tokens.get(key), public_ids[key], text_tokens.get(key)) for invitation_id, key in made}
 
     def claim_many(self, now: datetime.datetime) -> list[tuple[models.Model, str]]:
         """Claim for sending every row of this queryset that the claim rule allows, each with a

@@ -204,7 +204,8 @@ def test_the_previews_first_line_names_every_reason_in_a_few_words():
     from invitations import eligibility
     from invitations.admin.activate_now import SKIP_IN_WORDS, skipped_in_words
 
-    assert set(SKIP_IN_WORDS) == set(eligibility.RULES_BY_CODE)
+    # Every reason a bulk run can name: the patient's own, a parent's or guardian's, a child's with nobody to invite.
+    assert set(SKIP_IN_WORDS) == set(eligibility.BULK_RULES_BY_CODE)
     rules = eligibility.RULES_BY_CODE
     words = dict((w, c) for c, w in skipped_in_words([(rules["sms_opted_out"], 2), (rules["missing_zip_code"], 1)]))
     assert words == {"replied STOP to texts": 2, "no ZIP code": 1}
