@@ -97,16 +97,6 @@ def take_turn(scope: str, key: Key, *, seconds: float) -> bool:
     return _store().take_turn(_key(f"turn:{scope}", key), seconds, time.time())
 
 
-def exceeded(scope: str, key: Key, *, limit: int, window_seconds: int) -> bool:
-    """Whether (scope, key) has already used up `limit` in this window (counts nothing)."""
-    return count(scope, key, window_seconds=window_seconds) >= limit
-
-
-def hit(scope: str, key: Key, *, window_seconds: int) -> int:
-    """Count one hit for (scope, key) in the current window; the count so far, this one included."""
-    return _store().hit(_key(scope, key), window_seconds, time.time())
-
-
 def count(scope: str, key: Key, *, window_seconds: int) -> int:
     """The hits counted for (scope, key) in the current window, counting none."""
     return _store().count(_key(scope, key), window_seconds, time.time())

@@ -200,11 +200,27 @@ def revoke_for_text_opt_out(*, practice_id: int, phone: str, now: datetime.datet
 
 
 def opt_out(*, practice: Practice, email: str, now: datetime.datetime, reason: str = OptOutReason.PATIENT_REQUEST) -> EmailOptOut:
-    """Stop all of the practice's emails to `email` (the opt-out signal revokes open links)."""
-    entry, _ = EmailOptOut.objects.get_or_create(
+    """Stop all of the practice's emails to `email` (the opt-out signal revokes open links). The
+    patient's own doing (their email preferences, the email service's unsubscribe or complaint), so
+    the audit trail names no staff member."""
+    entry, created = EmailOptOut.objects.get_or_create(
         practice=practice, email=normalise_email(email), defaults={"reason": reason, "created_at": now}
     )
+    if created:
+        audit.record(
+            practice_id=practice.pk, actor=None, action=AuditAction.OPT_OUT_ADDED, now=now,
+            summary=f"Added {entry.email} ({entry.get_reason_display()})", details={"channel": "email", "by": "patient"},
+        )
     return entry
+
+
+def opt_back_in(entry: EmailOptOut, *, now: datetime.datetime) -> None:
+    """The patient lifts their own opt-out (their email preferences page); audited."""
+    entry.delete()
+    audit.record(
+        practice_id=entry.practice_id, actor=None, action=AuditAction.OPT_OUT_REMOVED, now=now,
+        summary=f"Removed {entry.email} (the patient asked for emails again)", details={"channel": "email", "by": "patient"},
+    )
 
 
 # -- the practice's wording of the invitation ----------------------------------------------------

@@ -791,7 +791,13 @@ def import_valid_rows(
         with transaction.atomic():
             Patient.objects.bulk_create(patients, batch_size=batch_size)
             new_guardians, accesses = _save_guardians(report.valid_rows, practice=practice, actor=actor, now=now, batch_size=batch_size)
-            details = {"imported": len(patients), "skipped": skipped, "without_mobile": without_mobile}
+            # The consents the file gave are consent changes too: how many, in the import's entry.
+            details = {
+                "imported": len(patients), "skipped": skipped, "without_mobile": without_mobile,
+                "email_consent": sum(1 for p in patients if p.email_consent),
+                "text_consent": sum(1 for p in patients if p.sms_consent),
+            }
+            summary += f"; consent to email {details['email_consent']:,}, to texts {details['text_consent']:,}"
             if accesses:
                 summary += f"; {accesses:,} given access to a parent, guardian or caregiver ({new_guardians:,} new)"
                 details.update(representatives_new=new_guardians, representative_accesses=accesses)

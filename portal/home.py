@@ -43,7 +43,7 @@ def email_preferences(request: HttpRequest, patient: Patient) -> HttpResponse:
                 gettext("Done: %(practice)s will not email %(email)s any more.") % {"practice": practice.name, "email": patient.email},
             )
         elif action == "resume" and entry is not None and entry.reason == OptOutReason.PATIENT_REQUEST:
-            entry.delete()
+            services.opt_back_in(entry, now=timezone.now())
             messages.success(request, gettext("%(practice)s may email you again.") % {"practice": practice.name})
         return redirect("portal:email_preferences")
     return render(

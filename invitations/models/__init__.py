@@ -11,6 +11,7 @@
 | delivery reports from the email service, stored once | `delivery_reports` |
 | bulk runs, their chunks and progress ticks | `bulk_runs` |
 | the dashboard's stored adoption figures | `figures` |
+| replies to texts already acted on (by MessageSid) | `text_replies` |
 
 `batch_sql` holds the two set-based statements the batch transitions use.
 """
@@ -43,3 +44,4 @@ from invitations.models.template import InvitationTemplate  # noqa: F401
 from invitations.models.delivery_reports import DeliveryReport  # noqa: F401
 from invitations.models.bulk_runs import BulkRun, BulkRunChunk, BulkRunTick  # noqa: F401
 from invitations.models.figures import PracticeFigures  # noqa: F401
+from invitations.models.text_replies import HandledReply  # noqa: F401

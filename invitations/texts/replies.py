@@ -1,6 +1,15 @@
-"""Patients' replies to invitation texts: STOP (and the carriers' other opt-out words) puts the
-number on the opt-out list of every practice that texts it, at once; START takes it off; HELP
-answers with the practice's name and phone number. Nothing of a reply's wording is stored or logged.
+"""Patients' replies to invitation texts, acted on at once and only for the practices that texted the
+number (sent it an invitation text): a reply answers them, not a practice that merely has the
+number on a chart.
+
+- STOP (and the carriers' other opt-out words) puts the number on the text opt-out list of each of
+  them, which covers every chart of theirs with that number.
+- START takes it off those lists where a STOP or the text service put it; never an entry staff
+  added (a patient who asked the front desk in person).
+- HELP answers with the most recent sender's name and phone number; from a number no practice
+  texted, a general answer that names no practice and confirms nothing.
+Each list change is in the practice's audit trail (no actor: the patient). Nothing of a reply's
+wording is stored or logged.
 """
 
 import datetime
@@ -15,7 +24,9 @@ from django.utils.translation import gettext
 from core import languages
 
 from core.sending.text_webhooks import reply_keyword
-from patients.models import Patient, Practice, SmsOptOut, SmsOptOutReason
+from patients import audit
+from patients.audit import AuditAction
+from patients.models import Practice, SmsOptOut, SmsOptOutReason
 
 from invitations.models import Invitation
 from invitations.vocabulary import last_digits
@@ -51,27 +62,58 @@ def _other_language_keyword(fields: Mapping[str, str]) -> tuple[Optional[str], O
     return None, None
 
 
+#: Why a number is on a list that START lifts: the patient's own STOP, or the text service's report
+#: of it. Staff's entries stay.
+LIFTED_BY_START = (SmsOptOutReason.STOP_REPLY, SmsOptOutReason.PROVIDER)
+
+
 def _language_of(phone: str) -> str:
-    """The language of the patient a number belongs to: its latest invitation text's, else the chart's."""
+    """The language of the latest invitation text to the number (a chart's language would tell that
+    some practice holds a number none texted)."""
     return (
         Invitation.objects.filter(text_to=phone, by_text=True).order_by("-created_at").values_list("language", flat=True).first()
-        or Patient.objects.filter(mobile_phone=phone).values_list("preferred_language", flat=True).first()
         or languages.DEFAULT_LANGUAGE
     )
 
 
 def _practices_texting(phone: str) -> list[Practice]:
-    """The practices that text this number (sent it an invitation, or have it on a chart), the
-    most recent sender first. Each practice once, however many invitations it sent the number
-    (a cut-off on invitations could leave out a practice that texted it long ago)."""
-    invited = (
+    """The practices that texted this number (an invitation text to it), the most recent sender
+    first. Each practice once, however many invitations it sent the number (a cut-off on
+    invitations could leave out a practice that texted it long ago)."""
+    ids = list(
         Invitation.objects.filter(text_to=phone, by_text=True).values("practice_id")
         .annotate(last=Max("created_at")).order_by("-last").values_list("practice_id", flat=True)
     )
-    charted = Patient.objects.filter(mobile_phone=phone).order_by().values_list("practice_id", flat=True).distinct()
-    ids = list(dict.fromkeys([*invited, *charted]))
     practices = {practice.pk: practice for practice in Practice.objects.filter(pk__in=ids)}
     return [practices[pk] for pk in ids if pk in practices]
+
+
+def _stop(practices: list[Practice], phone: str, now: datetime.datetime) -> int:
+    added = 0
+    for practice in practices:
+        _entry, created = SmsOptOut.objects.get_or_create(
+            practice=practice, phone=phone, defaults={"reason": SmsOptOutReason.STOP_REPLY, "created_at": now}
+        )
+        if created:
+            added += 1
+            audit.record(
+                practice_id=practice.pk, actor=None, action=AuditAction.OPT_OUT_ADDED, now=now,
+                summary=f"{last_digits(phone)} replied STOP: added to the text opt-out list",
+                details={"channel": "text", "by": "reply"},
+            )
+    return added
+
+
+def _start(practices: list[Practice], phone: str, now: datetime.datetime) -> int:
+    entries = list(SmsOptOut.objects.filter(practice__in=practices, phone=phone, reason__in=LIFTED_BY_START))
+    for entry in entries:
+        entry.delete()
+        audit.record(
+            practice_id=entry.practice_id, actor=None, action=AuditAction.OPT_OUT_REMOVED, now=now,
+            summary=f"{last_digits(phone)} replied START: removed from the text opt-out list",
+            details={"channel": "text", "by": "reply"},
+        )
+    return len(entries)
 
 
 def help_text(practice: Optional[Practice], language: Optional[str] = None) -> str:
@@ -107,16 +149,13 @@ def handle_reply(fields: Mapping[str, str], *, now: datetime.datetime) -> Option
         return None
     practices = _practices_texting(phone)
     if keyword == "stop":
-        for practice in practices:
-            SmsOptOut.objects.get_or_create(
-                practice=practice, phone=phone, defaults={"reason": SmsOptOutReason.STOP_REPLY, "created_at": now}
-            )
-        logger.info("number %s replied STOP: on the opt-out list of %d practices", last_digits(phone), len(practices))
+        added = _stop(practices, phone, now)
+        logger.info("number %s replied STOP: on the opt-out list of %d practices (%d new)", last_digits(phone), len(practices), added)
         if spoken is not None:  # a word Twilio does not know: nobody else confirms it
             return stop_confirmation(practices, spoken)
         return None  # Twilio confirms opt-outs itself
     if keyword == "start":
-        removed, _ = SmsOptOut.objects.filter(practice__in=practices, phone=phone).delete()
+        removed = _start(practices, phone, now)
         logger.info("number %s replied START: off %d opt-out lists", last_digits(phone), removed)
         return None
     return help_text(practices[0] if practices else None, spoken or _language_of(phone))

@@ -62,7 +62,7 @@ def test_it_imports_only_valid_rows_and_never_overwrites(client_a, practice_a):
     text = " ".join(str(m) for m in response.context["messages"])
     assert "Imported 2 patients" in text and "Skipped 2 rows" in text
     entry = AuditEntry.objects.get(practice=practice_a, action=AuditAction.CSV_IMPORT)
-    assert (entry.actor.username, entry.details) == (response.wsgi_request.user.username, {"imported": 2, "skipped": 2, "without_mobile": 0})
+    assert (entry.actor.username, entry.details) == (response.wsgi_request.user.username, {"imported": 2, "skipped": 2, "without_mobile": 0, "email_consent": 2, "text_consent": 0})
 
 
 def test_a_confirm_cannot_be_replayed_or_forged(client_a, practice_a):

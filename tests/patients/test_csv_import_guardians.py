@@ -211,7 +211,11 @@ def test_the_admin_import_previews_saves_and_audits_the_guardians(client_a, prac
         ("Sofia", "Maria", AccessLevel.FULL, AccessStatus.INVITED, front_desk_a.pk),
     ]
     entry = AuditEntry.objects.get(practice=practice_a, action=AuditAction.CSV_IMPORT)
-    assert entry.details == {"imported": 3, "skipped": 1, "without_mobile": 0, "representatives_new": 2, "representative_accesses": 3}
+    imported = Patient.objects.filter(practice=practice_a)  # the consents the file gave are counted too
+    assert entry.details == {
+        "imported": 3, "skipped": 1, "without_mobile": 0, "representatives_new": 2, "representative_accesses": 3,
+        "email_consent": imported.filter(email_consent=True).count(), "text_consent": imported.filter(sms_consent=True).count(),
+    }
     grants = AuditEntry.objects.filter(practice=practice_a, action=AuditAction.REPRESENTATIVE_GRANTED)
     assert sorted(grants.values_list("patient__chart_number", flat=True)) == ["K1", "K2", "K3"]
     assert all("@" not in grant.summary and "555" not in grant.summary for grant in grants)  # names, never contact details

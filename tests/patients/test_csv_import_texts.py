@@ -155,8 +155,11 @@ def test_the_import_records_text_consent_with_its_time_and_the_importer(client_a
         "(line 4); add it on their charts."
     )
     entry = AuditEntry.objects.get(practice=practice_a, action=AuditAction.CSV_IMPORT)
-    assert entry.details == {"imported": 4, "skipped": 0, "without_mobile": 1}
-    assert entry.summary == "Imported 4 patients (0 rows skipped, 1 without their unreadable mobile number)"
+    # The consents the file gave are in the audit trail too (counts: never patient data).
+    assert entry.details == {"imported": 4, "skipped": 0, "without_mobile": 1, "email_consent": 0, "text_consent": 3}
+    assert entry.summary == (
+        "Imported 4 patients (0 rows skipped, 1 without their unreadable mobile number); consent to email 0, to texts 3"
+    )
 
 
 def test_the_confirm_message_names_one_line_or_several(client_a, practice_a):
