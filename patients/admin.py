@@ -27,6 +27,7 @@ from .audit import AuditAction
 from .models import BulkChannels, Membership, Patient, Practice, normalise_email
 from .paging import CappedCountPaginator
 from .staff_auth import welcome
+from .staff_auth.admin import reset_two_factor
 from .timezones import PracticeLocalTimes
 
 User = get_user_model()
@@ -184,6 +185,7 @@ class MembershipAdmin(PracticeLocalTimes, PracticeScopedAdmin):
     list_filter = ["practice", "role"]
     search_fields = ["user__username", "user__email", "user__first_name", "user__last_name"]
     list_select_related = ["user", "practice"]
+    actions = [reset_two_factor]
 
     @admin.display(description="email", ordering="user__email")
     def user_email(self, obj: Membership) -> str:

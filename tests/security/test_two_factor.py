@@ -193,3 +193,46 @@ def test_a_session_whose_device_was_removed_is_asked_again(admin_client, admin_u
 
 def test_the_admin_shows_the_two_factor_link(client_a):
     assert 'href="/admin/two-factor/"' in client_a.get("/admin/").content.decode()
+
+
+# -- a practice admin resets a member's second factor ---------------------------------------------
+
+
+def reset_action(client, *memberships):
+    from django.contrib.admin import helpers
+
+    return client.post(
+        "/admin/patients/membership/",
+        {"action": "reset_two_factor", helpers.ACTION_CHECKBOX_NAME: [str(m.pk) for m in memberships]},
+        follow=True,
+    )
+
+
+def test_a_practice_admin_resets_a_members_two_factor_and_it_is_audited(client, practice_a, admin_a, frozen):
+    from patients.audit import AuditAction, AuditEntry
+    from patients.models import Membership
+
+    member = staff_member(practice_a, Role.FRONT_DESK, username="desk")
+    enrol(None, member, frozen)
+    client.force_login(admin_a)
+    response = reset_action(client, Membership.objects.get(user=member))
+    assert "Two-factor sign-in reset for 1 team member" in response.content.decode()
+    assert not TOTPDevice.objects.filter(user=member).exists() and not StaticToken.objects.filter(device__user=member).exists()
+    entry = AuditEntry.objects.get(action=AuditAction.MEMBER_CHANGED, practice=practice_a)
+    assert entry.actor == admin_a and "Two-factor sign-in reset" in entry.summary
+    assert sign_in(Client(), "desk").status_code == 200  # no second factor until they enrol again
+
+
+def test_the_reset_skips_the_admins_own_a_superusers_and_someone_of_another_practice(client, practice_a, practice_b, admin_a, frozen):
+    from patients.models import Membership
+
+    shared = staff_member(practice_a, Role.FRONT_DESK, username="shared")
+    Membership.objects.create(user=shared, practice=practice_b, role=Role.FRONT_DESK)
+    boss = StaffFactory(username="boss", is_superuser=True)
+    Membership.objects.create(user=boss, practice=practice_a, role=Role.ADMIN)
+    for user in (shared, boss, admin_a):
+        TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+    client.force_login(admin_a)
+    response = reset_action(client, *Membership.objects.filter(practice=practice_a))
+    assert "3 skipped" in response.content.decode()
+    assert TOTPDevice.objects.filter(user__in=[shared, boss, admin_a], name="phone").count() == 3
