@@ -40,6 +40,12 @@ INACTIVE_SPLIT = [
 ]
 _SPLIT_BY_KEY = {key: (label, status) for key, label, status in INACTIVE_SPLIT}
 
+#: The skip reasons the dashboard lists, each linking to the patient list filtered by it.
+DASHBOARD_REASONS = {
+    code: rule for code, rule in [*eligibility.RULES_BY_CODE.items(), (eligibility.CHILD_NO_REPRESENTATIVE.code, eligibility.CHILD_NO_REPRESENTATIVE)]
+    if code not in eligibility.NOT_A_SKIP_FOR_DASHBOARD
+}
+
 #: A page showing a snapshot older than this enqueues a recount (and shows the old one meanwhile).
 FIGURES_MAX_AGE = datetime.timedelta(minutes=10)
 #: The beat job (every 10 minutes) recounts snapshots older than this, so pages rarely see one
@@ -151,6 +157,7 @@ class Figures:
             "preview": {
                 "considered": self.preview.considered,
                 "eligible": self.preview.eligible,
+                "representatives": self.preview.representatives,
                 "skip_counts": self.preview.skip_counts,
                 "emails": self.preview.emails,
                 "texts": self.preview.texts,
@@ -172,7 +179,7 @@ class Figures:
             inactive=data.get("total", 0) - data.get("active", 0),
             by_representative=data.get("by_representative", 0),
             split=[(key, label, split.get(key, 0), status) for key, label, status in INACTIVE_SPLIT],
-            not_eligible=[(code, count) for code, count in data.get("not_eligible", []) if code in eligibility.RULES_BY_CODE],
+            not_eligible=[(code, count) for code, count in data.get("not_eligible", []) if code in DASHBOARD_REASONS],
             months=[
                 Month(
                     datetime.date.fromisoformat(m["start"]), sent=m["sent"], accepted=m["accepted"],
@@ -184,7 +191,8 @@ class Figures:
             preview=eligibility.Preview(
                 considered=preview.get("considered", 0),
                 eligible=preview.get("eligible", 0),
-                reasons=eligibility.reasons(preview.get("skip_counts", {})),
+                representatives=preview.get("representatives", 0),
+                reasons=eligibility.reasons(preview.get("skip_counts", {}), rules_by_code=eligibility.BULK_RULES_BY_CODE),
                 emails=preview.get("emails"),
                 texts=preview.get("texts", 0),
             ),
@@ -201,8 +209,9 @@ def month_starts(now: datetime.datetime, time_zone: str, count: int = 12) -> lis
 
 
 def figures(practice: Practice, *, now: datetime.datetime) -> Figures:
-    """Count everything the dashboard and Activate Now's preview show (four queries, each a scan
-    of the practice's patients or invitations). Pages read the snapshot (`current`) instead."""
+    """Count everything the dashboard and Activate Now's preview show (six queries: three scans of
+    the practice's patients, one of its children's parents' accesses, two of its invitations).
+    Pages read the snapshot (`current`) instead."""
     patients = Patient.objects.filter(practice_id=practice.pk)
     counts = with_portal_status(patients, now).aggregate(
         total=Count("pk"),
@@ -211,13 +220,20 @@ def figures(practice: Practice, *, now: datetime.datetime) -> Figures:
         **{status: Count("pk", filter=Q(portal_status=status)) for _, _, status in INACTIVE_SPLIT},
     )
     split = [(key, label, counts[status], status) for key, label, status in INACTIVE_SPLIT]
-    # Activate Now's preview is the inactive patients (`bulk.candidates` of an Activate Now run)
-    # and `eligibility.tally` over them with the practice's channels for bulk runs: the same
-    # rules, the patients no rule blocks and the emails and texts they would get, in one scan.
-    # "Not eligible" is the same count: who Activate Now would skip, and why.
-    counted = eligibility.tally(patients.filter(portal_user__isnull=True), now=now, plan=eligibility.bulk_plan(practice))
+    # Activate Now's preview is the inactive patients (`bulk.candidates` of an Activate Now run),
+    # the young children among them through their parents and guardians, counted by
+    # `eligibility.tally_bulk` with the practice's channels for bulk runs (one scan of the patients
+    # by every rule, a small one of the children, one of the parents' accesses). "Not eligible" is
+    # the same count: the patients Activate Now would skip, and why (the reasons the patient list
+    # can filter by; a parent's reasons are on Activate Now's page).
+    inactive = patients.filter(portal_user__isnull=True)
+    children = inactive.filter(eligibility.too_young(now))
+    counted = eligibility.tally_bulk(
+        inactive, children=children, accesses=eligibility.guardians_to_invite(children), now=now,
+        plan=eligibility.bulk_plan(practice),
+    )
     not_eligible = sorted(
-        ((code, n) for code, n in counted.skip_counts.items() if n and code not in eligibility.NOT_A_SKIP_FOR_DASHBOARD),
+        ((code, n) for code, n in counted.skip_counts.items() if n and code in DASHBOARD_REASONS),
         key=lambda pair: (-pair[1], pair[0]),
     )
     return Figures(
@@ -229,10 +245,7 @@ def figures(practice: Practice, *, now: datetime.datetime) -> Figures:
         not_eligible=not_eligible,
         months=monthly_funnel(practice, now=now),
         computed_at=now,
-        preview=eligibility.Preview(
-            considered=counted.considered, eligible=counted.eligible, reasons=eligibility.reasons(counted.skip_counts),
-            emails=counted.emails, texts=counted.texts or 0,
-        ),
+        preview=counted.preview(),
     )
 
 

@@ -17,7 +17,7 @@ from patients import audit, tenancy
 from patients.audit import AuditAction
 from patients.models import Practice
 
-from invitations import adoption, eligibility
+from invitations import adoption
 from invitations.models.bulk_runs import BulkRun
 from invitations.admin.permissions import can_change_switches, can_manage_portal
 
@@ -99,7 +99,7 @@ class DashboardViews:
                 for _key, label, count, status in figures.split
             ],
             not_eligible=[
-                (eligibility.RULES_BY_CODE[code], count, self._patient_list_url(request, practice, no_invite=code))
+                (adoption.DASHBOARD_REASONS[code], count, self._patient_list_url(request, practice, no_invite=code))
                 for code, count in figures.not_eligible
             ],
             total_url=self._patient_list_url(request, practice),

@@ -36,10 +36,15 @@ class PortalStatusFilter(admin.SimpleListFilter):
         return queryset
 
 
-#: Rules that mean "cannot be invited"; the others describe waiting (an open or recent link).
-REASON_CODES = [
-    rule.code for rule in eligibility.RULES if rule.code not in {"registered", "open_invitation", "invited_recently"}
-]
+#: Rules that mean "cannot be invited"; the others describe waiting (an open or recent link). And a
+#: bulk run's child with no parent or guardian on file (the dashboard's "not eligible" links to it).
+REASONS = {
+    **{rule.code: rule for rule in eligibility.RULES if rule.code not in {"registered", "open_invitation", "invited_recently"}},
+    eligibility.CHILD_NO_REPRESENTATIVE.code: eligibility.CHILD_NO_REPRESENTATIVE,
+}
+#: Children too young for their own account are invited through their parents: the other rules of
+#: a patient's own invitation list only the patients they would hold back (as the dashboard counts).
+CHILDREN_REASONS = {"child_no_own_account", eligibility.CHILD_NO_REPRESENTATIVE.code}
 
 
 class NoInviteReasonFilter(admin.SimpleListFilter):
@@ -47,13 +52,15 @@ class NoInviteReasonFilter(admin.SimpleListFilter):
     parameter_name = "no_invite"
 
     def lookups(self, request, model_admin):
-        return [(code, eligibility.RULES_BY_CODE[code].message.split(":")[0].rstrip(".")) for code in REASON_CODES]
+        return [(code, rule.message.split(":")[0].rstrip(".")) for code, rule in REASONS.items()]
 
     def queryset(self, request, queryset):
-        rule = eligibility.RULES_BY_CODE.get(self.value() or "")
-        if rule is None or rule.code not in REASON_CODES:
+        rule = REASONS.get(self.value() or "")
+        if rule is None:
             return queryset
-        return queryset.filter(Q(rule.blocks(timezone.now())), portal_user__isnull=True)
+        now = timezone.now()
+        chosen = queryset.filter(Q(rule.blocks(now)), portal_user__isnull=True)
+        return chosen if rule.code in CHILDREN_REASONS else chosen.exclude(eligibility.too_young(now))
 
 
 class PatientListInvitations:

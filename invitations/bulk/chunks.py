@@ -1,5 +1,5 @@
-"""One chunk of a bulk run (up to `CHUNK_SIZE` patients, one Celery task): create, claim and
-send its invitations set-based, by email and by text as the run's channels say (`BulkRun.channels`),
+"""One chunk of a bulk run (up to `CHUNK_SIZE` patients, or accesses of young children's parents and
+guardians: `invitations.bulk.guardians`; one Celery task): create, claim and send its invitations set-based, by email and by text as the run's channels say (`BulkRun.channels`),
 record what the email and text services did, hand on what they did not take. The run around the
 chunks (who is targeted, planning, progress, the resume sweep) is `invitations.bulk.runs`.
 
@@ -10,7 +10,8 @@ chunks (who is targeted, planning, progress, the resume sweep) is `invitations.b
   re-checks eligibility in SQL under the run's plan (which channels each patient gets), which
   excludes every patient with an open invitation, including the ones an earlier, interrupted
   attempt of the same chunk created. The partial unique constraints on invitations are the last
-  line of defence.
+  line of defence. A parent's or guardian's access is locked and checked the same way, by a
+  representative's rules.
 * No email or text twice: each channel of every invitation is claimed in the database when it is
   created (`Invitation.objects.create_claimed_many`: the email's token hash + ``sending_started_at``,
   the text's own token hash + ``text_claimed_at``), or again with a new link by a later attempt
@@ -60,6 +61,8 @@ from patients.models import Patient, Practice, normalise_email
 
 from invitations import eligibility
 from invitations import adoption
+from invitations.bulk import guardians
+from invitations.wording import representatives as representative_wording
 from invitations.wording import invitation_email
 from invitations.wording import invitation_text
 from invitations.texts import delivery
@@ -160,6 +163,11 @@ def process_chunk(chunk_id: int, *, now: datetime.datetime) -> str:
     practice = chunk.run.practice
     template = InvitationTemplate.versions(practice)  # the wording in each patient's language
     outgoing = _create_invitations(chunk, template=template, now=now)
+    emails, texts = guardians.create_invitations(
+        chunk, plan=run_plan(chunk.run), source=SOURCE_OF_KIND[chunk.run.kind], already_invited=_chunk_invitations(chunk), now=now,
+    )
+    outgoing.emails += emails
+    outgoing.texts += texts
     if chunk.attempts > 1:  # only an earlier attempt can have left claims to take over
         outgoing.emails += _reclaim_lapsed(chunk, now=now)
         outgoing.texts += _reclaim_texts(chunk, template=template, now=now)
@@ -178,10 +186,10 @@ def process_chunk(chunk_id: int, *, now: datetime.datetime) -> str:
 
 
 def _chunk_invitations(chunk: BulkRunChunk):
-    """The invitations this run made for the chunk's patients (on any attempt)."""
+    """The invitations this run made for the chunk's patients, or to its parents and guardians (on any attempt)."""
     return Invitation.objects.filter(
-        patient_id__in=chunk.patient_ids, source=SOURCE_OF_KIND[chunk.run.kind], created_at__gte=chunk.run.created_at,
-        practice_id=chunk.run.practice_id,
+        Q(patient_id__in=chunk.patient_ids, access__isnull=True) | Q(access_id__in=chunk.access_ids),
+        source=SOURCE_OF_KIND[chunk.run.kind], created_at__gte=chunk.run.created_at, practice_id=chunk.run.practice_id,
     )
 
 
@@ -191,6 +199,8 @@ def _chunk_invitations(chunk: BulkRunChunk):
 def _create_invitations(chunk: BulkRunChunk, *, template: Callable[[str], InvitationTemplate], now: datetime.datetime) -> Outgoing:
     run, practice = chunk.run, chunk.run.practice
     ids = chunk.patient_ids
+    if not ids:  # a chunk of parents' and guardians' accesses
+        return Outgoing()
     with transaction.atomic():
         # The same lock a single invite takes, so the two cannot both invite one patient.
         list(Patient.objects.select_for_update(of=("self",)).filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
@@ -253,12 +263,15 @@ def _reclaim_lapsed(chunk: BulkRunChunk, *, now: datetime.datetime) -> list[Reci
     died, or it handed them on)."""
     claimed = (
         _chunk_invitations(chunk)
-        .select_related("patient")
-        .only("public_id", "email", "expires_at", "language", "patient__first_name", "patient__self_signup_unverified")
+        .select_related("patient", "access__representative")
+        .only(
+            "public_id", "email", "expires_at", "language", "patient__first_name", "patient__self_signup_unverified",
+            "access__representative__first_name",
+        )
         .claim_many(now)
     )
     return [
-        Recipient(
+        guardians.recipient(i, token) if i.access_id else Recipient(
             i.pk, i.email, invitation_email.greeting_name(i.patient.first_name, unverified=i.patient.self_signup_unverified),
             token, i.public_id, i.expires_at, i.language,
         )
@@ -270,8 +283,16 @@ def _reclaim_texts(chunk: BulkRunChunk, *, template: InvitationTemplate, now: da
     """Texts an earlier attempt of this chunk created but did not send, each with a new link (those
     that may no longer be sent, after a STOP or a withdrawn consent, are failed with the reason)."""
     _chunk_invitations(chunk).fail_blocked_texts(now)
-    claimed = _chunk_invitations(chunk).only("public_id", "text_to", "language").claim_texts(now)
-    return [_text_in_language(invitation, token, practice=chunk.run.practice, template=template) for invitation, token in claimed]
+    claimed = (
+        _chunk_invitations(chunk).select_related("patient").only("public_id", "text_to", "language", "access", "patient__first_name")
+        .claim_texts(now)
+    )
+    practice = chunk.run.practice
+    return [
+        guardians.text_item(invitation, token, practice=practice, patient_first_name=invitation.patient.first_name)
+        if invitation.access_id else _text_in_language(invitation, token, practice=practice, template=template)
+        for invitation, token in claimed
+    ]
 
 
 # -- sending and recording ----------------------------------------------------------------------
@@ -282,7 +303,7 @@ def _send(outgoing: list[Recipient], *, chunk: BulkRunChunk, practice: Practice,
     within the account's shared rate), marking them as they go."""
     if not outgoing:
         return engine.Report()
-    composer = invitation_email.ChunkComposer(practice=practice, choose=template)
+    composer = representative_wording.ChunkComposer(practice=practice, choose=template)  # a patient's email, or a parent's
     composer.prepare(outgoing)
     items = [Item(key=r.pk, to=r.to, payload=r, group=composer.group(r)) for r in outgoing]
     return engine.send_many(

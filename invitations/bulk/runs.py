@@ -6,6 +6,12 @@ Guarantees, and how they are kept:
   status is running. A second click (or the monthly job) gets `RunAlreadyRunning`.
 * Each chunk (one Celery task) is created, claimed and sent set-based by `invitations.bulk.chunks`,
   which says how no patient gets two invitations and no email or text goes out twice.
+* Children too young for their own account get no invitation of their own (`child_no_own_account`):
+  Activate Now invites each of their parents and guardians on file who has not linked their login
+  (`guardians_of`), and the monthly run re-invites those whose last link ran out, in chunks of their
+  own with every guarantee of the patients' (`invitations.bulk.guardians`). A run counts
+  invitations: each patient's own, each parent's or guardian's, and a child with nobody to invite
+  is skipped with a reason of its own (`eligibility.tally_bulk`).
 * Channels: a run invites by the practice's choice (`Practice.bulk_channels`: email; email, else a
   text; or both), recorded on the run when it starts (`BulkRun.channels`, email only while the
   practice's texts are off) so every chunk sends as the preview said (`eligibility.bulk_plan`).
@@ -106,10 +112,47 @@ def candidates(practice: Practice, *, kind: str, now: datetime.datetime, selecte
     return patients
 
 
+def monthly_guardians(accesses, *, practice: Practice, now: datetime.datetime):
+    """`monthly_candidates` for parents' and guardians' accesses: the last link of the access ran out
+    or failed at least a link lifetime ago, fewer than the practice's cap of them unanswered (an
+    access still waiting to be linked never answered one)."""
+    unanswered = Q(status__in=[Status.EXPIRED, Status.FAILED]) | run_out(now)
+    latest = Invitation.objects.filter(access_id=OuterRef("pk")).order_by("-created_at", "-pk")
+    unanswered_in_a_row = (
+        Invitation.objects.filter(access_id=OuterRef("pk")).filter(unanswered)
+        .order_by().values("access_id").annotate(n=Count("pk")).values("n")
+    )
+    return (
+        accesses.annotate(latest_created_at=Subquery(latest.values("created_at")[:1]), latest_id=Subquery(latest.values("pk")[:1]))
+        .filter(latest_created_at__lte=now - practice.link_lifetime)
+        .filter(Exists(Invitation.objects.filter(pk=OuterRef("latest_id")).filter(unanswered)))
+        .annotate(unanswered_in_a_row=Coalesce(Subquery(unanswered_in_a_row, output_field=IntegerField()), Value(0)))
+        .filter(unanswered_in_a_row__lt=practice.monthly_reinvite_cap)
+    )
+
+
+def guardians_of(practice: Practice, *, kind: str, now: datetime.datetime):
+    """(accesses, children) a run of `kind` looks at for the practice's children too young for their
+    own account: Activate Now every parent's and guardian's access waiting to be linked (and the
+    children, to count those with nobody to invite); the monthly run those whose last link ran out
+    (no children counted: it re-invites, it does not look for whom to invite); a resend run none."""
+    if kind == BulkRunKind.RESEND:
+        return None, None
+    children = inactive_patients(practice).filter(eligibility.too_young(now))
+    accesses = eligibility.guardians_to_invite(children).filter(practice_id=practice.pk)
+    if kind == BulkRunKind.MONTHLY:
+        return monthly_guardians(accesses, practice=practice, now=now), None
+    return accesses, children
+
+
 def preview(practice: Practice, *, now: datetime.datetime, kind: str = BulkRunKind.ACTIVATE_NOW) -> eligibility.Preview:
-    """What a run would do now: how many are invited (by email, by text), how many skipped and why
-    (one query), under the practice's channels."""
-    return eligibility.preview_of(candidates(practice, kind=kind, now=now), now=now, plan=eligibility.bulk_plan(practice))
+    """What a run would do now: how many are invited (by email, by text), how many through a parent
+    or guardian, how many skipped and why (three queries), under the practice's channels."""
+    accesses, children = guardians_of(practice, kind=kind, now=now)
+    return eligibility.tally_bulk(
+        candidates(practice, kind=kind, now=now), accesses=accesses, children=children, now=now,
+        plan=eligibility.bulk_plan(practice),
+    ).preview()
 
 
 @dataclass(frozen=True)
@@ -222,28 +265,35 @@ def plan_run(run_id: int, *, now: datetime.datetime, chunk_size: int = CHUNK_SIZ
     practice = run.practice
     resend, plan = run.kind == BulkRunKind.RESEND, chunks.run_plan(run)
     chosen = candidates(practice, kind=run.kind, now=now, selected=run.selected_patient_ids)
-    # Two scans: the skip counts for the summary, then the targeted ids (the eligible count).
-    counted = eligibility.tally(chosen, now=now, with_eligible=False, for_resend=resend, plan=plan)
+    accesses, children = guardians_of(practice, kind=run.kind, now=now)
+    # The skip counts for the summary, then the targeted ids (the eligible count): the patients', and
+    # the accesses of young children's parents and guardians.
+    counted = eligibility.tally_bulk(
+        chosen, accesses=accesses, children=children, now=now, with_eligible=False, for_resend=resend, plan=plan,
+    )
     patient_ids = list(
         eligibility.eligible(chosen, now=now, for_resend=resend, plan=plan).order_by("pk").values_list("pk", flat=True)
     )
+    access_ids = [] if accesses is None else list(
+        eligibility.eligible_representatives(accesses, now=now, plan=plan).order_by("pk").values_list("pk", flat=True)
+    )
+    targeted = len(patient_ids) + len(access_ids)
     with transaction.atomic():
         claimed = BulkRun.objects.filter(pk=run.pk, planned_at__isnull=True, status=BulkRunStatus.RUNNING).update(
             planned_at=now,
-            # Patients added between the two queries count as considered.
-            considered=max(counted.considered, len(patient_ids)),
-            targeted=len(patient_ids),
+            # Patients added between the queries count as considered.
+            considered=max(counted.considered, targeted),
+            targeted=targeted,
             skip_counts={code: n for code, n in counted.skip_counts.items() if n},
         )
         if not claimed:
             return False
+        planned = [("patient_ids", patient_ids[start:start + chunk_size]) for start in range(0, len(patient_ids), chunk_size)]
+        planned += [("access_ids", access_ids[start:start + chunk_size]) for start in range(0, len(access_ids), chunk_size)]
         made = BulkRunChunk.objects.bulk_create(
             [
-                BulkRunChunk(
-                    run=run, number=number, patient_ids=patient_ids[start:start + chunk_size],
-                    size=len(patient_ids[start:start + chunk_size]), enqueued_at=now,
-                )
-                for number, start in enumerate(range(0, len(patient_ids), chunk_size), start=1)
+                BulkRunChunk(run=run, number=number, size=len(ids), enqueued_at=now, **{kind_of_ids: ids})
+                for number, (kind_of_ids, ids) in enumerate(planned, start=1)
             ],
             batch_size=200,
         )

@@ -49,11 +49,12 @@ class BulkRun(models.Model):
     #: When the targeted patients were split into chunks (by a worker, right after confirming).
     planned_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    #: Inactive patients looked at when the run was planned.
+    #: Invitations looked at when the run was planned: each inactive patient's own, each of a young
+    #: child's parents' and guardians' (`eligibility.tally_bulk`).
     considered = models.PositiveIntegerField(default=0)
-    #: Patients planned into chunks (eligible when the run was planned).
+    #: Invitations planned into chunks (eligible when the run was planned).
     targeted = models.PositiveIntegerField(default=0)
-    #: Rule code -> patients that rule blocked when planned (a patient may count under two rules).
+    #: Rule code -> invitations that rule blocked when planned (a patient may count under two rules).
     skip_counts = models.JSONField(default=dict, blank=True)
     #: The patients staff chose, for a resend run (the other kinds choose by rule).
     selected_patient_ids = models.JSONField(default=list, blank=True)
@@ -119,8 +120,11 @@ class ChunkStatus(models.TextChoices):
 class BulkRunChunk(models.Model):
     run = models.ForeignKey(BulkRun, on_delete=models.CASCADE, related_name="chunks")
     number = models.PositiveIntegerField()
-    #: The patients of this chunk, planned when the run was confirmed.
+    #: The patients of this chunk, planned when the run was confirmed...
     patient_ids = models.JSONField(default=list)
+    #: ...or the accesses of young children's parents and guardians it invites (`invitations.bulk.guardians`).
+    access_ids = models.JSONField(default=list, blank=True)
+    #: Invitations planned: one per patient or per access.
     size = models.PositiveIntegerField(default=0)
     status = models.CharField(max_length=10, choices=ChunkStatus.choices, default=ChunkStatus.PENDING)
     enqueued_at = models.DateTimeField(null=True, blank=True)

@@ -222,15 +222,19 @@ def _message(rendered: RenderedEmail, *, from_email: str, to: list[str], reply_t
 
 class PreparedEmail:
     """A template rendered once for many recipients who share the practice and the expiry date
-    (a bulk run's chunk); only the first name and the link differ. `fill` gives the same result
-    as `render` for each recipient, without parsing the HTML again for every one of them."""
+    (a bulk run's chunk); only the first name and the link differ (and, in a representative's
+    email, the patient's first name: `PATIENT_FIRST_NAME` in the template). `fill` gives the same
+    result as `render` for each recipient, without parsing the HTML again for every one of them."""
 
     _FIRST_NAME = "QQFIRSTNAMEQQ"
     _LINK = "https://qqlinkqq.invalid/"
-    _PLACEHOLDERS = re.compile(f"{re.escape(_FIRST_NAME)}|{re.escape(_LINK)}")
+    #: Where a representative's email names the patient (`invitations.wording.representatives`).
+    PATIENT_FIRST_NAME = "QQPATIENTFIRSTNAMEQQ"
+    _PLACEHOLDERS = re.compile(f"{re.escape(_FIRST_NAME)}|{re.escape(_LINK)}|{re.escape(PATIENT_FIRST_NAME)}")
 
     def __init__(self, *, practice, expires_at: datetime.datetime, template):
         rendered = render(practice=practice, first_name=self._FIRST_NAME, link=self._LINK, expires_at=expires_at, template=template)
+        self.names_patient = self.PATIENT_FIRST_NAME in rendered.html
         # Filled by pool threads, which do not share this thread's language: the greeting for a
         # patient without a first name is taken now, in the template's language.
         with languages.speaking(getattr(template, "language", "") or translation.get_language()):
@@ -246,10 +250,10 @@ class PreparedEmail:
         """`registration_url(token)` without resolving the URL for every recipient."""
         return f"{self._link_prefix}{token}{self._link_suffix}"
 
-    def message(self, *, to: str, first_name: str, token: str, public_id) -> EmailMultiAlternatives:
+    def message(self, *, to: str, first_name: str, token: str, public_id, patient_first_name: str = "") -> EmailMultiAlternatives:
         """The same email `build_message` makes for this recipient."""
         return _message(
-            self.fill(first_name=first_name, link=self.link(token)),
+            self.fill(first_name=first_name, link=self.link(token), patient_first_name=patient_first_name),
             from_email=self.from_email, to=[to], reply_to=self.reply_to, public_id=public_id,
         )
 
@@ -259,8 +263,10 @@ class PreparedEmail:
         `message` would make for them, with their own first name, link and metadata (the
         invitation's opaque id)."""
         markers = {
-            "text": {self._FIRST_NAME: merge.field("first_name"), self._LINK: merge.field("link")},
-            "html": {self._FIRST_NAME: merge.field("first_name_html"), self._LINK: merge.field("link_html")},
+            "text": {self._FIRST_NAME: merge.field("first_name"), self._LINK: merge.field("link"),
+                     self.PATIENT_FIRST_NAME: merge.field("patient_first_name")},
+            "html": {self._FIRST_NAME: merge.field("first_name_html"), self._LINK: merge.field("link_html"),
+                     self.PATIENT_FIRST_NAME: merge.field("patient_first_name_html")},
         }
         rendered = RenderedEmail(
             subject=self.subject,
@@ -275,20 +281,34 @@ class PreparedEmail:
                 merge.key("first_name"): first_name, merge.key("first_name_html"): html.escape(first_name),
                 merge.key("link"): link, merge.key("link_html"): html.escape(link),
             }
+            if self.names_patient:
+                merge_data[recipient.to].update({
+                    merge.key("patient_first_name"): recipient.patient_first_name,
+                    merge.key("patient_first_name_html"): patient_name_html(recipient.patient_first_name),
+                })
             merge_metadata[recipient.to] = {"invitation": str(recipient.public_id)}
         message.merge_data = merge_data
         message.merge_metadata = merge_metadata
         return message
 
-    def fill(self, *, first_name: str, link: str) -> RenderedEmail:
+    def fill(self, *, first_name: str, link: str, patient_first_name: str = "") -> RenderedEmail:
         first_name = first_name or self._nameless
-        text_values = {self._FIRST_NAME: first_name, self._LINK: link}
-        html_values = {self._FIRST_NAME: html.escape(first_name), self._LINK: html.escape(link)}
+        text_values = {self._FIRST_NAME: first_name, self._LINK: link, self.PATIENT_FIRST_NAME: patient_first_name}
+        html_values = {
+            self._FIRST_NAME: html.escape(first_name), self._LINK: html.escape(link),
+            self.PATIENT_FIRST_NAME: patient_name_html(patient_first_name),
+        }
         return RenderedEmail(
             subject=self.subject,
             text=self._PLACEHOLDERS.sub(lambda match: text_values[match.group(0)], self._text),
             html=self._PLACEHOLDERS.sub(lambda match: html_values[match.group(0)], self._html),
         )
+
+
+def patient_name_html(first_name: str) -> str:
+    """A patient's first name in a representative's email: escaped, and brackets as entities so that
+    a name can never look like a snippet."""
+    return html.escape(first_name).replace("[", "&#91;").replace("]", "&#93;")
 
 
 @dataclass(frozen=True)
@@ -302,6 +322,13 @@ class Recipient:
     public_id: object
     expires_at: datetime.datetime
     language: str = ""  # the invitation's (the patient's) language
+    #: An invitation to a representative (`first_name` is theirs): the patient's first name, which
+    #: their email names (`invitations.wording.representatives.ChunkComposer`). None: the patient's own.
+    patient_first_name: Optional[str] = None
+
+    @property
+    def for_representative(self) -> bool:
+        return self.patient_first_name is not None
 
 
 class ChunkComposer:

@@ -4,9 +4,10 @@ wording, translated in the catalogs like the patient's own; no health informatio
 patient's first name and the practice's.
 """
 
+import dataclasses
 import datetime
-import html
 
+from django.utils import translation
 from django.utils.translation import gettext, gettext_noop
 
 from core import languages
@@ -50,8 +51,9 @@ class _Wording:
 
     def __init__(self, patient_first_name: str):
         # Brackets in a name are written as entities, so a name can never look like a snippet.
-        name = html.escape(patient_first_name or gettext("the patient")).replace("[", "&#91;").replace("]", "&#93;")
+        name = invitation_email.patient_name_html(patient_first_name or gettext("the patient"))
         body = _LAYOUT.format(**{key: gettext(sentence) for key, sentence in _SENTENCES.items()})
+        self.language = translation.get_language()
         self.subject = gettext(SUBJECT)
         self.html_body = body.replace(_PATIENT_FIRST_NAME, name)
 
@@ -77,12 +79,68 @@ def build_message(invitation, token: str):
 
 def text_body(invitation) -> str:
     """The invitation text's wording with the patient's first name in (plain, never a snippet)."""
-    name = "".join(c for c in (invitation.patient.first_name or "") if c not in "[]").strip() or gettext("the patient")
+    return _text_body(invitation.patient.first_name)
+
+
+def _text_body(patient_first_name: str) -> str:
+    name = "".join(c for c in (patient_first_name or "") if c not in "[]").strip() or gettext("the patient")
     return gettext(TEXT_BODY).replace(_PATIENT_FIRST_NAME, name)
 
 
 def compose_text(invitation, token: str) -> str:
     return invitation_text.compose(invitation.practice, text_body(invitation), token)
+
+
+def text_for_chunk(practice, *, patient_first_name: str, language: str, token: str) -> str:
+    """A bulk run's text to a representative: `compose_text` from a chunk's row, in the patient's language."""
+    with languages.speaking(language):
+        return invitation_text.compose(practice, _text_body(patient_first_name), token)
+
+
+class ChunkComposer(invitation_email.ChunkComposer):
+    """A bulk run's chunk's emails, a patient's in the practice's wording and a representative's in
+    theirs: each rendered once per expiry date and language, the representative's with the
+    patient's first name filled in per recipient (`PreparedEmail.PATIENT_FIRST_NAME`), or merged
+    per recipient by a provider that sends batches, like the first name and the link."""
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self._nameless_patient: dict[tuple, str] = {}
+
+    @staticmethod
+    def group(recipient: invitation_email.Recipient) -> tuple:
+        return recipient.expires_at, recipient.language, recipient.for_representative
+
+    def _for(self, recipient: invitation_email.Recipient) -> invitation_email.PreparedEmail:
+        key = self.group(recipient)
+        if recipient.for_representative and key not in self._prepared:
+            with languages.speaking(recipient.language):
+                self._prepared[key] = invitation_email.PreparedEmail(
+                    practice=self.practice, expires_at=recipient.expires_at,
+                    template=_Wording(invitation_email.PreparedEmail.PATIENT_FIRST_NAME),
+                )
+                self._nameless_patient[key] = gettext("the patient")
+        return super()._for(recipient)
+
+    def _named(self, recipient: invitation_email.Recipient) -> invitation_email.Recipient:
+        """The recipient with the patient's first name their email shows ("the patient" when the chart has none)."""
+        if not recipient.for_representative or recipient.patient_first_name:
+            return recipient
+        self._for(recipient)
+        return dataclasses.replace(recipient, patient_first_name=self._nameless_patient[self.group(recipient)])
+
+    def message(self, item):
+        recipient = self._named(item.payload)
+        if not recipient.for_representative:
+            return super().message(item)
+        return self._for(recipient).message(
+            to=recipient.to, first_name=recipient.first_name, token=recipient.token, public_id=recipient.public_id,
+            patient_first_name=recipient.patient_first_name,
+        )
+
+    def batch(self, items, merge):
+        recipients = [self._named(item.payload) for item in items]
+        return self._for(recipients[0]).batch_message(recipients, merge)
 
 
 # -- notices (plain text emails) ----------------------------------------------------------------------

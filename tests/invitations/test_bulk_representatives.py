@@ -130,3 +130,281 @@ def test_claimed_invitations_for_representatives_are_made_in_one_insert_in_the_p
     assert own.is_latest  # the patient's own keep theirs
     created = InvitationEvent.objects.get(invitation=to_mother, kind=EventKind.CREATED)
     assert created.detail == "To Maria P., parent or guardian: Activate Now (by email)"
+
+
+# -- a whole run ---------------------------------------------------------------------------------------
+
+import datetime  # noqa: E402
+import re  # noqa: E402
+
+from django.core import mail  # noqa: E402
+from django.core.mail.backends.locmem import EmailBackend as LocmemBackend  # noqa: E402
+from django.urls import reverse  # noqa: E402
+
+from invitations import representatives  # noqa: E402
+from invitations.bulk import chunks, runs  # noqa: E402
+from invitations.models.bulk_runs import CHUNK_LEASE, BulkRunKind, BulkRunStatus, ChunkStatus  # noqa: E402
+from invitations.wording import representatives as representative_wording  # noqa: E402
+
+LINK = re.compile(r"/invite/([A-Za-z0-9_-]{20,})/")
+DAY = datetime.timedelta(days=1)
+
+
+def run_now(practice, capture, **kwargs):
+    """Start a run and let the (eager) worker send every chunk; the finished run."""
+    with capture(execute=True):
+        run = runs.start_run(practice=practice, now=NOW, **kwargs)
+    run.refresh_from_db()
+    return run
+
+
+def emails_to(address: str) -> list:
+    return [message for message in mail.outbox if message.to == [address]]
+
+
+def test_activate_now_invites_each_childs_parents_once_in_chunks_of_their_own(
+    practice, family, eager_celery, django_capture_on_commit_callbacks
+):
+    staff = UserFactory()
+    other = PracticeFactory()
+    AccessFactory(patient=child(other))  # another practice's parent: never this run's
+    run = run_now(practice, django_capture_on_commit_callbacks, actor=staff, chunk_size=2)
+
+    assert run.status == BulkRunStatus.DONE
+    # 4 patients' own and 3 parents' invitations sent; Ines's second parent (no email), Noah and Ana
+    # (nobody on file to invite) and Mia (her parent linked already) skipped with their reasons.
+    assert (run.considered, run.targeted, run.invited, run.sent, run.failed) == (11, 7, 7, 7, 0)
+    assert run.skip_counts == {"child_no_representative": 2, "representative_linked": 1, "representative_missing_email": 1}
+    assert (run.emails_sent, run.texts_sent) == (7, 0)  # the summary per channel is what was sent
+    planned = list(run.chunks.order_by("number").values_list("size", "patient_ids", "access_ids"))
+    assert [size for size, *_ in planned] == [2, 2, 2, 1]
+    assert [bool(patients) for _, patients, _ in planned] == [True, True, False, False]
+    assert sorted(pk for *_, accesses in planned for pk in accesses) == sorted(
+        access.pk for access in eligibility.guardians_to_invite(practice.patients.filter(eligibility.too_young(NOW)))
+        .exclude(representative__email="")
+    )
+
+    to_parents = Invitation.objects.to_representatives().filter(practice=practice)
+    assert to_parents.count() == 3 and not Invitation.objects.filter(practice=other).exists()
+    assert set(to_parents.values_list("status", "source", "created_by", "is_latest", "sent_at")) == {
+        (Status.SENT, Source.BULK, staff.pk, False, NOW)
+    }
+    assert not Invitation.objects.own().filter(patient__in=[family["sofia"], family["lucas"], family["ines"]]).exists()
+    assert InvitationEvent.objects.filter(invitation__in=to_parents, kind=EventKind.CREATED).first().detail.startswith("To ")
+
+    # Elena gets one email for each child, in the representative's wording, each with its own link.
+    parent = family["parent"]
+    to_elena = emails_to(parent.email)
+    assert len(to_elena) == 2
+    bodies = sorted(message.body for message in to_elena)
+    assert "for Lucas, as their parent" in " ".join(bodies[0].split()) and "for Sofia, as their parent" in " ".join(bodies[1].split())
+    for message in to_elena:
+        assert message.subject == "Your patient portal invitation from Maple Street Dental"
+        assert message.body.startswith("Hello Elena,")
+        assert LINK.search(message.body).group(1) == LINK.search(message.alternatives[0][0]).group(1)
+        invitation = Invitation.find_by_token(LINK.search(message.body).group(1))
+        assert invitation.access.representative == parent
+        assert representatives.link_state(invitation, NOW) == "usable"
+        assert message.metadata == {"invitation": str(invitation.public_id)}  # nothing about the patient
+    # The accesses wait for the parents to link their login.
+    assert set(eligibility.guardians_to_invite(practice.patients.all()).values_list("status", flat=True)) == {AccessStatus.INVITED}
+
+
+def test_a_second_run_leaves_parents_with_a_link_out_alone(practice, family, eager_celery, django_capture_on_commit_callbacks):
+    run_now(practice, django_capture_on_commit_callbacks)
+    mail.outbox.clear()
+    second = run_now(practice, django_capture_on_commit_callbacks)
+    assert second.targeted == 0 and mail.outbox == []
+    assert second.skip_counts["representative_open_invitation"] == 3
+
+
+def test_a_chunk_of_parents_delivered_twice_sends_nothing_twice(practice, family, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        run = runs.start_run(practice=practice, now=NOW)
+    parents_chunk = run.chunks.exclude(access_ids=[]).get()
+    assert chunks.process_chunk(parents_chunk.pk, now=NOW) == "done"
+    assert chunks.process_chunk(parents_chunk.pk, now=NOW) == "not-claimed"
+    assert len(mail.outbox) == 3
+
+
+class WorkerDied(BaseException):
+    """Stands for SIGKILL: nothing in the chunk gets to clean up."""
+
+
+class DyingBackend(LocmemBackend):
+    survive = 0
+
+    def send_messages(self, messages):
+        if len(mail.outbox) >= DyingBackend.survive:
+            raise WorkerDied()
+        return super().send_messages(messages)
+
+
+def test_a_worker_dying_half_way_through_the_parents_is_resumed_without_duplicates(
+    practice, family, settings, monkeypatch, frozen, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(chunks, "MARK_SENT_EVERY_SECONDS", 0)
+    settings.PORTAL_SEND_CONCURRENCY = 1
+    settings.EMAIL_BACKEND = f"{__name__}.DyingBackend"
+    DyingBackend.survive = 1
+    with django_capture_on_commit_callbacks(execute=False):
+        run = runs.start_run(practice=practice, now=NOW)
+    parents_chunk = run.chunks.exclude(access_ids=[]).get()
+    with pytest.raises(WorkerDied):
+        chunks.process_chunk(parents_chunk.pk, now=NOW)
+    assert len(mail.outbox) == 1
+
+    DyingBackend.survive = 10**6
+    later = NOW + CHUNK_LEASE
+    frozen.move_to(later)
+    assert chunks.process_chunk(parents_chunk.pk, now=later) == "done"
+    to_parents = Invitation.objects.to_representatives()
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(to_parents.values_list("email", flat=True))  # each once
+    assert to_parents.count() == 3 and set(to_parents.values_list("status", flat=True)) == {Status.SENT}
+    # The resumed emails are the representative's, not the patient's.
+    assert all(message.body.startswith("Hello Elena,") or "Ines" in message.body for message in mail.outbox)
+
+
+def test_a_parent_who_can_no_longer_be_invited_when_the_chunk_runs_is_skipped(practice, family, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        run = runs.start_run(practice=practice, now=NOW)
+    representatives.revoke(AccessFactory._meta.model.objects.get(patient=family["sofia"]), now=NOW)
+    for chunk in run.chunks.all():
+        chunks.process_chunk(chunk.pk, now=NOW)
+    run.refresh_from_db()
+    assert (run.targeted, run.sent, run.skipped_at_send, run.status) == (7, 6, 1, BulkRunStatus.DONE)
+    assert "Sofia" not in " ".join(message.body for message in mail.outbox)
+
+
+@pytest.mark.parametrize("first_name", ["Zoë", "Ann <b>& \"Bo\"", "[Registration Link]", ""])
+def test_a_parents_email_in_a_chunk_is_the_one_a_single_invite_sends(practice, first_name, django_capture_on_commit_callbacks):
+    practice.contact_phone = "(617) 555-0142"
+    practice.save()
+    sofia = child(practice, first_name=first_name, preferred_language="es")
+    access = AccessFactory(patient=sofia)
+    with django_capture_on_commit_callbacks(execute=False):
+        run = runs.start_run(practice=practice, now=NOW)
+    chunks.process_chunk(run.chunks.get().pk, now=NOW)
+    [sent] = mail.outbox
+    token = LINK.search(sent.body).group(1)
+    invitation = Invitation.objects.get(access=access)
+    single = representative_wording.build_message(invitation, token)
+    assert (sent.subject, sent.body, sent.alternatives, sent.to) == (single.subject, single.body, single.alternatives, single.to)
+    assert invitation.language == "es" and "Hola" in sent.body
+
+
+def test_a_provider_batch_merges_each_parents_patient_and_link(
+    practice, family, use_provider, eager_celery, django_capture_on_commit_callbacks
+):
+    standin = use_provider("mailgun")
+    run = run_now(practice, django_capture_on_commit_callbacks)
+    assert run.sent == 7
+    to_elena = [m for m in standin.accepted() if m["to"] == family["parent"].email]
+    assert sorted(" ".join(m["text"].split())[:97] for m in to_elena) == [
+        "Hello Elena, Maple Street Dental invites you to use its patient portal for Lucas, as their parent",
+        "Hello Elena, Maple Street Dental invites you to use its patient portal for Sofia, as their parent",
+    ]
+    for message in to_elena:
+        token = LINK.search(message["text"]).group(1)
+        assert LINK.search(message["html"]).group(1) == token
+        invitation = Invitation.objects.get(token_hash=hash_token(token))
+        assert invitation.access.patient.first_name in message["html"]
+        assert message["metadata"]["invitation"] == str(invitation.public_id)
+
+
+# -- the monthly re-invite ------------------------------------------------------------------------------
+
+
+def test_the_monthly_run_reinvites_parents_whose_link_ran_out_up_to_the_cap(practice, django_capture_on_commit_callbacks):
+    practice.monthly_reinvite_enabled = True
+    practice.monthly_reinvite_cap = 2
+    practice.save()
+    ran_out, recent, capped, never = (AccessFactory(patient=child(practice, first_name=name)) for name in ("Ran", "Recent", "Capped", "Never"))
+    for access, ages in ((ran_out, [10]), (recent, [3]), (capped, [40, 10])):
+        for age in ages:
+            Invitation.objects.create_for_representative(
+                access=access, email=access.representative.email, status=Status.EXPIRED, token_hash=hash_token(f"{access.pk}-{age}"),
+                created_at=NOW - age * DAY, sent_at=NOW - age * DAY, expires_at=NOW - (age - 7) * DAY,
+            )
+    preview = runs.preview(practice, now=NOW, kind=BulkRunKind.MONTHLY)
+    assert (preview.eligible, preview.representatives) == (0, 1)
+    with django_capture_on_commit_callbacks(execute=False):
+        run = runs.start_run(practice=practice, now=NOW, kind=BulkRunKind.MONTHLY)
+    assert run.targeted == 1
+    chunks.process_chunk(run.chunks.get().pk, now=NOW)
+    assert Invitation.objects.filter(access=ran_out, source=Source.MONTHLY, status=Status.SENT).count() == 1
+    assert [m.to for m in mail.outbox] == [[ran_out.representative.email]]
+    assert not Invitation.objects.filter(access__in=[recent, capped, never], source=Source.MONTHLY).exists()
+
+
+def test_a_resend_run_invites_no_parent(practice, family, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        run = runs.start_run(practice=practice, now=NOW, kind=BulkRunKind.RESEND, patient_ids=[family["sofia"].pk])
+    assert not run.chunks.exclude(access_ids=[]).exists()
+
+
+# -- the pages ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def manager_client(client, practice):
+    from patients.models import Role
+    from tests.factories import staff_member
+
+    client.force_login(staff_member(practice, Role.MANAGER, username="manager_maple"))
+    return client
+
+
+def test_activate_nows_page_counts_invitations_via_a_parent_and_children_with_nobody(manager_client, practice, family):
+    response = manager_client.get(reverse("admin:invitations_portal_activate", args=[practice.pk]))
+    page = " ".join(response.content.decode().split())
+    assert "4 patients will be invited</strong>, and <strong id=\"via-representatives\">3 invitations via a parent or guardian</strong>" in page
+    assert "4 skipped: 2 a child with no parent or guardian on file, 1 a child whose parent or guardian already signs in, " \
+           "1 a parent or guardian with no email address." in page
+    assert 'value="Yes, invite 4 patients and 3 parents or guardians"' in page
+    assert "Confirming sends 7 emails and 0 texts." in page
+
+
+def test_the_progress_page_names_the_childs_reason(manager_client, practice, family, eager_celery, django_capture_on_commit_callbacks):
+    run = run_now(practice, django_capture_on_commit_callbacks)
+    page = " ".join(manager_client.get(reverse("admin:invitations_bulkrun_progress", args=[run.pk])).content.decode().split())
+    assert "2: A child too young for their own account with no parent or guardian on file" in page
+    assert "Skipped before the start</th><td id=\"f-skipped_at_plan\">4</td>" in page
+    assert '<span id="s-sent">7</span> invitation emails sent' in page
+
+
+def test_the_dashboard_lists_children_with_nobody_and_its_link_finds_them(manager_client, practice, family):
+    from invitations import adoption
+
+    other = PracticeFactory()
+    child(other)  # another practice's child with nobody: never counted or listed
+    figures = adoption.figures(practice, now=NOW)
+    assert dict(figures.not_eligible) == {"child_no_representative": 2}
+    assert (figures.preview.eligible, figures.preview.representatives) == (4, 3)
+    assert adoption.Figures.from_json(figures.to_json()).preview.representatives == 3
+    listing = manager_client.get(reverse("admin:patients_patient_changelist") + "?no_invite=child_no_representative")
+    assert sorted(p.first_name for p in listing.context["cl"].result_list) == ["Ana", "Noah"]
+    # A child without an email address is not among the patients Activate Now skips for that.
+    family["noah"].email = ""
+    family["noah"].save()
+    listing = manager_client.get(reverse("admin:patients_patient_changelist") + "?no_invite=missing_email")
+    assert list(listing.context["cl"].result_list) == []
+
+
+def test_a_chunk_of_parents_runs_a_bounded_number_of_queries_whatever_its_size(
+    practice, django_capture_on_commit_callbacks
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    counts = []
+    for size in (3, 60):
+        place = PracticeFactory()
+        for _ in range(size):
+            AccessFactory(patient=child(place))
+        with django_capture_on_commit_callbacks(execute=False):
+            run = runs.start_run(practice=place, now=NOW)
+        with CaptureQueriesContext(connection) as captured:
+            chunks.process_chunk(run.chunks.get().pk, now=NOW)
+        counts.append(len(captured))
+    assert counts[0] <= 46 and counts[1] <= counts[0] + 7 * (60 // chunks.MARK_SENT_EVERY_MESSAGES) + 8
