@@ -408,3 +408,62 @@ def test_a_chunk_of_parents_runs_a_bounded_number_of_queries_whatever_its_size(
             chunks.process_chunk(run.chunks.get().pk, now=NOW)
         counts.append(len(captured))
     assert counts[0] <= 46 and counts[1] <= counts[0] + 7 * (60 // chunks.MARK_SENT_EVERY_MESSAGES) + 8
+
+
+# -- texts, and what a later attempt takes over ------------------------------------------------------
+
+from tests.invitations import bulk_texting  # noqa: E402
+
+_twilio_server, twilio, fresh_sms_rate, quiet_twilio = (
+    bulk_texting._twilio_server, bulk_texting.twilio, bulk_texting.fresh_sms_rate, bulk_texting.quiet_twilio,
+)
+
+
+def test_parents_are_texted_by_the_practices_bulk_channels_in_their_wording(quiet_twilio, django_capture_on_commit_callbacks):
+    practice = bulk_texting.texting_practice()  # email, then a text for those without a usable email
+    by_text = RepresentativeFactory(practice=practice, first_name="Rosa", email="", mobile_phone=bulk_texting.mobile(), sms_consent=True)
+    AccessFactory(patient=child(practice, first_name="Sofia"), representative=by_text)
+    by_email = AccessFactory(patient=child(practice, first_name="Lucas"))
+    no_consent = RepresentativeFactory(practice=practice, email="", mobile_phone=bulk_texting.mobile(), sms_consent=False)
+    AccessFactory(patient=child(practice, first_name="Ines"), representative=no_consent)
+    preview = runs.preview(practice, now=NOW)
+    assert (preview.representatives, preview.emails, preview.texts) == (2, 1, 1)
+    run = bulk_texting.start(practice, django_capture_on_commit_callbacks)
+    bulk_texting.run_until_done(run, capture=django_capture_on_commit_callbacks)
+    run.refresh_from_db()
+    assert (run.sent, run.emails_sent, run.texts_sent, run.status) == (2, 1, 1, BulkRunStatus.DONE)
+    assert run.skip_counts == {"representative_missing_email": 1, "representative_no_sms_consent": 1}
+    [text] = quiet_twilio.accepted()
+    assert text["to"] == by_text.mobile_phone
+    assert text["body"].startswith("Maple Street Dental: set up portal access for Sofia: ")
+    invitation = Invitation.find_by_token(bulk_texting.token_of(text))
+    assert invitation.access.representative == by_text and invitation.text_status == TextStatus.QUEUED
+    assert [m.to for m in mail.outbox] == [[by_email.representative.email]]
+
+
+def test_what_an_attempt_handed_on_is_sent_by_the_next_in_the_representatives_wording(
+    practice, monkeypatch, quiet_twilio, django_capture_on_commit_callbacks
+):
+    practice.text_invitations_enabled = True
+    practice.bulk_channels = "both"
+    practice.save()
+    parent = RepresentativeFactory(practice=practice, first_name="Elena", mobile_phone=bulk_texting.mobile(), sms_consent=True)
+    access = AccessFactory(patient=child(practice, first_name="Sofia"), representative=parent)
+    with django_capture_on_commit_callbacks(execute=False):
+        run = runs.start_run(practice=practice, now=NOW)
+    chunk = run.chunks.get()
+    monkeypatch.setattr(chunks, "SEND_SECONDS", 0)  # the first attempt's time is up before it sends anything
+    with django_capture_on_commit_callbacks(execute=False):
+        assert chunks.process_chunk(chunk.pk, now=NOW) == "continued"
+    assert mail.outbox == [] and quiet_twilio.accepted() == []
+    monkeypatch.setattr(chunks, "SEND_SECONDS", 60)
+    with django_capture_on_commit_callbacks(execute=False):
+        assert chunks.process_chunk(chunk.pk, now=NOW) == "done"
+    [email] = mail.outbox
+    [text] = quiet_twilio.accepted()
+    assert email.body.startswith("Hello Elena,") and "for Sofia, as their parent" in " ".join(email.body.split())
+    assert text["body"].startswith("Maple Street Dental: set up portal access for Sofia: ")
+    invitation = Invitation.objects.get(access=access)
+    assert Invitation.find_by_token(LINK.search(email.body).group(1)) == invitation
+    assert Invitation.find_by_token(bulk_texting.token_of(text)) == invitation
+    assert (invitation.status, invitation.text_status) == (Status.SENT, TextStatus.QUEUED)
