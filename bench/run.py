@@ -31,6 +31,10 @@ Then it prints:
 The email backend (bench/email_backend.py) builds every message's MIME form and sends nothing.
 A table for the README is printed at the end. The databases are left for inspection (--drop).
 
+`--children 0.2` makes a fifth of Activate Now's targets children too young for their own account (3 to
+10 years old, spread evenly over the chunks), each with a parent on file (generated in SQL; two
+siblings share one), so the run invites them through their parents.
+
 `--texts` runs Activate Now by text message through the Twilio stand-in under a 1 text/s and a 30
 texts/s limit (bench/texts.py, database `bench_texts`); alone it runs only those (add --sizes or
 --providers to run those too).
@@ -82,6 +86,9 @@ def main() -> None:
     parser.add_argument("--drop", action="store_true", help="drop each database at the end")
     parser.add_argument("--spanish", type=float, default=0.0,
                         help="share of Bench's patients who prefer Spanish, 0 to 1 (README: Activate Now half in Spanish)")
+    parser.add_argument("--children", type=float, default=0.0,
+                        help="share of Activate Now's targets who are children too young for their own account, 0 to 1, "
+                             "each invited through a parent on file (two siblings share one)")
     parser.add_argument("--providers", default=None,
                         help="provider scenarios to run after the sizes: all (default), none, or numbers from 1 (comma-separated)")
     parser.add_argument("--texts", nargs="?", const="all", default=None,
@@ -91,7 +98,7 @@ def main() -> None:
     parser.add_argument("--texts-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        results = run_one(args.one, naive=args.naive, concurrency=args.concurrency, spanish=args.spanish)
+        results = run_one(args.one, naive=args.naive, concurrency=args.concurrency, spanish=args.spanish, children=args.children)
         print("RESULT " + json.dumps(results), flush=True)
         return
     if args.providers_child:
@@ -113,7 +120,7 @@ def main() -> None:
         print(f"\n== {size:,} patients (database {database}) ==", flush=True)
         child = subprocess.Popen(
             [sys.executable, __file__, "--one", str(size), "--naive", str(args.naive),
-             "--concurrency", str(args.concurrency), "--spanish", str(args.spanish)],
+             "--concurrency", str(args.concurrency), "--spanish", str(args.spanish), "--children", str(args.children)],
             cwd=ROOT, env={**os.environ, **bench_env(database)}, stdout=subprocess.PIPE, text=True,
         )
         result = None
@@ -256,6 +263,7 @@ def print_table(results: list[dict]) -> None:
     row("data generated (patients / invitations)", lambda r: f"{r['generate_s']:.0f} s ({r['patients']:,} / {r['invitations_before']:,})")
     row("search keys backfill (migration 0010) over every patient", lambda r: f"{r['backfill_s']:.0f} s")
     row("Bench's patients who prefer Spanish", lambda r: f"{r.get('spanish', 0):.0%}")
+    row("Activate Now's targets who are children (invited through a parent)", lambda r: f"{r.get('children', 0):.0%}")
     row("Activate Now preview page", lambda r: f"{r['preview_ms']:,.0f} ms")
     row("Activate Now confirm request", lambda r: f"{r['confirm_ms']:,.0f} ms")
     row("invitations created and handed to the email backend", lambda r: f"{r['sent']:,} in {r['total_s']:.1f} s")
@@ -276,7 +284,7 @@ def print_table(results: list[dict]) -> None:
 # == the child: one size, in its own database =================================================
 
 
-def run_one(size: int, *, naive: int, concurrency: int, spanish: float = 0.0) -> dict:
+def run_one(size: int, *, naive: int, concurrency: int, spanish: float = 0.0, children: float = 0.0) -> dict:
     sys.path.insert(0, str(ROOT))
     import django
 
@@ -293,8 +301,8 @@ def run_one(size: int, *, naive: int, concurrency: int, spanish: float = 0.0) ->
     print(f"migrated in {time.perf_counter() - start:.1f} s", flush=True)
 
     start = time.perf_counter()
-    bench, users = generate(size, naive_size=naive, spanish=spanish)
-    results["spanish"] = spanish
+    bench, users = generate(size, naive_size=naive, spanish=spanish, children=children)
+    results["spanish"], results["children"] = spanish, children
     results["generate_s"] = time.perf_counter() - start
     results["patients"], results["invitations_before"] = count("patients_patient"), count("invitations_invitation")
     print(f"generated {results['patients']:,} patients and {results['invitations_before']:,} invitations "
@@ -375,7 +383,7 @@ FIRST_NAMES = ["Robin", "Alex", "Sam", "Jordan", "Casey", "Taylor", "Morgan", "J
 LAST_NAMES = ["Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Lopez", "Wilson"]
 
 
-def generate(size: int, *, naive_size: int, spanish: float = 0.0):
+def generate(size: int, *, naive_size: int, spanish: float = 0.0, children: float = 0.0):
     from django.contrib.auth import get_user_model
     from django.db import connection
 
@@ -393,15 +401,19 @@ def generate(size: int, *, naive_size: int, spanish: float = 0.0):
         # Generation only: hash joins of a million rows in memory, no waiting on each commit's flush.
         cursor.execute("SET work_mem = '256MB'; SET maintenance_work_mem = '512MB'; SET synchronous_commit = off")
         steps = time.perf_counter()
-        _patients(cursor, bench, size, eligible=min(size, ACTIVATE_TARGET), prefix="B", spanish=spanish)
+        _patients(cursor, bench, size, eligible=min(size, ACTIVATE_TARGET), prefix="B", spanish=spanish, children=children)
         _patients(cursor, other, size // 20, eligible=0, prefix="O")
         print(f"  patients: {time.perf_counter() - steps:.0f} s", flush=True)
+        if children:
+            steps = time.perf_counter()
+            _parents(cursor, bench)
+            print(f"  parents of the children: {time.perf_counter() - steps:.0f} s", flush=True)
         steps = time.perf_counter()
         _invitation_history(cursor)
         print(f"  invitation history: {time.perf_counter() - steps:.0f} s", flush=True)
         steps = time.perf_counter()
         for table in ("patients_patient", "auth_user", "invitations_invitation", "invitations_invitationevent",
-                      "patients_emailoptout"):
+                      "patients_emailoptout", "patients_representative", "patients_representativeaccess"):
             cursor.execute(f"VACUUM ANALYZE {table}")
         cursor.execute("RESET work_mem; RESET maintenance_work_mem; RESET synchronous_commit")
         print(f"  vacuum: {time.perf_counter() - steps:.0f} s", flush=True)
@@ -410,12 +422,16 @@ def generate(size: int, *, naive_size: int, spanish: float = 0.0):
     return bench, {"superuser": superuser, "admin": admin}
 
 
-def _patients(cursor, practice, count: int, *, eligible: int, prefix: str, spanish: float = 0.0) -> None:
+def _patients(cursor, practice, count: int, *, eligible: int, prefix: str, spanish: float = 0.0, children: float = 0.0) -> None:
     # Names spread independently of the state (which follows n % 20), as in a real practice.
     first = "(ARRAY[" + ",".join(f"'{name}'" for name in FIRST_NAMES) + f"])[1 + mod(n / 7, {len(FIRST_NAMES)})]"
     last = "(ARRAY[" + ",".join(f"'{name}'" for name in LAST_NAMES) + f"])[1 + mod(n / 20, {len(LAST_NAMES)})] || mod(n / 3, 997)"
-    # Every hundredth block of patients: `spanish` of them prefer Spanish (spread evenly over the chunks).
-    params = {"practice": practice.pk, "count": count, "eligible": eligible, "prefix": prefix, "spanish": round(spanish * 100)}
+    # Every hundredth block of patients: `spanish` of them prefer Spanish (spread evenly over the chunks),
+    # and of the targets `children` are 3 to 10 years old (too young for their own account: `_parents`).
+    params = {
+        "practice": practice.pk, "count": count, "eligible": eligible, "prefix": prefix, "spanish": round(spanish * 100),
+        "children": round(children * 100),
+    }
     cursor.execute(
         f"""
         INSERT INTO patients_patient (practice_id, chart_number, first_name, last_name, date_of_birth, zip_code,
@@ -423,7 +439,9 @@ def _patients(cursor, practice, count: int, *, eligible: int, prefix: str, spani
             self_signup_unverified, created_at, updated_at,
             search_first, search_last, search_chart, chart_digits, phone_digits, preferred_language)
         SELECT %(practice)s, chart, first, last,
-               CASE WHEN state = 'no_dob' THEN NULL ELSE DATE '1940-01-01' + (mod(n, 25000)) END,
+               CASE WHEN state = 'no_dob' THEN NULL
+                    WHEN state = 'target' AND mod(n, 100) < %(children)s THEN (current_date - make_interval(years => 3 + mod(n, 8)))::date - mod(n, 300)
+                    ELSE DATE '1940-01-01' + (mod(n, 25000)) END,
                '02139',
                CASE WHEN state = 'no_email' THEN '' ELSE lower(%(prefix)s) || n || '@bench.example' END,
                '(617) ' || substr(phone, 4, 3) || '-' || substr(phone, 7, 4), 'F', state <> 'no_consent',
@@ -458,6 +476,29 @@ def _patients(cursor, practice, count: int, *, eligible: int, prefix: str, spani
         WHERE practice_id = %s AND state = 'opted_out'
         """,
         [practice.pk],
+    )
+
+
+def _parents(cursor, practice) -> None:
+    """A parent on file for each child among the targets (`--children`), invited by nobody yet: two
+    siblings (n and n + 1) share one, so Activate Now sends one invitation per child, to the
+    parent's address (the parent's own, not the child's chart's)."""
+    cursor.execute(
+        """
+        INSERT INTO patients_representative (practice_id, first_name, last_name, email, mobile_phone, sms_consent, created_at)
+        SELECT DISTINCT %(practice)s, 'Parent', 'Family' || (s.n / 2), 'parent' || (s.n / 2) || '@bench.example', '', false,
+               now() - interval '100 days'
+        FROM bench_state s JOIN patients_patient p ON p.id = s.patient_id
+        WHERE s.practice_id = %(practice)s AND s.state = 'target' AND p.date_of_birth > current_date - interval '12 years';
+        INSERT INTO patients_representativeaccess (practice_id, patient_id, representative_id, relationship, level,
+            full_access_reason, patient_consent, court_document, status, granted_at, granted_by_patient, ends_at_majority,
+            end_reason, end_note)
+        SELECT %(practice)s, p.id, r.id, 'parent', 'full', '', '', '', 'invited', now() - interval '100 days', false, true, '', ''
+        FROM bench_state s JOIN patients_patient p ON p.id = s.patient_id
+        JOIN patients_representative r ON r.practice_id = %(practice)s AND r.email = 'parent' || (s.n / 2) || '@bench.example'
+        WHERE s.practice_id = %(practice)s AND s.state = 'target' AND p.date_of_birth > current_date - interval '12 years';
+        """,
+        {"practice": practice.pk},
     )
 
 
