@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from invitations.models import Status
 from tests.factories import PatientFactory, PracticeFactory
 from tests.invitations.factories import invitation_with_token
+from tests.workers import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -51,7 +52,7 @@ def test_a_patient_registers_from_the_link_on_a_phone_and_signs_in_again(page, l
     page.wait_for_selector("text=Hello Zoë")
 
 
-def test_a_patient_asks_for_access_in_the_browser(page, live_server):
+def test_a_patient_asks_for_access_in_the_browser(page, live_server, celery_worker):
     practice = PracticeFactory(name="Riverside Aesthetics", self_signup_enabled=True)
     page.goto(f"{live_server.url}/practices/{practice.pk}/request-access/")
     page.fill("#id_first_name", "Noah")
@@ -62,4 +63,6 @@ def test_a_patient_asks_for_access_in_the_browser(page, live_server):
     page.select_option("#id_birth_sex", "M")
     page.click("button[type=submit]")
     page.wait_for_selector("text=Check your email")
+    # A worker matches the chart or makes one, after the page answered (the page's time tells nothing).
+    wait_until(lambda: practice.patients.exists(), timeout=30, message="the worker to handle the access request")
     assert practice.patients.get().self_signup_unverified
