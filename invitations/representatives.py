@@ -7,7 +7,7 @@ is in the audit trail (who, whose, when; never health information).
 
 The data is `patients.representatives`; the rules of a representative's invitation are
 `invitations.eligibility.representatives`; the pages are the patient admin's (staff) and
-`portal.family` (the patient's side).
+`portal.pages.family` (the patient's side).
 """
 
 import datetime

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from patients.models import Practice
 
-from . import access_requests, account
+from portal.pages import access_requests, account
 
 logger = logging.getLogger(__name__)
 

@@ -4,9 +4,8 @@ access" per practice, and the portal itself under /portal/."""
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from portal import family, records
-
-from portal import access_requests, account, home, language, registration
+from portal import language, records
+from portal.pages import access_requests, account, family, home, registration
 
 app_name = "portal"
 

@@ -138,7 +138,7 @@ def test_every_outcome_gets_the_same_answer(client, practice, chart, django_capt
 
 
 def test_requests_are_rate_limited_per_client_address(client, practice, django_capture_on_commit_callbacks):
-    from portal.access_requests import ACCESS_REQUEST_LIMIT
+    from portal.pages.access_requests import ACCESS_REQUEST_LIMIT
 
     for i in range(ACCESS_REQUEST_LIMIT[0]):
         assert post(client, practice, django_capture_on_commit_callbacks, email=f"p{i}@example.com", last_name=f"P{i}").status_code == 200
@@ -148,7 +148,7 @@ def test_requests_are_rate_limited_per_client_address(client, practice, django_c
 
 
 def test_one_address_cannot_be_flooded_from_many_client_addresses(client, practice, django_capture_on_commit_callbacks):
-    from portal.access_requests import ACCESS_REQUEST_EMAIL_LIMIT
+    from portal.pages.access_requests import ACCESS_REQUEST_EMAIL_LIMIT
 
     for i in range(ACCESS_REQUEST_EMAIL_LIMIT[0] + 2):
         with django_capture_on_commit_callbacks(execute=True):

@@ -52,7 +52,7 @@ def test_a_patient_signs_in_however_the_phone_capitalised_the_username(client, t
 def test_successful_portal_sign_ins_from_one_address_never_count(client):
     from django.test import Client
 
-    from portal.account import LOGIN_LIMIT
+    from portal.pages.account import LOGIN_LIMIT
 
     for n in range(LOGIN_LIMIT[0] + 5):  # a family, or a waiting room's tablet
         registered(f"family{n}")
@@ -145,7 +145,7 @@ def test_a_patient_cannot_undo_an_opt_out_made_for_a_bounce(client):
 
 
 def test_login_is_rate_limited(client):
-    from portal.account import LOGIN_LIMIT
+    from portal.pages.account import LOGIN_LIMIT
 
     registered("limited")
     for _ in range(LOGIN_LIMIT[0]):

@@ -177,7 +177,7 @@ def test_usernames_cannot_collide_with_any_account(client, sent):
 
 
 def test_posts_are_rate_limited_per_client_address(client, sent):
-    from portal.registration import REGISTER_LIMIT
+    from portal.pages.registration import REGISTER_LIMIT
 
     invitation, token = sent
     for _ in range(REGISTER_LIMIT[0]):
@@ -273,7 +273,7 @@ def test_another_sites_origin_is_still_refused(sent):
 
 
 def test_opening_links_is_rate_limited_too(client, sent):
-    from portal.registration import OPEN_LINK_LIMIT
+    from portal.pages.registration import OPEN_LINK_LIMIT
 
     invitation, token = sent
     for i in range(OPEN_LINK_LIMIT[0]):

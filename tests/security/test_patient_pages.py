@@ -19,7 +19,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from core import throttle
-from portal import access_requests, account
+from portal.pages import access_requests, account
 from tests.conftest import redis_url
 from tests.factories import PatientFactory, PracticeFactory, UserFactory
 

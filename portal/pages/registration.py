@@ -21,7 +21,7 @@ from invitations import services
 from invitations.models import MAX_FAILED_ATTEMPTS, Channel, EventKind, Invitation
 from patients.models import Patient
 from portal.forms import RegistrationForm
-from portal import family
+from portal.pages import family
 from portal.guards import no_referrer
 from portal.language import follow_invitation
 

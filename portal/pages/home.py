@@ -11,7 +11,8 @@ from core.phones import display_phone
 from invitations import services
 from patients.models import EmailOptOut, OptOutReason, Patient
 from patients.representatives import AccessLevel
-from portal import family, records
+from portal import records
+from portal.pages import family
 from portal.guards import patient_required
 
 

@@ -82,7 +82,7 @@ class RepresentativeLinkForm(RegistrationForm):
 
 
 def register_representative(request: HttpRequest, invitation, *, now: datetime.datetime, link_page) -> HttpResponse:
-    """The registration link of an invitation to a representative (`portal.registration.register`
+    """The registration link of an invitation to a representative (`portal.pages.registration.register`
     hands it over): the same lockout as a patient's own link."""
     state = representatives.link_state(invitation, now)
     if state != "usable":
