@@ -80,18 +80,20 @@ def bench_env(database: str) -> dict[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default=None, help="patients per database, comma-separated (default 100000,1000000)")
-    parser.add_argument("--naive", type=int, default=1000, help="invitations made by the one-at-a-time loop")
-    parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
+    parser.add_argument("--sizes", default=None, type=_sizes,
+                        help="patients per database, comma-separated, each 1 or more (default 100000,1000000; \"\" for none)")
+    parser.add_argument("--naive", type=_whole(0, ACTIVATE_TARGET), default=1000,
+                        help=f"invitations made by the one-at-a-time loop, 0 (not measured) to {ACTIVATE_TARGET:,}")
+    parser.add_argument("--concurrency", type=_whole(1, 64), default=2, help="worker processes, 1 to 64")
     parser.add_argument("--drop", action="store_true", help="drop each database at the end")
-    parser.add_argument("--spanish", type=float, default=0.0,
+    parser.add_argument("--spanish", type=_share, default=0.0,
                         help="share of Bench's patients who prefer Spanish, 0 to 1 (README: Activate Now half in Spanish)")
-    parser.add_argument("--children", type=float, default=0.0,
+    parser.add_argument("--children", type=_share, default=0.0,
                         help="share of Activate Now's targets who are children too young for their own account, 0 to 1, "
                              "each invited through a parent on file (two siblings share one)")
-    parser.add_argument("--providers", default=None,
+    parser.add_argument("--providers", default=None, type=_scenarios("providers"),
                         help="provider scenarios to run after the sizes: all (default), none, or numbers from 1 (comma-separated)")
-    parser.add_argument("--texts", nargs="?", const="all", default=None,
+    parser.add_argument("--texts", nargs="?", const="all", default=None, type=_scenarios("texts"),
                         help="text scenarios (bench/texts.py): all, or numbers from 1; alone, only these run")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # the child's mode
     parser.add_argument("--providers-child", help=argparse.SUPPRESS)
@@ -108,11 +110,11 @@ def main() -> None:
         run_texts(args.texts_child, concurrency=args.concurrency)
         return
     if args.sizes is None:
-        args.sizes = "" if args.texts else "100000,1000000"
+        args.sizes = [] if args.texts else [100_000, 1_000_000]
     if args.providers is None:
         args.providers = "none" if args.texts else "all"
 
-    sizes = [int(size.replace("_", "")) for size in args.sizes.split(",") if size.strip()]
+    sizes = args.sizes
     collected = []
     for size in sizes:
         database = f"{DATABASE_PREFIX}{size}"
@@ -137,7 +139,7 @@ def main() -> None:
     if collected:
         print_table(collected)
     if args.providers != "none":
-        database = "bench_providers"
+        database = f"{DATABASE_PREFIX}providers"
         recreate_database(database)
         print(f"\n== provider scenarios (database {database}) ==", flush=True)
         child = subprocess.run(
@@ -148,8 +150,8 @@ def main() -> None:
             drop_database(database)
         if child.returncode != 0:
             raise SystemExit(f"the provider scenarios failed (exit {child.returncode})")
-    if args.texts:
-        database = "bench_texts"
+    if args.texts and args.texts != "none":
+        database = f"{DATABASE_PREFIX}texts"
         recreate_database(database)
         print(f"\n== text scenarios (database {database}) ==", flush=True)
         child = subprocess.run(
@@ -160,6 +162,54 @@ def main() -> None:
             drop_database(database)
         if child.returncode != 0:
             raise SystemExit(f"the text scenarios failed (exit {child.returncode})")
+
+
+def _whole(low: int, high: int):
+    def parse(value: str) -> int:
+        try:
+            number = int(value.replace("_", ""))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+        if not low <= number <= high:
+            raise argparse.ArgumentTypeError(f"{number:,} is out of range: give {low:,} to {high:,}")
+        return number
+
+    return parse
+
+
+def _sizes(value: str) -> list[int]:
+    parse = _whole(1, 100_000_000)
+    return [parse(size.strip()) for size in value.split(",") if size.strip()]
+
+
+def _share(value: str) -> float:
+    try:
+        share = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not 0.0 <= share <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is out of range: give a share from 0 to 1")
+    return share
+
+
+def _scenarios(kind: str):
+    """"all", "none", or scenario numbers from 1 (checked against the scenarios of `kind`)."""
+
+    def parse(value: str) -> str:
+        value = value.strip().lower()
+        if value in ("all", "none"):
+            return value
+        if str(ROOT) not in sys.path:
+            sys.path.insert(0, str(ROOT))
+        from bench import providers, texts
+
+        count = len((providers if kind == "providers" else texts).SCENARIOS)
+        numbers = [_whole(1, count)(number.strip()) for number in value.split(",") if number.strip()]
+        if not numbers:
+            raise argparse.ArgumentTypeError(f"give all, none or {kind} scenario numbers from 1 to {count}")
+        return ",".join(str(number) for number in numbers)
+
+    return parse
 
 
 def run_providers(which: str, *, concurrency: int) -> None:
@@ -268,8 +318,10 @@ def print_table(results: list[dict]) -> None:
     row("Activate Now confirm request", lambda r: f"{r['confirm_ms']:,.0f} ms")
     row("invitations created and handed to the email backend", lambda r: f"{r['sent']:,} in {r['total_s']:.1f} s")
     row("invitations per second (Activate Now)", lambda r: f"{r['rate']:,.0f}/s")
-    row("naive loop, one at a time", lambda r: f"{r['naive_rate']:,.0f}/s ({ACTIVATE_TARGET / r['naive_rate']:,.0f} s for 100,000)")
-    row("speed-up over the naive loop", lambda r: f"{r['rate'] / r['naive_rate']:.0f}x")
+    row("naive loop, one at a time", lambda r: (
+        f"{r['naive_rate']:,.0f}/s ({ACTIVATE_TARGET / r['naive_rate']:,.0f} s for 100,000)" if r["naive_rate"] else "not measured"
+    ))
+    row("speed-up over the naive loop", _speed_up)
     row("worker peak memory (largest process / all)", lambda r: f"{r['worker_peak_mb']:.0f} MB / {r['worker_total_mb']:.0f} MB")
     row("a single invitation during Activate Now, seconds to sent (median / max of n)", lambda r: (
         f"{statistics.median(r['single_s']):.1f} / {max(r['single_s']):.1f} s of {len(r['single_s'])}"
@@ -279,6 +331,10 @@ def print_table(results: list[dict]) -> None:
     row("dashboard figures recount (background job)", lambda r: f"{r['recount_s']:.1f} s")
     for key in results[0]["pages"]:
         row(key, lambda r, key=key: f"{r['pages'][key][0]:,.0f} ms, {r['pages'][key][1]} queries")
+
+
+def _speed_up(result: dict) -> str:
+    return f"{result['rate'] / result['naive_rate']:.0f}x" if result["naive_rate"] else "(no naive loop)"
 
 
 # == the child: one size, in its own database =================================================
@@ -313,9 +369,12 @@ def run_one(size: int, *, naive: int, concurrency: int, spanish: float = 0.0, ch
           f"{results['backfill_s']:.0f} s", flush=True)
 
     naive_n, naive_s = naive_loop(naive)
-    results["naive_rate"] = naive_n / naive_s
-    print(f"naive loop: {naive_n:,} invitations one at a time in {naive_s:.1f} s = {results['naive_rate']:,.0f}/s "
-          f"(about {ACTIVATE_TARGET / results['naive_rate']:,.0f} s for 100,000)", flush=True)
+    results["naive_rate"] = naive_n / naive_s if naive_n and naive_s > 0 else None
+    if results["naive_rate"]:
+        print(f"naive loop: {naive_n:,} invitations one at a time in {naive_s:.1f} s = {results['naive_rate']:,.0f}/s "
+              f"(about {ACTIVATE_TARGET / results['naive_rate']:,.0f} s for 100,000)", flush=True)
+    else:
+        print("naive loop: not measured (--naive 0)", flush=True)
 
     results["recount_before_s"] = recount(bench)
     print(f"dashboard and preview figures counted (beat's background job) in {results['recount_before_s']:.1f} s", flush=True)
@@ -324,7 +383,7 @@ def run_one(size: int, *, naive: int, concurrency: int, spanish: float = 0.0, ch
     results["rate"] = results["sent"] / results["total_s"]
     print(f"Activate Now: preview {results['preview_ms']:,.0f} ms, confirm {results['confirm_ms']:,.0f} ms; "
           f"{results['sent']:,} invitations created and handed to the email backend in {results['total_s']:.1f} s "
-          f"= {results['rate']:,.0f}/s, {results['rate'] / results['naive_rate']:.0f}x the naive loop; "
+          f"= {results['rate']:,.0f}/s, {_speed_up(results)} the naive loop; "
           f"worker peak memory {results['worker_peak_mb']:.0f} MB per process, {results['worker_total_mb']:.0f} MB in all",
           flush=True)
 
@@ -485,18 +544,22 @@ def _parents(cursor, practice) -> None:
     parent's address (the parent's own, not the child's chart's)."""
     cursor.execute(
         """
-        INSERT INTO patients_representative (practice_id, first_name, last_name, email, mobile_phone, sms_consent, created_at)
-        SELECT DISTINCT %(practice)s, 'Parent', 'Family' || (s.n / 2), 'parent' || (s.n / 2) || '@bench.example', '', false,
-               now() - interval '100 days'
-        FROM bench_state s JOIN patients_patient p ON p.id = s.patient_id
-        WHERE s.practice_id = %(practice)s AND s.state = 'target' AND p.date_of_birth > current_date - interval '12 years';
+        WITH children AS (
+            SELECT s.patient_id, s.n / 2 AS family FROM bench_state s JOIN patients_patient p ON p.id = s.patient_id
+            WHERE s.practice_id = %(practice)s AND s.state = 'target' AND p.date_of_birth > current_date - interval '12 years'
+        ), parents AS (
+            INSERT INTO patients_representative (practice_id, first_name, last_name, email, mobile_phone, sms_consent, created_at)
+            SELECT %(practice)s, 'Parent', 'Family' || family, 'parent' || family || '@bench.example', '', false,
+                   now() - interval '100 days'
+            FROM (SELECT DISTINCT family FROM children) AS families
+            RETURNING id, email
+        )
         INSERT INTO patients_representativeaccess (practice_id, patient_id, representative_id, relationship, level,
             full_access_reason, patient_consent, court_document, status, granted_at, granted_by_patient, ends_at_majority,
             end_reason, end_note)
-        SELECT %(practice)s, p.id, r.id, 'parent', 'full', '', '', '', 'invited', now() - interval '100 days', false, true, '', ''
-        FROM bench_state s JOIN patients_patient p ON p.id = s.patient_id
-        JOIN patients_representative r ON r.practice_id = %(practice)s AND r.email = 'parent' || (s.n / 2) || '@bench.example'
-        WHERE s.practice_id = %(practice)s AND s.state = 'target' AND p.date_of_birth > current_date - interval '12 years';
+        SELECT %(practice)s, c.patient_id, r.id, 'parent', 'full', '', '', '', 'invited', now() - interval '100 days', false, true,
+               '', ''
+        FROM children c JOIN parents r ON r.email = 'parent' || c.family || '@bench.example'
         """,
         {"practice": practice.pk},
     )
@@ -610,6 +673,8 @@ def naive_loop(sample: int) -> tuple[int, float]:
     from invitations.models import Source
     from patients.models import Patient
 
+    if not sample:
+        return 0, 0.0
     patients = list(Patient.objects.filter(practice__name="Naive").select_related("practice").order_by("pk")[:sample])
     original = services.enqueue_on_commit
     services.enqueue_on_commit = lambda task, pk: transaction.on_commit(lambda: services.deliver(pk, now=timezone.now()))
