@@ -14,6 +14,10 @@ class RateBucket(models.Model):
     window_start = models.FloatField(default=0.0)
     window_count = models.FloatField(default=0.0)
     observed = models.FloatField(default=0.0)
+    margin = models.FloatField(default=0.0, help_text="After a rare 429 at our rate: the share of our rate kept to; 0 = none.")
+    calls = models.FloatField(default=0.0)
+    refusals = models.FloatField(default=0.0)
+    decayed_at = models.FloatField(default=0.0)
 
     class Meta:
         verbose_name = "sending rate"

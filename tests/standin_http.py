@@ -2,12 +2,13 @@
 asyncio server on 127.0.0.1 that runs in a thread of the test process (`start` / `stop`) or as its
 own process (`serve_forever`), keeps connections alive as the real clients expect, and answers each
 request with the subclass's ``async _respond(method, path, headers, body)`` ->
-``(status, JSON payload or None[, extra headers])``; and the token bucket of their rate limits."""
+``(status, JSON payload or None[, extra headers])``; and the token bucket (or the strict one-second window) of their rate limits."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import threading
 import time
 import urllib.parse
@@ -40,6 +41,32 @@ class TokenBucket:
             self._tokens -= 1
             return None
         return (1 - self._tokens) / rate
+
+
+class FixedWindow:
+    """A provider's requests-per-second limit counted strictly in each whole second of its clock:
+    at most `rate` requests in one second, and the next waits for the next second to begin (what a
+    sender keeping exactly to the same rate meets now and then, when timing jitter moves one of
+    its requests into the following second). `take` says None (go) or how long until that second."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self._second: Optional[int] = None
+        self._count = 0
+
+    def take(self, rate: float) -> Optional[float]:
+        if rate <= 0:
+            return None
+        now = time.time()
+        second = math.floor(now)
+        if second != self._second:
+            self._second, self._count = second, 0
+        if self._count < rate:
+            self._count += 1
+            return None
+        return second + 1 - now
 
 
 class HttpStandIn:

@@ -12,9 +12,21 @@ atomic read-decide-write (`_Store.transact`), and the deciding is written once, 
   after its own deadline reserves nothing. ``PORTAL_EMAIL_RATE_BURST`` messages may go back to back
   after a quiet spell (default 1: evenly spaced).
 * **The provider's word** (a 429, `slow_down`): every sender pauses until the Retry-After has
-  passed, and the account learns a rate 30 % below the one that was throttled, so the senders do
-  not all rush back at the provider together. The learned rate rises again by 10 % every
-  3 seconds without a 429, back to ours (or to none), and is forgotten after 10 quiet minutes.
+  passed (the throttled messages are tried again after it), and the account learns from it. Two
+  kinds of 429 teach different lessons:
+
+  - *jitter*: we were keeping to our own rate (evenly spaced) and 429s are rare (at most `JITTER_SHARE`
+    of the recent calls). A provider that counts a strict one-second window at exactly our rate
+    refuses now and then the one request that timing jitter moved into the next second; cutting
+    the rate by 30 % for that would cost far more than the 429. The account keeps to
+    `JITTER_MARGIN` of our rate instead (a few percent of slack for the jitter), until 10 quiet
+    minutes have passed;
+  - *a real limit* (the provider's is below ours, or we have none): the account learns a rate
+    30 % below the one that was throttled, so the senders do not all rush back at the provider
+    together. The learned rate rises again by 10 % every 3 seconds without a 429, back to ours
+    (or to none), and is forgotten after 10 quiet minutes. A provider whose limit is below ours
+    refuses a steady share of our calls, second after second: the share of 429s (over the last
+    ten seconds or so) passes `JITTER_SHARE` within a second or two and this lesson is learned.
 
 With no rate in force (none configured, none learned) a process touches the store only a few
 times a second: to add what it sent (the observed rate a 429 learns from) and read the pause.
@@ -51,6 +63,14 @@ RAISE_EVERY = 3.0
 RAISE_BY = 1.10
 #: until it reaches our own rate, or is forgotten after this long without a 429.
 FORGET_AFTER = 600.0
+#: A 429 while we kept to our own rate, with 429s at most JITTER_SHARE of the recent calls, is
+#: jitter: the account keeps to JITTER_MARGIN of our rate instead of learning a lower one. Calls and
+#: 429s are counted with this half-life (seconds), over at least JITTER_SAMPLE calls (so the first
+#: 429 of a run is judged against a fair sample).
+JITTER_SHARE = 0.03
+JITTER_MARGIN = 0.95
+SHARE_HALF_LIFE = 10.0
+JITTER_SAMPLE = 100.0
 
 
 @dataclass
@@ -65,24 +85,41 @@ class BucketState:
     window_start: float = 0.0
     window_count: float = 0.0  # messages reserved since window_start
     observed: float = 0.0  # messages a second in the last full window
+    margin: float = 0.0  # after a jitter 429: the share of our rate kept to; 0 = none
+    calls: float = 0.0  # messages reserved, decayed with SHARE_HALF_LIFE
+    refusals: float = 0.0  # 429 answers, decayed alike
+    decayed_at: float = 0.0
 
     # -- the rules ----------------------------------------------------------------------------
 
     def rate(self, configured: float) -> float:
-        """The rate in force: ours, or the learned one where it is lower; 0 = none."""
-        if self.learned and (not configured or self.learned < configured):
+        """The rate in force: ours (less the jitter margin), or the learned one where it is lower; 0 = none."""
+        ours = self._ours(configured)
+        if self.learned and (not ours or self.learned < ours):
             return self.learned
-        return configured
+        return ours
+
+    def _ours(self, configured: float) -> float:
+        return configured * self.margin if configured and self.margin else configured
+
+    def _count(self, now: float, messages: float) -> None:
+        if now > self.decayed_at:
+            factor = 0.5 ** ((now - self.decayed_at) / SHARE_HALF_LIFE) if self.decayed_at else 0.0
+            self.calls, self.refusals, self.decayed_at = self.calls * factor, self.refusals * factor, now
+        self.calls += messages
+        self.window_count += messages
 
     def tick(self, now: float, configured: float, counted: float = 0.0) -> None:
         """Count `counted` messages, roll the observed-rate window, let a learned rate recover."""
         if not self.window_start or now < self.window_start:
             self.window_start = now
-        self.window_count += counted
+        self._count(now, counted)
         elapsed = now - self.window_start
         if elapsed >= WINDOW:
             self.observed = self.window_count / elapsed if elapsed <= 10 * WINDOW else 0.0
             self.window_start, self.window_count = now, 0.0
+        if self.margin and now - self.throttled_at >= FORGET_AFTER:
+            self.margin = 0.0
         if self.learned:
             calm = now - self.throttled_at
             if calm >= FORGET_AFTER:
@@ -90,7 +127,7 @@ class BucketState:
             elif now - max(self.throttled_at, self.raised_at) >= RAISE_EVERY:
                 self.learned = self.learned * RAISE_BY + 0.5
                 self.raised_at = now
-                if configured and self.learned >= configured:
+                if configured and self.learned >= self._ours(configured):
                     self.learned = 0.0
 
     def reserve(self, now: float, *, cost: int, max_wait: float, configured: float, burst: float) -> Optional[float]:
@@ -102,7 +139,7 @@ class BucketState:
             start = max(now, self.pause)
             if start - now > max_wait:
                 return None
-            self.window_count += cost
+            self._count(now, cost)
             return start
         interval = 1.0 / rate
         tolerance = max(burst - 1.0, 0.0) * interval
@@ -111,7 +148,7 @@ class BucketState:
         if start - now > max_wait:
             return None
         self.tat = base + cost * interval
-        self.window_count += cost
+        self._count(now, cost)
         return start
 
     def wait_for(self, now: float, *, cost: int, configured: float, burst: float) -> float:
@@ -122,17 +159,33 @@ class BucketState:
         tolerance = max(burst - 1.0, 0.0) / rate
         return max(max(self.tat, now, self.pause) - tolerance, now, self.pause) - now
 
-    def throttled(self, now: float, *, seconds: float, configured: float) -> None:
-        """The provider answered 429: pause everyone, and learn a lower rate once per episode
-        (the 429s of one burst arrive together; they are one lesson, not ten)."""
+    def throttled(self, now: float, *, seconds: float, configured: float, burst: float = 1.0) -> str:
+        """The provider answered 429: pause everyone for `seconds` (its Retry-After), and learn
+        from it (module docstring): "jitter" keeps near our rate, "limit" learns a rate 30 % lower
+        once per episode (the 429s of one burst arrive together; they are one lesson, not ten).
+        Returns the lesson, or "" when this 429 belongs to an episode already learned from."""
         self.tick(now, configured)
         self.pause = max(self.pause, now + seconds)
-        if now - self.throttled_at >= max(seconds, WINDOW):
-            recent = self.window_count / max(now - self.window_start, WINDOW)
-            throttled_rate = self.rate(configured) or max(self.observed, recent) or 1.0
+        self.refusals += 1
+        recent = self.window_count / max(now - self.window_start, WINDOW)
+        sending = max(self.observed, recent)
+        lesson = ""
+        if self.is_jitter(configured, burst=burst):
+            self.margin, lesson = JITTER_MARGIN, "jitter"
+        elif now - self.throttled_at >= max(seconds, WINDOW) or not self.learned:
+            throttled_rate = self.rate(configured) or sending or 1.0
             self.learned = max(MIN_RATE, throttled_rate * DECREASE_TO)
-            self.raised_at = now
+            self.raised_at, lesson = now, "limit"
         self.throttled_at = now
+        return lesson
+
+    def is_jitter(self, configured: float, *, burst: float) -> bool:
+        """A 429 that timing jitter explains: we have a rate of our own and were keeping to it (no
+        lower rate learned, slots evenly spaced: no burst allowance, so what we sent was at most our
+        rate whatever the slots booked ahead), and 429s are rare (a small share of the recent calls)."""
+        if not configured or self.learned or burst > 1.0:
+            return False
+        return self.refusals / max(self.calls, JITTER_SAMPLE) <= JITTER_SHARE
 
 
 class RateLimiter:
@@ -203,7 +256,7 @@ class RateLimiter:
 
         def decide(state: BucketState, now: float):
             state.tick(now, self.configured, counted)
-            state.throttled(now, seconds=seconds, configured=self.configured)
+            state.throttled(now, seconds=seconds, configured=self.configured, burst=self.burst)
             return state.pause, state.rate(self.configured)
 
         (pause, rate), offset = self.store.transact(decide)

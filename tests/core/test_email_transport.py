@@ -6,6 +6,7 @@ channel shares is in test_engine.py."""
 
 import pytest
 
+from core.sending import ratelimit
 from core.sending.ratelimit import make as rate_limiter
 from core.sending.transports import Item
 from core.sending.transports import email as email_transport
@@ -94,3 +95,34 @@ def test_click_tracking_is_turned_off_where_the_provider_has_it(use_provider):
     use_provider("postmark")
     message = Composer().message(emails(1)[0])
     assert email_transport.prepare(message).track_clicks is False
+
+
+# -- a provider that counts a strict one-second window ------------------------------------------------
+
+
+def test_at_exactly_a_strict_windows_rate_a_jitter_429_is_waited_out_and_we_keep_near_our_rate(use_provider):
+    """The provider allows 20 calls in each whole second and so do we. The calls' jitter (its answer
+    takes 10 to 50 ms) moves one now and then into the next second, which refuses it: we wait as it
+    asks, send it again, and keep to 95 % of our rate, not 70 % (the lesson of a real limit)."""
+    standin = use_provider("postmark")
+    standin.configure(rate_limit=20, strict_window=True, latency=0.01, jitter=0.04)
+    limiter = rate_limiter("email", rate=20)
+    report, recorder = send(emails(100), limiter=limiter)
+    stats = standin.stats()
+    assert report.sent == 100 and not report.left and recorder.sent == list(range(100))
+    assert stats["recipients_emailed_twice"] == 0
+    assert stats["throttled"] <= 5  # at most 5 % of the calls
+    assert limiter.rate_in_force() >= 20 * ratelimit.JITTER_MARGIN
+
+
+def test_a_strict_window_below_our_rate_is_learned_within_a_second_or_two(use_provider):
+    """The provider allows 10 calls a second; we set 20: its 429s come second after second, so the
+    account learns a lower rate at once and every email still goes, once."""
+    standin = use_provider("postmark")
+    standin.configure(rate_limit=10, strict_window=True, latency=0.01)
+    limiter = rate_limiter("email", rate=20)
+    report, recorder = send(emails(60), limiter=limiter)
+    stats = standin.stats()
+    assert report.sent == 60 and recorder.sent == list(range(60)) and stats["recipients_emailed_twice"] == 0
+    assert limiter.rate_in_force() < 20 * ratelimit.JITTER_MARGIN * 0.8  # a real lesson, not the margin
+    assert stats["throttled"] <= 15

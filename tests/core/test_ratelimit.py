@@ -1,6 +1,6 @@
 """The provider account's rate, shared by every sender: slots spaced at our rate, a burst after a
-quiet spell, nothing reserved past a deadline, a 429 that pauses everyone and teaches the account
-a lower rate, which recovers with calm. Both stores: the database (embedded defaults) and Redis."""
+quiet spell, nothing reserved past a deadline, a 429 that pauses everyone and teaches the account:
+a rare one at our rate (jitter) to keep near it, frequent ones a lower rate, which recovers with calm. Both stores: the database (embedded defaults) and Redis."""
 
 import threading
 import time
@@ -73,36 +73,104 @@ def test_a_slot_beyond_the_callers_deadline_reserves_nothing(clock):
     assert limiter.reserve(max_wait=2) == approx(1.5)
 
 
+def sent_at_our_rate(limiter, clock, seconds: float) -> None:
+    """Reserve and go at the rate in force for `seconds` (the calls a 429's share is judged against)."""
+    end = time.time() + seconds
+    while time.time() < end:
+        clock.shift(limiter.reserve())
+
+
+def a_real_limit(limiter) -> None:
+    """The provider's limit is below ours: its 429s come thick (a burst of calls refused together)."""
+    for _ in range(5):
+        limiter.slow_down(1)
+
+
+#: The rate a burst of 429s at our rate of 10 teaches: the first few are judged jitter (the margin
+#: of 5 %) until their share shows a real limit, which cuts 30 % from the rate then in force.
+LEARNED_FROM_10 = 10 * ratelimit.JITTER_MARGIN * ratelimit.DECREASE_TO
+
+
 @pytest.mark.django_db
-def test_a_429_pauses_every_sender_of_the_account_and_lowers_the_rate(clock):
+def test_a_429_pauses_every_sender_of_the_account_and_a_real_limit_lowers_the_rate(clock):
     one, other = database(rate=10), database(rate=10)  # two worker processes
     one.slow_down(3)
-    assert other.reserve() == approx(3.0)
-    assert one.reserve() == approx(3.0 + 1 / 7)  # 30 % below the rate that was throttled
-    assert one.rate_in_force() == approx(7.0)
+    assert other.reserve() == approx(3.0)  # the provider's Retry-After, honoured by every sender
+    a_real_limit(one)
+    assert one.rate_in_force() == approx(LEARNED_FROM_10)  # 30 % below the rate that was throttled
+    first, second = other.reserve(), other.reserve()
+    assert first >= 3.0 and second - first == approx(1 / LEARNED_FROM_10)
+
+
+@pytest.mark.django_db
+def test_a_rare_429_while_we_keep_to_our_rate_is_jitter_and_keeps_us_near_it(clock):
+    """A provider counting a strict one-second window at exactly our rate refuses, now and then,
+    the one call timing jitter moved into the next second: we wait as asked and keep to 95 % of
+    our rate (a little slack for the jitter), not 70 %."""
+    limiter = database(rate=10)
+    sent_at_our_rate(limiter, clock, 30)  # 300 calls
+    limiter.slow_down(1)
+    assert limiter.rate_in_force() == approx(10 * ratelimit.JITTER_MARGIN)
+    assert limiter.reserve() == approx(1.0)  # its Retry-After still holds everyone
+    sent_at_our_rate(limiter, clock, 60)
+    limiter.slow_down(1)  # another one a minute later: still rare
+    assert limiter.rate_in_force() == approx(10 * ratelimit.JITTER_MARGIN)
+    clock.shift(ratelimit.FORGET_AFTER + 1)
+    limiter.reserve()
+    assert limiter.rate_in_force() == approx(10.0)  # quiet minutes: our own rate again
+
+
+@pytest.mark.django_db
+def test_429s_that_are_not_rare_teach_a_real_limit_within_a_second(clock):
+    limiter = database(rate=10)
+    sent_at_our_rate(limiter, clock, 30)
+    limiter.slow_down(1)
+    assert limiter.rate_in_force() == approx(10 * ratelimit.JITTER_MARGIN)  # one: jitter, perhaps
+    calls = 0
+    for _ in range(50):  # the provider's limit is 7 a second: 3 of every 10 calls refused
+        clock.shift(0.1)
+        limiter.reserve()
+        calls += 1
+        if calls % 3 == 0:
+            limiter.slow_down(1)
+        if limiter.rate_in_force() < 9:
+            break
+    assert limiter.rate_in_force() == approx(LEARNED_FROM_10)
+    assert calls <= 15  # learned within a second and a half of 429s
+
+
+@pytest.mark.django_db
+def test_a_429_after_a_burst_of_ours_is_no_jitter(clock):
+    """With a burst allowance we may have sent faster than our rate: a 429 teaches a real lesson."""
+    limiter = database(rate=10, burst=50)
+    sent_at_our_rate(limiter, clock, 30)
+    for _ in range(40):
+        limiter.reserve()  # 40 at once: the burst
+    limiter.slow_down(1)
+    assert limiter.rate_in_force() == approx(7.0)
 
 
 @pytest.mark.django_db
 def test_the_429s_of_one_burst_teach_one_lesson(clock):
     limiter = database(rate=10)
-    for _ in range(5):  # five calls of one burst come back 429 together
-        limiter.slow_down(1)
-    assert limiter.rate_in_force() == approx(7.0)
+    a_real_limit(limiter)  # five calls of one burst come back 429 together
+    assert limiter.rate_in_force() == approx(LEARNED_FROM_10)
     clock.shift(2)
     limiter.slow_down(1)  # a new episode
-    assert limiter.rate_in_force() == approx(4.9)
+    assert limiter.rate_in_force() == approx(LEARNED_FROM_10 * 0.7)
 
 
 @pytest.mark.django_db
 def test_a_learned_rate_recovers_with_calm_back_to_ours(clock):
     limiter = database(rate=10)
-    limiter.slow_down(1)
+    a_real_limit(limiter)
     rates = []
     for _ in range(6):
         clock.shift(ratelimit.RAISE_EVERY)
         limiter.reserve()
         rates.append(round(limiter.rate_in_force(), 2))
-    assert rates == [8.2, 9.52, 10.0, 10.0, 10.0, 10.0]  # 7 -> +10 % + 0.5 each calm step, capped at ours
+    # 6.65 -> +10 % + 0.5 each calm step, up to ours less the margin the first 429s left
+    assert rates == [7.82, 9.1, 9.5, 9.5, 9.5, 9.5]
 
 
 @pytest.mark.django_db

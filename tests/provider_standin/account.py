@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
-from tests.standin_http import TokenBucket
+from tests.standin_http import FixedWindow, TokenBucket
 
 
 @dataclass
@@ -20,6 +20,9 @@ class Behaviour:
     jitter: float = 0.0  # up to this many seconds more, spread evenly
     rate_limit: float = 0.0  # requests per second the account may make; 0 = no limit
     burst: float = 0.0  # token bucket size; 0 = one second's worth (at least 1)
+    #: Count the limit strictly in each whole second (at most `rate_limit` requests in one) instead of
+    #: a token bucket, as some providers do.
+    strict_window: bool = False
     retry_after: bool = True  # send a Retry-After header with 429 answers
     fail_next: int = 0  # answer this many coming calls with `fail_status`
     fail_status: int = 503
@@ -82,11 +85,13 @@ class Provider:
         self.counters = Counters()
         self.messages: list[dict[str, Any]] = []
         self._bucket = TokenBucket()
+        self._window = FixedWindow()
 
     def reset(self) -> None:
         self.counters = Counters()
         self.messages = []
         self._bucket.reset()
+        self._window.reset()
 
     def configure(self, changes: dict[str, Any]) -> None:
         known = {f.name for f in fields(Behaviour)}
@@ -96,12 +101,15 @@ class Provider:
         for name, value in changes.items():
             setattr(self.behaviour, name, value)
         self._bucket.reset()
+        self._window.reset()
 
     # -- the token bucket ------------------------------------------------------------------
 
     def take_token(self) -> Optional[float]:
         """None if the request may go; else the seconds until a token is free."""
         rate = self.behaviour.rate_limit
+        if self.behaviour.strict_window:
+            return self._window.take(rate)
         return self._bucket.take(rate, self.behaviour.burst or max(rate, 1.0))
 
     # -- recording accepted messages ----------------------------------------------------------
