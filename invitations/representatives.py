@@ -5,7 +5,7 @@ delivery reports, eligibility with reasons), linking their own login when they r
 link, and revoking or ending access on time, exactly once. Every grant, link, revocation and ending
 is in the audit trail (who, whose, when; never health information).
 
-The data is `patients.representatives`; the rules of a representative's invitation are
+The data is `patients.models.representatives`; the rules of a representative's invitation are
 `invitations.eligibility.representatives`; the pages are the patient admin's (staff) and
 `portal.pages.family` (the patient's side).
 """
@@ -28,7 +28,7 @@ from core.sending.transports import email as email_transport
 from patients import audit
 from patients.audit import AuditAction
 from patients.models import AgeBand, Patient, Practice, birthday_cutoff, normalise_email
-from patients.representatives import (
+from patients.models.representatives import (
     LIVE_STATUSES, AccessLevel, AccessNotice, AccessStatus, EndReason, NoticeKind, Relationship, Representative,
     RepresentativeAccess, ends_soon,
 )

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from patients import tenancy
-from patients.admin_scoping import PracticeScopedAdmin, PracticeScopedForm
+from patients.admin.scoping import PracticeScopedAdmin, PracticeScopedForm
 from patients.models import Membership, Practice
 from patients.timezones import PracticeLocalTimes
 

@@ -17,7 +17,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html
 
 from patients import tenancy
-from patients.admin_scoping import PracticeScopedAdmin, PracticeScopedForm
+from patients.admin.scoping import PracticeScopedAdmin, PracticeScopedForm
 from patients.models import Practice, Role
 
 from .models import PracticeLenderSettings

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from .jobs import HEARTBEAT_STALE_AFTER, heartbeat_is_fresh, latest_heartbeat
+from patients.jobs import HEARTBEAT_STALE_AFTER, heartbeat_is_fresh, latest_heartbeat
 
 
 #: Lines the apps above add to the system status page (`add_status_line`): each a callable

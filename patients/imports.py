@@ -41,10 +41,10 @@ from django.utils.text import Truncator
 from core import languages
 from core.phones import InvalidPhoneNumber, display_phone, normalise_phone
 
-from . import audit
-from .audit import AuditAction
-from .models import AgeBand, BirthSex, DateOfBirthFormField, Patient, Practice, normalise_email
-from .representatives import AccessLevel, AccessStatus, Relationship, Representative, RepresentativeAccess
+from patients import audit
+from patients.audit import AuditAction
+from patients.models import AgeBand, BirthSex, DateOfBirthFormField, Patient, Practice, normalise_email
+from patients.models.representatives import AccessLevel, AccessStatus, Relationship, Representative, RepresentativeAccess
 
 
 def _either(words: Iterable[str]) -> str:

@@ -10,7 +10,7 @@ from fnmatch import fnmatch
 
 from django.contrib.auth.models import Group, Permission
 
-from .models import Role
+from patients.models import Role
 
 PORTAL_APPS = ("patients", "invitations", "notifications")
 

@@ -1,9 +1,9 @@
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from .models import Membership
-from .roles import sync_user_groups
-from .tenancy import forget_memberships
+from patients.models import Membership
+from patients.roles import sync_user_groups
+from patients.tenancy import forget_memberships
 
 
 @receiver([post_save, post_delete], sender=Membership, dispatch_uid="patients.membership_changed")

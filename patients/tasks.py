@@ -4,8 +4,8 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.db import DatabaseError, close_old_connections
 
-from .jobs import record_heartbeat
-from .staff_auth import reset, welcome
+from patients.jobs import record_heartbeat
+from patients.staff_auth import reset, welcome
 
 logger = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ else decides tenancy. Results are cached on the user object for the length of a 
 
 from typing import Optional
 
-from .models import Membership, Practice
-from .roles import MANAGING_ROLES, role_allows
+from patients.models import Membership, Practice
+from patients.roles import MANAGING_ROLES, role_allows
 
 _CACHE_ATTR = "_portal_memberships"
 

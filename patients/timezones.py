@@ -23,7 +23,7 @@ from django.db import models
 from django.db.models import F
 from django.utils import formats, timezone
 
-from .models import Membership, Practice
+from patients.models import Membership, Practice
 
 #: How people name the zones of the countries practices are in (patients.models.COUNTRY_CHOICES).
 ZONE_WORDS = {

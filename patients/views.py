@@ -5,7 +5,7 @@ from django.http import FileResponse, Http404, HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from . import health
+from patients import health
 
 
 @never_cache

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 
 from invitations import representatives
 from invitations.representatives import Record
-from patients.representatives import AccessLevel
+from patients.models.representatives import AccessLevel
 
 SESSION_KEY = "portal_record"
 

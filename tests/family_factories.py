@@ -6,7 +6,7 @@ import itertools
 
 import factory
 
-from patients.representatives import AccessLevel, AccessStatus, Relationship, Representative, RepresentativeAccess
+from patients.models.representatives import AccessLevel, AccessStatus, Relationship, Representative, RepresentativeAccess
 from tests.factories import PatientFactory
 
 _n = itertools.count()

@@ -126,7 +126,7 @@ def test_seed_demo_has_families_at_both_practices_and_a_parent_who_switches_betw
     from invitations import representatives
     from patients.audit import AuditAction, AuditEntry
     from patients.models import AgeBand
-    from patients.representatives import AccessLevel, AccessStatus, Relationship, RepresentativeAccess
+    from patients.models.representatives import AccessLevel, AccessStatus, Relationship, RepresentativeAccess
 
     call_command("seed_demo", patients=60)
     out = capsys.readouterr().out

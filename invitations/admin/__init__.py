@@ -7,7 +7,7 @@ this package, which registers each):
 | the patient list's status column, filters and Invite / Resend / Revoke with their confirmations | `patient_list` |
 | a patient's page: the invitation box, its buttons, "Why no invite?" | `patient_page` |
 | "Send portal invitation" on the add-patient form, with the choice of channel | `patient_add` |
-| the patient admin that puts those together (registered in place of `patients.admin.PatientAdmin`) | `patients` |
+| the patient admin that puts those together (registered in place of `patients.admin.patients.PatientAdmin`) | `patients` |
 | the portal access dashboard per practice (figures, switches, channels) | `dashboard` |
 | Activate Now: preview, confirmation, progress bar | `activate_now` |
 | the bulk runs list (and the URLs of the three above) | `bulk_runs` |

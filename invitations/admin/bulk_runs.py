@@ -20,7 +20,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from patients.admin_scoping import PracticeScopedAdmin
+from patients.admin.scoping import PracticeScopedAdmin
 from patients.models import BulkChannels, Practice
 from patients.timezones import PracticeLocalTimes
 

@@ -8,9 +8,9 @@ from django.db.models import BooleanField, Case, Value, When
 from django.utils import timezone
 
 from core.phones import display_phone
-from patients.admin_scoping import PracticeScopedAdmin
+from patients.admin.scoping import PracticeScopedAdmin
 from patients.models import Patient
-from patients.paging import CappedCountPaginator
+from patients.admin.paging import CappedCountPaginator
 from patients.timezones import PracticeLocalTimes
 
 from invitations.models.delivery_reports import DeliveryReport

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from core.phones import display_phone
 from patients import tenancy
-from patients.admin import PatientAdminForm
+from patients.admin.patients import PatientAdminForm
 from patients.models import Patient, Practice
 
 from invitations import eligibility, services

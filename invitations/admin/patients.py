@@ -4,14 +4,14 @@ the list (`patient_list`: status column, filters, Invite / Resend / Revoke), a p
 (`patient_add`: "Send portal invitation") and its representatives (`representatives`). The permission
 checks they share are here.
 
-The patient admin itself (`patients.admin.PatientAdmin`) knows nothing of invitations: this app
+The patient admin itself (`patients.admin.patients.PatientAdmin`) knows nothing of invitations: this app
 extends it and registers the extended admin in its place (the app above extends the app below).
 """
 
 from django.contrib import admin
 
 from patients import tenancy
-from patients.admin import PatientAdmin
+from patients.admin.patients import PatientAdmin
 from patients.models import Patient
 
 from invitations.admin.patient_add import AddAndInvite

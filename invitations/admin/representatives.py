@@ -20,10 +20,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from core.phones import InvalidPhoneNumber, normalise_phone
-from patients.admin_scoping import PracticeScopedAdmin
+from patients.admin.scoping import PracticeScopedAdmin
 from patients.timezones import PracticeLocalTimes
 from patients.models import AgeBand, Patient, normalise_email
-from patients.representatives import (
+from patients.models.representatives import (
     AccessLevel, AccessStatus, Relationship, Representative, RepresentativeAccess,
 )
 

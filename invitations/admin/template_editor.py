@@ -24,7 +24,7 @@ from core.sending.transports import Item
 from core.sending.transports import email as email_transport
 from core import languages
 from patients import audit, tenancy
-from patients.admin_scoping import PracticeScopedAdmin, PracticeScopedForm
+from patients.admin.scoping import PracticeScopedAdmin, PracticeScopedForm
 from patients.models import Practice
 
 from invitations import services

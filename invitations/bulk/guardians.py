@@ -13,7 +13,7 @@ from django.db import transaction
 from core.sending.transports import Item
 from core.sending.transports import text as text_transport
 from patients.models import normalise_email
-from patients.representatives import Relationship, Representative, RepresentativeAccess
+from patients.models.representatives import Relationship, Representative, RepresentativeAccess
 
 from invitations import eligibility
 from invitations.models import Invitation

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from django.db.models import BooleanField, Case, Count, Exists, OuterRef, Q, Value, When
 
 from patients.models import E164_SHAPE, EmailOptOut, SmsOptOut
-from patients.representatives import LIVE_STATUSES, AccessStatus, Relationship, RepresentativeAccess
+from patients.models.representatives import LIVE_STATUSES, AccessStatus, Relationship, RepresentativeAccess
 
 from invitations.eligibility.plans import Decision, Plan, Preview, Tally, _decide, conditions_of, reasons, tally
 from invitations.eligibility.rules import EMAIL_SHAPE, RECENT_INVITATION_WINDOW, RULES_BY_CODE, Reason, Rule, younger_than

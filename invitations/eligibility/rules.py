@@ -12,7 +12,7 @@ from patients.models import (
     E164_SHAPE, MAX_ADULT_AGE, MAX_OWN_ACCOUNT_AGE, MIN_ADULT_AGE, MIN_OWN_ACCOUNT_AGE, EmailOptOut, SmsOptOut,
     birthday_cutoff,
 )
-from patients.representatives import RepresentativeAccess
+from patients.models.representatives import RepresentativeAccess
 
 from invitations.models import OPEN_STATUSES, Channel, Invitation
 

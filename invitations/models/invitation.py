@@ -133,7 +133,7 @@ class Invitation(models.Model):
     # The patient's newest invitation carries the flag, so the patient list can join to it
     # (one indexed join) instead of finding the latest row with a subquery per patient.
     is_latest = models.BooleanField(default=True, editable=False)
-    # An invitation to a representative (a parent, guardian or caregiver, `patients.representatives`)
+    # An invitation to a representative (a parent, guardian or caregiver, `patients.models.representatives`)
     # to act for the patient: it goes to the representative's address or number and links their own
     # login. The patient's own invitations have none, and only they carry `is_latest`.
     access = models.ForeignKey(

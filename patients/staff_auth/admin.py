@@ -12,10 +12,10 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from core.hostile_input import HostileValueGuard
 
-from .. import audit, tenancy
-from ..audit import AuditAction
-from ..models import Membership
-from . import two_factor
+from patients import audit, tenancy
+from patients.audit import AuditAction
+from patients.models import Membership
+from patients.staff_auth import two_factor
 
 User = get_user_model()
 

@@ -24,7 +24,7 @@ from django.db.models import Min
 from django.dispatch import receiver
 from django.http import HttpRequest
 
-from ..models import Practice
+from patients.models import Practice
 
 LAST_SEEN_KEY = "idle_last_seen"
 SIGNED_IN_KEY = "idle_signed_in_at"

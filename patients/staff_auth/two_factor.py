@@ -35,7 +35,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from core import throttle
 
-from ..models import Practice
+from patients.models import Practice
 
 NEEDED_SESSION_KEY = "staff_second_factor_needed"
 CODE_LIMIT = ("staff-second-factor", 5, 15 * 60)

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 
-from . import limits, reset, two_factor
+from patients.staff_auth import limits, reset, two_factor
 
 
 def _refused_login(request: HttpRequest, message: str):

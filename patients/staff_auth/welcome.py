@@ -21,7 +21,7 @@ from django.utils.http import urlsafe_base64_encode
 
 from core.queue import enqueue_on_commit
 
-from ..models import Membership
+from patients.models import Membership
 
 SEND_TASK = "patients.send_staff_welcome"
 

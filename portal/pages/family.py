@@ -24,7 +24,7 @@ from invitations import representatives
 from invitations.models import Channel, EventKind
 from invitations.vocabulary import SendBy
 from patients.models import AgeBand, normalise_email
-from patients.representatives import AccessLevel, AccessStatus, Relationship, Representative
+from patients.models.representatives import AccessLevel, AccessStatus, Relationship, Representative
 from portal.forms import RegistrationForm
 from portal.guards import patient_required
 from portal import records

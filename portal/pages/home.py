@@ -10,7 +10,7 @@ from django.views.decorators.http import require_http_methods
 from core.phones import display_phone
 from invitations import services
 from patients.models import EmailOptOut, OptOutReason, Patient
-from patients.representatives import AccessLevel
+from patients.models.representatives import AccessLevel
 from portal import records
 from portal.pages import family
 from portal.guards import patient_required

@@ -20,7 +20,7 @@ from django.contrib.auth import get_user_model
 from invitations import representatives
 from invitations.models import Invitation, Source
 from patients.models import Patient, Role
-from patients.representatives import AccessLevel, AccessStatus, Relationship, RepresentativeAccess
+from patients.models.representatives import AccessLevel, AccessStatus, Relationship, RepresentativeAccess
 from tests.e2e.conftest import admin_login
 from tests.factories import PatientFactory, PracticeFactory, staff_member
 from tests.family_factories import AccessFactory, RepresentativeFactory

@@ -9,7 +9,7 @@ from django.urls import reverse
 from invitations.models import Invitation, RevokeReason, Status
 from patients.audit import AuditAction, AuditEntry
 from patients.models import Role
-from patients.representatives import AccessLevel, AccessStatus, Relationship, Representative, RepresentativeAccess
+from patients.models.representatives import AccessLevel, AccessStatus, Relationship, Representative, RepresentativeAccess
 from tests.clock import NOW
 from tests.factories import PracticeFactory, staff_member
 from tests.family_factories import AccessFactory, RepresentativeFactory, adult, child, teenager

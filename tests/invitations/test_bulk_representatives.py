@@ -7,7 +7,7 @@ import pytest
 from invitations import eligibility
 from invitations.models import EventKind, Invitation, InvitationEvent, Source, Status, TextStatus, hash_token
 from patients.models import EmailOptOut
-from patients.representatives import AccessStatus, Relationship
+from patients.models.representatives import AccessStatus, Relationship
 from tests.clock import NOW
 from tests.factories import PatientFactory, PracticeFactory, UserFactory
 from tests.family_factories import AccessFactory, RepresentativeFactory, child, teenager

@@ -148,7 +148,7 @@ def test_saving_the_switches_recounts_the_figures(
 
 
 def test_it_counts_the_patients_registered_by_a_representative_once_each(practice_a, practice_b, django_assert_max_num_queries):
-    from patients.representatives import AccessStatus
+    from patients.models.representatives import AccessStatus
     from tests.family_factories import AccessFactory, RepresentativeFactory, child, teenager
 
     linked = dict(status=AccessStatus.ACTIVE, linked_at=NOW - DAY)
@@ -176,7 +176,7 @@ def test_it_counts_the_patients_registered_by_a_representative_once_each(practic
 
 
 def test_the_dashboard_shows_the_patients_registered_by_a_representative(client_a, practice_a, practice_b):
-    from patients.representatives import AccessStatus
+    from patients.models.representatives import AccessStatus
     from tests.family_factories import AccessFactory, child
 
     AccessFactory(patient=child(practice_a), status=AccessStatus.ACTIVE, linked_at=NOW - DAY)

@@ -15,7 +15,7 @@ from invitations.patient_status import PortalStatus, with_portal_status
 from invitations.vocabulary import SendBy
 from patients.audit import AuditAction, AuditEntry
 from patients.models import Patient
-from patients.representatives import (
+from patients.models.representatives import (
     AccessLevel, AccessNotice, AccessStatus, EndReason, NoticeKind, Relationship, RepresentativeAccess,
 )
 from tests.clock import NOW

@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 
 from invitations import representatives
 from invitations.models import Invitation
-from patients.representatives import AccessStatus, AccessNotice, EndReason, RepresentativeAccess
+from patients.models.representatives import AccessStatus, AccessNotice, EndReason, RepresentativeAccess
 from tests.clock import NOW
 from tests.factories import PatientFactory, PracticeFactory
 from tests.family_factories import AccessFactory, born_years_before, child

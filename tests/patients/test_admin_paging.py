@@ -2,7 +2,7 @@
 
 import pytest
 
-from patients import paging
+from patients.admin import paging
 from tests.factories import PatientFactory
 
 pytestmark = pytest.mark.django_db

@@ -117,7 +117,7 @@ def test_superuser_sees_every_practice(admin_client, rows):
 
 
 def test_search_finds_by_prefix_chart_and_email_and_caps_huge_matches(client_a, practice_a, practice_b, monkeypatch):
-    from patients.admin import PatientAdmin
+    from patients.admin.patients import PatientAdmin
 
     PatientFactory(practice=practice_a, last_name="Smithers", chart_number="X-1", email="pat@example.com")
     PatientFactory(practice=practice_a, last_name="Jones", chart_number="X-2")

@@ -121,7 +121,7 @@ def test_previews_are_kept_outside_media_and_stale_ones_are_deleted(client_a, pr
 
     from django.utils import timezone
 
-    from patients.admin_import import discard_stale_previews, preview_storage
+    from patients.admin.imports import discard_stale_previews, preview_storage
 
     settings.VAR_DIR = tmp_path / "var"
     settings.MEDIA_ROOT = tmp_path / "media"

@@ -14,7 +14,7 @@ from django.urls import reverse
 from patients import imports
 from patients.audit import AuditAction, AuditEntry
 from patients.models import Patient
-from patients.representatives import AccessLevel, AccessStatus, Relationship, Representative, RepresentativeAccess
+from patients.models.representatives import AccessLevel, AccessStatus, Relationship, Representative, RepresentativeAccess
 from tests.clock import NOW
 from tests.factories import UserFactory
 from tests.family_factories import RepresentativeFactory

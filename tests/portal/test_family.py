@@ -14,7 +14,7 @@ from invitations import representatives
 from invitations.models import Invitation, Status
 from patients.audit import AuditAction, AuditEntry
 from patients.models import Patient, Role
-from patients.representatives import AccessLevel, AccessStatus, Relationship, RepresentativeAccess
+from patients.models.representatives import AccessLevel, AccessStatus, Relationship, RepresentativeAccess
 from tests.clock import NOW
 from tests.factories import PatientFactory, PracticeFactory, staff_member
 from tests.family_factories import AccessFactory, RepresentativeFactory, adult, born_years_before, child, teenager

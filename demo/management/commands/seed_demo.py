@@ -39,7 +39,7 @@ from patients.models import (
     AgeBand, BirthSex, BulkChannels, EmailOptOut, Membership, OptOutReason, Patient, Practice, Role, SmsOptOut, SmsOptOutReason,
     birthday_cutoff,
 )
-from patients.representatives import AccessLevel, AccessStatus, Relationship, Representative, RepresentativeAccess
+from patients.models.representatives import AccessLevel, AccessStatus, Relationship, Representative, RepresentativeAccess
 
 DEMO_PASSWORD = "portal-demo-2026"
 PATIENT_PASSWORD = "patient-demo-2026"

@@ -6,11 +6,11 @@ from django.contrib import admin
 
 from core.phones import InvalidPhoneNumber, display_phone, normalise_phone
 
-from . import audit
-from .admin_scoping import PracticeScopedAdmin
-from .audit import AuditAction
-from .models import EmailOptOut, SmsOptOut
-from .timezones import PracticeLocalTimes
+from patients import audit
+from patients.admin.scoping import PracticeScopedAdmin
+from patients.audit import AuditAction
+from patients.models import EmailOptOut, SmsOptOut
+from patients.timezones import PracticeLocalTimes
 
 
 class OptOutAdmin(PracticeLocalTimes, PracticeScopedAdmin):

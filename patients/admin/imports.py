@@ -1,6 +1,6 @@
 """Importing patients from a CSV file in the patient admin: upload, a preview of every row with its
 errors, then the import of the valid rows once confirmed (`patients.imports` reads and checks the
-file). `PatientImportViews` is part of `patients.admin.PatientAdmin`."""
+file). `PatientImportViews` is part of `patients.admin.patients.PatientAdmin`."""
 
 import datetime
 import uuid
@@ -17,8 +17,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
-from . import imports
-from .models import Practice
+from patients import imports
+from patients.models import Practice
 
 #: Uploaded files wait here between the preview and the import. Not under MEDIA_ROOT: they hold
 #: patient data and must never be served; unconfirmed previews are deleted after a day.

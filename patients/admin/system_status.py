@@ -15,12 +15,12 @@ from django.utils import timezone
 
 from core.sending import ratelimit
 
-from . import health, tenancy
-from .jobs import (
+from patients import health, tenancy
+from patients.jobs import (
     BEAT_STARTED, JobRun, WorkerHeartbeat, beat_started_at, heartbeat_is_fresh, job_is_overdue, latest_heartbeat, next_run_due,
     schedule_interval,
 )
-from .tasks import heartbeat
+from patients.tasks import heartbeat
 
 
 def can_see_system_status(user) -> bool:

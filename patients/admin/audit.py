@@ -1,8 +1,8 @@
 from django.contrib import admin
 
-from .admin_scoping import PracticeScopedAdmin
-from .audit import AuditEntry
-from .timezones import PracticeLocalTimes
+from patients.admin.scoping import PracticeScopedAdmin
+from patients.audit import AuditEntry
+from patients.timezones import PracticeLocalTimes
 
 
 @admin.register(AuditEntry)

@@ -18,8 +18,8 @@ from django.http import Http404, HttpRequest
 
 from core.hostile_input import HostileValueGuard
 
-from . import tenancy
-from .models import Practice
+from patients import tenancy
+from patients.models import Practice
 
 
 class PracticeScopedForm(forms.ModelForm):
