@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from patients import tenancy
-from patients.admin.scoping import PracticeScopedAdmin, PracticeScopedForm
+from patients.admin.scoping import PracticeScopedAdmin, PracticeScopedForm, ReadOnlyAdmin, TimelineInline
 from patients.models import Membership, Practice
 from patients.timezones import PracticeLocalTimes
 
@@ -81,23 +81,11 @@ class ApplicationStatusForm(PracticeScopedForm):
         return cleaned
 
 
-class LenderEventInline(admin.TabularInline):
+class LenderEventInline(TimelineInline):
     model = LenderEvent
     fields = ["occurred_at", "event_type", "source", "actor", "outcome", "event_id", "received_at"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
     verbose_name_plural = "timeline (lender events and changes recorded by staff)"
     ordering = ["occurred_at", "id"]
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("actor")
 
 
 @admin.register(PaymentPlanApplication)
@@ -248,7 +236,7 @@ def member_practices(user):
 
 
 @admin.register(NotificationPreference)
-class NotificationPreferenceAdmin(PracticeScopedAdmin):
+class NotificationPreferenceAdmin(ReadOnlyAdmin, PracticeScopedAdmin):
     """Only hosts the "My notification preferences" page: each member edits their own."""
 
     def get_queryset(self, request):
@@ -260,14 +248,8 @@ class NotificationPreferenceAdmin(PracticeScopedAdmin):
     def has_module_permission(self, request):
         return request.user.is_active and request.user.is_staff
 
-    def has_add_permission(self, request, *args):
-        return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
 
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_urls(self):
         return [

@@ -20,7 +20,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from patients.admin.scoping import PracticeScopedAdmin
+from patients.admin.scoping import PracticeScopedAdmin, ReadOnlyAdmin
 from patients.models import BulkChannels, Practice
 from patients.timezones import PracticeLocalTimes
 
@@ -52,21 +52,14 @@ def in_practice_time_zone(view):
 
 
 @admin.register(BulkRun)
-class BulkRunAdmin(DashboardViews, ActivateNowViews, TemplateEditorViews, PracticeLocalTimes, PracticeScopedAdmin):
+class BulkRunAdmin(ReadOnlyAdmin, DashboardViews, ActivateNowViews, TemplateEditorViews, PracticeLocalTimes, PracticeScopedAdmin):
+    """Read-only: runs start from Activate Now (or the schedule), and the record of who invited whom stays."""
+
     list_display = ["created_at", "practice", "kind", "status_label", "started_by_label", "figures", "progress_link"]
     list_filter = ["practice", "kind", "status"]
     list_select_related = ["practice", "started_by"]
     list_per_page = 50
     change_list_template = "admin/invitations/bulkrun/change_list.html"
-
-    def has_add_permission(self, request, *args):
-        return False  # runs start from Activate Now on the portal access page
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # the record of who invited whom stays
 
     @admin.display(description="status", ordering="status")
     def status_label(self, obj: BulkRun) -> str:

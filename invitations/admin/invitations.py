@@ -8,7 +8,7 @@ from django.db.models import BooleanField, Case, Value, When
 from django.utils import timezone
 
 from core.phones import display_phone
-from patients.admin.scoping import PracticeScopedAdmin
+from patients.admin.scoping import PracticeScopedAdmin, ReadOnlyAdmin, TimelineInline
 from patients.models import Patient
 from patients.admin.paging import CappedCountPaginator
 from patients.timezones import PracticeLocalTimes
@@ -49,24 +49,9 @@ class ChannelFilter(admin.SimpleListFilter):
         return queryset.filter(**condition) if condition else queryset
 
 
-class InvitationEventInline(admin.TabularInline):
+class InvitationEventInline(TimelineInline):
     model = InvitationEvent
     fields = ["at", "kind", "actor", "detail"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    ordering = ["at", "id"]
-    verbose_name = "timeline entry"
-    verbose_name_plural = "timeline"
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("actor")
 
 
 @admin.register(Invitation)
@@ -171,7 +156,7 @@ class InvitationAdmin(PracticeLocalTimes, PracticeScopedAdmin):
 
 
 @admin.register(DeliveryReport)
-class DeliveryReportAdmin(PracticeLocalTimes, PracticeScopedAdmin):
+class DeliveryReportAdmin(ReadOnlyAdmin, PracticeLocalTimes, PracticeScopedAdmin):
     """What the email service reported, as received (read-only)."""
 
     practice_lookup = "invitation__practice"
@@ -183,11 +168,5 @@ class DeliveryReportAdmin(PracticeLocalTimes, PracticeScopedAdmin):
     fields = readonly_fields
     show_full_result_count = False
 
-    def has_add_permission(self, request, *args):
-        return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
 
-    def has_delete_permission(self, request, obj=None):
-        return False

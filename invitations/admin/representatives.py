@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from core.phones import InvalidPhoneNumber, normalise_phone
-from patients.admin.scoping import PracticeScopedAdmin
+from patients.admin.scoping import PracticeScopedAdmin, ReadOnlyAdmin
 from patients.timezones import PracticeLocalTimes
 from patients.models import AgeBand, Patient, normalise_email
 from patients.models.representatives import (
@@ -289,7 +289,7 @@ class RepresentativeAdmin(PracticeScopedAdmin):
 
 
 @admin.register(RepresentativeAccess)
-class RepresentativeAccessAdmin(PracticeLocalTimes, PracticeScopedAdmin):
+class RepresentativeAccessAdmin(ReadOnlyAdmin, PracticeLocalTimes, PracticeScopedAdmin):
     """Every grant of access: who acts for whom, how, since when, until when (read-only: grants and
     revocations go through the patient's page, which audits them)."""
 
@@ -311,11 +311,5 @@ class RepresentativeAccessAdmin(PracticeLocalTimes, PracticeScopedAdmin):
             return f"{obj.ends_at:%b %-d, %Y}"
         return "At the age of majority" if obj.ends_at_majority else ""
 
-    def has_add_permission(self, request, *args):
-        return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
 
-    def has_delete_permission(self, request, obj=None):
-        return False

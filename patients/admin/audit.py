@@ -1,12 +1,12 @@
 from django.contrib import admin
 
-from patients.admin.scoping import PracticeScopedAdmin
+from patients.admin.scoping import PracticeScopedAdmin, ReadOnlyAdmin
 from patients.audit import AuditEntry
 from patients.timezones import PracticeLocalTimes
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(PracticeLocalTimes, PracticeScopedAdmin):
+class AuditEntryAdmin(ReadOnlyAdmin, PracticeLocalTimes, PracticeScopedAdmin):
     """Read-only: the trail is written by the actions themselves."""
 
     list_display = ["created_at", "action", "summary", "actor", "patient", "practice"]
@@ -19,11 +19,5 @@ class AuditEntryAdmin(PracticeLocalTimes, PracticeScopedAdmin):
     date_hierarchy = "created_at"
     show_full_result_count = False
 
-    def has_add_permission(self, request, *args):
-        return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
 
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -173,3 +173,40 @@ class PracticeScopedAdmin(HostileValueGuard, admin.ModelAdmin):
         if self.is_single_practice(request) and "practice" in columns and len(columns) > 1:
             columns.remove("practice")
         return columns
+
+
+class ReadOnlyAdmin:
+    """A record nobody adds, changes or deletes from the admin: it is written by the work it records
+    (the audit trail, delivery reports, grants of access, job runs). Mixed in before the admin class."""
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class TimelineInline(admin.TabularInline):
+    """A record's timeline on its page, oldest first (an invitation's events, an application's lender
+    events): read-only, with who did each step in the same query."""
+
+    extra = 0
+    can_delete = False
+    ordering = ["at", "id"]
+    verbose_name = "timeline entry"
+    verbose_name_plural = "timeline"
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("actor")

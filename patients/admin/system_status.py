@@ -16,6 +16,7 @@ from django.utils import timezone
 from core.sending import ratelimit
 
 from patients import health, tenancy
+from patients.admin.scoping import ReadOnlyAdmin
 from patients.jobs import (
     BEAT_STARTED, JobRun, WorkerHeartbeat, beat_started_at, heartbeat_is_fresh, job_is_overdue, latest_heartbeat, next_run_due,
     schedule_interval,
@@ -58,21 +59,12 @@ def scheduled_jobs(now: datetime.datetime) -> list[dict[str, Any]]:
 
 
 @admin.register(JobRun)
-class SystemStatusAdmin(admin.ModelAdmin):
+class SystemStatusAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     def has_module_permission(self, request):
         return can_see_system_status(request.user)
 
     def has_view_permission(self, request, obj=None):
         return can_see_system_status(request.user)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def changelist_view(self, request, extra_context=None):
         if not self.has_view_permission(request):
