@@ -24,7 +24,9 @@ A call that may have reached Twilio without an answer is refused (``UNKNOWN_OUTC
 again (``at_most_once``): a patient gets a text at most once.
 
 `for_many()` is a new transport for one bulk send (closed by the engine); `for_one()` the shared
-one single texts use, so a worker's thread keeps its connection from one task to the next.
+one single texts use, so a worker's thread keeps its connection from one task to the next. Both
+raise ImproperlyConfigured for an ``SMS_PROVIDER`` they do not know (the settings refuse to start
+with one).
 """
 
 from __future__ import annotations
