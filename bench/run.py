@@ -628,7 +628,7 @@ def _naive_patients(practice, count: int) -> None:
         [
             Patient(practice=practice, chart_number=f"N{i:06d}", first_name="Naive", last_name=f"Loop{i}",
                     date_of_birth=datetime.date(1980, 1, 1) + datetime.timedelta(days=i), zip_code="02139",
-                    email=f"{practice.name.lower()}{i}@bench.example", birth_sex=BirthSex.FEMALE, email_consent=True)
+                    email=f"{practice.name.lower().replace(' ', '-')}{i}@bench.example", birth_sex=BirthSex.FEMALE, email_consent=True)
             for i in range(count)
         ]
     )
