@@ -45,7 +45,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from django.conf import settings
-from django.db import transaction
+from django.core.exceptions import EmptyResultSet
+from django.db import connection, transaction
 from django.db.models import BooleanField, Case, Count, F, Q, Sum, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -66,6 +67,7 @@ from invitations.wording import representatives as representative_wording
 from invitations.wording import invitation_email
 from invitations.wording import invitation_text
 from invitations.texts import delivery
+from invitations.models.batch_sql import AnyOf
 from invitations.models.bulk_runs import CHUNK_LEASE, BulkRun, BulkRunChunk, BulkRunKind, BulkRunStatus, BulkRunTick, ChunkStatus
 from invitations.wording.invitation_email import Recipient
 from invitations.models import (
@@ -188,7 +190,7 @@ def process_chunk(chunk_id: int, *, now: datetime.datetime) -> str:
 def _chunk_invitations(chunk: BulkRunChunk):
     """The invitations this run made for the chunk's patients, or to its parents and guardians (on any attempt)."""
     return Invitation.objects.filter(
-        Q(patient_id__in=chunk.patient_ids, access__isnull=True) | Q(access_id__in=chunk.access_ids),
+        Q(AnyOf("patient_id", chunk.patient_ids), access__isnull=True) | Q(AnyOf("access_id", chunk.access_ids)),
         source=SOURCE_OF_KIND[chunk.run.kind], created_at__gte=chunk.run.created_at, practice_id=chunk.run.practice_id,
     )
 
@@ -203,12 +205,12 @@ def _create_invitations(chunk: BulkRunChunk, *, template: Callable[[str], Invita
         return Outgoing()
     with transaction.atomic():
         # The same lock a single invite takes, so the two cannot both invite one patient.
-        list(Patient.objects.select_for_update(of=("self",)).filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
+        list(Patient.objects.select_for_update(of=("self",)).filter(AnyOf("pk", ids)).order_by("pk").values_list("pk", flat=True))
         # Links that ran out but the sweep has not marked yet still hold the "one open
         # invitation per patient" constraint.
-        Invitation.objects.filter(patient_id__in=ids).expire_due(now, batch_size=len(ids) + 1)
+        Invitation.objects.filter(AnyOf("patient_id", ids)).expire_due(now, batch_size=len(ids) + 1)
         resend = run.kind == BulkRunKind.RESEND
-        patients = Patient.objects.filter(pk__in=ids, practice_id=practice.pk)
+        patients = Patient.objects.filter(AnyOf("pk", ids), practice_id=practice.pk)
         if chunk.attempts > 1:
             # One invitation per patient per run: a patient this run already invited (sent, failed
             # or waiting) is never invited again by a later attempt, whatever the rules say now.
@@ -224,7 +226,7 @@ def _create_invitations(chunk: BulkRunChunk, *, template: Callable[[str], Invita
         if not rows:
             return Outgoing()
         if resend:  # the old link stops working the moment the new one exists
-            Invitation.objects.filter(patient_id__in=[row[0] for row in rows]).revoke_open(
+            Invitation.objects.filter(AnyOf("patient_id", [row[0] for row in rows])).revoke_open(
                 reason=RevokeReason.RESENT, now=now, actor_id=run.started_by_id,
             )
         made = Invitation.objects.create_claimed_many(
@@ -350,18 +352,33 @@ def _record_texts(chunk: BulkRunChunk, settled: engine.Settled, *, waiting_email
 def _figures(chunk: BulkRunChunk) -> dict[str, int]:
     """The chunk's figures from its invitations (one query): an invitation is sent once any of its
     channels went out (and it has not failed since), failed only when every channel failed; per
-    channel, the messages that went out and have not failed, and those that failed."""
-    failed = Q(status=Status.FAILED)
-    went = Q(sent_at__isnull=False) | Q(text_sent_at__isnull=False) | Q(text_status__in=TEXT_WENT + (TextStatus.UNDELIVERED,))
-    return _chunk_invitations(chunk).aggregate(
-        invited=Count("pk"),
-        sent=Count("pk", filter=went & ~failed),
-        failed=Count("pk", filter=failed),
-        emails_sent=Count("pk", filter=Q(sent_at__isnull=False, email_failed_at__isnull=True)),
-        emails_failed=Count("pk", filter=Q(email_failed_at__isnull=False)),
-        texts_sent=Count("pk", filter=Q(text_status__in=TEXT_WENT)),
-        texts_failed=Count("pk", filter=Q(text_status__in=TEXT_FAILED)),
-    )
+    channel, the messages that went out and have not failed, and those that failed.
+
+    Counted at every mark, so the statement is built once per chunk object and run again as it is."""
+    statement = chunk.__dict__.get("_figures_statement")
+    if statement is None:
+        failed = Q(status=Status.FAILED)
+        went = Q(sent_at__isnull=False) | Q(text_sent_at__isnull=False) | Q(text_status__in=TEXT_WENT + (TextStatus.UNDELIVERED,))
+        counted = _chunk_invitations(chunk).order_by().values("practice_id").annotate(
+            invited=Count("pk"),
+            sent=Count("pk", filter=went & ~failed),
+            failed=Count("pk", filter=failed),
+            emails_sent=Count("pk", filter=Q(sent_at__isnull=False, email_failed_at__isnull=True)),
+            emails_failed=Count("pk", filter=Q(email_failed_at__isnull=False)),
+            texts_sent=Count("pk", filter=Q(text_status__in=TEXT_WENT)),
+            texts_failed=Count("pk", filter=Q(text_status__in=TEXT_FAILED)),
+        )
+        try:
+            statement = counted.query.sql_with_params()
+        except EmptyResultSet:  # a chunk of nobody: nothing to count
+            statement = ("", ())
+        chunk.__dict__["_figures_statement"] = statement
+    row = None
+    if statement[0]:
+        with connection.cursor() as cursor:
+            cursor.execute(*statement)
+            row = cursor.fetchone()
+    return {name: (row[index + 1] if row else 0) for index, name in enumerate(FIGURES)}
 
 
 def _recount(chunk: BulkRunChunk, *, now: datetime.datetime, waiting: Optional[int] = None, progressed: bool = False) -> None:

@@ -2,7 +2,11 @@
 one statement, whatever the batch size, re-checked on every row so that a row another process
 changed meanwhile keeps its state. Mixed into `invitations.models.invitation.InvitationQuerySet`
 beside the text's own transitions (`invitations.models.text_transitions`); one row's transitions are
-the methods of `Invitation`."""
+the methods of `Invitation`.
+
+Each is atomic on its own, and inside a caller's transaction (a chunk's mark) part of it without a
+savepoint of its own: none is meant to fail alone and be carried on from, and the savepoint's two
+round trips to the database were a good part of a small mark."""
 
 import datetime
 import uuid
@@ -33,8 +37,8 @@ class BatchTransitions:
         token)}, None for a channel not used."""
         if not rows:
             return {}
-        with transaction.atomic():
-            self.model.objects.filter(patient_id__in=[pk for pk, _, _ in rows], is_latest=True).update(is_latest=False)
+        with transaction.atomic(savepoint=False):
+            self.model.objects.filter(batch_sql.AnyOf("patient_id", [pk for pk, _, _ in rows]), is_latest=True).update(is_latest=False)
             return self._insert_claimed(
                 [(pk, pk, None, email, phone) for pk, email, phone in rows], practice=practice, source=source,
                 actor_id=actor_id, now=now, languages=languages or {},
@@ -67,7 +71,7 @@ class BatchTransitions:
         email_tokens = {key: new_token() for key, _, _, email, _ in rows if email}
         text_tokens = {key: new_token(TEXT_TOKEN_BYTES) for key, _, _, _, phone in rows if phone}
         keys_of = {public_ids[key]: key for key, *_ in rows}
-        with transaction.atomic():
+        with transaction.atomic(savepoint=False):
             made = batch_sql.insert_rows(
                 self.model,
                 ["public_id", "practice", "patient", "access", "email", "token_hash", "status", "revoke_reason", "failure_reason",
@@ -113,7 +117,7 @@ class BatchTransitions:
         Only rows still pending change (a row revoked meanwhile stays revoked); returns those."""
         if not sent:
             return []
-        with transaction.atomic():
+        with transaction.atomic(savepoint=False):
             changed = batch_sql.update_from_values(
                 self.model, [(pk, message_id[:200]) for pk, message_id in sent], columns=["provider_message_id"],
                 set_fields={"status": Status.SENT, "sent_at": now, "sending_started_at": None}, where={}, still=email_unsent(),
@@ -126,7 +130,7 @@ class BatchTransitions:
         go: its email has failed, and the invitation too unless its text may still arrive."""
         if not failed:
             return []
-        with transaction.atomic():
+        with transaction.atomic(savepoint=False):
             changed = set(batch_sql.update_from_values(
                 self.model, [(pk, reason[:300]) for pk, reason in failed], columns=["failure_reason"],
                 set_fields={"email_failed_at": now, "sending_started_at": None}, where={}, still=email_unsent(),
@@ -147,7 +151,7 @@ class BatchTransitions:
     def revoke_open(self, *, reason: str, now: datetime.datetime, actor_id: Optional[int] = None) -> list[int]:
         """Open -> revoked for every open invitation of this queryset, with a REVOKED event each
         (a resend run replacing links). One UPDATE re-checked on each row; returns those it changed."""
-        with transaction.atomic():
+        with transaction.atomic(savepoint=False):
             changed = batch_sql.update_returning(
                 self.model, self.open().values("pk"),
                 set_fields={"status": Status.REVOKED, "revoke_reason": reason, "ended_at": now, "sending_started_at": None},
@@ -165,7 +169,7 @@ class BatchTransitions:
         error (`detail`), none for those never tried."""
         if not released:
             return
-        with transaction.atomic():
+        with transaction.atomic(savepoint=False):
             self.filter(email_unsent(), pk__in=[pk for pk, _ in released]).update(sending_started_at=None)
             batch_sql.insert_rows(
                 InvitationEvent, ["invitation", "kind", "at", "detail"],
@@ -185,7 +189,7 @@ class BatchTransitions:
             # The partial index on open links' expiry finds the batch; ordering by pk would
             # walk the whole table for each batch of a big sweep.
             batch = self.expired_as_of(now).order_by("expires_at").values("pk")[:batch_size]
-            with transaction.atomic():
+            with transaction.atomic(savepoint=False):
                 changed = batch_sql.update_returning(
                     self.model, batch, set_fields={"status": Status.EXPIRED, "ended_at": now, "sending_started_at": None},
                     still=run_out(now),
