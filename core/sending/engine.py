@@ -79,6 +79,9 @@ class Settled:
     sent: list[tuple[Any, str]]  # (key, the provider's message id)
     failed: list[tuple[Any, SendError]]  # (key, why: .detail for staff, .code for the app)
     waiting: int  # items that met an error and wait here to be tried again
+    #: The send's last flush (everything is settled or handed back): a caller that records some of
+    #: its figures less often than every flush brings them up to date here.
+    final: bool = False
 
 
 @dataclass
@@ -391,7 +394,7 @@ class _Run:
     def _flush(self, force: bool = False) -> None:
         if not (self.sent or self.failed or force):
             return
-        settled = Settled(sent=self.sent, failed=self.failed, waiting=self._waiting())
+        settled = Settled(sent=self.sent, failed=self.failed, waiting=self._waiting(), final=force)
         if self.flush_callback is not None:
             self.flush_callback(settled)  # cleared only once the caller recorded them
         self.report.sent += len(settled.sent)

@@ -383,6 +383,37 @@ def test_on_postgresql_a_chunk_of_any_size_runs_a_bounded_number_of_queries(djan
     assert counts[0] <= 40 and counts[0] <= counts[1] <= counts[0] + 7 * (300 // chunks.MARK_SENT_EVERY_MESSAGES) + 8
 
 
+@pytest.mark.postgres
+def test_on_postgresql_a_chunk_of_500_runs_its_fixed_set_of_queries(
+    django_capture_on_commit_callbacks, django_assert_max_num_queries, monkeypatch
+):
+    """The per-chunk queries, guarded so they cannot creep back: claim the chunk, read it and the
+    wording; lock, expire, check and create the 500 (one statement each, the patients as one array);
+    count once when they exist; five marks of 100 (the invitations and their events, one transaction
+    each, no savepoints); count once at the end of the send (and at most every couple of seconds
+    between); finish the chunk and the run, and ask for the dashboard's recount. 32 statements,
+    whatever the practice's size (in a test's transaction each transaction of the chunk is also a
+    savepoint and its release: 14 more)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    monkeypatch.setattr(chunks, "RECOUNT_EVERY_SECONDS", 3600.0)  # a slow test machine counts no extra
+    practice = PracticeFactory()
+    PatientFactory.create_batch(runs.CHUNK_SIZE, practice=practice)
+    with django_capture_on_commit_callbacks(execute=False):
+        run = runs.start_run(practice=practice, now=NOW)
+    chunk = run.chunks.get()
+    # +8: the shared sending rate may be read a few times a second
+    with CaptureQueriesContext(connection) as captured, django_assert_max_num_queries(32 + 14 + 8):
+        assert chunks.process_chunk(chunk.pk, now=NOW) == "done"
+    statements = [q["sql"] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"][:20]]
+    assert len(statements) <= 32 + 8
+    assert sum(sql.startswith("SELECT \"invitations_invitation\".\"practice_id\"") for sql in statements) == 3  # the counts
+    run.refresh_from_db()
+    assert (run.sent, run.emails_sent) == (runs.CHUNK_SIZE, runs.CHUNK_SIZE)
+    assert len(mail.outbox) == runs.CHUNK_SIZE
+
+
 @pytest.mark.parametrize("first_name", ["Zoë", "Ann <b>& \"Bo\"", ""])
 def test_a_chunk_renders_its_template_once_with_the_same_result_as_a_single_email(practice, first_name):
     from invitations.wording import invitation_email
