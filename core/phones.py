@@ -16,6 +16,8 @@ the `phonenumbers` package):
   undelivered with 30006) settles it later.
 * `display_phone(e164, region)`: how staff read a stored number (national format at home,
   international otherwise).
+* `MobileNumberField`: a form field for a number typed in any of those ways, cleaned into E.164 in
+  the form's `region` (forms that are not a model's: the representative's and the caregiver's).
 * `national_digits(raw, region)`: a number's digits as its country writes them at home, however
   it was typed ("+1 (617) 555-0187" and "617.555.0187" both read "6175550187"): what a search
   by phone number compares.
@@ -24,6 +26,8 @@ the `phonenumbers` package):
 from __future__ import annotations
 
 import phonenumbers
+from django import forms
+from django.core.exceptions import ValidationError
 from phonenumbers import NumberParseException, PhoneNumberType, ValidationResult
 
 #: Number types that cannot take a text (or are certainly not a patient's own phone).
@@ -135,3 +139,25 @@ def _expected_lengths(region: str) -> str:
         return ""
     counted = str(lengths[0]) if len(lengths) == 1 else f"{', '.join(map(str, lengths[:-1]))} or {lengths[-1]}"
     return f"{region} numbers have {counted}"
+
+
+class MobileNumberField(forms.CharField):
+    """A mobile number typed in any usual local form, cleaned into E.164; a number that cannot be
+    read is an error on the field saying what is wrong. `region` is set by the form (the practice's
+    country)."""
+
+    region = "US"
+
+    def __init__(self, *args, **kwargs):
+        # As typed ("+44 (0) 7700 900 123") a number is longer than its stored E.164 form.
+        kwargs["max_length"] = 40
+        super().__init__(*args, **kwargs)
+
+    def clean(self, value) -> str:
+        typed = (super().clean(value) or "").strip()
+        if not typed:
+            return ""
+        try:
+            return normalise_phone(typed, self.region)
+        except InvalidPhoneNumber as error:
+            raise ValidationError(str(error)) from error

@@ -19,7 +19,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from core.phones import InvalidPhoneNumber, normalise_phone
+from core.phones import MobileNumberField
 from patients.admin.scoping import PracticeScopedAdmin, ReadOnlyAdmin
 from patients.timezones import PracticeLocalTimes
 from patients.models import AgeBand, Patient, normalise_email
@@ -42,7 +42,7 @@ class RepresentativeForm(forms.Form):
     first_name = forms.CharField(max_length=100, required=False)
     last_name = forms.CharField(max_length=100, required=False)
     email = forms.EmailField(required=False)
-    mobile_phone = forms.CharField(label="Mobile phone", max_length=40, required=False)
+    mobile_phone = MobileNumberField(label="Mobile phone", required=False)
     sms_consent = forms.BooleanField(label="Consented to text messages", required=False)
     relationship = forms.ChoiceField(choices=Relationship.choices)
     level = forms.ChoiceField(choices=AccessLevel.choices, widget=forms.RadioSelect)
@@ -77,20 +77,13 @@ class RepresentativeForm(forms.Form):
             practice=practice, accesses__patient__in=family,
         ).exclude(accesses__patient=patient, accesses__status__in=[AccessStatus.INVITED, AccessStatus.ACTIVE]).distinct()
         self.fields["level"].initial = representatives.default_level(patient, now)
+        self.fields["mobile_phone"].region = patient.practice.country
         if not practice.text_invitations_enabled:
             self.fields["send_by"].choices = [("", "Do not invite yet"), (SendBy.EMAIL, "Email")]
 
     def clean_email(self) -> str:
         return normalise_email(self.cleaned_data.get("email"))
 
-    def clean_mobile_phone(self) -> str:
-        value = (self.cleaned_data.get("mobile_phone") or "").strip()
-        if not value:
-            return ""
-        try:
-            return normalise_phone(value, self.patient.practice.country)
-        except InvalidPhoneNumber as error:
-            raise ValidationError(str(error)) from error
 
     def clean(self):
         cleaned = super().clean()
@@ -277,12 +270,7 @@ class RepresentativeAdmin(PracticeScopedAdmin):
         return False  # revoke the access instead: the record of who had access stays
 
     def save_model(self, request, obj, form, change):
-        obj.email = normalise_email(obj.email)
-        if obj.mobile_phone:
-            try:
-                obj.mobile_phone = normalise_phone(obj.mobile_phone, obj.practice.country)
-            except InvalidPhoneNumber:
-                pass  # the form's own validation reports it
+        obj.email = normalise_email(obj.email)  # the mobile number was read on the form (the model's clean_fields)
         super().save_model(request, obj, form, change)
         if change and {"email", "mobile_phone"} & set(form.changed_data):
             representatives.revoke_for_contact_change(obj, now=timezone.now())

@@ -48,7 +48,8 @@ _DEFAULT_SENTENCES = {
         "Did not expect this email? You can ignore it. Questions? Contact [Practice Name]: [Practice Contact]."
     ),
 }
-_DEFAULT_LAYOUT = """\
+#: The shipped emails' layout (a patient's invitation, and a representative's: `wording.representatives`).
+EMAIL_LAYOUT = """\
 <div style="font-family: Arial, Helvetica, sans-serif; font-size: 16px; line-height: 1.5; color: #1f2933; max-width: 560px;">
 [Logo]
 <p>{hello}</p>
@@ -59,7 +60,7 @@ _DEFAULT_LAYOUT = """\
 <p>{questions}</p>
 </div>
 """
-DEFAULT_HTML_BODY = _DEFAULT_LAYOUT.format(**_DEFAULT_SENTENCES)
+DEFAULT_HTML_BODY = EMAIL_LAYOUT.format(**_DEFAULT_SENTENCES)
 
 
 def default_subject() -> str:
@@ -69,7 +70,7 @@ def default_subject() -> str:
 
 def default_html_body() -> str:
     """The shipped email body in the active language."""
-    return _DEFAULT_LAYOUT.format(**{key: gettext(sentence) for key, sentence in _DEFAULT_SENTENCES.items()})
+    return EMAIL_LAYOUT.format(**{key: gettext(sentence) for key, sentence in _DEFAULT_SENTENCES.items()})
 
 _ALLOWED_TAGS = {
     "a", "b", "blockquote", "br", "center", "div", "em", "h1", "h2", "h3", "h4", "hr", "i", "img", "li",

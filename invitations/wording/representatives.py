@@ -11,7 +11,7 @@ from django.utils import translation
 from django.utils.translation import gettext, gettext_noop
 
 from core import languages
-from invitations.wording import invitation_email, invitation_text
+from invitations.wording import email_html, invitation_email, invitation_text
 
 SUBJECT = gettext_noop("Your patient portal invitation from [Practice Name]")
 _SENTENCES = {
@@ -31,17 +31,6 @@ _SENTENCES = {
         "Did not expect this email? You can ignore it. Questions? Contact [Practice Name]: [Practice Contact]."
     ),
 }
-_LAYOUT = """\
-<div style="font-family: Arial, Helvetica, sans-serif; font-size: 16px; line-height: 1.5; color: #1f2933; max-width: 560px;">
-[Logo]
-<p>{hello}</p>
-<p>{invites}</p>
-<p><a href="[Registration Link]" style="display: inline-block; background-color: #0b5cad; color: #ffffff; padding: 12px 20px; border-radius: 4px; text-decoration: none; font-weight: bold;">{button}</a></p>
-<p>{copy}<br>[Registration Link]</p>
-<p>{safe}</p>
-<p>{questions}</p>
-</div>
-"""
 TEXT_BODY = gettext_noop("[Practice Name]: set up portal access for [Patient First Name]: [Registration Link] Reply STOP to opt out.")
 _PATIENT_FIRST_NAME = "[Patient First Name]"
 
@@ -52,7 +41,7 @@ class _Wording:
     def __init__(self, patient_first_name: str):
         # Brackets in a name are written as entities, so a name can never look like a snippet.
         name = invitation_email.patient_name_html(patient_first_name or gettext("the patient"))
-        body = _LAYOUT.format(**{key: gettext(sentence) for key, sentence in _SENTENCES.items()})
+        body = email_html.EMAIL_LAYOUT.format(**{key: gettext(sentence) for key, sentence in _SENTENCES.items()})
         self.language = translation.get_language()
         self.subject = gettext(SUBJECT)
         self.html_body = body.replace(_PATIENT_FIRST_NAME, name)

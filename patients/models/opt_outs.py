@@ -2,13 +2,11 @@
 with why and who added it. Both lists share their shape (`OptOutEntry`)."""
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from core.phones import InvalidPhoneNumber, normalise_phone
 from patients.models.patients import normalise_email
-from patients.models.practices import Practice
+from patients.models.practices import PhoneReadInPracticeCountry, Practice
 
 
 class OptOutEntry(models.Model):
@@ -87,7 +85,7 @@ class SmsOptOutQuerySet(models.QuerySet):
         return self.filter(practice_id=practice_id, phone=phone)
 
 
-class SmsOptOut(OptOutEntry):
+class SmsOptOut(PhoneReadInPracticeCountry, OptOutEntry):
     """A mobile number the practice must not text (the patient replied STOP; START removes it)."""
 
     practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="sms_opt_outs")
@@ -96,6 +94,7 @@ class SmsOptOut(OptOutEntry):
 
     objects = SmsOptOutQuerySet.as_manager()
     contact_field = "phone"
+    phone_field = "phone"
 
     class Meta(OptOutEntry.Meta):
         verbose_name = "text opt-out"
@@ -110,18 +109,3 @@ class SmsOptOut(OptOutEntry):
     def __str__(self) -> str:
         # Admin messages and history show it: the number's last digits are enough there.
         return f"…{self.phone[-4:]} ({self.get_reason_display()})"
-
-    def clean_fields(self, exclude=None) -> None:
-        errors = {}
-        if "phone" not in (exclude or ()):
-            region = self.practice.country if self.practice_id else "US"
-            try:
-                self.phone = normalise_phone(self.phone, region)
-            except InvalidPhoneNumber as exc:
-                errors["phone"] = [str(exc)]
-        try:
-            super().clean_fields(exclude=[*(exclude or ()), *errors])
-        except ValidationError as exc:
-            errors = exc.update_error_dict(errors)
-        if errors:
-            raise ValidationError(errors)

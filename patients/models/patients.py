@@ -14,9 +14,9 @@ from django.db import models
 from django.utils import timezone
 
 from core import languages
-from core.phones import InvalidPhoneNumber, national_digits, normalise_phone
+from core.phones import national_digits
 
-from patients.models.practices import Practice
+from patients.models.practices import PhoneReadInPracticeCountry, Practice
 
 MAX_AGE_YEARS = 125
 ZIP_CODE_VALIDATOR = RegexValidator(
@@ -250,7 +250,7 @@ def _fill_search_keys(patients: list["Patient"]) -> None:
         patient.fill_search_keys(region)
 
 
-class Patient(models.Model):
+class Patient(PhoneReadInPracticeCountry, models.Model):
     """A patient's chart as the practice keeps it.
 
     Fields an invitation needs are optional here on purpose: the chart is always saved, and
@@ -334,6 +334,7 @@ class Patient(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = PatientQuerySet.as_manager()
+    phone_field = "mobile_phone"
 
     class Meta:
         ordering = ["last_name", "first_name", "id"]
@@ -380,21 +381,7 @@ class Patient(models.Model):
         for field in ("first_name", "last_name", "chart_number", "phone", "zip_code"):
             setattr(self, field, (getattr(self, field) or "").strip())
         self.email = normalise_email(self.email)
-        errors = {}
-        # The number is read before the field checks: a valid number typed with spaces and
-        # brackets may be longer than the stored E.164 form.
-        if self.mobile_phone and "mobile_phone" not in (exclude or ()):
-            region = self.practice.country if self.practice_id else "US"
-            try:
-                self.mobile_phone = normalise_phone(self.mobile_phone, region)
-            except InvalidPhoneNumber as exc:
-                errors["mobile_phone"] = [str(exc)]
-        try:
-            super().clean_fields(exclude=[*(exclude or ()), *errors])
-        except ValidationError as exc:
-            errors = exc.update_error_dict(errors)
-        if errors:
-            raise ValidationError(errors)
+        super().clean_fields(exclude=exclude)  # the mobile number is read in the practice's country first
 
     def note_sms_consent_change(self, *, by, now: datetime.datetime) -> None:
         """Record who changed text consent (to what `sms_consent` now says) and when: the patient

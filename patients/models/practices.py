@@ -7,13 +7,40 @@ from typing import Optional
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from core import languages
+from core.phones import InvalidPhoneNumber, normalise_phone
 
 #: Countries whose phone numbers the practice's staff type without a country code (ISO 3166).
 COUNTRY_CHOICES = [("US", "United States"), ("CA", "Canada"), ("GB", "United Kingdom"), ("AU", "Australia"),
                    ("NZ", "New Zealand"), ("IE", "Ireland")]
+class PhoneReadInPracticeCountry:
+    """A model whose phone number staff type in local form (`phone_field`): `clean_fields` reads it
+    into international form in the practice's country before the field checks (a valid number typed
+    with spaces and brackets may be longer than the stored form), and a number that cannot be read is
+    an error on its field, reported with the others."""
+
+    phone_field = ""
+
+    def clean_fields(self, exclude=None) -> None:
+        errors = {}
+        typed = getattr(self, self.phone_field)
+        if typed and self.phone_field not in (exclude or ()):
+            region = self.practice.country if self.practice_id else "US"
+            try:
+                setattr(self, self.phone_field, normalise_phone(typed, region))
+            except InvalidPhoneNumber as exc:
+                errors[self.phone_field] = [str(exc)]
+        try:
+            super().clean_fields(exclude=[*(exclude or ()), *errors])
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        if errors:
+            raise ValidationError(errors)
+
+
 def _time_zone_choices() -> list[tuple[str, str]]:
     return [(name, name) for name in sorted(zoneinfo.available_timezones())]
 

@@ -22,6 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from core.phones import display_phone
+from patients.models.practices import PhoneReadInPracticeCountry
 
 
 class Relationship(models.TextChoices):
@@ -54,7 +55,7 @@ class EndReason(models.TextChoices):
 LIVE_STATUSES = (AccessStatus.INVITED, AccessStatus.ACTIVE)
 
 
-class Representative(models.Model):
+class Representative(PhoneReadInPracticeCountry, models.Model):
     """A person who acts for patients of one practice. Their own login (`portal_user`) is set when
     they first register from an invitation; the same login may represent people at several
     practices and may also be a patient's own login."""
@@ -79,6 +80,8 @@ class Representative(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False,
     )
+
+    phone_field = "mobile_phone"
 
     class Meta:
         ordering = ["last_name", "first_name", "id"]

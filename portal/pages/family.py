@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy as _
 from django.views.decorators.http import require_http_methods, require_POST
 
-from core.phones import InvalidPhoneNumber, normalise_phone
+from core.phones import MobileNumberField
 from invitations import representatives
 from invitations.models import Channel, EventKind
 from invitations.vocabulary import SendBy
@@ -147,7 +147,7 @@ class CaregiverForm(forms.Form):
     first_name = forms.CharField(label=_("Their first name"), max_length=100)
     last_name = forms.CharField(label=_("Their last name"), max_length=100)
     email = forms.EmailField(label=_("Their email address"), required=False)
-    mobile_phone = forms.CharField(label=_("Their mobile number"), max_length=40, required=False)
+    mobile_phone = MobileNumberField(label=_("Their mobile number"), required=False)
     sms_consent = forms.BooleanField(
         label=_("They agreed to get a text message with the invitation"), required=False,
     )
@@ -166,19 +166,12 @@ class CaregiverForm(forms.Form):
     def __init__(self, *args, practice, today: datetime.date, **kwargs):
         super().__init__(*args, **kwargs)
         self.practice = practice
+        self.fields["mobile_phone"].region = practice.country
         self.today = today
 
     def clean_email(self) -> str:
         return normalise_email(self.cleaned_data.get("email"))
 
-    def clean_mobile_phone(self) -> str:
-        value = (self.cleaned_data.get("mobile_phone") or "").strip()
-        if not value:
-            return ""
-        try:
-            return normalise_phone(value, self.practice.country)
-        except InvalidPhoneNumber as error:
-            raise ValidationError(str(error)) from error
 
     def clean_ends_on(self):
         ends_on = self.cleaned_data.get("ends_on")
