@@ -31,6 +31,16 @@ def redis_url() -> str:
     return url if url.startswith("redis://") else os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
+def count_limits_in(store: str, monkeypatch) -> str:
+    """Point the shared limits (core.throttle) at the database or at Redis for one test; the tests
+    that run once per store call this from their own parametrised fixture."""
+    from core import throttle
+
+    url = redis_url() if store == "redis" else "database"
+    monkeypatch.setattr(throttle, "store_url", lambda: url)
+    return store
+
+
 def redis_reachable(url: str) -> bool:
     parsed = urlparse(url)
     try:
@@ -104,6 +114,15 @@ def on_postgres() -> bool:
 
 
 @pytest.fixture
+def practice():
+    """Maple Street Dental: the one practice most tests need (practice_a and practice_b where
+    scoping between two matters)."""
+    from tests.factories import PracticeFactory
+
+    return PracticeFactory(name="Maple Street Dental")
+
+
+@pytest.fixture
 def practice_a():
     from tests.factories import PracticeFactory
 
@@ -123,6 +142,21 @@ def front_desk_a(practice_a):
     from tests.factories import staff_member
 
     return staff_member(practice_a, Role.FRONT_DESK, username="frontdesk_a")
+
+
+@pytest.fixture
+def manager_a(practice_a):
+    from patients.models import Role
+    from tests.factories import staff_member
+
+    return staff_member(practice_a, Role.MANAGER, username="manager_a", email="manager@staff.example")
+
+
+@pytest.fixture
+def manager_client(client, manager_a):
+    """Signed in as Practice A's manager (who may run Activate Now and edit the templates)."""
+    client.force_login(manager_a)
+    return client
 
 
 @pytest.fixture
@@ -201,10 +235,12 @@ _ORIGINAL_FORCE_LOGIN = Client.force_login
 
 
 @pytest.fixture(autouse=True)
-def _sessions_never_idle_out(monkeypatch, settings):
+def _sessions_never_idle_out(request, monkeypatch, settings):
     """Many tests move the clock by hours or days with one signed-in client (expiry, re-invites,
-    digests): their sessions do not end for idleness. tests/security/test_idle_sessions.py, which
-    tests that they do, overrides this fixture."""
+    digests): their sessions do not end for idleness. Tests marked `sessions_idle_out`
+    (tests/security/test_idle_sessions.py, which tests that they do) keep the real times."""
+    if request.node.get_closest_marker("sessions_idle_out"):
+        return
     from patients.staff_auth import sessions
 
     monkeypatch.setattr(sessions, "idle_seconds_for", lambda user: 10 * 365 * 86400)

@@ -56,6 +56,11 @@ class PatientFactory(factory.django.DjangoModelFactory):
     birth_sex = BirthSex.FEMALE
     email_consent = True
 
+    class Params:
+        #: PatientFactory(texting=True): also reachable by text (consent and a mobile number of
+        #: its own, unless the test gives one).
+        texting = factory.Trait(sms_consent=True, mobile_phone=factory.Sequence(lambda n: f"+1617555{n % 10000:04d}"))
+
 
 def staff_member(practice, role=Role.FRONT_DESK, **user_fields):
     user = StaffFactory(**user_fields)

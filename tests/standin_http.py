@@ -12,7 +12,8 @@ import math
 import threading
 import time
 import urllib.parse
-from typing import Optional
+import urllib.request
+from typing import Any, Optional
 
 REASONS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
            403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 422: "Unprocessable Entity",
@@ -170,3 +171,14 @@ class HttpStandIn:
 
     async def _respond(self, method: str, path: str, headers: dict, body: bytes):
         raise NotImplementedError
+
+
+def control(url: str, what: str, data: Optional[dict] = None, *, timeout: float = 30) -> Any:
+    """The client side of a stand-in's control API (``/_standin/<what>``): GET it, or POST `data`
+    as JSON; the JSON answer."""
+    request = urllib.request.Request(
+        f"{url}/_standin/{what}", data=None if data is None else json.dumps(data).encode(),
+        method="GET" if data is None else "POST", headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())

@@ -17,7 +17,7 @@ def clean_env(tmp_path, **env) -> dict:
     return base
 
 
-def start(tmp_path, what: str, **env):
+def start_process(tmp_path, what: str, **env):
     """Start the web application ("wsgi"), a worker ("worker") or beat ("beat") far enough to see
     whether it refuses its configuration, in a fresh interpreter with only `env` set."""
     code = {
@@ -58,19 +58,19 @@ def test_it_runs_on_embedded_defaults_with_debug(tmp_path):
 
 @pytest.mark.parametrize("what", ["wsgi", "worker", "beat"])
 def test_it_refuses_production_without_a_secret_key(tmp_path, what):
-    result = start(tmp_path, what, DJANGO_DEBUG="false", DJANGO_ALLOWED_HOSTS="portal.example.com")
+    result = start_process(tmp_path, what, DJANGO_DEBUG="false", DJANGO_ALLOWED_HOSTS="portal.example.com")
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY must be set" in result.stderr
 
 
 def test_it_refuses_production_with_a_short_secret_key(tmp_path):
-    result = start(tmp_path, "wsgi", DJANGO_SECRET_KEY="short", DJANGO_ALLOWED_HOSTS="portal.example.com")
+    result = start_process(tmp_path, "wsgi", DJANGO_SECRET_KEY="short", DJANGO_ALLOWED_HOSTS="portal.example.com")
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY must be set" in result.stderr
 
 
 def test_it_refuses_production_without_allowed_hosts(tmp_path):
-    result = start(tmp_path, "wsgi", DJANGO_SECRET_KEY="x" * 50)
+    result = start_process(tmp_path, "wsgi", DJANGO_SECRET_KEY="x" * 50)
     assert result.returncode != 0
     assert "DJANGO_ALLOWED_HOSTS" in result.stderr
 
@@ -78,7 +78,7 @@ def test_it_refuses_production_without_allowed_hosts(tmp_path):
 def test_a_complete_production_configuration_starts(tmp_path):
     env = {"DJANGO_SECRET_KEY": "k" * 50, "DJANGO_ALLOWED_HOSTS": "portal.example.com"}
     for what in ("wsgi", "worker", "beat"):
-        result = start(tmp_path, what, **env)
+        result = start_process(tmp_path, what, **env)
         assert result.returncode == 0, (what, result.stderr[-2000:])
 
 
@@ -181,7 +181,7 @@ def test_check_deploy_reports_nothing_serious(tmp_path):
 
 
 def test_it_refuses_a_real_email_provider_without_a_webhook_secret(tmp_path):
-    result = start(
+    result = start_process(
         tmp_path, "wsgi", DJANGO_SECRET_KEY="k" * 50, DJANGO_ALLOWED_HOSTS="portal.example.com",
         EMAIL_PROVIDER="postmark", ANYMAIL_POSTMARK_SERVER_TOKEN="token-123",
     )

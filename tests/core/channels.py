@@ -45,7 +45,7 @@ def emails(n: int, *, domain: str = "example.com", start: int = 0) -> list[Item]
     return [Item(key=start + i, to=f"p{start + i}@{domain}", payload=f"Pat{start + i}") for i in range(n)]
 
 
-def texts(n: int, *, start: int = 0, callback: str = "") -> list[Item]:
+def text_items(n: int, *, start: int = 0, callback: str = "") -> list[Item]:
     return [
         Item(key=start + i, to=f"+1617555{start + i:04d}", payload=text_transport.Text(BODY, status_callback=callback))
         for i in range(n)
@@ -166,7 +166,7 @@ class TextChannel(Channel):
     refused_address = twilio_standin.INVALID_NUMBER
 
     def items(self, n, *, start=0):
-        return texts(n, start=start)
+        return text_items(n, start=start)
 
     def transport(self):
         return text_transport.for_many()

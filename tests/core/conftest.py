@@ -5,12 +5,12 @@ forgotten around a test (the modules ask for it with ``pytest.mark.usefixtures("
 import pytest
 
 from tests.conftest import redis_reachable, redis_url
-from tests.twilio_standin import StandIn
+from tests.twilio_standin import TwilioStandIn
 
 
 @pytest.fixture(scope="module")
 def _twilio_server():
-    server = StandIn().start()
+    server = TwilioStandIn().start()
     yield server
     server.stop()
 

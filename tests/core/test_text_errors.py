@@ -7,10 +7,17 @@ from twilio.base.exceptions import TwilioRestException
 
 from core.sending import engine
 from core.sending.errors import (
-    CANNOT_ROUTE, INVALID_NUMBER, NOT_MOBILE, OPTED_OUT, UNKNOWN_OUTCOME, ErrorKind, classify, twilio_delivery_error,
+    CANNOT_ROUTE,
+    INVALID_NUMBER,
+    NOT_MOBILE,
+    OPTED_OUT,
+    UNKNOWN_OUTCOME,
+    ErrorKind,
+    classify,
+    twilio_delivery_error,
 )
 from core.sending.transports import text as text_transport
-from tests.core.channels import no_rate, texts
+from tests.core.channels import no_rate, text_items
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_sms_rate")]
 
@@ -37,11 +44,11 @@ def test_twilios_answers_are_classified(status, code, kind):
 
 def test_a_connection_that_never_opened_is_temporary_a_timeout_after_the_request_is_an_unknown_outcome(twilio, settings):
     settings.TWILIO_API_URL = "http://127.0.0.1:9"  # nothing listens there: no request went
-    outcome = engine.send_one(texts(1)[0], via=text_transport.for_one(), limiter=no_rate())
+    outcome = engine.send_one(text_items(1)[0], via=text_transport.for_one(), limiter=no_rate())
     assert outcome.error.kind is ErrorKind.TEMPORARY and outcome.error.code == ""
     settings.TWILIO_API_URL, settings.TWILIO_TIMEOUT = twilio.url, 0.2
     twilio.configure(latency=1.0)  # the request went; the answer would come too late
-    outcome = engine.send_one(texts(1)[0], via=text_transport.for_one(), limiter=no_rate())
+    outcome = engine.send_one(text_items(1)[0], via=text_transport.for_one(), limiter=no_rate())
     assert outcome.error.kind is ErrorKind.REFUSED and outcome.error.code == UNKNOWN_OUTCOME
 
 

@@ -15,21 +15,28 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from core.sending import engine, ratelimit
-from core.sending.errors import CANNOT_ROUTE, INVALID_NUMBER, NOT_MOBILE, OPTED_OUT, UNKNOWN_OUTCOME, ErrorKind
+from core.sending.errors import (
+    CANNOT_ROUTE,
+    INVALID_NUMBER,
+    NOT_MOBILE,
+    OPTED_OUT,
+    UNKNOWN_OUTCOME,
+    ErrorKind,
+)
 from core.sending.ratelimit import make as rate_limiter
 from core.sending.transports import Item
 from core.sending.transports import text as text_transport
 from core.sending.transports.text import Text
 from tests import twilio_standin
 from tests.conftest import redis_url
-from tests.core.channels import BODY, no_rate, send_many, texts
+from tests.core.channels import BODY, no_rate, send_many, text_items
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_sms_rate")]
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def send(batch, **kwargs):
+def send_texts(batch, **kwargs):
     return send_many(batch, via=text_transport.for_many(), **kwargs)
 
 
@@ -42,7 +49,7 @@ def text(key, to, body=BODY) -> Item:
 
 def test_a_text_is_sent_and_recorded_with_twilios_sid(twilio):
     twilio.configure(callbacks=False)  # nothing listens at the callback's address
-    report, recorder = send(texts(1, callback="https://portal.example.test/texts/status/"))
+    report, recorder = send_texts(text_items(1, callback="https://portal.example.test/texts/status/"))
     [(key, sid)] = recorder.flushes[-1].sent
     assert key == 0 and sid.startswith("SM") and len(sid) == 34 and report.sent == 1
     [accepted] = twilio.accepted()
@@ -55,7 +62,7 @@ def test_a_text_is_sent_and_recorded_with_twilios_sid(twilio):
 def test_through_a_messaging_service_the_service_picks_the_sender(twilio, settings):
     settings.TWILIO_MESSAGING_SERVICE_SID = twilio_standin.MESSAGING_SERVICE_SID
     settings.TWILIO_FROM_NUMBER = ""
-    report, _ = send(texts(2))
+    report, _ = send_texts(text_items(2))
     assert report.sent == 2
     assert {m["messaging_service_sid"] for m in twilio.accepted()} == {twilio_standin.MESSAGING_SERVICE_SID}
 
@@ -64,7 +71,7 @@ def test_without_a_provider_texts_are_written_as_readable_files(settings, tmp_pa
     settings.SMS_PROVIDER = ""
     settings.VAR_DIR = tmp_path
     settings.TWILIO_FROM_NUMBER = ""
-    report, recorder = send([Item(key=7, to="+16175550123", payload=Text("Hello from Maple Dental"))])
+    report, recorder = send_texts([Item(key=7, to="+16175550123", payload=Text("Hello from Maple Dental"))])
     [(key, sid)] = recorder.flushes[-1].sent
     assert key == 7 and sid.startswith("file-") and report.sent == 1
     [written] = list((tmp_path / "texts").glob("*.txt"))
@@ -95,7 +102,7 @@ def test_numbers_twilio_refuses_are_refused_with_the_code_the_app_acts_on(twilio
         text("unreachable", twilio_standin.CANNOT_ROUTE), text("abroad", twilio_standin.REGION_NOT_ENABLED),
         text("fine", "+16175550123"),
     ]
-    report, recorder = send(batch)
+    report, recorder = send_texts(batch)
     refused = recorder.failed
     assert {key: error.code for key, error in refused.items()} == {
         "invalid": INVALID_NUMBER, "landline": NOT_MOBILE, "stopped": OPTED_OUT, "stopped-here": OPTED_OUT,
@@ -113,7 +120,7 @@ def test_a_call_whose_answer_never_came_is_not_sent_again_the_text_goes_at_most_
     monkeypatch.setattr(engine, "RETRY_WAITS", (0.05, 0.05))
     settings.TWILIO_TIMEOUT = 0.3
     twilio.configure(latency=1.0)  # Twilio takes the text, its answer comes after our timeout
-    report, recorder = send(texts(1), concurrency=1)
+    report, recorder = send_texts(text_items(1), concurrency=1)
     assert (report.sent, report.left) == (0, [])
     [(key, error)] = recorder.failed.items()
     assert (key, error.code) == (0, UNKNOWN_OUTCOME) and "may or may not have been sent" in error.detail
@@ -123,7 +130,7 @@ def test_a_call_whose_answer_never_came_is_not_sent_again_the_text_goes_at_most_
 
 def test_a_sender_that_is_not_ours_is_a_service_error(twilio, settings):
     settings.TWILIO_FROM_NUMBER = "+16175559999"
-    report, _ = send(texts(3), concurrency=1)
+    report, _ = send_texts(text_items(3), concurrency=1)
     assert report.service_error.kind is ErrorKind.SERVICE and "21606" in report.service_error.detail
     assert "TWILIO_FROM_NUMBER" in report.service_error.detail
     assert twilio.stats()["requests"] == 1 and len(report.left) == 3
@@ -131,7 +138,7 @@ def test_a_sender_that_is_not_ours_is_a_service_error(twilio, settings):
 
 def test_bad_credentials_name_the_settings_to_check(twilio, settings):
     settings.TWILIO_AUTH_TOKEN = "not-the-token"
-    report, _ = send(texts(2), concurrency=1)
+    report, _ = send_texts(text_items(2), concurrency=1)
     assert "20003" in report.service_error.detail and "TWILIO_AUTH_TOKEN" in report.service_error.detail
 
 
@@ -142,7 +149,7 @@ def test_a_misconfiguration_names_the_missing_setting(twilio, settings):
     settings.TWILIO_AUTH_TOKEN = ""
     with pytest.raises(ImproperlyConfigured, match="TWILIO_AUTH_TOKEN"):
         text_transport.for_many().open()
-    report, _ = send(texts(2))
+    report, _ = send_texts(text_items(2))
     assert report.service_error.kind is ErrorKind.SERVICE and "TWILIO_AUTH_TOKEN" in report.service_error.detail
     assert [item.key for item in report.left] == [0, 1]
     assert twilio.stats()["requests"] == 0
@@ -186,7 +193,7 @@ def concurrent_senders(store: str, *, senders: int, each: int, rate: float, afte
         try:
             limiter = rate_limiter("sms", rate=rate, store=store)
             report = engine.send_many(
-                texts(each, start=index * 100), via=text_transport.for_many(), deadline=time.monotonic() + 30,
+                text_items(each, start=index * 100), via=text_transport.for_many(), deadline=time.monotonic() + 30,
                 limiter=limiter, concurrency=4,
             )
             reports.append(report)

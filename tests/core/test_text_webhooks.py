@@ -10,9 +10,9 @@ import pytest
 from core.sending import engine
 from core.sending.errors import OPTED_OUT
 from core.sending.text_webhooks import reply_keyword
-from tests import twilio_standin
 from core.sending.transports import text as text_transport
-from tests.core.channels import no_rate, send_many, texts
+from tests import twilio_standin
+from tests.core.channels import no_rate, send_many, text_items
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_sms_rate")]
 
@@ -89,7 +89,7 @@ def test_the_standins_status_callbacks_and_replies_pass_the_gate(twilio, live_se
     settings.PORTAL_BASE_URL = live_server.url
     text_webhook_urls.RECEIVED.clear()
     twilio.configure(landlines=["+16175550001"])
-    report, _ = send_many(texts(2, callback=live_server.url + STATUS_PATH), via=text_transport.for_many())
+    report, _ = send_many(text_items(2, callback=live_server.url + STATUS_PATH), via=text_transport.for_many())
     assert report.sent == 2
     deadline = time.monotonic() + 10
     while len(twilio.callbacks()) < 6 and time.monotonic() < deadline:
@@ -105,7 +105,7 @@ def test_the_standins_status_callbacks_and_replies_pass_the_gate(twilio, live_se
     }
     answer = twilio.reply(live_server.url + INBOUND_PATH, from_="+16175550000", body="Stop")
     assert answer["answer"] == 200 and text_webhook_urls.RECEIVED[-1] == ("inbound", answer["params"])
-    again = engine.send_one(texts(1)[0], via=text_transport.for_one(), limiter=no_rate())
+    again = engine.send_one(text_items(1)[0], via=text_transport.for_one(), limiter=no_rate())
     assert again.error.code == OPTED_OUT
 
 

@@ -4,16 +4,15 @@ The concurrency tests run 40 requests at once through real connections (PostgreS
 keys): exactly the limit get through, whatever the interleaving.
 """
 
-import threading
 import time
 
 import pytest
 import time_machine
-from django.db import connection
 
 from core import throttle
 from tests.clock import NOW
-from tests.conftest import redis_url
+from tests.conftest import count_limits_in
+from tests.threads import run_together
 
 STORES = [
     pytest.param("database", marks=pytest.mark.django_db(transaction=True), id="database"),
@@ -22,49 +21,25 @@ STORES = [
 
 
 @pytest.fixture(params=STORES)
-def store(request, monkeypatch):
-    url = redis_url() if request.param == "redis" else "database"
-    monkeypatch.setattr(throttle, "store_url", lambda: url)
-    return request.param
+def throttle_store(request, monkeypatch):
+    return count_limits_in(request.param, monkeypatch)
 
 
-def run_together(target, count: int) -> list:
-    barrier = threading.Barrier(count)
-    results, errors = [], []
-
-    def worker():
-        try:
-            barrier.wait()
-            results.append(target())
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    return results
-
-
-def test_it_counts_each_attempt_and_refuses_past_the_limit(store):
+def test_it_counts_each_attempt_and_refuses_past_the_limit(throttle_store):
     attempts = [throttle.attempt("test-login", "10.0.0.1", limit=3, window_seconds=60) for _ in range(5)]
     assert [a.allowed for a in attempts] == [True, True, True, False, False]
     assert [a.count for a in attempts] == [1, 2, 3, 4, 5]
     assert throttle.attempt("test-login", "10.0.0.2", limit=3, window_seconds=60).allowed  # another key
 
 
-def test_a_released_attempt_gives_its_place_back(store):
+def test_a_released_attempt_gives_its_place_back(throttle_store):
     first = throttle.attempt("test-login", "desk", limit=2, window_seconds=60)
     first.release()
     assert throttle.count("test-login", "desk", window_seconds=60) == 0
     assert [throttle.attempt("test-login", "desk", limit=2, window_seconds=60).allowed for _ in range(3)] == [True, True, False]
 
 
-def test_a_release_after_the_window_turned_leaves_the_new_window_alone(store):
+def test_a_release_after_the_window_turned_leaves_the_new_window_alone(throttle_store):
     with time_machine.travel(NOW.replace(second=58), tick=False) as clock:
         old = throttle.attempt("test-login", "desk", limit=5, window_seconds=60)
         clock.shift(5)  # the next minute's window
@@ -73,14 +48,14 @@ def test_a_release_after_the_window_turned_leaves_the_new_window_alone(store):
         assert throttle.count("test-login", "desk", window_seconds=60) == 1
 
 
-def test_clear_forgets_the_counts(store):
+def test_clear_forgets_the_counts(throttle_store):
     for _ in range(4):
         throttle.attempt("test-login", "desk", limit=3, window_seconds=60)
     throttle.clear("test-login", "desk")
     assert throttle.attempt("test-login", "desk", limit=3, window_seconds=60).count == 1
 
 
-def test_one_turn_per_interval(store):
+def test_one_turn_per_interval(throttle_store):
     assert throttle.take_turn("test-slow", "desk", seconds=0.3) is True
     assert throttle.take_turn("test-slow", "desk", seconds=0.3) is False
     assert throttle.take_turn("test-slow", "other", seconds=0.3) is True
@@ -96,20 +71,20 @@ CONCURRENT_STORES = [
 ]
 
 
-@pytest.mark.parametrize("store", CONCURRENT_STORES, indirect=True)
-def test_forty_attempts_at_once_let_exactly_the_limit_through(store):
+@pytest.mark.parametrize("throttle_store", CONCURRENT_STORES, indirect=True)
+def test_forty_attempts_at_once_let_exactly_the_limit_through(throttle_store):
     results = run_together(lambda: throttle.attempt("test-burst", "one-account", limit=10, window_seconds=300).allowed, 40)
     assert results.count(True) == 10
     assert throttle.count("test-burst", "one-account", window_seconds=300) == 40
 
 
-@pytest.mark.parametrize("store", CONCURRENT_STORES, indirect=True)
-def test_twenty_callers_at_once_get_one_turn(store):
+@pytest.mark.parametrize("throttle_store", CONCURRENT_STORES, indirect=True)
+def test_twenty_callers_at_once_get_one_turn(throttle_store):
     results = run_together(lambda: throttle.take_turn("test-burst", "one-account", seconds=30), 20)
     assert results.count(True) == 1
 
 
-def test_clearing_an_account_forgets_its_count_from_every_address(store):
+def test_clearing_an_account_forgets_its_count_from_every_address(throttle_store):
     for address in ("10.0.0.1", "10.0.0.2"):
         for _ in range(3):
             throttle.attempt("test-pair", ("desk", address), limit=3, window_seconds=60)

@@ -31,7 +31,7 @@ def texting_patient(mobile: str) -> Patient:
     practice = PracticeFactory(name="Maple Street Dental", contact_phone="(617) 555-0142", text_invitations_enabled=True)
     return PatientFactory(
         practice=practice, first_name="Amara", last_name="Okafor-Smith", date_of_birth=datetime.date(1991, 7, 14),
-        email="", mobile_phone=mobile, sms_consent=True,
+        email="", mobile_phone=mobile, texting=True,
     )
 
 

@@ -5,7 +5,8 @@ import os
 import time
 
 from anymail.exceptions import AnymailAPIError
-from django.core.mail.backends import filebased
+from django.core import mail
+from django.core.mail.backends import filebased, locmem
 from django.core.mail.backends.base import BaseEmailBackend
 
 
@@ -32,3 +33,20 @@ class HangingFileBackend(filebased.EmailBackend):
                 time.sleep(3600)  # the worker is killed while it waits here
             super().send_messages([message])
         return len(email_messages)
+
+
+class WorkerDied(BaseException):
+    """Stands for SIGKILL in a test's own process: raised from inside a send, it is no Exception,
+    so nothing in the chunk gets to clean up."""
+
+
+class DyingBackend(locmem.EmailBackend):
+    """Accepts `survive` messages (counted in django.core.mail.outbox), then the worker dies. Set
+    `DyingBackend.survive` before the chunk runs, and to a large number for the next worker."""
+
+    survive = 0
+
+    def send_messages(self, messages):
+        if len(mail.outbox) >= DyingBackend.survive:
+            raise WorkerDied()
+        return super().send_messages(messages)

@@ -1,5 +1,5 @@
 """Shared pieces of the bulk-run text tests (test_bulk_texts*.py): a practice that texts, patients
-reachable by email, by text or both, a run driven chunk by chunk until done, and what the Twilio
+reachable by email, by text or both, a run driven chunk by chunk until done (or started and sent through at once: `run_now`), and what the Twilio
 stand-in took checked against the database. The Twilio fixtures come from tests/core/conftest.py;
 a test module imports them (with the `quiet_twilio` fixture) to use them."""
 
@@ -8,10 +8,9 @@ import re
 
 import pytest
 
-from invitations.bulk import runs
-from invitations.bulk import chunks
-from invitations.models.bulk_runs import ChunkStatus
+from invitations.bulk import chunks, runs
 from invitations.models import Channel, Invitation, Status, TextStatus
+from invitations.models.bulk_runs import ChunkStatus
 from patients.models import BulkChannels
 from tests.clock import NOW
 from tests.core import conftest as core_fixtures
@@ -34,7 +33,7 @@ def quiet_twilio(twilio, fresh_sms_rate):
 
 
 @pytest.fixture
-def enqueued(monkeypatch):
+def handed_on_chunks(monkeypatch):
     """Chunk tasks the code hands on, with their countdowns (the broker is not needed to see them)."""
     calls = []
     monkeypatch.setattr(
@@ -43,22 +42,22 @@ def enqueued(monkeypatch):
     return calls
 
 
-def texting_practice(channels: str = BulkChannels.EMAIL_THEN_TEXT, **fields):
+def bulk_texting_practice(channels: str = BulkChannels.EMAIL_THEN_TEXT, **fields):
     fields = {"name": "Maple Street Dental", "text_invitations_enabled": True, **fields}
     return PracticeFactory(bulk_channels=channels, **fields)
 
 
-def mobile() -> str:
+def next_mobile() -> str:
     return f"+1617555{next(_numbers) % 10000:04d}"
 
 
-def patient(practice, *, email: str = "", number: str = "", **fields):
+def textable_patient(practice, *, email: str = "", number: str = "", **fields):
     """A patient with text consent and a mobile number; no email address unless given."""
     fields = {"sms_consent": True, **fields}
-    return PatientFactory(practice=practice, email=email, mobile_phone=number or mobile(), **fields)
+    return PatientFactory(practice=practice, email=email, mobile_phone=number or next_mobile(), **fields)
 
 
-def start(practice, capture, **kwargs):
+def start_held_run(practice, capture, **kwargs):
     with capture(execute=False):
         return runs.start_run(practice=practice, now=NOW, **kwargs)
 
@@ -93,3 +92,11 @@ def assert_each_texted_once_with_a_working_link(standin, patients) -> None:
         assert (invitation.text_to, invitation.text_sid) == (message["to"], message["sid"])
         assert invitation.status == Status.SENT and invitation.text_status == TextStatus.QUEUED
         assert message["status_callback"].endswith(f"/twilio/text-status/?invitation={invitation.public_id}")
+
+
+def run_now(practice, capture, **kwargs):
+    """Start a run and let the (eager) worker send every chunk; the finished run."""
+    with capture(execute=True):
+        run = runs.start_run(practice=practice, now=NOW, **kwargs)
+    run.refresh_from_db()
+    return run

@@ -1,4 +1,5 @@
-"""Shared by the tests of the invitation parts of the patient admin (tests/invitations/test_admin_*.py)."""
+"""Shared by the tests of the staff pages about invitations: the patient admin's invitation parts
+(tests/invitations/test_admin_*.py), the dashboard, Activate Now and the template editor."""
 
 from django.contrib.messages import get_messages
 from django.urls import reverse
@@ -6,7 +7,7 @@ from django.urls import reverse
 CHANGELIST = reverse("admin:patients_patient_changelist")
 
 
-def texts(response) -> list[str]:
+def messages_of(response) -> list[str]:
     return [str(m) for m in get_messages(response.wsgi_request)]
 
 
@@ -27,3 +28,19 @@ def add_patient_data(practice, **overrides):
 def post_action(client, action, patients, **extra):
     data = {"action": action, "_selected_action": [p.pk for p in patients], **extra}
     return client.post(CHANGELIST, data)
+
+
+def dashboard_url(practice):
+    return reverse("admin:invitations_portal_dashboard", args=[practice.pk])
+
+
+def activate_url(practice):
+    return reverse("admin:invitations_portal_activate", args=[practice.pk])
+
+
+def editor_url(practice):
+    return reverse("admin:invitations_portal_template", args=[practice.pk])
+
+
+def preview_url(practice):
+    return reverse("admin:invitations_portal_template_preview", args=[practice.pk])

@@ -12,7 +12,12 @@ from invitations.models import EventKind, Invitation, RevokeReason, Source, Stat
 from tests.clock import NOW
 from tests.factories import PatientFactory
 from tests.invitations.factories import InvitationFactory
-from tests.invitations.patient_admin import add_patient_data, invitation_url, post_action, texts
+from tests.invitations.patient_admin import (
+    add_patient_data,
+    invitation_url,
+    messages_of,
+    post_action,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 
@@ -24,7 +29,7 @@ def test_the_invite_action_invites_the_eligible_and_lists_the_skipped(client_a, 
     assert response.status_code == 302
     assert good.invitations.filter(status=Status.PENDING, source=Source.MANUAL).exists()
     assert not no_email.invitations.exists()
-    messages = texts(response)
+    messages = messages_of(response)
     assert "Invited 1 patient." in messages
     assert any("Skipped 1" in t and "Noemail" in t and "Email address is missing." in t for t in messages)
 
@@ -103,7 +108,7 @@ def test_changing_the_email_in_the_admin_revokes_the_link_for_good(client_a, pra
     invitation.refresh_from_db()
     assert invitation.status == Status.REVOKED
     assert invitation.revoke_reason == RevokeReason.EMAIL_CHANGED
-    assert any("revoked" in t for t in texts(response))
+    assert any("revoked" in t for t in messages_of(response))
     # The old link can never be re-sent: a resend makes a new link to the new address.
     later = NOW + datetime.timedelta(hours=2)
     with time_machine.travel(later, tick=False):

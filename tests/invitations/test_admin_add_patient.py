@@ -9,7 +9,12 @@ from invitations.models import Invitation, Source, Status
 from patients.models import Patient, Role
 from tests.clock import NOW
 from tests.factories import PatientFactory, staff_member
-from tests.invitations.patient_admin import CHANGELIST, add_patient_data, invitation_url, texts
+from tests.invitations.patient_admin import (
+    CHANGELIST,
+    add_patient_data,
+    invitation_url,
+    messages_of,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 
@@ -26,7 +31,7 @@ def test_adding_a_patient_with_the_box_ticked_invites_and_emails_after_commit(
     assert invitation.created_by == front_desk_a
     assert invitation.status == Status.SENT
     assert len(mail.outbox) == 1 and mail.outbox[0].to == ["ann@example.com"]
-    assert any("on its way to ann@example.com" in t for t in texts(response))
+    assert any("on its way to ann@example.com" in t for t in messages_of(response))
 
 
 def test_with_the_box_ticked_what_the_invitation_needs_is_marked_on_its_fields_and_nothing_is_saved(client_a, practice_a):

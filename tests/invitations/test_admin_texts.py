@@ -9,13 +9,25 @@ import json
 import pytest
 from django.urls import reverse
 
-from invitations.models import EventKind, Invitation, RevokeReason, Source, Status, TextStatus
+from invitations.models import (
+    EventKind,
+    Invitation,
+    RevokeReason,
+    Source,
+    Status,
+    TextStatus,
+)
 from invitations.vocabulary import Channel, SendBy
 from patients.models import Membership, Patient, Role, SmsOptOut
 from tests.clock import NOW
 from tests.factories import PatientFactory, staff_member
 from tests.invitations.factories import InvitationFactory
-from tests.invitations.patient_admin import add_patient_data, invitation_url, post_action, texts
+from tests.invitations.patient_admin import (
+    add_patient_data,
+    invitation_url,
+    messages_of,
+    post_action,
+)
 from tests.patients.test_admin_texts import chart_data
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
@@ -36,7 +48,7 @@ def page_of(client, patient) -> str:
 
 
 def textable(practice, **fields) -> Patient:
-    return PatientFactory(practice=practice, mobile_phone="+16175550123", sms_consent=True, **fields)
+    return PatientFactory(practice=practice, mobile_phone="+16175550123", texting=True, **fields)
 
 
 # -- the add form --------------------------------------------------------------------------------
@@ -83,7 +95,7 @@ def test_adding_a_patient_invited_by_text_reads_the_number_and_sends_the_text_af
     assert (invitation.by_email, invitation.by_text, invitation.text_to) == (False, True, "+16175550123")
     assert invitation.source == Source.NEW_PATIENT and invitation.status == Status.SENT
     assert invitation.text_status == TextStatus.QUEUED
-    assert any("on its way to (617) 555-0123 (text message)" in t for t in texts(response))
+    assert any("on its way to (617) 555-0123 (text message)" in t for t in messages_of(response))
 
 
 def test_both_sends_one_invitation_by_email_and_text(client_a, texting_a):
@@ -91,7 +103,7 @@ def test_both_sends_one_invitation_by_email_and_text(client_a, texting_a):
     assert response.status_code == 302
     invitation = Patient.objects.get(chart_number="N100").invitations.get()
     assert (invitation.by_email, invitation.by_text, invitation.email) == (True, True, "ann@example.com")
-    assert any("on its way to ann@example.com and (617) 555-0123 (text message)" in t for t in texts(response))
+    assert any("on its way to ann@example.com and (617) 555-0123 (text message)" in t for t in messages_of(response))
 
 
 def test_a_text_choice_marks_what_the_text_needs_on_its_fields_and_saves_nothing(client_a, texting_a):
@@ -133,7 +145,7 @@ def test_the_default_emails_where_the_practice_does_not_text_and_a_forged_choice
     assert response.status_code == 302
     invitation = Patient.objects.get(chart_number="N100").invitations.get()
     assert (invitation.by_email, invitation.by_text) == (True, False)
-    assert any("on its way to ann@example.com." in t for t in texts(response))
+    assert any("on its way to ann@example.com." in t for t in messages_of(response))
 
 
 def test_a_number_on_the_opt_out_list_typed_the_local_way_is_refused_on_its_field(client_a, texting_a):
@@ -192,7 +204,7 @@ def test_the_invite_button_sends_by_the_chosen_channels(client_a, texting_a, fro
 def test_a_channel_that_cannot_be_used_is_reported_and_nothing_is_made(client_a, texting_a):
     patient = PatientFactory(practice=texting_a)  # no mobile number
     response = client_a.post(invitation_url(patient, "invite"), {"send_by": "text"}, follow=True)
-    assert any("Skipped 1" in t and "Mobile phone number is missing." in t for t in texts(response))
+    assert any("Skipped 1" in t and "Mobile phone number is missing." in t for t in messages_of(response))
     assert not patient.invitations.exists()
 
 
@@ -200,7 +212,7 @@ def test_an_unknown_choice_on_a_button_is_refused_with_a_message(client_a, texti
     patient = textable(texting_a)
     response = client_a.post(invitation_url(patient, "invite"), {"send_by": "pigeon"})
     assert response.status_code == 302
-    assert "Choose how to send the invitation: email, text message or both." in texts(response)
+    assert "Choose how to send the invitation: email, text message or both." in messages_of(response)
     assert not patient.invitations.exists()
 
 
@@ -234,7 +246,7 @@ def test_the_list_actions_keep_the_default_plan(client_a, texting_a):
     by_email = textable(texting_a, last_name="Hasemail")
     by_text = textable(texting_a, last_name="Noemail", email="")
     response = post_action(client_a, "invite_selected", [by_email, by_text], send_by="both")  # not an action's field
-    assert "Invited 2 patients." in texts(response)
+    assert "Invited 2 patients." in messages_of(response)
     assert (by_email.invitations.get().by_email, by_email.invitations.get().by_text) == (True, False)
     assert (by_text.invitations.get().by_email, by_text.invitations.get().by_text) == (False, True)
 
@@ -263,7 +275,7 @@ def test_changing_the_mobile_number_says_the_text_link_to_the_old_number_was_rev
         reverse("admin:patients_patient_change", args=[patient.pk]), chart_data(patient, mobile_phone="617 555 0199", email="new@example.com"),
     )
     assert response.status_code == 302
-    assert any(t.startswith("The mobile number changed, so the invitation texted to the old number was revoked") for t in texts(response))
+    assert any(t.startswith("The mobile number changed, so the invitation texted to the old number was revoked") for t in messages_of(response))
     invitation.refresh_from_db()
     assert invitation.revoke_reason == RevokeReason.MOBILE_CHANGED
 
@@ -271,7 +283,7 @@ def test_changing_the_mobile_number_says_the_text_link_to_the_old_number_was_rev
 def test_an_undeliverable_number_blocks_texts_until_the_number_changes(client_a, texting_a):
     patient = textable(texting_a, email="", undeliverable_mobile="+16175550123", undeliverable_mobile_reason="Landline")
     response = client_a.post(invitation_url(patient, "invite"), {"send_by": "text"}, follow=True)
-    assert any("Texts to this number cannot be delivered" in t for t in texts(response))
+    assert any("Texts to this number cannot be delivered" in t for t in messages_of(response))
     client_a.post(reverse("admin:patients_patient_change", args=[patient.pk]), chart_data(patient, mobile_phone="6175550199"))
     assert client_a.post(invitation_url(patient, "invite"), {"send_by": "text"}).status_code == 302
     assert patient.invitations.get().text_to == "+16175550199"

@@ -25,7 +25,7 @@ def broker_down(monkeypatch):
 
 
 @pytest.fixture
-def enqueued(monkeypatch):
+def enqueued_sends(monkeypatch):
     calls = []
     monkeypatch.setattr(send_invitation, "apply_async", lambda args=(), **kwargs: calls.append(args[0]))
     return calls
@@ -45,16 +45,16 @@ def test_adding_a_patient_with_the_broker_down_still_saves_and_invites(client_a,
     assert "left for the sweep" in caplog.text and "ann@example.com" not in caplog.text
 
 
-def test_the_sweep_requeues_a_lost_send_after_two_minutes(enqueued, django_capture_on_commit_callbacks):
+def test_the_sweep_requeues_a_lost_send_after_two_minutes(enqueued_sends, django_capture_on_commit_callbacks):
     lost = InvitationFactory(status=Status.PENDING, sent_at=None, token_hash=None, created_at=NOW)
     with django_capture_on_commit_callbacks(execute=True):
         assert services.requeue_unsent(now=NOW + datetime.timedelta(minutes=2) - datetime.timedelta(seconds=1)) == 0
     with django_capture_on_commit_callbacks(execute=True):
         assert services.requeue_unsent(now=NOW + datetime.timedelta(minutes=2)) == 1
-    assert enqueued == [lost.pk]
+    assert enqueued_sends == [lost.pk]
 
 
-def test_the_sweep_leaves_claimed_sent_bulk_and_expired_invitations_alone(enqueued, django_capture_on_commit_callbacks):
+def test_the_sweep_leaves_claimed_sent_bulk_and_expired_invitations_alone(enqueued_sends, django_capture_on_commit_callbacks):
     later = NOW + datetime.timedelta(minutes=5)
     InvitationFactory(created_at=NOW)  # sent
     InvitationFactory(status=Status.PENDING, sent_at=None, token_hash=None, created_at=NOW, source=Source.BULK)
@@ -63,11 +63,11 @@ def test_the_sweep_leaves_claimed_sent_bulk_and_expired_invitations_alone(enqueu
     Invitation.objects.filter(pk=claimed.pk).update(sending_started_at=later - datetime.timedelta(minutes=1))
     with django_capture_on_commit_callbacks(execute=True):
         assert services.requeue_unsent(now=later) == 0
-    assert enqueued == []
+    assert enqueued_sends == []
 
 
 
-def test_a_send_waiting_for_its_retry_is_not_requeued_and_a_lost_retry_chain_is_given_up(enqueued, django_capture_on_commit_callbacks):
+def test_a_send_waiting_for_its_retry_is_not_requeued_and_a_lost_retry_chain_is_given_up(enqueued_sends, django_capture_on_commit_callbacks):
     """A temporary email-service error releases the claim for the task's own retry; the sweep must
     not start a second chain (each would mail a new link), only give up when the chain was lost."""
     invitation = InvitationFactory(status=Status.PENDING, sent_at=None, token_hash=None, created_at=NOW)
@@ -76,11 +76,11 @@ def test_a_send_waiting_for_its_retry_is_not_requeued_and_a_lost_retry_chain_is_
     with django_capture_on_commit_callbacks(execute=True):
         assert services.requeue_unsent(now=NOW + datetime.timedelta(hours=3) - datetime.timedelta(seconds=1)) == 0
     invitation.refresh_from_db()
-    assert invitation.status == Status.PENDING and enqueued == []
+    assert invitation.status == Status.PENDING and enqueued_sends == []
     services.requeue_unsent(now=NOW + datetime.timedelta(hours=3))
     invitation.refresh_from_db()
     assert invitation.status == Status.FAILED and "could not be reached" in invitation.failure_reason
-    assert enqueued == []
+    assert enqueued_sends == []
 
 
 def test_an_invitation_that_never_reached_the_email_service_does_not_block_a_resend():

@@ -8,40 +8,34 @@ from django.core import mail
 from django.core.mail.backends.locmem import EmailBackend as LocmemBackend
 from django.db import IntegrityError
 
-from invitations.bulk import runs
-from invitations.bulk import chunks
-from invitations.models.bulk_runs import CHUNK_LEASE, BulkRun, BulkRunChunk, BulkRunKind, BulkRunStatus, ChunkStatus
-from invitations.models import EventKind, Invitation, InvitationEvent, InvitationTemplate, Source, Status
+from invitations.bulk import chunks, runs
+from invitations.models import (
+    EventKind,
+    Invitation,
+    InvitationEvent,
+    InvitationTemplate,
+    Source,
+    Status,
+)
+from invitations.models.bulk_runs import (
+    CHUNK_LEASE,
+    BulkRun,
+    BulkRunChunk,
+    BulkRunKind,
+    BulkRunStatus,
+    ChunkStatus,
+)
 from patients.models import EmailOptOut
 from tests.clock import NOW
 from tests.factories import PatientFactory, PracticeFactory, UserFactory
+from tests.faults.backends import DyingBackend, WorkerDied
 from tests.invitations.factories import InvitationFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 
 
-@pytest.fixture
-def practice():
-    return PracticeFactory(name="Maple Street Dental")
-
-
 def recipients() -> list[str]:
     return sorted(address for message in mail.outbox for address in message.to)
-
-
-class WorkerDied(BaseException):
-    """Stands for SIGKILL: nothing in the chunk gets to clean up."""
-
-
-class DyingBackend(LocmemBackend):
-    """Accepts `survive` messages, then the worker dies."""
-
-    survive = 0
-
-    def send_messages(self, messages):
-        if len(mail.outbox) >= DyingBackend.survive:
-            raise WorkerDied()
-        return super().send_messages(messages)
 
 
 # -- preview -----------------------------------------------------------------------------------
@@ -231,7 +225,7 @@ def test_a_worker_dying_half_way_is_resumed_by_the_sweep_without_duplicates(
     patients = PatientFactory.create_batch(5, practice=practice)
     monkeypatch.setattr(chunks, "MARK_SENT_EVERY_SECONDS", 0)
     settings.PORTAL_SEND_CONCURRENCY = 1  # one email at a time, so "after two" is a known point
-    settings.EMAIL_BACKEND = f"{__name__}.DyingBackend"
+    settings.EMAIL_BACKEND = "tests.faults.backends.DyingBackend"
     DyingBackend.survive = survive
     with django_capture_on_commit_callbacks(execute=False):
         run = runs.start_run(practice=practice, now=NOW)

@@ -4,23 +4,19 @@ and tenant scoping (another practice's ids are 404)."""
 import datetime
 
 import pytest
-from django.contrib.messages import get_messages
 from django.core import mail
 from django.urls import reverse
 
 from invitations.bulk import runs
-from invitations.models.bulk_runs import BulkRun, BulkRunStatus
 from invitations.models import Invitation
+from invitations.models.bulk_runs import BulkRun, BulkRunStatus
 from patients.audit import AuditAction, AuditEntry
 from patients.models import Role
 from tests.clock import NOW
 from tests.factories import PatientFactory, staff_member
+from tests.invitations.patient_admin import activate_url, messages_of
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
-
-
-def activate_url(practice):
-    return reverse("admin:invitations_portal_activate", args=[practice.pk])
 
 
 def progress_url(run):
@@ -29,16 +25,6 @@ def progress_url(run):
 
 def json_url(run):
     return reverse("admin:invitations_bulkrun_progress_json", args=[run.pk])
-
-
-def texts(response) -> list[str]:
-    return [str(m) for m in get_messages(response.wsgi_request)]
-
-
-@pytest.fixture
-def manager_client(client, practice_a):
-    client.force_login(staff_member(practice_a, Role.MANAGER, username="manager_a"))
-    return client
 
 
 def test_the_preview_says_how_many_are_invited_and_why_others_are_skipped(manager_client, practice_a):
@@ -97,7 +83,7 @@ def test_a_second_activate_now_while_one_runs_is_refused_with_a_message(
         response = manager_client.post(activate_url(practice_a))
     run = BulkRun.objects.get()
     assert response["Location"] == progress_url(run)
-    assert "Activate Now is already running for this practice" in texts(response)[-1]
+    assert "Activate Now is already running for this practice" in messages_of(response)[-1]
     assert "already running" in manager_client.get(activate_url(practice_a)).content.decode()
     assert Invitation.objects.count() == 0
 

@@ -5,10 +5,9 @@ import pytest
 from django.core import mail
 
 from invitations import services
-from invitations.bulk import runs
-from invitations.bulk import chunks
-from invitations.models.bulk_runs import BulkRun
+from invitations.bulk import chunks, runs
 from invitations.models import Invitation
+from invitations.models.bulk_runs import BulkRun
 from tests.clock import NOW
 from tests.factories import PatientFactory, PracticeFactory
 from tests.invitations.test_concurrency import run_together
@@ -24,7 +23,7 @@ def locmem(settings, monkeypatch):
     monkeypatch.setattr(runs, "_enqueue_planning", lambda ids: None)
 
 
-def start(practice):
+def start_or_none(practice):
     try:
         return runs.start_run(practice=practice, now=NOW)
     except runs.RunAlreadyRunning:
@@ -34,7 +33,7 @@ def start(practice):
 def test_four_activate_now_confirms_at_once_start_one_run():
     practice = PracticeFactory()
     PatientFactory.create_batch(3, practice=practice)
-    started = run_together(lambda: start(practice))
+    started = run_together(lambda: start_or_none(practice))
     assert sum(run is not None for run in started) == 1
     assert BulkRun.objects.filter(practice=practice).count() == 1
 

@@ -8,13 +8,19 @@ import re
 
 import pytest
 
-from invitations.bulk import runs
-from invitations.bulk import chunks
 from invitations.admin.bulk_runs import BulkRunAdmin
+from invitations.bulk import chunks, runs
+from invitations.models import (
+    SEND_GIVE_UP_AFTER,
+    EventKind,
+    Invitation,
+    Status,
+    hash_token,
+)
 from invitations.models.bulk_runs import BulkRunStatus, BulkRunTick, ChunkStatus
-from invitations.models import SEND_GIVE_UP_AFTER, EventKind, Invitation, Status, hash_token
 from tests.clock import NOW
-from tests.factories import PatientFactory, PracticeFactory
+from tests.factories import PatientFactory
+from tests.invitations.bulk_texting import start_held_run
 
 pytestmark = pytest.mark.django_db
 
@@ -22,24 +28,14 @@ LINK = re.compile(r"/invite/([A-Za-z0-9_-]{20,})/")
 
 
 @pytest.fixture
-def practice():
-    return PracticeFactory(name="Maple Street Dental")
-
-
-@pytest.fixture
-def enqueued(monkeypatch):
+def enqueued_chunks(monkeypatch):
     """Chunk tasks the code hands on (the broker is not needed to see them)."""
     calls = []
     monkeypatch.setattr("invitations.tasks.process_bulk_chunk.apply_async", lambda args, **kw: calls.append(args[0]))
     return calls
 
 
-def start(practice, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=False):
-        return runs.start_run(practice=practice, now=NOW)
-
-
-def run_until_done(run, *, capture, now=NOW, attempts: int = 50) -> list[str]:
+def send_every_chunk(run, *, capture, now=NOW, attempts: int = 50) -> list[str]:
     """What the worker does: process each chunk, again whenever it was handed on."""
     outcomes = []
     for _ in range(attempts):
@@ -75,8 +71,8 @@ def test_a_chunk_sends_each_patient_their_own_link_through_the_real_backend(
 ):
     standin = use_provider(provider)
     patients = PatientFactory.create_batch(12, practice=practice)
-    run = start(practice, django_capture_on_commit_callbacks)
-    assert run_until_done(run, capture=django_capture_on_commit_callbacks) == ["done"]
+    run = start_held_run(practice, django_capture_on_commit_callbacks)
+    assert send_every_chunk(run, capture=django_capture_on_commit_callbacks) == ["done"]
     assert_each_patient_got_one_working_link(standin, patients)
     run.refresh_from_db()
     assert (run.status, run.sent, run.failed) == (BulkRunStatus.DONE, 12, 0)
@@ -92,8 +88,8 @@ def test_a_batch_provider_sends_family_members_sharing_an_address_their_own_link
     standin = use_provider("mailgun")
     family = [PatientFactory(practice=practice, email="family@example.com", first_name=name) for name in ("Ann", "Bo")]
     others = PatientFactory.create_batch(3, practice=practice)
-    run = start(practice, django_capture_on_commit_callbacks)
-    run_until_done(run, capture=django_capture_on_commit_callbacks)
+    run = start_held_run(practice, django_capture_on_commit_callbacks)
+    send_every_chunk(run, capture=django_capture_on_commit_callbacks)
     assert_each_patient_got_one_working_link(standin, family + others)
     greetings = sorted(m["text"].split(",")[0] for m in standin.accepted() if m["to"] == "family@example.com")
     assert greetings == ["Hello Ann", "Hello Bo"]
@@ -108,8 +104,8 @@ def test_throttling_by_the_provider_is_retried_inside_the_run_and_nobody_fails(
     standin = use_provider("postmark")
     standin.configure(rate_limit=25, burst=5)
     patients = PatientFactory.create_batch(40, practice=practice)
-    run = start(practice, django_capture_on_commit_callbacks)
-    assert run_until_done(run, capture=django_capture_on_commit_callbacks) == ["done"]
+    run = start_held_run(practice, django_capture_on_commit_callbacks)
+    assert send_every_chunk(run, capture=django_capture_on_commit_callbacks) == ["done"]
     stats = standin.stats()
     assert stats["throttled"] > 0
     assert_each_patient_got_one_working_link(standin, patients)
@@ -118,14 +114,14 @@ def test_throttling_by_the_provider_is_retried_inside_the_run_and_nobody_fails(
 
 
 def test_a_chunk_whose_time_runs_out_hands_the_rest_on_at_once_and_the_run_waits_for_it(
-    practice, use_provider, monkeypatch, enqueued, frozen, django_capture_on_commit_callbacks
+    practice, use_provider, monkeypatch, enqueued_chunks, frozen, django_capture_on_commit_callbacks
 ):
     standin = use_provider("postmark")
     standin.configure(latency=0.1)
     monkeypatch.setattr(chunks, "SEND_SECONDS", 0.35)
     monkeypatch.setattr("django.conf.settings.PORTAL_SEND_CONCURRENCY", 2)
     patients = PatientFactory.create_batch(20, practice=practice)
-    run = start(practice, django_capture_on_commit_callbacks)
+    run = start_held_run(practice, django_capture_on_commit_callbacks)
     chunk = run.chunks.get()
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -133,7 +129,7 @@ def test_a_chunk_whose_time_runs_out_hands_the_rest_on_at_once_and_the_run_waits
     chunk.refresh_from_db()
     sent_first = standin.stats()["messages"]
     assert 2 <= sent_first < 20
-    assert chunk.status == ChunkStatus.PENDING and enqueued == [chunk.pk]  # handed on at once
+    assert chunk.status == ChunkStatus.PENDING and enqueued_chunks == [chunk.pk]  # handed on at once
     assert (chunk.sent, chunk.invited, chunk.waiting) == (sent_first, 20, 0)
     assert Invitation.objects.filter(status=Status.SENT).count() == sent_first
     unsent = Invitation.objects.filter(status=Status.PENDING)
@@ -146,7 +142,7 @@ def test_a_chunk_whose_time_runs_out_hands_the_rest_on_at_once_and_the_run_waits
     assert (progress["finished"], progress["sent"], progress["processed"]) == (False, sent_first, sent_first)
     assert progress["rate"] > 0 and progress["seconds_left"] > 0 and progress["time_left"]
 
-    outcomes = run_until_done(run, capture=django_capture_on_commit_callbacks)
+    outcomes = send_every_chunk(run, capture=django_capture_on_commit_callbacks)
     assert outcomes[-1] == "done" and set(outcomes[:-1]) <= {"continued"}
     assert_each_patient_got_one_working_link(standin, patients)
     assert standin.stats()["invitations_emailed_twice"] == 0
@@ -161,7 +157,7 @@ def test_an_outage_defers_the_chunk_and_it_finishes_when_the_service_is_back(
     monkeypatch.setattr("core.sending.engine.RETRY_WAITS", ())  # no retry inside the chunk
     standin.configure(fail_next=1000)
     patients = PatientFactory.create_batch(4, practice=practice)
-    run = start(practice, django_capture_on_commit_callbacks)
+    run = start_held_run(practice, django_capture_on_commit_callbacks)
     chunk = run.chunks.get()
     with pytest.raises(chunks.ChunkDeferred, match="HTTP 503"):
         chunks.process_chunk(chunk.pk, now=NOW)
@@ -174,7 +170,7 @@ def test_an_outage_defers_the_chunk_and_it_finishes_when_the_service_is_back(
     assert progress["waiting"] == 4 and "HTTP 503" in progress["send_problem"] and not progress["finished"]
 
     standin.configure(fail_next=0)
-    assert run_until_done(run, capture=django_capture_on_commit_callbacks) == ["done"]
+    assert send_every_chunk(run, capture=django_capture_on_commit_callbacks) == ["done"]
     assert_each_patient_got_one_working_link(standin, patients)
     run.refresh_from_db()
     assert (run.status, run.sent, run.failed) == (BulkRunStatus.DONE, 4, 0)
@@ -186,7 +182,7 @@ def test_a_refused_account_fails_no_patient_and_stops_after_one_call(
     standin = use_provider("postmark")
     standin.configure(auth_fail=True)
     PatientFactory.create_batch(30, practice=practice)
-    run = start(practice, django_capture_on_commit_callbacks)
+    run = start_held_run(practice, django_capture_on_commit_callbacks)
     with pytest.raises(chunks.ChunkDeferred, match="HTTP 401"):
         chunks.process_chunk(run.chunks.get().pk, now=NOW)
     assert standin.stats()["requests"] <= 16
@@ -201,7 +197,7 @@ def test_hours_of_refusals_fail_the_chunks_invitations_with_the_reason(
     standin = use_provider("postmark")
     standin.configure(auth_fail=True)
     PatientFactory.create_batch(3, practice=practice)
-    run = start(practice, django_capture_on_commit_callbacks)
+    run = start_held_run(practice, django_capture_on_commit_callbacks)
     chunk = run.chunks.get()
     with pytest.raises(chunks.ChunkDeferred):
         chunks.process_chunk(chunk.pk, now=NOW)
@@ -227,8 +223,8 @@ def test_addresses_the_provider_refuses_fail_with_the_reason_and_the_others_go(
     standin = use_provider("mailgun")  # one bad address makes Mailgun refuse the whole batch
     good = PatientFactory.create_batch(5, practice=practice)
     bad = PatientFactory(practice=practice, email="invalid.mailbox@example.com")
-    run = start(practice, django_capture_on_commit_callbacks)
-    run_until_done(run, capture=django_capture_on_commit_callbacks)
+    run = start_held_run(practice, django_capture_on_commit_callbacks)
+    send_every_chunk(run, capture=django_capture_on_commit_callbacks)
     assert_each_patient_got_one_working_link(standin, good)
     failed = Invitation.objects.get(patient=bad)
     assert failed.status == Status.FAILED and "HTTP 400" in failed.failure_reason
@@ -238,7 +234,7 @@ def test_addresses_the_provider_refuses_fail_with_the_reason_and_the_others_go(
 
 def test_progress_counts_the_current_rate_and_the_time_left(practice, frozen, django_capture_on_commit_callbacks):
     PatientFactory.create_batch(3, practice=practice)
-    run = start(practice, django_capture_on_commit_callbacks)
+    run = start_held_run(practice, django_capture_on_commit_callbacks)
     run.targeted = 1000
     run.save(update_fields=["targeted"])
     run.chunks.update(sent=400)
@@ -254,7 +250,7 @@ def test_progress_counts_the_current_rate_and_the_time_left(practice, frozen, dj
 
 
 def test_a_later_attempt_never_invites_again_a_patient_this_run_already_invited(
-    practice, use_provider, monkeypatch, enqueued, frozen, django_capture_on_commit_callbacks
+    practice, use_provider, monkeypatch, enqueued_chunks, frozen, django_capture_on_commit_callbacks
 ):
     """A resend run's chunk handed on at its deadline and resumed hours later (behind a big run):
     the patients it already emailed, or whose address was refused, are not invited again."""
@@ -273,7 +269,7 @@ def test_a_later_attempt_never_invites_again_a_patient_this_run_already_invited(
         assert chunks.process_chunk(chunk.pk, now=NOW) == "continued"
     later = NOW + datetime.timedelta(hours=2)
     frozen.move_to(later)
-    outcomes = run_until_done(run, capture=django_capture_on_commit_callbacks, now=later)
+    outcomes = send_every_chunk(run, capture=django_capture_on_commit_callbacks, now=later)
     assert outcomes[-1] == "done"
     assert standin.stats()["recipients_emailed_twice"] == 0
     assert Invitation.objects.filter(patient=refused).count() == 1
@@ -283,13 +279,13 @@ def test_a_later_attempt_never_invites_again_a_patient_this_run_already_invited(
 
 
 def test_a_chunk_is_never_done_while_one_of_its_invitations_is_pending(
-    practice, use_provider, monkeypatch, enqueued, frozen, django_capture_on_commit_callbacks
+    practice, use_provider, monkeypatch, enqueued_chunks, frozen, django_capture_on_commit_callbacks
 ):
     """A safety net under the sending engine: were an invitation ever lost between its lists (it should
     not be), the chunk is handed on instead of read as done."""
     use_provider("postmark")
     PatientFactory.create_batch(3, practice=practice)
-    run = start(practice, django_capture_on_commit_callbacks)
+    run = start_held_run(practice, django_capture_on_commit_callbacks)
     real_send = chunks._send
 
     def lose_one(outgoing, **kwargs):
@@ -311,7 +307,7 @@ def test_a_chunk_that_cannot_get_a_sending_slot_waits_for_it_instead_of_spinning
     monkeypatch.setattr(chunks, "SEND_SECONDS", 1.0)
     ratelimit.limiter("email").slow_down(120)  # the provider asked the account to wait two minutes
     PatientFactory.create_batch(3, practice=practice)
-    run = start(practice, django_capture_on_commit_callbacks)
+    run = start_held_run(practice, django_capture_on_commit_callbacks)
     countdowns = []
     monkeypatch.setattr(
         "invitations.tasks.process_bulk_chunk.apply_async", lambda args, **kw: countdowns.append(kw.get("countdown"))
@@ -329,7 +325,7 @@ def test_a_chunk_taken_over_after_its_lease_leaves_the_new_owners_claims_alone(
     use_provider("postmark")
     monkeypatch.setattr(chunks, "SEND_SECONDS", 0.0)  # hands everything on
     PatientFactory.create_batch(2, practice=practice)
-    run = start(practice, django_capture_on_commit_callbacks)
+    run = start_held_run(practice, django_capture_on_commit_callbacks)
     chunk = run.chunks.get()
     real_send = chunks._send
 

@@ -5,24 +5,29 @@ counted in the same units (invitations) and skipped with reasons of their own.""
 import pytest
 
 from invitations import eligibility
-from invitations.models import EventKind, Invitation, InvitationEvent, Source, Status, TextStatus, hash_token
+from invitations.models import (
+    EventKind,
+    Invitation,
+    InvitationEvent,
+    Source,
+    Status,
+    TextStatus,
+    hash_token,
+)
 from patients.models import EmailOptOut
 from patients.models.representatives import AccessStatus, Relationship
 from tests.clock import NOW
 from tests.factories import PatientFactory, PracticeFactory, UserFactory
 from tests.family_factories import AccessFactory, RepresentativeFactory, child, teenager
+from tests.faults.backends import DyingBackend, WorkerDied
+from tests.invitations.bulk_texting import run_now
 from tests.invitations.factories import InvitationFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 
 
 @pytest.fixture
-def practice():
-    return PracticeFactory(name="Maple Street Dental")
-
-
-@pytest.fixture
-def family(practice):
+def families_to_invite(practice):
     """Three adults to invite, and children: Sofia and Lucas share a parent (invited, not linked), Ines
     has two (one with no email), Noah none, Mia a parent who linked already, Ana only a caregiver, and a
     teenager (own account possible) with a parent."""
@@ -58,7 +63,7 @@ def bulk_tally(practice, **options):
 # -- counting -------------------------------------------------------------------------------------------
 
 
-def test_the_children_are_counted_through_their_parents_in_invitations(practice, family, django_assert_max_num_queries):
+def test_the_children_are_counted_through_their_parents_in_invitations(practice, families_to_invite, django_assert_max_num_queries):
     PatientFactory(practice=PracticeFactory())  # another practice: never counted
     AccessFactory(patient=child(PracticeFactory()))
     with django_assert_max_num_queries(3):  # the patients by their rules, the children, the parents' accesses
@@ -79,14 +84,14 @@ def test_the_children_are_counted_through_their_parents_in_invitations(practice,
     assert {rule.code for rule, _ in preview.reasons} == {"child_no_representative", "representative_linked", "representative_missing_email"}
 
 
-def test_a_parent_blocked_by_the_rules_is_skipped_with_their_reason(practice, family):
-    EmailOptOut.objects.create(practice=practice, email=family["parent"].email)
+def test_a_parent_blocked_by_the_rules_is_skipped_with_their_reason(practice, families_to_invite):
+    EmailOptOut.objects.create(practice=practice, email=families_to_invite["parent"].email)
     counted = bulk_tally(practice)
     assert counted.representatives == 1
     assert counted.skip_counts["representative_opted_out"] == 2  # one address, two children's invitations
 
 
-def test_with_family_access_off_children_are_patients_like_any_other(practice, family):
+def test_with_family_access_off_children_are_patients_like_any_other(practice, families_to_invite):
     practice.family_access_enabled = False
     practice.save()
     counted = bulk_tally(practice)
@@ -138,24 +143,15 @@ import datetime  # noqa: E402
 import re  # noqa: E402
 
 from django.core import mail  # noqa: E402
-from django.core.mail.backends.locmem import EmailBackend as LocmemBackend  # noqa: E402
 from django.urls import reverse  # noqa: E402
 
 from invitations import representatives  # noqa: E402
 from invitations.bulk import chunks, runs  # noqa: E402
-from invitations.models.bulk_runs import CHUNK_LEASE, BulkRunKind, BulkRunStatus, ChunkStatus  # noqa: E402
+from invitations.models.bulk_runs import CHUNK_LEASE, BulkRunKind, BulkRunStatus  # noqa: E402
 from invitations.wording import representatives as representative_wording  # noqa: E402
 
 LINK = re.compile(r"/invite/([A-Za-z0-9_-]{20,})/")
 DAY = datetime.timedelta(days=1)
-
-
-def run_now(practice, capture, **kwargs):
-    """Start a run and let the (eager) worker send every chunk; the finished run."""
-    with capture(execute=True):
-        run = runs.start_run(practice=practice, now=NOW, **kwargs)
-    run.refresh_from_db()
-    return run
 
 
 def emails_to(address: str) -> list:
@@ -163,7 +159,7 @@ def emails_to(address: str) -> list:
 
 
 def test_activate_now_invites_each_childs_parents_once_in_chunks_of_their_own(
-    practice, family, eager_celery, django_capture_on_commit_callbacks
+    practice, families_to_invite, eager_celery, django_capture_on_commit_callbacks
 ):
     staff = UserFactory()
     other = PracticeFactory()
@@ -189,11 +185,11 @@ def test_activate_now_invites_each_childs_parents_once_in_chunks_of_their_own(
     assert set(to_parents.values_list("status", "source", "created_by", "is_latest", "sent_at")) == {
         (Status.SENT, Source.BULK, staff.pk, False, NOW)
     }
-    assert not Invitation.objects.own().filter(patient__in=[family["sofia"], family["lucas"], family["ines"]]).exists()
+    assert not Invitation.objects.own().filter(patient__in=[families_to_invite["sofia"], families_to_invite["lucas"], families_to_invite["ines"]]).exists()
     assert InvitationEvent.objects.filter(invitation__in=to_parents, kind=EventKind.CREATED).first().detail.startswith("To ")
 
     # Elena gets one email for each child, in the representative's wording, each with its own link.
-    parent = family["parent"]
+    parent = families_to_invite["parent"]
     to_elena = emails_to(parent.email)
     assert len(to_elena) == 2
     bodies = sorted(message.body for message in to_elena)
@@ -210,7 +206,7 @@ def test_activate_now_invites_each_childs_parents_once_in_chunks_of_their_own(
     assert set(eligibility.guardians_to_invite(practice.patients.all()).values_list("status", flat=True)) == {AccessStatus.INVITED}
 
 
-def test_a_second_run_leaves_parents_with_a_link_out_alone(practice, family, eager_celery, django_capture_on_commit_callbacks):
+def test_a_second_run_leaves_parents_with_a_link_out_alone(practice, families_to_invite, eager_celery, django_capture_on_commit_callbacks):
     run_now(practice, django_capture_on_commit_callbacks)
     mail.outbox.clear()
     second = run_now(practice, django_capture_on_commit_callbacks)
@@ -218,7 +214,7 @@ def test_a_second_run_leaves_parents_with_a_link_out_alone(practice, family, eag
     assert second.skip_counts["representative_open_invitation"] == 3
 
 
-def test_a_chunk_of_parents_delivered_twice_sends_nothing_twice(practice, family, django_capture_on_commit_callbacks):
+def test_a_chunk_of_parents_delivered_twice_sends_nothing_twice(practice, families_to_invite, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False):
         run = runs.start_run(practice=practice, now=NOW)
     parents_chunk = run.chunks.exclude(access_ids=[]).get()
@@ -227,25 +223,12 @@ def test_a_chunk_of_parents_delivered_twice_sends_nothing_twice(practice, family
     assert len(mail.outbox) == 3
 
 
-class WorkerDied(BaseException):
-    """Stands for SIGKILL: nothing in the chunk gets to clean up."""
-
-
-class DyingBackend(LocmemBackend):
-    survive = 0
-
-    def send_messages(self, messages):
-        if len(mail.outbox) >= DyingBackend.survive:
-            raise WorkerDied()
-        return super().send_messages(messages)
-
-
 def test_a_worker_dying_half_way_through_the_parents_is_resumed_without_duplicates(
-    practice, family, settings, monkeypatch, frozen, django_capture_on_commit_callbacks
+    practice, families_to_invite, settings, monkeypatch, frozen, django_capture_on_commit_callbacks
 ):
     monkeypatch.setattr(chunks, "MARK_SENT_EVERY_SECONDS", 0)
     settings.PORTAL_SEND_CONCURRENCY = 1
-    settings.EMAIL_BACKEND = f"{__name__}.DyingBackend"
+    settings.EMAIL_BACKEND = "tests.faults.backends.DyingBackend"
     DyingBackend.survive = 1
     with django_capture_on_commit_callbacks(execute=False):
         run = runs.start_run(practice=practice, now=NOW)
@@ -265,10 +248,10 @@ def test_a_worker_dying_half_way_through_the_parents_is_resumed_without_duplicat
     assert all(message.body.startswith("Hello Elena,") or "Ines" in message.body for message in mail.outbox)
 
 
-def test_a_parent_who_can_no_longer_be_invited_when_the_chunk_runs_is_skipped(practice, family, django_capture_on_commit_callbacks):
+def test_a_parent_who_can_no_longer_be_invited_when_the_chunk_runs_is_skipped(practice, families_to_invite, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False):
         run = runs.start_run(practice=practice, now=NOW)
-    representatives.revoke(AccessFactory._meta.model.objects.get(patient=family["sofia"]), now=NOW)
+    representatives.revoke(AccessFactory._meta.model.objects.get(patient=families_to_invite["sofia"]), now=NOW)
     for chunk in run.chunks.all():
         chunks.process_chunk(chunk.pk, now=NOW)
     run.refresh_from_db()
@@ -294,12 +277,12 @@ def test_a_parents_email_in_a_chunk_is_the_one_a_single_invite_sends(practice, f
 
 
 def test_a_provider_batch_merges_each_parents_patient_and_link(
-    practice, family, use_provider, eager_celery, django_capture_on_commit_callbacks
+    practice, families_to_invite, use_provider, eager_celery, django_capture_on_commit_callbacks
 ):
     standin = use_provider("mailgun")
     run = run_now(practice, django_capture_on_commit_callbacks)
     assert run.sent == 7
-    to_elena = [m for m in standin.accepted() if m["to"] == family["parent"].email]
+    to_elena = [m for m in standin.accepted() if m["to"] == families_to_invite["parent"].email]
     assert sorted(" ".join(m["text"].split())[:97] for m in to_elena) == [
         "Hello Elena, Maple Street Dental invites you to use its patient portal for Lucas, as their parent",
         "Hello Elena, Maple Street Dental invites you to use its patient portal for Sofia, as their parent",
@@ -337,9 +320,9 @@ def test_the_monthly_run_reinvites_parents_whose_link_ran_out_up_to_the_cap(prac
     assert not Invitation.objects.filter(access__in=[recent, capped, never], source=Source.MONTHLY).exists()
 
 
-def test_a_resend_run_invites_no_parent(practice, family, django_capture_on_commit_callbacks):
+def test_a_resend_run_invites_no_parent(practice, families_to_invite, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False):
-        run = runs.start_run(practice=practice, now=NOW, kind=BulkRunKind.RESEND, patient_ids=[family["sofia"].pk])
+        run = runs.start_run(practice=practice, now=NOW, kind=BulkRunKind.RESEND, patient_ids=[families_to_invite["sofia"].pk])
     assert not run.chunks.exclude(access_ids=[]).exists()
 
 
@@ -347,7 +330,7 @@ def test_a_resend_run_invites_no_parent(practice, family, django_capture_on_comm
 
 
 @pytest.fixture
-def manager_client(client, practice):
+def maple_manager_client(client, practice):
     from patients.models import Role
     from tests.factories import staff_member
 
@@ -355,8 +338,8 @@ def manager_client(client, practice):
     return client
 
 
-def test_activate_nows_page_counts_invitations_via_a_parent_and_children_with_nobody(manager_client, practice, family):
-    response = manager_client.get(reverse("admin:invitations_portal_activate", args=[practice.pk]))
+def test_activate_nows_page_counts_invitations_via_a_parent_and_children_with_nobody(maple_manager_client, practice, families_to_invite):
+    response = maple_manager_client.get(reverse("admin:invitations_portal_activate", args=[practice.pk]))
     page = " ".join(response.content.decode().split())
     assert "4 patients will be invited</strong>, and <strong id=\"via-representatives\">3 invitations via a parent or guardian</strong>" in page
     assert "4 skipped: 2 a child with no parent or guardian on file, 1 a child whose parent or guardian already signs in, " \
@@ -365,15 +348,15 @@ def test_activate_nows_page_counts_invitations_via_a_parent_and_children_with_no
     assert "Confirming sends 7 emails and 0 texts." in page
 
 
-def test_the_progress_page_names_the_childs_reason(manager_client, practice, family, eager_celery, django_capture_on_commit_callbacks):
+def test_the_progress_page_names_the_childs_reason(maple_manager_client, practice, families_to_invite, eager_celery, django_capture_on_commit_callbacks):
     run = run_now(practice, django_capture_on_commit_callbacks)
-    page = " ".join(manager_client.get(reverse("admin:invitations_bulkrun_progress", args=[run.pk])).content.decode().split())
+    page = " ".join(maple_manager_client.get(reverse("admin:invitations_bulkrun_progress", args=[run.pk])).content.decode().split())
     assert "2: A child too young for their own account with no parent or guardian on file" in page
     assert "Skipped before the start</th><td id=\"f-skipped_at_plan\">4</td>" in page
     assert '<span id="s-sent">7</span> invitation emails sent' in page
 
 
-def test_the_dashboard_lists_children_with_nobody_and_its_link_finds_them(manager_client, practice, family):
+def test_the_dashboard_lists_children_with_nobody_and_its_link_finds_them(maple_manager_client, practice, families_to_invite):
     from invitations import adoption
 
     other = PracticeFactory()
@@ -382,12 +365,12 @@ def test_the_dashboard_lists_children_with_nobody_and_its_link_finds_them(manage
     assert dict(figures.not_eligible) == {"child_no_representative": 2}
     assert (figures.preview.eligible, figures.preview.representatives) == (4, 3)
     assert adoption.Figures.from_json(figures.to_json()).preview.representatives == 3
-    listing = manager_client.get(reverse("admin:patients_patient_changelist") + "?no_invite=child_no_representative")
+    listing = maple_manager_client.get(reverse("admin:patients_patient_changelist") + "?no_invite=child_no_representative")
     assert sorted(p.first_name for p in listing.context["cl"].result_list) == ["Ana", "Noah"]
     # A child without an email address is not among the patients Activate Now skips for that.
-    family["noah"].email = ""
-    family["noah"].save()
-    listing = manager_client.get(reverse("admin:patients_patient_changelist") + "?no_invite=missing_email")
+    families_to_invite["noah"].email = ""
+    families_to_invite["noah"].save()
+    listing = maple_manager_client.get(reverse("admin:patients_patient_changelist") + "?no_invite=missing_email")
     assert list(listing.context["cl"].result_list) == []
 
 
@@ -420,15 +403,15 @@ _twilio_server, twilio, fresh_sms_rate, quiet_twilio = (
 
 
 def test_parents_are_texted_by_the_practices_bulk_channels_in_their_wording(quiet_twilio, django_capture_on_commit_callbacks):
-    practice = bulk_texting.texting_practice()  # email, then a text for those without a usable email
-    by_text = RepresentativeFactory(practice=practice, first_name="Rosa", email="", mobile_phone=bulk_texting.mobile(), sms_consent=True)
+    practice = bulk_texting.bulk_texting_practice()  # email, then a text for those without a usable email
+    by_text = RepresentativeFactory(practice=practice, first_name="Rosa", email="", mobile_phone=bulk_texting.next_mobile(), sms_consent=True)
     AccessFactory(patient=child(practice, first_name="Sofia"), representative=by_text)
     by_email = AccessFactory(patient=child(practice, first_name="Lucas"))
-    no_consent = RepresentativeFactory(practice=practice, email="", mobile_phone=bulk_texting.mobile(), sms_consent=False)
+    no_consent = RepresentativeFactory(practice=practice, email="", mobile_phone=bulk_texting.next_mobile(), sms_consent=False)
     AccessFactory(patient=child(practice, first_name="Ines"), representative=no_consent)
     preview = runs.preview(practice, now=NOW)
     assert (preview.representatives, preview.emails, preview.texts) == (2, 1, 1)
-    run = bulk_texting.start(practice, django_capture_on_commit_callbacks)
+    run = bulk_texting.start_held_run(practice, django_capture_on_commit_callbacks)
     bulk_texting.run_until_done(run, capture=django_capture_on_commit_callbacks)
     run.refresh_from_db()
     assert (run.sent, run.emails_sent, run.texts_sent, run.status) == (2, 1, 1, BulkRunStatus.DONE)
@@ -447,7 +430,7 @@ def test_what_an_attempt_handed_on_is_sent_by_the_next_in_the_representatives_wo
     practice.text_invitations_enabled = True
     practice.bulk_channels = "both"
     practice.save()
-    parent = RepresentativeFactory(practice=practice, first_name="Elena", mobile_phone=bulk_texting.mobile(), sms_consent=True)
+    parent = RepresentativeFactory(practice=practice, first_name="Elena", mobile_phone=bulk_texting.next_mobile(), sms_consent=True)
     access = AccessFactory(patient=child(practice, first_name="Sofia"), representative=parent)
     with django_capture_on_commit_callbacks(execute=False):
         run = runs.start_run(practice=practice, now=NOW)

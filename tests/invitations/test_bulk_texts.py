@@ -10,13 +10,28 @@ import pytest
 from django.core import mail
 
 from invitations.bulk import runs
+from invitations.models import (
+    EventKind,
+    Invitation,
+    InvitationEvent,
+    RevokeReason,
+    Source,
+    Status,
+    TextStatus,
+)
 from invitations.models.bulk_runs import BulkRunKind, BulkRunStatus
-from invitations.models import EventKind, Invitation, InvitationEvent, RevokeReason, Source, Status, TextStatus
 from patients.models import BulkChannels, SmsOptOut, SmsOptOutReason
 from tests.clock import NOW
 from tests.factories import PatientFactory, UserFactory
 from tests.invitations import bulk_texting
-from tests.invitations.bulk_texting import assert_each_texted_once_with_a_working_link, patient, start, texting_practice, token_of
+from tests.invitations.bulk_texting import (
+    assert_each_texted_once_with_a_working_link,
+    bulk_texting_practice,
+    run_now,
+    start_held_run,
+    textable_patient,
+    token_of,
+)
 from tests.invitations.factories import InvitationFactory
 from tests.twilio_standin import INVALID_NUMBER, NOT_MOBILE, UNSUBSCRIBED
 
@@ -31,25 +46,17 @@ def emailed() -> list[str]:
     return sorted(address for message in mail.outbox for address in message.to)
 
 
-def run_now(practice, capture, **kwargs):
-    """Start a run and let the (eager) worker send every chunk; the finished run."""
-    with capture(execute=True):
-        run = runs.start_run(practice=practice, now=NOW, **kwargs)
-    run.refresh_from_db()
-    return run
-
-
 # -- the preview ---------------------------------------------------------------------------------
 
 
 def test_the_preview_counts_emails_and_texts_under_the_practices_channels():
-    practice = texting_practice(BulkChannels.EMAIL_THEN_TEXT)
+    practice = bulk_texting_practice(BulkChannels.EMAIL_THEN_TEXT)
     for i in range(3):
-        patient(practice, email=f"both{i}@example.com")  # reachable both ways: an email
+        textable_patient(practice, email=f"both{i}@example.com")  # reachable both ways: an email
     for _ in range(2):
-        patient(practice)  # no address: a text
+        textable_patient(practice)  # no address: a text
     PatientFactory(practice=practice, email="")  # neither: no address, no number, no text consent
-    patient(practice, sms_consent=False)  # no email, no text consent
+    textable_patient(practice, sms_consent=False)  # no email, no text consent
 
     preview = runs.preview(practice, now=NOW)
     assert (preview.considered, preview.eligible, preview.emails, preview.texts) == (7, 5, 3, 2)
@@ -72,11 +79,11 @@ def test_the_preview_counts_emails_and_texts_under_the_practices_channels():
 def test_email_then_text_emails_those_with_an_address_and_texts_the_others_each_once(
     quiet_twilio, eager_celery, django_capture_on_commit_callbacks, client
 ):
-    practice = texting_practice(BulkChannels.EMAIL_THEN_TEXT)
+    practice = bulk_texting_practice(BulkChannels.EMAIL_THEN_TEXT)
     staff = UserFactory()
-    by_email = [patient(practice, email=f"p{i}@example.com") for i in range(3)]
-    by_text = [patient(practice) for _ in range(4)]
-    patient(practice, sms_consent=False)  # reachable by neither
+    by_email = [textable_patient(practice, email=f"p{i}@example.com") for i in range(3)]
+    by_text = [textable_patient(practice) for _ in range(4)]
+    textable_patient(practice, sms_consent=False)  # reachable by neither
 
     run = run_now(practice, django_capture_on_commit_callbacks, actor=staff, chunk_size=3)
 
@@ -107,10 +114,10 @@ def test_email_then_text_emails_those_with_an_address_and_texts_the_others_each_
 def test_both_sends_an_email_and_a_text_to_each_patient_and_counts_the_invitation_once(
     quiet_twilio, eager_celery, django_capture_on_commit_callbacks
 ):
-    practice = texting_practice(BulkChannels.BOTH)
-    both = [patient(practice, email=f"p{i}@example.com") for i in range(4)]
+    practice = bulk_texting_practice(BulkChannels.BOTH)
+    both = [textable_patient(practice, email=f"p{i}@example.com") for i in range(4)]
     email_only = PatientFactory(practice=practice)  # no mobile number: the email alone
-    text_only = patient(practice)
+    text_only = textable_patient(practice)
 
     run = run_now(practice, django_capture_on_commit_callbacks, chunk_size=4)
 
@@ -129,9 +136,9 @@ def test_both_sends_an_email_and_a_text_to_each_patient_and_counts_the_invitatio
 def test_a_practice_that_sends_email_only_sends_no_text(
     quiet_twilio, eager_celery, django_capture_on_commit_callbacks, texts_enabled, channels
 ):
-    practice = texting_practice(channels, text_invitations_enabled=texts_enabled)
-    with_address = patient(practice, email="has@example.com")
-    patient(practice)
+    practice = bulk_texting_practice(channels, text_invitations_enabled=texts_enabled)
+    with_address = textable_patient(practice, email="has@example.com")
+    textable_patient(practice)
 
     run = run_now(practice, django_capture_on_commit_callbacks)
 
@@ -143,9 +150,9 @@ def test_a_practice_that_sends_email_only_sends_no_text(
 
 
 def test_a_run_keeps_the_channels_it_started_with(quiet_twilio, django_capture_on_commit_callbacks, eager_celery):
-    practice = texting_practice(BulkChannels.EMAIL_THEN_TEXT)
-    texted = patient(practice)
-    run = start(practice, django_capture_on_commit_callbacks)
+    practice = bulk_texting_practice(BulkChannels.EMAIL_THEN_TEXT)
+    texted = textable_patient(practice)
+    run = start_held_run(practice, django_capture_on_commit_callbacks)
     practice.bulk_channels = BulkChannels.EMAIL  # changed while the run waits for a worker
     practice.save()
     with django_capture_on_commit_callbacks(execute=True):
@@ -161,9 +168,9 @@ def test_a_run_keeps_the_channels_it_started_with(quiet_twilio, django_capture_o
 def test_numbers_twilio_refuses_fail_with_the_reason_teach_the_chart_and_the_run_finishes(
     quiet_twilio, eager_celery, django_capture_on_commit_callbacks
 ):
-    practice = texting_practice(BulkChannels.EMAIL_THEN_TEXT)
-    good = [patient(practice) for _ in range(2)]
-    invalid, unsubscribed, landline = (patient(practice, number=n) for n in (INVALID_NUMBER, UNSUBSCRIBED, NOT_MOBILE))
+    practice = bulk_texting_practice(BulkChannels.EMAIL_THEN_TEXT)
+    good = [textable_patient(practice) for _ in range(2)]
+    invalid, unsubscribed, landline = (textable_patient(practice, number=n) for n in (INVALID_NUMBER, UNSUBSCRIBED, NOT_MOBILE))
 
     run = run_now(practice, django_capture_on_commit_callbacks)
 
@@ -188,8 +195,8 @@ def test_numbers_twilio_refuses_fail_with_the_reason_teach_the_chart_and_the_run
 def test_a_both_invitation_whose_text_is_refused_stays_sent_by_its_email(
     quiet_twilio, eager_celery, django_capture_on_commit_callbacks
 ):
-    practice = texting_practice(BulkChannels.BOTH)
-    refused = patient(practice, email="still@example.com", number=INVALID_NUMBER)
+    practice = bulk_texting_practice(BulkChannels.BOTH)
+    refused = textable_patient(practice, email="still@example.com", number=INVALID_NUMBER)
     run = run_now(practice, django_capture_on_commit_callbacks)
     invitation = Invitation.objects.get(patient=refused)
     assert (invitation.status, invitation.text_status, invitation.email_failed_at) == (Status.SENT, TextStatus.FAILED, None)
@@ -201,8 +208,8 @@ def test_a_both_invitation_whose_text_is_refused_stays_sent_by_its_email(
 
 
 def test_a_resend_run_replaces_the_link_by_text(quiet_twilio, eager_celery, django_capture_on_commit_callbacks):
-    practice = texting_practice(BulkChannels.EMAIL_THEN_TEXT)
-    texted = patient(practice)
+    practice = bulk_texting_practice(BulkChannels.EMAIL_THEN_TEXT)
+    texted = textable_patient(practice)
     old = InvitationFactory(
         patient=texted, email="", by_email=False, by_text=True, text_to=texted.mobile_phone, text_status=TextStatus.QUEUED,
         created_at=NOW - datetime.timedelta(hours=2),
@@ -219,8 +226,8 @@ def test_a_resend_run_replaces_the_link_by_text(quiet_twilio, eager_celery, djan
 def test_the_monthly_reinvite_texts_patients_without_a_usable_email(
     quiet_twilio, eager_celery, django_capture_on_commit_callbacks
 ):
-    practice = texting_practice(BulkChannels.EMAIL_THEN_TEXT, monthly_reinvite_enabled=True)
-    texted = patient(practice)
+    practice = bulk_texting_practice(BulkChannels.EMAIL_THEN_TEXT, monthly_reinvite_enabled=True)
+    texted = textable_patient(practice)
     InvitationFactory(
         patient=texted, email="", by_email=False, by_text=True, text_to=texted.mobile_phone, status=Status.EXPIRED,
         created_at=NOW - datetime.timedelta(days=30),
@@ -232,11 +239,11 @@ def test_the_monthly_reinvite_texts_patients_without_a_usable_email(
 
 
 def test_the_progress_figures_count_each_channel(quiet_twilio, django_capture_on_commit_callbacks):
-    practice = texting_practice(BulkChannels.EMAIL_THEN_TEXT)
-    patient(practice, email="p@example.com")
-    patient(practice)
-    patient(practice, number=INVALID_NUMBER)
-    run = start(practice, django_capture_on_commit_callbacks)
+    practice = bulk_texting_practice(BulkChannels.EMAIL_THEN_TEXT)
+    textable_patient(practice, email="p@example.com")
+    textable_patient(practice)
+    textable_patient(practice, number=INVALID_NUMBER)
+    run = start_held_run(practice, django_capture_on_commit_callbacks)
     runs.chunks.process_chunk(run.chunks.get().pk, now=NOW)
     totals = runs.chunks.chunk_totals(run.pk)
     assert {key: totals[key] for key in ("invited", "sent", "failed", "processed")} == {

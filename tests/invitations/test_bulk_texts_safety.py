@@ -12,51 +12,53 @@ from django.test.utils import CaptureQueriesContext
 
 from core.sending import ratelimit
 from core.sending.transports import text as text_transport
-from invitations.bulk import runs
-from invitations.bulk import chunks
+from invitations.bulk import chunks, runs
+from invitations.models import (
+    SEND_GIVE_UP_AFTER,
+    EventKind,
+    Invitation,
+    Status,
+    TextStatus,
+)
 from invitations.models.bulk_runs import CHUNK_LEASE, BulkRunStatus, ChunkStatus
-from invitations.models import SEND_GIVE_UP_AFTER, EventKind, Invitation, Status, TextStatus
 from patients.models import BulkChannels
 from tests.clock import NOW
+from tests.faults.backends import WorkerDied
 from tests.invitations import bulk_texting
 from tests.invitations.bulk_texting import (
     assert_each_texted_once_with_a_working_link,
-    patient,
+    bulk_texting_practice,
     run_until_done,
-    start,
-    texting_practice,
+    start_held_run,
+    textable_patient,
     token_of,
 )
 from tests.invitations.test_bulk import statements
 
 pytestmark = pytest.mark.django_db
 # The fixtures this module uses, bound where pytest looks for them (tests/invitations/bulk_texting.py).
-_twilio_server, twilio, fresh_sms_rate, quiet_twilio, enqueued = (
+_twilio_server, twilio, fresh_sms_rate, quiet_twilio, handed_on_chunks = (
     bulk_texting._twilio_server, bulk_texting.twilio, bulk_texting.fresh_sms_rate, bulk_texting.quiet_twilio,
-    bulk_texting.enqueued,
+    bulk_texting.handed_on_chunks,
 )
 
 
 @pytest.fixture
-def practice():
-    return texting_practice(BulkChannels.EMAIL_THEN_TEXT)
-
-
-class WorkerDied(BaseException):
-    """Stands for SIGKILL: nothing in the chunk gets to clean up."""
+def email_then_text_practice():
+    return bulk_texting_practice(BulkChannels.EMAIL_THEN_TEXT)
 
 
 # -- Twilio's rate -----------------------------------------------------------------------------------
 
 
 def test_429s_from_twilio_are_retried_inside_the_run_and_nobody_fails(
-    practice, quiet_twilio, ticking, django_capture_on_commit_callbacks
+    email_then_text_practice, quiet_twilio, ticking, django_capture_on_commit_callbacks
 ):
     """Twilio takes 10 texts a second; we set no rate of our own. Its 429s slow every sender down
     and the texts are sent again in the same chunk: no task per text, no failure."""
     quiet_twilio.configure(rate_limit=10, burst=2)
-    patients = [patient(practice) for _ in range(20)]
-    run = start(practice, django_capture_on_commit_callbacks)
+    patients = [textable_patient(email_then_text_practice) for _ in range(20)]
+    run = start_held_run(email_then_text_practice, django_capture_on_commit_callbacks)
     assert run_until_done(run, capture=django_capture_on_commit_callbacks) == ["done"]
     assert quiet_twilio.stats()["throttled"] > 0
     assert_each_texted_once_with_a_working_link(quiet_twilio, patients)
@@ -65,7 +67,7 @@ def test_429s_from_twilio_are_retried_inside_the_run_and_nobody_fails(
 
 
 def test_a_one_text_a_second_account_hands_the_chunk_on_and_every_text_goes_once(
-    practice, quiet_twilio, settings, monkeypatch, enqueued, ticking, django_capture_on_commit_callbacks
+    email_then_text_practice, quiet_twilio, settings, monkeypatch, handed_on_chunks, ticking, django_capture_on_commit_callbacks
 ):
     """A long code: Twilio and our shared rate both at 1 text a second, a chunk's time cut to 2.5 s.
     Each attempt sends what fits, releases the rest and hands the chunk on at once; the next
@@ -73,14 +75,14 @@ def test_a_one_text_a_second_account_hands_the_chunk_on_and_every_text_goes_once
     settings.PORTAL_SMS_RATE_LIMIT = 1
     quiet_twilio.configure(rate_limit=1)
     monkeypatch.setattr(chunks, "SEND_SECONDS", 2.5)
-    patients = [patient(practice) for _ in range(6)]
-    run = start(practice, django_capture_on_commit_callbacks)
+    patients = [textable_patient(email_then_text_practice) for _ in range(6)]
+    run = start_held_run(email_then_text_practice, django_capture_on_commit_callbacks)
     chunk = run.chunks.get()
 
     with django_capture_on_commit_callbacks(execute=True):
         assert chunks.process_chunk(chunk.pk, now=NOW) == "continued"
     sent_first = quiet_twilio.stats()["accepted"]
-    assert 1 <= sent_first < 6 and enqueued == [(chunk.pk, None)]  # handed on at once, no countdown
+    assert 1 <= sent_first < 6 and handed_on_chunks == [(chunk.pk, None)]  # handed on at once, no countdown
     chunk.refresh_from_db()
     assert (chunk.status, chunk.sent, chunk.texts_sent, chunk.invited) == (ChunkStatus.PENDING, sent_first, sent_first, 6)
     unsent = Invitation.objects.filter(text_status=TextStatus.PENDING)
@@ -97,15 +99,15 @@ def test_a_one_text_a_second_account_hands_the_chunk_on_and_every_text_goes_once
 
 
 def test_a_chunk_that_cannot_get_a_text_slot_waits_for_it_instead_of_spinning(
-    practice, quiet_twilio, monkeypatch, enqueued, frozen, django_capture_on_commit_callbacks
+    email_then_text_practice, quiet_twilio, monkeypatch, handed_on_chunks, frozen, django_capture_on_commit_callbacks
 ):
     monkeypatch.setattr(chunks, "SEND_SECONDS", 1.0)
     ratelimit.limiter("sms").slow_down(120)  # Twilio asked the account to wait two minutes
-    [patient(practice) for _ in range(3)]
-    run = start(practice, django_capture_on_commit_callbacks)
+    [textable_patient(email_then_text_practice) for _ in range(3)]
+    run = start_held_run(email_then_text_practice, django_capture_on_commit_callbacks)
     with django_capture_on_commit_callbacks(execute=True):
         assert chunks.process_chunk(run.chunks.get().pk, now=NOW) == "waiting"
-    assert len(enqueued) == 1 and 100 < enqueued[0][1] <= 120
+    assert len(handed_on_chunks) == 1 and 100 < handed_on_chunks[0][1] <= 120
     assert quiet_twilio.stats()["requests"] == 0
     assert not Invitation.objects.filter(text_claimed_at__isnull=False).exists()
 
@@ -113,9 +115,9 @@ def test_a_chunk_that_cannot_get_a_text_slot_waits_for_it_instead_of_spinning(
 # -- duplicates and dying workers ----------------------------------------------------------------------
 
 
-def test_a_chunk_delivered_twice_texts_nobody_twice(practice, quiet_twilio, frozen, django_capture_on_commit_callbacks):
-    patients = [patient(practice) for _ in range(4)] + [patient(practice, email="both@example.com")]
-    run = start(practice, django_capture_on_commit_callbacks)
+def test_a_chunk_delivered_twice_texts_nobody_twice(email_then_text_practice, quiet_twilio, frozen, django_capture_on_commit_callbacks):
+    patients = [textable_patient(email_then_text_practice) for _ in range(4)] + [textable_patient(email_then_text_practice, email="both@example.com")]
+    run = start_held_run(email_then_text_practice, django_capture_on_commit_callbacks)
     chunk = run.chunks.get()
     assert chunks.process_chunk(chunk.pk, now=NOW) == "done"
     assert chunks.process_chunk(chunk.pk, now=NOW) == "not-claimed"
@@ -145,7 +147,7 @@ def dying_twilio(monkeypatch, *, survive: int, after_twilio_took_it: bool) -> li
 
 @pytest.mark.parametrize("survive, after_twilio_took_it", [(0, False), (2, False), (2, True)])
 def test_a_worker_dying_mid_chunk_is_resumed_by_the_sweep(
-    practice, quiet_twilio, settings, monkeypatch, frozen, django_capture_on_commit_callbacks, survive, after_twilio_took_it
+    email_then_text_practice, quiet_twilio, settings, monkeypatch, frozen, django_capture_on_commit_callbacks, survive, after_twilio_took_it
 ):
     """The worker dies before any text (survive=0), after two texts were marked (survive=2), or
     just after Twilio took the third text and before it was marked: the documented window, the one
@@ -153,9 +155,9 @@ def test_a_worker_dying_mid_chunk_is_resumed_by_the_sweep(
     claim; the sweep re-enqueues it once the lease has run out, and every other text goes once."""
     monkeypatch.setattr(chunks, "MARK_SENT_EVERY_SECONDS", 0)  # marked after each text, as a slow Twilio would
     settings.PORTAL_SMS_CONCURRENCY = 1  # one text at a time, so "the third" is a known point
-    patients = [patient(practice) for _ in range(5)]
+    patients = [textable_patient(email_then_text_practice) for _ in range(5)]
     calls = dying_twilio(monkeypatch, survive=survive, after_twilio_took_it=after_twilio_took_it)
-    run = start(practice, django_capture_on_commit_callbacks)
+    run = start_held_run(email_then_text_practice, django_capture_on_commit_callbacks)
     chunk = run.chunks.get()
     with pytest.raises(WorkerDied):
         chunks.process_chunk(chunk.pk, now=NOW)
@@ -194,17 +196,17 @@ def test_a_worker_dying_mid_chunk_is_resumed_by_the_sweep(
 
 
 def test_a_refused_account_defers_the_chunk_and_after_hours_fails_the_texts_with_the_reason(
-    practice, quiet_twilio, frozen, django_capture_on_commit_callbacks
+    email_then_text_practice, quiet_twilio, frozen, django_capture_on_commit_callbacks
 ):
     """Twilio refuses our credentials. The chunk's emails go; its texts are released and the chunk
     deferred, nobody failed for it; once nothing has gone for `SEND_GIVE_UP_AFTER` the texts fail
     with the reason, and an invitation whose email went stays sent."""
     quiet_twilio.configure(auth_fail=True)
-    practice.bulk_channels = BulkChannels.BOTH
-    practice.save()
-    both = patient(practice, email="both@example.com")
-    [patient(practice) for _ in range(2)]
-    run = start(practice, django_capture_on_commit_callbacks)
+    email_then_text_practice.bulk_channels = BulkChannels.BOTH
+    email_then_text_practice.save()
+    both = textable_patient(email_then_text_practice, email="both@example.com")
+    [textable_patient(email_then_text_practice) for _ in range(2)]
+    run = start_held_run(email_then_text_practice, django_capture_on_commit_callbacks)
     chunk = run.chunks.get()
     with pytest.raises(chunks.ChunkDeferred, match="Twilio refused our credentials"):
         chunks.process_chunk(chunk.pk, now=NOW)
@@ -238,12 +240,12 @@ def test_a_refused_account_defers_the_chunk_and_after_hours_fails_the_texts_with
 
 
 def test_a_chunk_is_never_done_while_one_of_its_texts_is_pending(
-    practice, quiet_twilio, monkeypatch, enqueued, frozen, django_capture_on_commit_callbacks
+    email_then_text_practice, quiet_twilio, monkeypatch, handed_on_chunks, frozen, django_capture_on_commit_callbacks
 ):
     """A safety net under send_texts: were a text ever lost between its lists (it should not be),
     the chunk is handed on instead of read as done, and the next attempt sends it."""
-    patients = [patient(practice) for _ in range(3)]
-    run = start(practice, django_capture_on_commit_callbacks)
+    patients = [textable_patient(email_then_text_practice) for _ in range(3)]
+    run = start_held_run(email_then_text_practice, django_capture_on_commit_callbacks)
     real_send_texts = chunks._send_texts
 
     def lose_one(outgoing, **kwargs):
@@ -260,12 +262,12 @@ def test_a_chunk_is_never_done_while_one_of_its_texts_is_pending(
 
 
 def test_texts_the_chunks_time_did_not_reach_go_on_the_next_attempt(
-    practice, quiet_twilio, monkeypatch, enqueued, frozen, django_capture_on_commit_callbacks
+    email_then_text_practice, quiet_twilio, monkeypatch, handed_on_chunks, frozen, django_capture_on_commit_callbacks
 ):
-    practice.bulk_channels = BulkChannels.BOTH
-    practice.save()
-    patients = [patient(practice, email=f"p{i}@example.com") for i in range(3)]
-    run = start(practice, django_capture_on_commit_callbacks)
+    email_then_text_practice.bulk_channels = BulkChannels.BOTH
+    email_then_text_practice.save()
+    patients = [textable_patient(email_then_text_practice, email=f"p{i}@example.com") for i in range(3)]
+    run = start_held_run(email_then_text_practice, django_capture_on_commit_callbacks)
     monkeypatch.setattr(chunks, "SEND_SECONDS", 0.0)  # no time for anything
     with django_capture_on_commit_callbacks(execute=True):
         assert chunks.process_chunk(run.chunks.get().pk, now=NOW) == "continued"
@@ -283,9 +285,9 @@ def test_texts_the_chunks_time_did_not_reach_go_on_the_next_attempt(
 
 
 def _text_chunk_queries(size: int, capture, assert_max_queries) -> int:
-    practice = texting_practice(BulkChannels.EMAIL_THEN_TEXT)
-    [patient(practice) for _ in range(size)]
-    run = start(practice, capture)
+    practice = bulk_texting_practice(BulkChannels.EMAIL_THEN_TEXT)
+    [textable_patient(practice) for _ in range(size)]
+    run = start_held_run(practice, capture)
     with CaptureQueriesContext(connection) as captured, assert_max_queries(48):
         assert chunks.process_chunk(run.chunks.get().pk, now=NOW) == "done"
     run.refresh_from_db()

@@ -1,40 +1,15 @@
 """Races between real database connections (PostgreSQL row locks and conditional updates)."""
 
-import threading
 
 import pytest
-from django.db import connection
 
 from invitations import services
 from invitations.models import Invitation, Status
 from tests.clock import NOW
 from tests.factories import PatientFactory
+from tests.threads import run_together
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def run_together(target, count: int = 4) -> list:
-    """Run `target` (or each of a list of callables) in parallel threads, started together."""
-    targets = target if isinstance(target, list) else [target] * count
-    barrier = threading.Barrier(len(targets))
-    results, errors = [], []
-
-    def worker(fn):
-        try:
-            barrier.wait()
-            results.append(fn())
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(fn,)) for fn in targets]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    return results
 
 
 def test_concurrent_invites_of_one_patient_make_one_invitation():

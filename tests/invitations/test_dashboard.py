@@ -15,13 +15,10 @@ from patients.models import Role
 from tests.clock import NOW
 from tests.factories import PatientFactory, UserFactory, staff_member
 from tests.invitations.factories import InvitationFactory
+from tests.invitations.patient_admin import dashboard_url
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 DAY = datetime.timedelta(days=1)
-
-
-def dashboard_url(practice):
-    return reverse("admin:invitations_portal_dashboard", args=[practice.pk])
 
 
 @pytest.fixture
@@ -149,7 +146,12 @@ def test_saving_the_switches_recounts_the_figures(
 
 def test_it_counts_the_patients_registered_by_a_representative_once_each(practice_a, practice_b, django_assert_max_num_queries):
     from patients.models.representatives import AccessStatus
-    from tests.family_factories import AccessFactory, RepresentativeFactory, child, teenager
+    from tests.family_factories import (
+        AccessFactory,
+        RepresentativeFactory,
+        child,
+        teenager,
+    )
 
     linked = dict(status=AccessStatus.ACTIVE, linked_at=NOW - DAY)
     two_parents = child(practice_a)

@@ -24,7 +24,7 @@ MINUTES = datetime.timedelta(minutes=1)
 DAYS = datetime.timedelta(days=1)
 
 
-def _texts(patient, *, mobile=True, consent=True):
+def _allow_texts(patient, *, mobile=True, consent=True):
     patient.practice.text_invitations_enabled = True
     patient.practice.save()
     Patient.objects.filter(pk=patient.pk).update(mobile_phone=MOBILE if mobile else "", sms_consent=consent)
@@ -47,7 +47,7 @@ def _bounced(patient, texts: bool):
     _bounced_invitation(patient)
     _update(patient, bounced_email=patient.email)
     if texts:
-        _texts(patient)
+        _allow_texts(patient)
 
 
 def _bounce_corrected(patient):
@@ -57,34 +57,34 @@ def _bounce_corrected(patient):
 
 STATES = {
     "fine, texts off": lambda p: None,
-    "fine, texts on, no mobile": lambda p: _texts(p, mobile=False),
-    "fine, texts on, mobile and consent": lambda p: _texts(p),
-    "fine, texts on, mobile without consent": lambda p: _texts(p, consent=False),
+    "fine, texts on, no mobile": lambda p: _allow_texts(p, mobile=False),
+    "fine, texts on, mobile and consent": lambda p: _allow_texts(p),
+    "fine, texts on, mobile without consent": lambda p: _allow_texts(p, consent=False),
     "bounced, texts off": lambda p: _bounced(p, texts=False),
     "bounced, texts on with a mobile": lambda p: _bounced(p, texts=True),
     "bounce corrected since": _bounce_corrected,
-    "just invited by email, texts on, no mobile": lambda p: (_texts(p, mobile=False), InvitationFactory(patient=p, created_at=NOW - 10 * MINUTES)),
+    "just invited by email, texts on, no mobile": lambda p: (_allow_texts(p, mobile=False), InvitationFactory(patient=p, created_at=NOW - 10 * MINUTES)),
     "just invited by email, texts off": lambda p: InvitationFactory(patient=p, created_at=NOW - 10 * MINUTES),
-    "link out for two days, texts on, no mobile": lambda p: (_texts(p, mobile=False), InvitationFactory(patient=p, created_at=NOW - 2 * DAYS)),
+    "link out for two days, texts on, no mobile": lambda p: (_allow_texts(p, mobile=False), InvitationFactory(patient=p, created_at=NOW - 2 * DAYS)),
     "link revoked by staff": lambda p: InvitationFactory(patient=p, status=Status.REVOKED, revoke_reason=RevokeReason.STAFF, created_at=NOW - 2 * DAYS),
     "sending failed": lambda p: InvitationFactory(patient=p, status=Status.FAILED, sent_at=None, failure_reason="Refused by the email service.", created_at=NOW - DAYS),
     "link expired": lambda p: InvitationFactory(patient=p, created_at=NOW - 9 * DAYS),
     "being sent for too long": lambda p: InvitationFactory(patient=p, status=Status.PENDING, sent_at=None, created_at=NOW - 20 * MINUTES),
     "registered": lambda p: _update(p, portal_user=get_user_model().objects.create(username=f"p{p.pk}")),
     "deceased": lambda p: _update(p, deceased=True),
-    "no email, texts on with a mobile": lambda p: (_update(p, email=""), _texts(p)),
-    "no email, texts on, no mobile": lambda p: (_update(p, email=""), _texts(p, mobile=False)),
+    "no email, texts on with a mobile": lambda p: (_update(p, email=""), _allow_texts(p)),
+    "no email, texts on, no mobile": lambda p: (_update(p, email=""), _allow_texts(p, mobile=False)),
     "no email, texts off": lambda p: _update(p, email=""),
-    "opted out, texts on with a mobile": lambda p: (EmailOptOut.objects.create(practice=p.practice, email=p.email), _texts(p)),
+    "opted out, texts on with a mobile": lambda p: (EmailOptOut.objects.create(practice=p.practice, email=p.email), _allow_texts(p)),
     "no email consent, texts off": lambda p: _update(p, email_consent=False),
     "missing first name": lambda p: _update(p, first_name=""),
-    "invited by text a moment ago": lambda p: (_update(p, email=""), _texts(p), InvitationFactory(
+    "invited by text a moment ago": lambda p: (_update(p, email=""), _allow_texts(p), InvitationFactory(
         patient=p, email="", by_email=False, by_text=True, text_to=MOBILE, text_status="queued", sent_at=None,
         created_at=NOW - 10 * MINUTES)),
 }
 
 
-def rows(diagnosis, *, rules_only=False):
+def checks_of(diagnosis, *, rules_only=False):
     sections = diagnosis[: len(diagnostics.SECTIONS)] if rules_only else diagnosis
     return [check for section in sections for check in section.checks]
 
@@ -112,7 +112,7 @@ def test_no_state_contradicts_itself(desk, state):
 
     # A row titled by what passing means is a tick, a cross or "not checked", never information
     # that says the opposite; a row titled by what it found is a rule that found it.
-    for check in rows(diagnosis, rules_only=True):
+    for check in checks_of(diagnosis, rules_only=True):
         if check.label in PASSING:
             code = PASSING[check.label]
             if reading.verdicts.get(code):
@@ -125,7 +125,7 @@ def test_no_state_contradicts_itself(desk, state):
             assert any(words in check.detail for words in ("cannot be used", "not possible", "go by email only")), (state, check)
 
     # The headline agrees with the rows.
-    failed = [check for check in rows(diagnosis, rules_only=True) if check.ok is False]
+    failed = [check for check in checks_of(diagnosis, rules_only=True) if check.ok is False]
     for section in diagnosis:
         assert section.failing == sum(1 for check in section.checks if check.ok is False)
     if verdict.headline.startswith("Yes"):
@@ -180,7 +180,7 @@ def test_the_bounced_patient_of_the_issue_reads_one_way(desk):
     diagnosis = diagnostics.diagnose(patient, now=NOW)
     assert diagnosis.verdict.headline == "Yes: an invitation can be sent now, by text message only."
     assert diagnosis.verdict.channels_note.startswith("Email cannot be used: Email to this address bounced permanently")
-    labels = [check.label for check in rows(diagnosis)]
+    labels = [check.label for check in checks_of(diagnosis)]
     assert "Email to this address has not bounced" not in labels
     assert "Email to this address bounced permanently; correct the address" in labels
     bounce = {check.label: check for check in diagnosis[-2].checks}["It did not bounce"]
@@ -189,7 +189,7 @@ def test_the_bounced_patient_of_the_issue_reads_one_way(desk):
 
 def test_right_after_an_email_invitation_nothing_says_it_cannot_be_sent(desk):
     patient = PatientFactory()
-    _texts(patient, mobile=False)
+    _allow_texts(patient, mobile=False)
     InvitationFactory(patient=patient, created_at=NOW - 2 * MINUTES)
     patient.refresh_from_db()
     desk.force_login(staff_member(patient.practice, Role.FRONT_DESK))
@@ -206,7 +206,7 @@ def test_a_texts_error_reads_as_one_sentence_without_doubled_punctuation(desk):
     from core.sending.errors import twilio_delivery_error
 
     patient = PatientFactory(email="")
-    _texts(patient)
+    _allow_texts(patient)
     error = twilio_delivery_error(30006).detail
     InvitationFactory(
         patient=patient, email="", by_email=False, by_text=True, text_to=MOBILE, text_status="undelivered", sent_at=None,

@@ -21,7 +21,7 @@ CASES = [
 
 
 @pytest.fixture
-def practice():
+def practice_with_an_opted_out_number():
     practice = PracticeFactory(text_invitations_enabled=True)
     SmsOptOut.objects.create(practice=practice, phone="+16175550199")
     return practice
@@ -34,10 +34,10 @@ def _patient(practice, **fields):
 @pytest.mark.parametrize("plan", list(Plan))
 @pytest.mark.parametrize("fields", CASES)
 @pytest.mark.parametrize("texts_on", [True, False])
-def test_an_unsaved_patient_and_a_saved_one_get_the_same_channels_and_reasons(practice, plan, fields, texts_on):
-    practice.text_invitations_enabled = texts_on
-    practice.save()
-    unsaved = _patient(practice, **fields)
+def test_an_unsaved_patient_and_a_saved_one_get_the_same_channels_and_reasons(practice_with_an_opted_out_number, plan, fields, texts_on):
+    practice_with_an_opted_out_number.text_invitations_enabled = texts_on
+    practice_with_an_opted_out_number.save()
+    unsaved = _patient(practice_with_an_opted_out_number, **fields)
     before = eligibility.decide_before_saving(unsaved, plan=plan)
     unsaved.save()
     after = eligibility.channels_for(unsaved, now=NOW, plan=plan)
@@ -45,15 +45,15 @@ def test_an_unsaved_patient_and_a_saved_one_get_the_same_channels_and_reasons(pr
 
 
 @pytest.mark.parametrize("plan", [Plan.AUTO, Plan.EACH, Plan.EMAIL, Plan.TEXT, Plan.BOTH])
-def test_a_practices_counts_agree_with_each_patients_decision(practice, plan):
-    patients = [_patient(practice, chart_number=f"K{n}", **fields) for n, fields in enumerate(CASES)]
+def test_a_practices_counts_agree_with_each_patients_decision(practice_with_an_opted_out_number, plan):
+    patients = [_patient(practice_with_an_opted_out_number, chart_number=f"K{n}", **fields) for n, fields in enumerate(CASES)]
     for patient in patients:
         patient.save()
     decisions = [eligibility.channels_for(p, now=NOW, plan=plan) for p in patients]
-    counted = eligibility.tally(Patient.objects.filter(practice=practice), now=NOW, plan=plan)
+    counted = eligibility.tally(Patient.objects.filter(practice=practice_with_an_opted_out_number), now=NOW, plan=plan)
     assert counted.eligible == sum(1 for d in decisions if d.channels)
     assert counted.emails == sum(1 for d in decisions if d.by_email)
     assert counted.texts == sum(1 for d in decisions if d.by_text)
-    listed = eligibility.eligible(Patient.objects.filter(practice=practice), now=NOW, plan=plan)
+    listed = eligibility.eligible(Patient.objects.filter(practice=practice_with_an_opted_out_number), now=NOW, plan=plan)
     by_row = {p.pk: (p.gets_email, p.gets_text) for p in listed}
     assert by_row == {p.pk: (d.by_email, d.by_text) for p, d in zip(patients, decisions) if d.channels}

@@ -8,20 +8,20 @@ from django.urls import reverse
 from invitations.models import Invitation, Status
 from invitations.tasks import send_invitation
 from tests.clock import NOW
-from tests.invitations.factories import InvitationFactory
 from tests.factories import PatientFactory
+from tests.invitations.factories import InvitationFactory
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def failed_a(practice_a):
+def failed_invitation_a(practice_a):
     invitation = InvitationFactory(patient=PatientFactory(practice=practice_a, first_name="Fay"), created_at=NOW)
     invitation.fail(NOW, reason="The email service reported: bounced (550 mailbox unavailable)")
     return invitation
 
 
-def test_failed_filter_lists_the_reason(client_a, failed_a, practice_b):
+def test_failed_filter_lists_the_reason(client_a, failed_invitation_a, practice_b):
     theirs = InvitationFactory(patient=PatientFactory(practice=practice_b))
     theirs.fail(NOW, reason="THEIR-REASON")
     content = client_a.get(reverse("admin:invitations_invitation_changelist") + "?status__exact=failed").content.decode()
@@ -29,13 +29,13 @@ def test_failed_filter_lists_the_reason(client_a, failed_a, practice_b):
     assert "THEIR-REASON" not in content
 
 
-def test_resend_from_the_failed_list_confirms_then_sends(client_a, failed_a, django_capture_on_commit_callbacks):
-    patient = failed_a.patient
+def test_resend_from_the_failed_list_confirms_then_sends(client_a, failed_invitation_a, django_capture_on_commit_callbacks):
+    patient = failed_invitation_a.patient
     patient.email = "corrected@example.com"
     patient.save()
     response = client_a.post(
         reverse("admin:invitations_invitation_changelist"),
-        {"action": "resend_to_patients", ACTION_CHECKBOX_NAME: [failed_a.pk]},
+        {"action": "resend_to_patients", ACTION_CHECKBOX_NAME: [failed_invitation_a.pk]},
     )
     assert response.status_code == 200
     assert "Resend portal invitations?" in response.content.decode()

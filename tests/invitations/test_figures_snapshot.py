@@ -9,24 +9,20 @@ from django.conf import settings
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
-from invitations import tasks
+from invitations import adoption, tasks
 from invitations.bulk import runs
-from invitations import adoption
-from invitations.models.figures import PracticeFigures
 from invitations.models import Status
+from invitations.models.figures import PracticeFigures
 from patients.jobs import JobRun, schedule_interval
 from tests.clock import NOW
 from tests.factories import PatientFactory, PracticeFactory, UserFactory
 from tests.invitations.factories import InvitationFactory
+from tests.invitations.patient_admin import dashboard_url
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 MINUTE = datetime.timedelta(minutes=1)
 SECOND = datetime.timedelta(seconds=1)
 DAY = datetime.timedelta(days=1)
-
-
-def dashboard_url(practice):
-    return reverse("admin:invitations_portal_dashboard", args=[practice.pk])
 
 
 def refresh_url(practice):

@@ -34,9 +34,9 @@ def test_a_real_worker_writes_each_patients_email_and_text_in_their_language(sta
         name="Maple Street Dental", contact_phone="(617) 555-0142", text_invitations_enabled=True, bulk_channels=BulkChannels.BOTH,
     )
     ana = PatientFactory(practice=practice, first_name="Ana", email="ana@example.com", mobile_phone="+16175550171",
-                         sms_consent=True, preferred_language="es")
+                         texting=True, preferred_language="es")
     tom = PatientFactory(practice=practice, first_name="Tom", email="tom@example.com", mobile_phone="+16175550172",
-                         sms_consent=True, preferred_language="en")
+                         texting=True, preferred_language="en")
     start_worker(SMS_PROVIDER="", PORTAL_SMS_RATE_LIMIT="0")  # the worker runs in the default language, English
     run = runs.start_run(practice=practice, now=timezone.now(), plan_later=True)
 

@@ -10,8 +10,8 @@ from django.core import mail
 
 from invitations import tasks
 from invitations.bulk import runs
-from invitations.models.bulk_runs import BulkRun, BulkRunKind, BulkRunStatus
 from invitations.models import Invitation, Source, Status
+from invitations.models.bulk_runs import BulkRun, BulkRunKind, BulkRunStatus
 from patients.jobs import JobRun
 from tests.clock import NOW
 from tests.factories import PatientFactory, PracticeFactory, UserFactory
@@ -25,7 +25,7 @@ UTC = datetime.timezone.utc
 
 
 @pytest.fixture
-def practice():
+def reinviting_practice():
     return PracticeFactory(monthly_reinvite_enabled=True, monthly_reinvite_day=5, time_zone="America/Los_Angeles")
 
 
@@ -50,69 +50,69 @@ def targeted(practice, now=NOW) -> set[int]:
 # -- who is targeted ---------------------------------------------------------------------------
 
 
-def test_it_targets_inactive_patients_whose_last_invitation_expired_or_failed(practice):
-    expired = with_history(practice, Status.EXPIRED)
-    failed = with_history(practice, Status.FAILED)
-    ran_out_unswept = with_history(practice, Status.SENT)  # 30 days old, still marked sent
-    with_history(practice)  # never invited: Activate Now's job, not the monthly one
-    with_history(practice, Status.REVOKED)
-    with_history(practice, Status.EXPIRED, portal_user=UserFactory())  # registered
-    with_history(practice, Status.EXPIRED, email_consent=False)  # not eligible any more
+def test_it_targets_inactive_patients_whose_last_invitation_expired_or_failed(reinviting_practice):
+    expired = with_history(reinviting_practice, Status.EXPIRED)
+    failed = with_history(reinviting_practice, Status.FAILED)
+    ran_out_unswept = with_history(reinviting_practice, Status.SENT)  # 30 days old, still marked sent
+    with_history(reinviting_practice)  # never invited: Activate Now's job, not the monthly one
+    with_history(reinviting_practice, Status.REVOKED)
+    with_history(reinviting_practice, Status.EXPIRED, portal_user=UserFactory())  # registered
+    with_history(reinviting_practice, Status.EXPIRED, email_consent=False)  # not eligible any more
     with_history(PracticeFactory(), Status.EXPIRED)  # another practice
-    assert targeted(practice) == {expired.pk, failed.pk, ran_out_unswept.pk}
+    assert targeted(reinviting_practice) == {expired.pk, failed.pk, ran_out_unswept.pk}
 
 
-def test_never_sooner_than_the_link_lifetime_after_the_last_invitation(practice):
+def test_never_sooner_than_the_link_lifetime_after_the_last_invitation(reinviting_practice):
     # A failed invitation ends at once; the next may only go a link lifetime after it was made.
-    too_soon = with_history(practice, Status.FAILED, last_created_at=NOW - LIFETIME + SECOND)
-    just_in_time = with_history(practice, Status.FAILED, last_created_at=NOW - LIFETIME)
-    assert targeted(practice) == {just_in_time.pk}
-    assert too_soon.pk in targeted(practice, now=NOW + SECOND)
+    too_soon = with_history(reinviting_practice, Status.FAILED, last_created_at=NOW - LIFETIME + SECOND)
+    just_in_time = with_history(reinviting_practice, Status.FAILED, last_created_at=NOW - LIFETIME)
+    assert targeted(reinviting_practice) == {just_in_time.pk}
+    assert too_soon.pk in targeted(reinviting_practice, now=NOW + SECOND)
 
 
-def test_at_most_the_cap_of_unanswered_invitations_in_a_row(practice):
-    assert practice.monthly_reinvite_cap == 3
-    two = with_history(practice, Status.EXPIRED, Status.FAILED)
-    three = with_history(practice, Status.EXPIRED, Status.EXPIRED, Status.EXPIRED)
-    revoked_do_not_count = with_history(practice, Status.REVOKED, Status.EXPIRED, Status.EXPIRED)
-    assert targeted(practice) == {two.pk, revoked_do_not_count.pk}
-    practice.monthly_reinvite_cap = 4
-    assert targeted(practice) == {two.pk, three.pk, revoked_do_not_count.pk}
+def test_at_most_the_cap_of_unanswered_invitations_in_a_row(reinviting_practice):
+    assert reinviting_practice.monthly_reinvite_cap == 3
+    two = with_history(reinviting_practice, Status.EXPIRED, Status.FAILED)
+    three = with_history(reinviting_practice, Status.EXPIRED, Status.EXPIRED, Status.EXPIRED)
+    revoked_do_not_count = with_history(reinviting_practice, Status.REVOKED, Status.EXPIRED, Status.EXPIRED)
+    assert targeted(reinviting_practice) == {two.pk, revoked_do_not_count.pk}
+    reinviting_practice.monthly_reinvite_cap = 4
+    assert targeted(reinviting_practice) == {two.pk, three.pk, revoked_do_not_count.pk}
 
 
-def test_the_count_starts_again_after_an_accepted_invitation(practice):
+def test_the_count_starts_again_after_an_accepted_invitation(reinviting_practice):
     # The patient registered once, the account was removed, and two links went unanswered since.
-    patient = with_history(practice, Status.EXPIRED, Status.EXPIRED, Status.ACCEPTED, Status.EXPIRED, Status.EXPIRED)
-    assert targeted(practice) == {patient.pk}
+    patient = with_history(reinviting_practice, Status.EXPIRED, Status.EXPIRED, Status.ACCEPTED, Status.EXPIRED, Status.EXPIRED)
+    assert targeted(reinviting_practice) == {patient.pk}
 
 
 # -- when it runs --------------------------------------------------------------------------------
 
 
-def test_a_practice_is_due_from_its_day_in_its_own_time_zone(practice):
+def test_a_practice_is_due_from_its_day_in_its_own_time_zone(reinviting_practice):
     # Los Angeles is UTC-8 in early March: the 5th starts at 08:00 UTC.
-    assert not runs.monthly_is_due(practice, now=datetime.datetime(2026, 3, 5, 8, 0, tzinfo=UTC) - SECOND)
-    assert runs.monthly_is_due(practice, now=datetime.datetime(2026, 3, 5, 8, 0, tzinfo=UTC))
-    assert runs.monthly_is_due(practice, now=datetime.datetime(2026, 3, 20, 12, 0, tzinfo=UTC))  # catches up
-    practice.monthly_reinvite_enabled = False
-    assert not runs.monthly_is_due(practice, now=datetime.datetime(2026, 3, 20, 12, 0, tzinfo=UTC))
+    assert not runs.monthly_is_due(reinviting_practice, now=datetime.datetime(2026, 3, 5, 8, 0, tzinfo=UTC) - SECOND)
+    assert runs.monthly_is_due(reinviting_practice, now=datetime.datetime(2026, 3, 5, 8, 0, tzinfo=UTC))
+    assert runs.monthly_is_due(reinviting_practice, now=datetime.datetime(2026, 3, 20, 12, 0, tzinfo=UTC))  # catches up
+    reinviting_practice.monthly_reinvite_enabled = False
+    assert not runs.monthly_is_due(reinviting_practice, now=datetime.datetime(2026, 3, 20, 12, 0, tzinfo=UTC))
 
 
-def test_it_runs_once_per_local_month(practice):
+def test_it_runs_once_per_local_month(reinviting_practice):
     BulkRun.objects.create(
-        practice=practice, kind=BulkRunKind.MONTHLY, status=BulkRunStatus.DONE,
+        practice=reinviting_practice, kind=BulkRunKind.MONTHLY, status=BulkRunStatus.DONE,
         created_at=datetime.datetime(2026, 3, 5, 8, 0, tzinfo=UTC),
     )
-    assert not runs.monthly_is_due(practice, now=datetime.datetime(2026, 3, 31, 12, 0, tzinfo=UTC))
+    assert not runs.monthly_is_due(reinviting_practice, now=datetime.datetime(2026, 3, 31, 12, 0, tzinfo=UTC))
     # April 5th in Los Angeles (UTC-7 by then) starts at 07:00 UTC.
-    assert not runs.monthly_is_due(practice, now=datetime.datetime(2026, 4, 5, 7, 0, tzinfo=UTC) - SECOND)
-    assert runs.monthly_is_due(practice, now=datetime.datetime(2026, 4, 5, 7, 0, tzinfo=UTC))
+    assert not runs.monthly_is_due(reinviting_practice, now=datetime.datetime(2026, 4, 5, 7, 0, tzinfo=UTC) - SECOND)
+    assert runs.monthly_is_due(reinviting_practice, now=datetime.datetime(2026, 4, 5, 7, 0, tzinfo=UTC))
 
 
 def test_the_job_starts_a_monthly_run_that_reinvites_and_records_itself(
-    practice, eager_celery, django_capture_on_commit_callbacks
+    reinviting_practice, eager_celery, django_capture_on_commit_callbacks
 ):
-    patient = with_history(practice, Status.EXPIRED)
+    patient = with_history(reinviting_practice, Status.EXPIRED)
     with_history(PracticeFactory(), Status.EXPIRED)  # re-invite is off there
     entry = settings.CELERY_BEAT_SCHEDULE["invitations-monthly-reinvites"]
     assert entry["task"] == tasks.start_monthly_reinvites.name
@@ -128,9 +128,9 @@ def test_the_job_starts_a_monthly_run_that_reinvites_and_records_itself(
     assert JobRun.objects.get(name="invitations.start_monthly_reinvites").last_result == JobRun.Result.OK
 
 
-def test_a_running_activate_now_makes_the_monthly_run_wait(practice, django_capture_on_commit_callbacks):
-    with_history(practice, Status.EXPIRED)
-    BulkRun.objects.create(practice=practice, created_at=NOW)  # Activate Now in progress
+def test_a_running_activate_now_makes_the_monthly_run_wait(reinviting_practice, django_capture_on_commit_callbacks):
+    with_history(reinviting_practice, Status.EXPIRED)
+    BulkRun.objects.create(practice=reinviting_practice, created_at=NOW)  # Activate Now in progress
     with django_capture_on_commit_callbacks(execute=False):
         assert runs.start_due_monthly_runs(now=datetime.datetime(2026, 3, 5, 9, 0, tzinfo=UTC)) == 0
     assert not BulkRun.objects.filter(kind=BulkRunKind.MONTHLY).exists()

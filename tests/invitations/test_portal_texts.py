@@ -9,50 +9,32 @@ import re
 import pytest
 from django.urls import reverse
 
-from invitations.bulk import chunks
 from invitations import adoption
+from invitations.bulk import chunks
+from invitations.models import Channel, Status, TextStatus
 from invitations.models.bulk_runs import BulkRun
 from invitations.models.figures import PracticeFigures
-from invitations.models import Channel, Status, TextStatus
 from patients.audit import AuditAction, AuditEntry
-from patients.models import BulkChannels, Role
+from patients.models import BulkChannels
 from tests.clock import NOW
-from tests.factories import PatientFactory, UserFactory, staff_member
+from tests.factories import PatientFactory, UserFactory
 from tests.invitations.factories import InvitationFactory
+from tests.invitations.patient_admin import activate_url, dashboard_url
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 DAY = datetime.timedelta(days=1)
 _numbers = iter(range(100, 10_000))
 
 
-def mobile() -> str:
+def next_texting_mobile() -> str:
     return f"+1617555{next(_numbers):04d}"
-
-
-def dashboard_url(practice):
-    return reverse("admin:invitations_portal_dashboard", args=[practice.pk])
-
-
-def activate_url(practice):
-    return reverse("admin:invitations_portal_activate", args=[practice.pk])
 
 
 def flat(response) -> str:
     return " ".join(response.content.decode().split())
 
 
-@pytest.fixture
-def manager(practice_a):
-    return staff_member(practice_a, Role.MANAGER, username="manager_a")
-
-
-@pytest.fixture
-def manager_client(client, manager):
-    client.force_login(manager)
-    return client
-
-
-def texting(practice, channels=BulkChannels.EMAIL_THEN_TEXT):
+def turn_on_texts(practice, channels=BulkChannels.EMAIL_THEN_TEXT):
     practice.text_invitations_enabled = True
     practice.bulk_channels = channels
     practice.save()
@@ -63,8 +45,8 @@ def texting(practice, channels=BulkChannels.EMAIL_THEN_TEXT):
 def mixed(practice_a):
     """2 patients with a usable email (one also textable), 1 reachable only by text, 1 by neither."""
     PatientFactory(practice=practice_a)
-    PatientFactory(practice=practice_a, mobile_phone=mobile(), sms_consent=True)
-    PatientFactory(practice=practice_a, email="", mobile_phone=mobile(), sms_consent=True)
+    PatientFactory(practice=practice_a, mobile_phone=next_texting_mobile(), texting=True)
+    PatientFactory(practice=practice_a, email="", mobile_phone=next_texting_mobile(), texting=True)
     PatientFactory(practice=practice_a, email="")
     return practice_a
 
@@ -73,7 +55,7 @@ def mixed(practice_a):
 
 
 def test_email_then_text_previews_emails_texts_and_the_text_reasons(manager_client, mixed):
-    texting(mixed)
+    turn_on_texts(mixed)
     response = manager_client.get(activate_url(mixed))
     preview = response.context["preview"]
     assert (preview.eligible, preview.emails, preview.texts) == (3, 2, 1)
@@ -90,7 +72,7 @@ def test_email_then_text_previews_emails_texts_and_the_text_reasons(manager_clie
 
 
 def test_email_and_text_each_where_it_can_be_used_counts_a_patient_under_both(manager_client, mixed):
-    texting(mixed, BulkChannels.BOTH)
+    turn_on_texts(mixed, BulkChannels.BOTH)
     preview = manager_client.get(activate_url(mixed)).context["preview"]
     assert (preview.eligible, preview.emails, preview.texts) == (3, 2, 2)
     assert "Confirming sends 2 emails and 2 texts." in flat(manager_client.get(activate_url(mixed)))
@@ -114,7 +96,7 @@ def test_a_text_choice_while_texts_are_off_says_the_run_sends_emails_only(manage
 
 
 def test_above_the_live_threshold_the_stored_figures_give_the_channels(manager_client, mixed, settings):
-    texting(mixed)
+    turn_on_texts(mixed)
     settings.PORTAL_LIVE_PREVIEW_MAX_INACTIVE = 0
     manager_client.get(activate_url(mixed))  # counts and stores the figures
     stored = PracticeFigures.objects.get(practice=mixed).data["preview"]
@@ -133,7 +115,7 @@ def channels(**fields) -> dict:
 def test_a_manager_turns_texts_on_and_chooses_how_activate_now_sends_audited(
     manager_client, practice_a, eager_celery, django_capture_on_commit_callbacks
 ):
-    PatientFactory(practice=practice_a, email="", mobile_phone=mobile(), sms_consent=True)
+    PatientFactory(practice=practice_a, email="", mobile_phone=next_texting_mobile(), texting=True)
     assert manager_client.get(dashboard_url(practice_a)).context["figures"].preview.texts == 0
     with django_capture_on_commit_callbacks(execute=True):
         response = manager_client.post(
@@ -152,7 +134,7 @@ def test_a_manager_turns_texts_on_and_chooses_how_activate_now_sends_audited(
 
 
 def test_the_channels_form_shows_the_choice_and_saving_it_unchanged_records_nothing(manager_client, practice_a):
-    texting(practice_a, BulkChannels.BOTH)
+    turn_on_texts(practice_a, BulkChannels.BOTH)
     page = manager_client.get(dashboard_url(practice_a)).content.decode()
     assert 'id="invitation-channels"' in page and '<input type="hidden" name="form" value="channels">' in page
     assert re.search(r'<input type="radio" name="bulk_channels" value="both"[^>]*checked', page)
@@ -216,7 +198,7 @@ def test_another_practices_channels_are_404_and_stay_as_they_were(manager_client
 # -- a run's progress page ----------------------------------------------------------------------
 
 
-def finished_run(practice, **fields) -> BulkRun:
+def finished_run_row(practice, **fields) -> BulkRun:
     return BulkRun.objects.create(
         practice=practice, created_at=NOW, planned_at=NOW, status="done", finished_at=NOW, targeted=5, **fields,
     )
@@ -234,7 +216,7 @@ def counted_texts(monkeypatch):
 
 
 def test_the_progress_page_shows_texts_sent_and_failed(manager_client, practice_a, counted_texts):
-    run = finished_run(practice_a)
+    run = finished_run_row(practice_a)
     page = flat(manager_client.get(reverse("admin:invitations_bulkrun_progress", args=[run.pk])))
     assert '<th scope="row">Texts sent</th><td id="f-texts_sent">4</td>' in page
     assert '<th scope="row">Texts failed</th><td id="f-texts_failed">1</td>' in page
@@ -247,7 +229,7 @@ def test_the_progress_page_shows_texts_sent_and_failed(manager_client, practice_
 def test_activate_now_by_email_then_text_counts_its_texts_on_the_progress_page(
     manager_client, mixed, eager_celery, django_capture_on_commit_callbacks
 ):
-    texting(mixed)
+    turn_on_texts(mixed)
     with django_capture_on_commit_callbacks(execute=True):
         response = manager_client.post(activate_url(mixed))
     run = BulkRun.objects.get()
@@ -261,7 +243,7 @@ def test_activate_now_by_email_then_text_counts_its_texts_on_the_progress_page(
 
 
 def test_an_email_run_shows_no_text_figures(manager_client, practice_a):
-    run = finished_run(practice_a)
+    run = finished_run_row(practice_a)
     page = manager_client.get(reverse("admin:invitations_bulkrun_progress", args=[run.pk])).content.decode()
     assert "Texts sent" not in page and "Waiting for the email service (tried again by itself)" in page
     data = manager_client.get(reverse("admin:invitations_bulkrun_progress_json", args=[run.pk])).json()
@@ -269,7 +251,7 @@ def test_an_email_run_shows_no_text_figures(manager_client, practice_a):
 
 
 def test_another_practices_run_progress_is_404_with_texts_too(manager_client, practice_b, counted_texts):
-    run = finished_run(practice_b)
+    run = finished_run_row(practice_b)
     assert manager_client.get(reverse("admin:invitations_bulkrun_progress", args=[run.pk])).status_code == 404
     assert manager_client.get(reverse("admin:invitations_bulkrun_progress_json", args=[run.pk])).status_code == 404
 
@@ -282,8 +264,8 @@ def by_email(practice, at, **fields):
 
 
 def by_text(practice, at, **fields):
-    number = mobile()
-    patient = PatientFactory(practice=practice, email="", mobile_phone=number, sms_consent=True)
+    number = next_texting_mobile()
+    patient = PatientFactory(practice=practice, email="", mobile_phone=number, texting=True)
     text = {
         "email": "", "by_email": False, "by_text": True, "text_to": number, "sent_at": None, "text_sent_at": at,
         "text_status": TextStatus.DELIVERED,
@@ -303,13 +285,13 @@ def channels_practice(practice_a, practice_b):
     """This month at practice A: 2 invitations by email, 2 by text, 1 by both (its text two hours
     after its email); registrations: 1 with an email link, 2 with a text link (one of them the
     invitation by both). A text of last year and one of practice B are not counted."""
-    texting(practice_a)
+    turn_on_texts(practice_a)
     by_email(practice_a, NOW - DAY)
     accepted(by_email(practice_a, NOW - DAY), NOW - DAY, "")  # before texts: no channel recorded
     accepted(by_text(practice_a, NOW - DAY), NOW - DAY, Channel.TEXT)
     by_text(practice_a, NOW - DAY, text_status=TextStatus.UNDELIVERED)
     both = by_email(
-        practice_a, NOW - DAY, by_text=True, text_to=mobile(), text_sent_at=NOW - DAY + datetime.timedelta(hours=2),
+        practice_a, NOW - DAY, by_text=True, text_to=next_texting_mobile(), text_sent_at=NOW - DAY + datetime.timedelta(hours=2),
         text_status=TextStatus.DELIVERED,
     )
     accepted(both, NOW, Channel.TEXT)
@@ -333,7 +315,7 @@ def test_an_invitation_by_both_counts_as_sent_in_the_month_of_its_first_message(
     practice_a.time_zone = "UTC"
     practice_a.save()
     first_of_march = datetime.datetime(2026, 3, 1, tzinfo=datetime.timezone.utc)
-    by_email(practice_a, first_of_march - DAY, by_text=True, text_to=mobile(), text_sent_at=first_of_march + DAY, text_status="sent")
+    by_email(practice_a, first_of_march - DAY, by_text=True, text_to=next_texting_mobile(), text_sent_at=first_of_march + DAY, text_status="sent")
     by_text(practice_a, first_of_march + DAY, sent_at=first_of_march - 2 * DAY, by_email=True, email="x@example.com")
     months = adoption.monthly_funnel(practice_a, now=NOW)
     february, march = months[-2], months[-1]
@@ -377,7 +359,7 @@ def test_counting_the_channels_costs_the_same_queries_however_many_invitations(c
         adoption.figures(channels_practice, now=NOW)
     for _ in range(10):
         by_text(channels_practice, NOW - 40 * DAY)
-        by_email(channels_practice, NOW - 40 * DAY, by_text=True, text_to=mobile(), text_sent_at=NOW - 39 * DAY, text_status="sent")
+        by_email(channels_practice, NOW - 40 * DAY, by_text=True, text_to=next_texting_mobile(), text_sent_at=NOW - 39 * DAY, text_status="sent")
     with django_assert_num_queries(6):
         adoption.figures(channels_practice, now=NOW)
 

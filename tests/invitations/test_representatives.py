@@ -16,24 +16,29 @@ from invitations.vocabulary import SendBy
 from patients.audit import AuditAction, AuditEntry
 from patients.models import Patient
 from patients.models.representatives import (
-    AccessLevel, AccessNotice, AccessStatus, EndReason, NoticeKind, Relationship, RepresentativeAccess,
+    AccessLevel,
+    AccessNotice,
+    AccessStatus,
+    EndReason,
+    NoticeKind,
+    Relationship,
+    RepresentativeAccess,
 )
 from tests.clock import NOW
 from tests.factories import PatientFactory, PracticeFactory
-from tests.family_factories import AccessFactory, RepresentativeFactory, adult, born_years_before, child, teenager
+from tests.family_factories import (
+    AccessFactory,
+    RepresentativeFactory,
+    adult,
+    born_years_before,
+    child,
+    teenager,
+)
+from tests.invitations.test_eligibility import codes
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 User = get_user_model()
 DAY = datetime.timedelta(days=1)
-
-
-@pytest.fixture
-def practice():
-    return PracticeFactory(name="Maple Street Dental", time_zone="America/New_York")
-
-
-def codes(patient, **kwargs):
-    return [r.code for r in eligibility.reasons_for(patient, now=NOW, **kwargs)]
 
 
 # -- the age bands in the patient's own rules --------------------------------------------------------

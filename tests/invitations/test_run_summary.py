@@ -12,7 +12,7 @@ from patients.models import BulkChannels, Role
 from tests.clock import NOW
 from tests.factories import PatientFactory, staff_member
 from tests.invitations import bulk_texting
-from tests.invitations.bulk_texting import patient, texting_practice
+from tests.invitations.bulk_texting import bulk_texting_practice, textable_patient
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 _twilio_server, twilio, fresh_sms_rate, quiet_twilio = (
@@ -20,7 +20,7 @@ _twilio_server, twilio, fresh_sms_rate, quiet_twilio = (
 )
 
 
-def finished_run(practice, capture):
+def run_to_the_end(practice, capture):
     with capture(execute=True):
         run = runs.start_run(practice=practice, now=NOW, chunk_size=3)
     run.refresh_from_db()
@@ -37,13 +37,13 @@ def summary(client, run) -> str:
 def test_the_summary_counts_the_emails_and_texts_that_went_out(
     client, quiet_twilio, eager_celery, django_capture_on_commit_callbacks, channels
 ):
-    practice = texting_practice(channels)
+    practice = bulk_texting_practice(channels)
     for i in range(5):
-        patient(practice, email=f"both{i}@example.com")  # an email (and, under "both", a text)
+        textable_patient(practice, email=f"both{i}@example.com")  # an email (and, under "both", a text)
     for _ in range(2):
-        patient(practice)  # no address: a text
+        textable_patient(practice)  # no address: a text
     PatientFactory(practice=practice)  # an address but no mobile: an email only
-    run = finished_run(practice, django_capture_on_commit_callbacks)
+    run = run_to_the_end(practice, django_capture_on_commit_callbacks)
 
     emails, texts = len(mail.outbox), len(quiet_twilio.accepted())
     assert (emails, texts) == ((6, 2) if channels == BulkChannels.EMAIL_THEN_TEXT else (6, 7))
@@ -58,7 +58,7 @@ def test_an_email_only_runs_summary_counts_its_emails(client, eager_celery, djan
     practice = PatientFactory().practice
     for _ in range(3):
         PatientFactory(practice=practice)
-    run = finished_run(practice, django_capture_on_commit_callbacks)
+    run = run_to_the_end(practice, django_capture_on_commit_callbacks)
     client.force_login(staff_member(practice, Role.ADMIN))
     text = summary(client, run)
     assert f"{len(mail.outbox)} invitation emails sent, 0 failed." in text and len(mail.outbox) == 4

@@ -7,8 +7,15 @@ from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 from django.core import mail
 
 from invitations import services, tasks
+from invitations.models import (
+    SEND_CLAIM_LEASE,
+    EventKind,
+    Invitation,
+    Source,
+    Status,
+    hash_token,
+)
 from invitations.wording.email_html import DEFAULT_SUBJECT
-from invitations.models import SEND_CLAIM_LEASE, EventKind, Invitation, Source, Status, hash_token
 from tests.clock import NOW
 from tests.factories import PatientFactory, PracticeFactory, UserFactory
 
@@ -16,7 +23,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def patient():
+def email_patient():
     practice = PracticeFactory(name="Maple Street Dental", contact_phone="(617) 555-0142")
     return PatientFactory(
         practice=practice, first_name="Zoë", last_name="Quintanilla", email="zoe@example.com",
@@ -31,11 +38,11 @@ def pending_invitation(patient) -> Invitation:
 
 
 def test_it_enqueues_the_email_only_after_the_transaction_commits(
-    frozen, eager_celery, patient, django_capture_on_commit_callbacks
+    frozen, eager_celery, email_patient, django_capture_on_commit_callbacks
 ):
     staff = UserFactory()
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        outcome = services.invite(patient, now=NOW, actor=staff)
+        outcome = services.invite(email_patient, now=NOW, actor=staff)
     assert outcome.created
     assert len(callbacks) == 1
     assert mail.outbox == []  # nothing sent inside the transaction
@@ -54,20 +61,20 @@ def test_it_enqueues_the_email_only_after_the_transaction_commits(
 
 
 def test_it_creates_nothing_and_enqueues_nothing_for_an_ineligible_patient(
-    frozen, patient, django_capture_on_commit_callbacks
+    frozen, email_patient, django_capture_on_commit_callbacks
 ):
-    patient.email_consent = False
-    patient.save()
+    email_patient.email_consent = False
+    email_patient.save()
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        outcome = services.invite(patient, now=NOW)
+        outcome = services.invite(email_patient, now=NOW)
     assert not outcome.created
     assert [r.code for r in outcome.reasons] == ["no_consent"]
     assert callbacks == []
     assert not Invitation.objects.exists()
 
 
-def test_the_task_run_twice_sends_one_email(frozen, patient):
-    invitation = pending_invitation(patient)
+def test_the_task_run_twice_sends_one_email(frozen, email_patient):
+    invitation = pending_invitation(email_patient)
     assert tasks.send_invitation.run(invitation.pk) == "sent"
     assert tasks.send_invitation.run(invitation.pk) == "not-claimed"
     assert len(mail.outbox) == 1
@@ -75,8 +82,8 @@ def test_the_task_run_twice_sends_one_email(frozen, patient):
     assert kinds == [EventKind.CREATED, EventKind.SENT]
 
 
-def test_a_worker_holding_the_claim_blocks_a_second_worker(frozen, patient):
-    invitation = pending_invitation(patient)
+def test_a_worker_holding_the_claim_blocks_a_second_worker(frozen, email_patient):
+    invitation = pending_invitation(email_patient)
     assert invitation.claim_for_sending(NOW) is not None  # worker 1, still sending
     assert services.deliver(invitation.pk, now=NOW + datetime.timedelta(seconds=5)) == "not-claimed"
     assert mail.outbox == []
@@ -85,8 +92,8 @@ def test_a_worker_holding_the_claim_blocks_a_second_worker(frozen, patient):
     assert len(mail.outbox) == 1
 
 
-def test_the_email_carries_the_link_whose_hash_is_stored(frozen, patient):
-    invitation = pending_invitation(patient)
+def test_the_email_carries_the_link_whose_hash_is_stored(frozen, email_patient):
+    invitation = pending_invitation(email_patient)
     services.deliver(invitation.pk, now=NOW)
     message = mail.outbox[0]
     link = next(word for word in message.body.split() if word.startswith("https://portal.example.test/invite/"))
@@ -98,8 +105,8 @@ def test_the_email_carries_the_link_whose_hash_is_stored(frozen, patient):
     assert link in html
 
 
-def test_the_email_has_no_last_name_birth_date_or_token_in_headers_or_metadata(frozen, patient):
-    invitation = pending_invitation(patient)
+def test_the_email_has_no_last_name_birth_date_or_token_in_headers_or_metadata(frozen, email_patient):
+    invitation = pending_invitation(email_patient)
     services.deliver(invitation.pk, now=NOW)
     message = mail.outbox[0]
     invitation.refresh_from_db()
@@ -123,8 +130,8 @@ def test_the_email_has_no_last_name_birth_date_or_token_in_headers_or_metadata(f
     assert params["track_clicks"] is False
 
 
-def test_the_email_greets_by_first_name_and_names_the_practice_and_expiry(frozen, patient):
-    invitation = pending_invitation(patient)
+def test_the_email_greets_by_first_name_and_names_the_practice_and_expiry(frozen, email_patient):
+    invitation = pending_invitation(email_patient)
     services.deliver(invitation.pk, now=NOW)
     message = mail.outbox[0]
     assert message.subject == DEFAULT_SUBJECT.replace("[Practice Name]", "Maple Street Dental")
@@ -140,8 +147,8 @@ def test_the_email_greets_by_first_name_and_names_the_practice_and_expiry(frozen
     assert message.reply_to == ["office@practice.example"]
 
 
-def test_a_permanent_refusal_marks_the_invitation_failed_with_the_reason(frozen, patient, monkeypatch):
-    invitation = pending_invitation(patient)
+def test_a_permanent_refusal_marks_the_invitation_failed_with_the_reason(frozen, email_patient, monkeypatch):
+    invitation = pending_invitation(email_patient)
 
     def refuse(self, *args, **kwargs):
         raise AnymailRecipientsRefused("Recipient address rejected")
@@ -154,8 +161,8 @@ def test_a_permanent_refusal_marks_the_invitation_failed_with_the_reason(frozen,
     assert invitation.ended_at == NOW
 
 
-def test_a_client_error_from_the_provider_is_permanent(frozen, patient, monkeypatch):
-    invitation = pending_invitation(patient)
+def test_a_client_error_from_the_provider_is_permanent(frozen, email_patient, monkeypatch):
+    invitation = pending_invitation(email_patient)
 
     def bad_request(self, *args, **kwargs):
         raise AnymailAPIError("Invalid 'To' address", status_code=422)
@@ -167,8 +174,8 @@ def test_a_client_error_from_the_provider_is_permanent(frozen, patient, monkeypa
 
 
 @pytest.mark.parametrize("error", [AnymailAPIError("busy", status_code=503), AnymailAPIError("slow down", status_code=429), ConnectionError("reset")])
-def test_a_transient_error_retries_with_backoff_then_sends(frozen, patient, monkeypatch, error):
-    invitation = pending_invitation(patient)
+def test_a_transient_error_retries_with_backoff_then_sends(frozen, email_patient, monkeypatch, error):
+    invitation = pending_invitation(email_patient)
     calls = {"n": 0}
     real_send = __import__("django.core.mail", fromlist=["EmailMultiAlternatives"]).EmailMultiAlternatives.send
 
@@ -198,8 +205,8 @@ def test_a_transient_error_retries_with_backoff_then_sends(frozen, patient, monk
     assert len(mail.outbox) == 1
 
 
-def test_it_gives_up_after_the_last_retry(frozen, patient, monkeypatch):
-    invitation = pending_invitation(patient)
+def test_it_gives_up_after_the_last_retry(frozen, email_patient, monkeypatch):
+    invitation = pending_invitation(email_patient)
 
     def down(self, *args, **kwargs):
         raise AnymailAPIError("unavailable", status_code=502)
@@ -219,16 +226,16 @@ def test_backoff_grows_and_is_capped():
     assert [tasks.retry_delay(n) for n in range(8)] == [30, 60, 120, 240, 480, 960, 1800, 1800]
 
 
-def test_it_does_not_send_a_link_that_was_revoked_before_the_worker_ran(frozen, patient):
-    invitation = pending_invitation(patient)
-    patient.email = "someone.else@example.com"
-    patient.save()
+def test_it_does_not_send_a_link_that_was_revoked_before_the_worker_ran(frozen, email_patient):
+    invitation = pending_invitation(email_patient)
+    email_patient.email = "someone.else@example.com"
+    email_patient.save()
     assert services.deliver(invitation.pk, now=NOW) == "not-claimed"
     assert mail.outbox == []
 
 
-def test_it_expires_instead_of_sending_a_link_that_already_ran_out(frozen, patient):
-    invitation = pending_invitation(patient)
+def test_it_expires_instead_of_sending_a_link_that_already_ran_out(frozen, email_patient):
+    invitation = pending_invitation(email_patient)
     assert services.deliver(invitation.pk, now=invitation.expires_at) == "expired"
     assert mail.outbox == []
     invitation.refresh_from_db()

@@ -7,17 +7,14 @@ import re
 import pytest
 from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.urls import reverse
 from PIL import Image
 
 from invitations.admin import template_editor
-from invitations.wording import invitation_email
-from invitations.wording import email_html
 from invitations.models import InvitationTemplate
+from invitations.wording import email_html, invitation_email
 from patients.audit import AuditAction, AuditEntry
-from patients.models import Role
 from tests.clock import NOW
-from tests.factories import staff_member
+from tests.invitations.patient_admin import editor_url, preview_url
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 
@@ -27,21 +24,6 @@ GOOD_BODY = "<p>Hello [First Name],</p><p><a href=\"[Registration Link]\">Join</
 @pytest.fixture(autouse=True)
 def media(settings, tmp_path):
     settings.MEDIA_ROOT = str(tmp_path / "media")
-
-
-@pytest.fixture
-def manager(practice_a):
-    return staff_member(practice_a, Role.MANAGER, username="manager_a", email="manager@staff.example")
-
-
-@pytest.fixture
-def manager_client(client, manager):
-    client.force_login(manager)
-    return client
-
-
-def editor_url(practice):
-    return reverse("admin:invitations_portal_template", args=[practice.pk])
 
 
 def image_file(fmt="PNG", size=(40, 20), name="logo.png") -> SimpleUploadedFile:
@@ -60,14 +42,14 @@ def test_the_editor_shows_the_default_wording_the_snippets_and_a_sample_preview(
     assert 'sandbox srcdoc="' in page
 
 
-def test_saving_sanitises_the_html_and_is_audited(manager_client, practice_a, manager):
+def test_saving_sanitises_the_html_and_is_audited(manager_client, practice_a, manager_a):
     body = GOOD_BODY + '<script>alert("x")</script><p onclick="steal()">Hi</p>'
     response = manager_client.post(editor_url(practice_a), {"subject": "Join [Practice Name] online", "html_body": body, "save": "1"})
     assert response.status_code == 302
     template = InvitationTemplate.objects.get(practice=practice_a)
     assert "<script" not in template.html_body and "alert" not in template.html_body
     assert "onclick" not in template.html_body and "<p>Hi</p>" in template.html_body
-    assert template.updated_by == manager
+    assert template.updated_by == manager_a
     entry = AuditEntry.objects.get(action=AuditAction.TEMPLATE_EDIT)
     assert entry.practice_id == practice_a.pk and "subject" in entry.summary
 
@@ -232,10 +214,6 @@ def test_the_preview_button_lists_what_saving_would_remove_beside_the_preview(ma
 # -- the live preview -------------------------------------------------------------------------
 
 
-def preview_url(practice):
-    return reverse("admin:invitations_portal_template_preview", args=[practice.pk])
-
-
 def test_the_live_preview_renders_the_draft_with_the_sample_patient(manager_client, practice_a):
     response = manager_client.post(
         preview_url(practice_a), {"subject": "Join [Practice Name]", "html_body": GOOD_BODY + UNSAFE}
@@ -261,11 +239,11 @@ def test_the_live_preview_is_post_only(manager_client, practice_a):
     assert manager_client.get(preview_url(practice_a)).status_code == 405
 
 
-def test_the_live_preview_needs_the_csrf_token(manager, practice_a):
+def test_the_live_preview_needs_the_csrf_token(manager_a, practice_a):
     from django.test import Client
 
     client = Client(enforce_csrf_checks=True)
-    client.force_login(manager)
+    client.force_login(manager_a)
     body = {"subject": "Hi", "html_body": GOOD_BODY}
     assert client.post(preview_url(practice_a), body).status_code == 403
     client.get(editor_url(practice_a))

@@ -5,13 +5,11 @@ the live preview, saving through the audited service, roles and tenant scoping."
 import re
 
 import pytest
-from django.urls import reverse
 
-from invitations.wording import invitation_text
 from invitations.models import InvitationTemplate
+from invitations.wording import invitation_text
 from patients.audit import AuditAction, AuditEntry
-from patients.models import Role
-from tests.factories import staff_member
+from tests.invitations.patient_admin import editor_url, preview_url
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 
@@ -19,20 +17,6 @@ GOOD_BODY = "<p>Hello [First Name],</p><p><a href=\"[Registration Link]\">Join</
 GOOD_TEXT = "[Practice Name] invites you to its patient portal: [Registration Link] Reply STOP to opt out."
 #: A text link as the sample carries it: the real base URL and a token of the real length.
 TEXT_LINK = r"https://portal\.example\.test/t/[A-Za-z0-9_-]{32}/"
-
-
-@pytest.fixture
-def manager_client(client, practice_a):
-    client.force_login(staff_member(practice_a, Role.MANAGER, username="manager_a", email="manager@staff.example"))
-    return client
-
-
-def editor_url(practice):
-    return reverse("admin:invitations_portal_template", args=[practice.pk])
-
-
-def preview_url(practice):
-    return reverse("admin:invitations_portal_template_preview", args=[practice.pk])
 
 
 def form_data(**overrides) -> dict:

@@ -7,8 +7,8 @@ from django.test.utils import CaptureQueriesContext
 
 from core.sending import errors
 from core.sending.errors import ErrorKind, SendError
-from invitations.texts import delivery
 from invitations.models import Status, TextStatus
+from invitations.texts import delivery
 from patients.models import Patient
 from tests.clock import NOW
 from tests.factories import PatientFactory, PracticeFactory
@@ -20,11 +20,11 @@ INVALID = SendError(ErrorKind.REFUSED, "The phone number is not a valid number (
 LANDLINE = SendError(ErrorKind.REFUSED, "Not a mobile (Twilio error 21614, HTTP 400).", code=errors.NOT_MOBILE)
 
 
-def _texts(practice, count: int, start: int) -> list[int]:
+def _pending_texts(practice, count: int, start: int) -> list[int]:
     ids = []
     for n in range(count):
         number = f"+1617555{start + n:04d}"
-        patient = PatientFactory(practice=practice, mobile_phone=number, sms_consent=True)
+        patient = PatientFactory(practice=practice, mobile_phone=number, texting=True)
         ids.append(InvitationFactory(
             patient=patient, email="", by_email=False, by_text=True, text_to=number, text_status=TextStatus.PENDING,
             status=Status.PENDING, sent_at=None,
@@ -41,7 +41,7 @@ def _queries_to_refuse(ids: list[int]) -> int:
 
 def test_refusing_many_numbers_costs_the_same_queries_as_a_few():
     practice = PracticeFactory(text_invitations_enabled=True)
-    few, many = _texts(practice, 4, 100), _texts(practice, 20, 200)
+    few, many = _pending_texts(practice, 4, 100), _pending_texts(practice, 20, 200)
     assert _queries_to_refuse(many) == _queries_to_refuse(few)
     marked = Patient.objects.filter(practice=practice).exclude(undeliverable_mobile="")
     assert marked.count() == 24

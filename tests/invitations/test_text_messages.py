@@ -8,8 +8,14 @@ from django.core.exceptions import ValidationError
 
 from core.sending.text_segments import measure
 from invitations.models import InvitationTemplate
-from invitations.wording.invitation_text import DEFAULT_TEXT_BODY, compose, sample, text_link, validate_text_body
 from invitations.vocabulary import TEXT_TOKEN_BYTES, new_token
+from invitations.wording.invitation_text import (
+    DEFAULT_TEXT_BODY,
+    compose,
+    sample,
+    text_link,
+    validate_text_body,
+)
 from tests.factories import PracticeFactory
 
 pytestmark = pytest.mark.django_db
@@ -17,7 +23,7 @@ TOKEN = new_token(TEXT_TOKEN_BYTES)
 LINK = f"https://portal.example.test/t/{TOKEN}/"
 
 
-def practice(name="Maple Street Dental", phone="(617) 555-0142"):
+def unsaved_practice(name="Maple Street Dental", phone="(617) 555-0142"):
     return PracticeFactory.build(name=name, contact_phone=phone)
 
 
@@ -28,7 +34,7 @@ def one_gsm7_message(text: str) -> bool:
 
 def error_of(body: str, at=None) -> str:
     with pytest.raises(ValidationError) as raised:
-        validate_text_body(body, practice=at or practice())
+        validate_text_body(body, practice=at or unsaved_practice())
     [message] = raised.value.messages
     return message
 
@@ -37,9 +43,9 @@ def error_of(body: str, at=None) -> str:
 
 
 def test_the_default_and_a_good_wording_pass():
-    validate_text_body("", practice=practice())  # empty: the default wording
-    validate_text_body("   ", practice=practice())
-    validate_text_body("[Practice Name]: your portal is ready: [Registration Link] Call [Practice Phone]. STOP to end", practice=practice())
+    validate_text_body("", practice=unsaved_practice())  # empty: the default wording
+    validate_text_body("   ", practice=unsaved_practice())
+    validate_text_body("[Practice Name]: your portal is ready: [Registration Link] Call [Practice Phone]. STOP to end", practice=unsaved_practice())
 
 
 def test_an_unknown_snippet_is_named_with_the_ones_to_use():
@@ -74,8 +80,8 @@ def test_characters_that_would_make_a_longer_message_are_named():
 
 def test_too_long_with_this_practices_name_says_by_how_much():
     body = "[Practice Name] invites you to its new patient portal: [Registration Link] Reply STOP to opt out."
-    validate_text_body(body, practice=practice("Oak Dental"))
-    long_name = practice("The Greater Springfield Family and Cosmetic Dentistry Group")
+    validate_text_body(body, practice=unsaved_practice("Oak Dental"))
+    long_name = unsaved_practice("The Greater Springfield Family and Cosmetic Dentistry Group")
     size = measure(sample(long_name, body)).units
     assert size > 160
     assert error_of(body, long_name) == (
@@ -102,14 +108,14 @@ def test_the_link_is_short_and_the_same_page_as_the_emails():
 
 def test_compose_fills_in_the_practices_wording():
     body = "[Practice Name]: join our portal [Registration Link] Questions? [Practice Phone]"
-    assert compose(practice(), body, TOKEN) == f"Maple Street Dental: join our portal {LINK} Questions? (617) 555-0142"
-    assert compose(practice(), "", TOKEN) == f"Maple Street Dental: set up your patient portal account: {LINK} Reply STOP to opt out."
+    assert compose(unsaved_practice(), body, TOKEN) == f"Maple Street Dental: join our portal {LINK} Questions? (617) 555-0142"
+    assert compose(unsaved_practice(), "", TOKEN) == f"Maple Street Dental: set up your patient portal account: {LINK} Reply STOP to opt out."
 
 
 def test_a_wording_that_no_longer_fits_falls_back_to_the_default():
     # Saved when the practice had a short name; it was renamed since.
     body = "[Practice Name] invites you to its new patient portal, where you can see your visits: [Registration Link]"
-    renamed = practice("Greater Springfield Family Dentistry")
+    renamed = unsaved_practice("Greater Springfield Family Dentistry")
     text = compose(renamed, body, TOKEN)
     assert text == f"Greater Springfield Family Dentistry: set up your patient portal account: {LINK} Reply STOP to opt out."
     assert one_gsm7_message(text)
@@ -117,7 +123,7 @@ def test_a_wording_that_no_longer_fits_falls_back_to_the_default():
 
 def test_a_long_practice_name_is_shortened_and_the_text_stays_one_message():
     name = "The Greater Springfield Family, Cosmetic and Implant Dentistry Group of Massachusetts"
-    text = compose(practice(name), "", TOKEN)
+    text = compose(unsaved_practice(name), "", TOKEN)
     assert one_gsm7_message(text) and LINK in text and text.endswith("Reply STOP to opt out.")
     shortened = text.split(":")[0]
     assert shortened.endswith("...") and name.startswith(shortened[:-3])
@@ -132,13 +138,13 @@ def test_a_long_practice_name_is_shortened_and_the_text_stays_one_message():
     ("Happy Teeth 😀 Dental", "Happy Teeth Dental"),
 ])
 def test_a_name_outside_gsm7_is_written_in_gsm7(name, shown):
-    text = compose(practice(name), "", TOKEN)
+    text = compose(unsaved_practice(name), "", TOKEN)
     assert text.startswith(f"{shown}: set up your patient portal account: ")
     assert one_gsm7_message(text)
 
 
 def test_a_name_with_nothing_in_gsm7_still_says_who_is_texting():
-    text = compose(practice("北京牙科诊所"), "", TOKEN)
+    text = compose(unsaved_practice("北京牙科诊所"), "", TOKEN)
     assert text.startswith("Your practice: set up your patient portal account: ")
     assert one_gsm7_message(text)
 
@@ -148,11 +154,11 @@ def test_a_name_with_nothing_in_gsm7_still_says_who_is_texting():
 def test_compose_always_gives_one_gsm7_message_with_the_link(length, letters):
     name = ("Dental " + letters * length)[:length + 7]
     for body in ("", DEFAULT_TEXT_BODY, "[Practice Name] [Practice Name] [Practice Name]: [Registration Link]"):
-        text = compose(practice(name, phone="+1 617 555 0142 ☎"), body, TOKEN)
+        text = compose(unsaved_practice(name, phone="+1 617 555 0142 ☎"), body, TOKEN)
         assert one_gsm7_message(text), text
         assert LINK in text
 
 
 def test_the_preview_shows_a_link_of_the_real_length():
-    preview = sample(practice(), "")
-    assert measure(preview).units == measure(compose(practice(), "", TOKEN)).units
+    preview = sample(unsaved_practice(), "")
+    assert measure(preview).units == measure(compose(unsaved_practice(), "", TOKEN)).units

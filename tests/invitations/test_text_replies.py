@@ -21,7 +21,16 @@ from tests.clock import NOW
 from tests.factories import PatientFactory, PracticeFactory
 from tests.invitations.factories import InvitationFactory
 from tests.invitations.text_fixtures import (  # noqa: F401  (fixtures)
-    MOBILE, _twilio_server, fresh_sms_rate, invite_now, patient, post_signed, texted, texting, texting_practice, twilio,
+    MOBILE,
+    _twilio_server,
+    fresh_sms_rate,
+    invite_now,
+    patient,
+    post_as_twilio,
+    texted,
+    texting,
+    texting_practice,
+    twilio,
 )
 from tests.twilio_standin import inbound_params
 
@@ -30,7 +39,7 @@ PATH = reverse("invitations:twilio_replies")
 
 
 def reply(client, body, *, from_=MOBILE, **fields):
-    return post_signed(client, PATH, inbound_params(from_=from_, body=body, **fields))
+    return post_as_twilio(client, PATH, inbound_params(from_=from_, body=body, **fields))
 
 
 def opted_out_at(phone=MOBILE) -> dict[str, str]:
@@ -42,7 +51,7 @@ def two_practices(texting, patient):
     """The patient's practice has the number on a chart; another practice texted it an invitation
     (a family member); a third has nothing to do with it."""
     other = PracticeFactory(name="Harbour Pediatrics", contact_phone="(617) 555-0199", text_invitations_enabled=True)
-    child = PatientFactory(practice=other, email="", mobile_phone=MOBILE, sms_consent=True)
+    child = PatientFactory(practice=other, email="", mobile_phone=MOBILE, texting=True)
     link = services.invite(child, now=NOW, send_by=SendBy.TEXT).invitation
     Invitation.objects.filter(pk=link.pk).update(status=Status.SENT)
     # The chart has another number since (an update, as an import would); the text went to MOBILE.
@@ -151,14 +160,14 @@ def test_any_other_reply_does_nothing_and_nothing_of_it_is_logged(client, two_pr
 
 def test_replies_that_twilio_did_not_sign_are_refused_and_store_nothing(client, two_practices, settings):
     params = inbound_params(from_=MOBILE, body="STOP")
-    assert post_signed(client, PATH, params, signature="").status_code == 403
-    assert post_signed(client, PATH, params, signature="bm90IGEgc2lnbmF0dXJl").status_code == 403
+    assert post_as_twilio(client, PATH, params, signature="").status_code == 403
+    assert post_as_twilio(client, PATH, params, signature="bm90IGEgc2lnbmF0dXJl").status_code == 403
     assert client.get(PATH).status_code == 405
     no_sender = {k: v for k, v in params.items() if k != "From"}
-    response = post_signed(client, PATH, no_sender)
+    response = post_as_twilio(client, PATH, no_sender)
     assert response.status_code == 400 and "From" in response.json()["detail"]
     settings.SMS_PROVIDER = ""
-    assert post_signed(client, PATH, params).status_code == 404
+    assert post_as_twilio(client, PATH, params).status_code == 404
     assert opted_out_at() == {}
 
 

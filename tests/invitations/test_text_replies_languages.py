@@ -11,7 +11,15 @@ from invitations.wording import invitation_text
 from patients.models import Patient, SmsOptOut
 from tests.factories import PracticeFactory
 from tests.invitations.text_fixtures import (  # noqa: F401  (fixtures)
-    MOBILE, _twilio_server, fresh_sms_rate, invite_now, patient, post_signed, texting, texting_practice, twilio,
+    MOBILE,
+    _twilio_server,
+    fresh_sms_rate,
+    invite_now,
+    patient,
+    post_as_twilio,
+    texting,
+    texting_practice,
+    twilio,
 )
 from tests.twilio_standin import inbound_params
 
@@ -19,8 +27,8 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 PATH = reverse("invitations:twilio_replies")
 
 
-def reply(client, body, **fields):
-    return post_signed(client, PATH, inbound_params(from_=MOBILE, body=body, **fields)).content.decode()
+def reply_text(client, body, **fields):
+    return post_as_twilio(client, PATH, inbound_params(from_=MOBILE, body=body, **fields)).content.decode()
 
 
 @pytest.fixture
@@ -33,32 +41,32 @@ def spanish(patient):
 @pytest.mark.parametrize("body", ["PARAR", "parar", " Alto. ", "cancelar!", "BAJA", "Detener"])
 def test_a_spanish_opt_out_word_opts_the_number_out_and_is_confirmed_in_spanish(client, texting, spanish, invite_now, body):
     invite_now(spanish, SendBy.TEXT)
-    answer = reply(client, body)
+    answer = reply_text(client, body)
     assert SmsOptOut.objects.filter(phone=MOBILE, practice=spanish.practice).exists()
     assert "<Message>Ya no le enviaremos mensajes de Maple Street Dental. Responda START para volver a recibirlos.</Message>" in answer
     assert not invite_now(spanish, SendBy.TEXT).created  # the next text is refused
-    reply(client, "INICIAR")
+    reply_text(client, "INICIAR")
     assert not SmsOptOut.objects.filter(phone=MOBILE).exists()
 
 
 def test_when_twilio_knows_the_word_it_confirms_and_we_stay_silent(client, texting, spanish, invite_now):
     invite_now(spanish, SendBy.TEXT)
-    answer = reply(client, "PARAR", opt_out_type="STOP")  # Advanced Opt-Out with the Spanish words
+    answer = reply_text(client, "PARAR", opt_out_type="STOP")  # Advanced Opt-Out with the Spanish words
     assert SmsOptOut.objects.filter(phone=MOBILE).exists() and "<Message>" not in answer
 
 
 def test_help_is_answered_in_the_patients_language(client, texting, spanish, invite_now):
     invite_now(spanish, SendBy.TEXT)
     for body in ("HELP", "ayuda", "Información"):
-        answer = reply(client, body)
+        answer = reply_text(client, body)
         assert "<Message>Maple Street Dental: invitaciones al portal del paciente. ¿Preguntas? Llame al (617) 555-0142. " \
                "Responda STOP para cancelar.</Message>" in answer, body
 
 
 def test_an_english_speaker_asking_in_spanish_is_answered_in_spanish(client, texting, patient, invite_now):
     invite_now(patient, SendBy.TEXT)
-    assert "invitaciones al portal del paciente" in reply(client, "AYUDA")
-    assert "patient portal invitations" in reply(client, "HELP")
+    assert "invitaciones al portal del paciente" in reply_text(client, "AYUDA")
+    assert "patient portal invitations" in reply_text(client, "HELP")
 
 
 def test_every_answer_in_every_language_is_one_plain_text():

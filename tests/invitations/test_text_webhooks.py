@@ -12,12 +12,21 @@ import pytest
 from django.core import mail
 from django.urls import reverse
 
-from invitations.models.events import EventKind, InvitationEvent
 from invitations.models import Invitation, Status, TextStatus
+from invitations.models.events import EventKind, InvitationEvent
 from invitations.vocabulary import SendBy
 from tests.clock import NOW
 from tests.invitations.text_fixtures import (  # noqa: F401  (fixtures)
-    MOBILE, _twilio_server, events, fresh_sms_rate, invite_now, patient, post_signed, texting, texting_practice, twilio,
+    MOBILE,
+    _twilio_server,
+    events,
+    fresh_sms_rate,
+    invite_now,
+    patient,
+    post_as_twilio,
+    texting,
+    texting_practice,
+    twilio,
 )
 from tests.twilio_standin import sign, status_params
 
@@ -32,11 +41,11 @@ def status_path(invitation) -> str:
 
 def callback(client, invitation, status, *, sid=None, error_code=None, **options):
     params = status_params(sid or invitation.text_sid or SID, status, to=MOBILE, error_code=error_code)
-    return post_signed(client, status_path(invitation), params, **options)
+    return post_as_twilio(client, status_path(invitation), params, **options)
 
 
 @pytest.fixture
-def sent(texting, patient, invite_now):
+def texted_invitation(texting, patient, invite_now):
     """An invitation whose text Twilio took (queued), by text only."""
     invitation = invite_now(patient, SendBy.TEXT).invitation
     assert invitation.text_status == TextStatus.QUEUED
@@ -55,45 +64,45 @@ def snapshot(invitation):
 # -- states ----------------------------------------------------------------------------------------
 
 
-def test_queued_sent_delivered_move_the_text_forward_with_one_entry_each(client, sent):
+def test_queued_sent_delivered_move_the_text_forward_with_one_entry_each(client, texted_invitation):
     for status in ("queued", "sent", "delivered"):
-        assert callback(client, sent, status).status_code == 204
-    sent.refresh_from_db()
-    assert (sent.status, sent.text_status) == (Status.SENT, TextStatus.DELIVERED)
-    assert [kind for kind, _ in events(sent)] == [
+        assert callback(client, texted_invitation, status).status_code == 204
+    texted_invitation.refresh_from_db()
+    assert (texted_invitation.status, texted_invitation.text_status) == (Status.SENT, TextStatus.DELIVERED)
+    assert [kind for kind, _ in events(texted_invitation)] == [
         EventKind.CREATED, EventKind.TEXT_QUEUED, EventKind.TEXT_SENT, EventKind.TEXT_DELIVERED,
     ]
 
 
-def test_a_repeated_or_late_callback_changes_nothing_and_adds_no_entry(client, sent):
-    callback(client, sent, "delivered")
-    before = snapshot(sent)
+def test_a_repeated_or_late_callback_changes_nothing_and_adds_no_entry(client, texted_invitation):
+    callback(client, texted_invitation, "delivered")
+    before = snapshot(texted_invitation)
     for status in ("delivered", "sent", "queued", "sending", "undelivered"):  # Twilio retries, out of order
-        assert callback(client, sent, status, error_code=30003 if status == "undelivered" else None).status_code == 204
-    assert snapshot(sent) == before
-    sent.refresh_from_db()
-    assert sent.text_status == TextStatus.DELIVERED
+        assert callback(client, texted_invitation, status, error_code=30003 if status == "undelivered" else None).status_code == 204
+    assert snapshot(texted_invitation) == before
+    texted_invitation.refresh_from_db()
+    assert texted_invitation.text_status == TextStatus.DELIVERED
 
 
-def test_undelivered_to_a_landline_fails_the_text_and_marks_the_charts_mobile(client, sent):
-    assert callback(client, sent, "sent").status_code == 204
-    assert callback(client, sent, "undelivered", error_code=30006).status_code == 204
-    sent.refresh_from_db()
-    assert (sent.status, sent.text_status) == (Status.FAILED, TextStatus.UNDELIVERED)
-    assert sent.text_error == "The number is a landline or its carrier cannot take texts (Twilio error 30006)."
-    assert sent.failure_reason == sent.text_error
-    assert events(sent)[-1] == (EventKind.TEXT_UNDELIVERED, sent.text_error)
-    sent.patient.refresh_from_db()
-    assert (sent.patient.undeliverable_mobile, sent.patient.undeliverable_mobile_reason) == (MOBILE, sent.text_error)
+def test_undelivered_to_a_landline_fails_the_text_and_marks_the_charts_mobile(client, texted_invitation):
+    assert callback(client, texted_invitation, "sent").status_code == 204
+    assert callback(client, texted_invitation, "undelivered", error_code=30006).status_code == 204
+    texted_invitation.refresh_from_db()
+    assert (texted_invitation.status, texted_invitation.text_status) == (Status.FAILED, TextStatus.UNDELIVERED)
+    assert texted_invitation.text_error == "The number is a landline or its carrier cannot take texts (Twilio error 30006)."
+    assert texted_invitation.failure_reason == texted_invitation.text_error
+    assert events(texted_invitation)[-1] == (EventKind.TEXT_UNDELIVERED, texted_invitation.text_error)
+    texted_invitation.patient.refresh_from_db()
+    assert (texted_invitation.patient.undeliverable_mobile, texted_invitation.patient.undeliverable_mobile_reason) == (MOBILE, texted_invitation.text_error)
 
 
-def test_undelivered_because_the_phone_was_off_records_the_reason_and_marks_nothing(client, sent):
-    assert callback(client, sent, "undelivered", error_code=30003).status_code == 204
-    sent.refresh_from_db()
-    assert (sent.status, sent.text_status) == (Status.FAILED, TextStatus.UNDELIVERED)
-    assert "switched off or out of coverage" in sent.text_error and "30003" in sent.text_error
-    sent.patient.refresh_from_db()
-    assert sent.patient.undeliverable_mobile == ""  # another day it may arrive: a resend is allowed
+def test_undelivered_because_the_phone_was_off_records_the_reason_and_marks_nothing(client, texted_invitation):
+    assert callback(client, texted_invitation, "undelivered", error_code=30003).status_code == 204
+    texted_invitation.refresh_from_db()
+    assert (texted_invitation.status, texted_invitation.text_status) == (Status.FAILED, TextStatus.UNDELIVERED)
+    assert "switched off or out of coverage" in texted_invitation.text_error and "30003" in texted_invitation.text_error
+    texted_invitation.patient.refresh_from_db()
+    assert texted_invitation.patient.undeliverable_mobile == ""  # another day it may arrive: a resend is allowed
 
 
 def test_undelivered_text_of_an_invitation_also_sent_by_email_leaves_it_open(client, texting, patient, invite_now):
@@ -150,44 +159,44 @@ def test_a_later_state_before_our_own_mark_is_kept_by_the_mark(client, texting, 
 # -- what does not come from Twilio ---------------------------------------------------------------
 
 
-def test_unsigned_forged_get_and_incomplete_requests_are_refused_and_store_nothing(client, sent, settings):
-    before = snapshot(sent)
-    params = status_params(sent.text_sid, "undelivered", to=MOBILE, error_code=30006)
-    path = status_path(sent)
-    unsigned = post_signed(client, path, params, signature="")
+def test_unsigned_forged_get_and_incomplete_requests_are_refused_and_store_nothing(client, texted_invitation, settings):
+    before = snapshot(texted_invitation)
+    params = status_params(texted_invitation.text_sid, "undelivered", to=MOBILE, error_code=30006)
+    path = status_path(texted_invitation)
+    unsigned = post_as_twilio(client, path, params, signature="")
     assert (unsigned.status_code, unsigned.json()["error"]) == (403, "unsigned")
-    forged = post_signed(client, path, params, signature=sign("https://portal.example.test" + path, params, "not-our-token"))
+    forged = post_as_twilio(client, path, params, signature=sign("https://portal.example.test" + path, params, "not-our-token"))
     assert (forged.status_code, forged.json()["error"]) == (403, "bad_signature")
-    other_invitation = post_signed(
+    other_invitation = post_as_twilio(
         client, path, params, signature=sign(f"https://portal.example.test{path[:-4]}{uuid.uuid4().hex[:4]}", params),
     )
     assert other_invitation.status_code == 403  # the query string is signed too
     assert client.get(path).status_code == 405
     for missing in ("MessageSid", "MessageStatus"):
         incomplete = {k: v for k, v in params.items() if k != missing}
-        response = post_signed(client, path, incomplete)
+        response = post_as_twilio(client, path, incomplete)
         assert response.status_code == 400 and missing in response.json()["detail"]
     settings.SMS_PROVIDER = ""
-    assert post_signed(client, path, params).status_code == 404
-    assert snapshot(sent) == before
+    assert post_as_twilio(client, path, params).status_code == 404
+    assert snapshot(texted_invitation) == before
 
 
-def test_a_callback_for_an_unknown_invitation_is_accepted_and_does_nothing(client, sent):
-    before = snapshot(sent)
+def test_a_callback_for_an_unknown_invitation_is_accepted_and_does_nothing(client, texted_invitation):
+    before = snapshot(texted_invitation)
     path = reverse("invitations:twilio_text_status")
     for query in (f"?invitation={uuid.uuid4()}", "?invitation=not-a-uuid", ""):
         params = status_params("SM" + "f" * 32, "undelivered", to=MOBILE, error_code=30006)
-        assert post_signed(client, path + query, params).status_code == 204
-    assert snapshot(sent) == before
+        assert post_as_twilio(client, path + query, params).status_code == 204
+    assert snapshot(texted_invitation) == before
 
 
-def test_callbacks_take_a_bounded_number_of_queries(client, sent, django_assert_max_num_queries):
+def test_callbacks_take_a_bounded_number_of_queries(client, texted_invitation, django_assert_max_num_queries):
     with django_assert_max_num_queries(8):
-        assert callback(client, sent, "sent").status_code == 204
+        assert callback(client, texted_invitation, "sent").status_code == 204
     with django_assert_max_num_queries(4):
-        assert callback(client, sent, "sent").status_code == 204  # a repeat
+        assert callback(client, texted_invitation, "sent").status_code == 204  # a repeat
     with django_assert_max_num_queries(14):
-        assert callback(client, sent, "undelivered", error_code=30006).status_code == 204
+        assert callback(client, texted_invitation, "undelivered", error_code=30006).status_code == 204
 
 
 # -- end to end: the stand-in's own callbacks reach a live server ----------------------------------

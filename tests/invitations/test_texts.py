@@ -12,15 +12,35 @@ from django.core import mail
 
 from core.sending.text_segments import measure
 from invitations import eligibility, services
+from invitations.models import (
+    Channel,
+    Invitation,
+    InvitationTemplate,
+    RevokeReason,
+    Status,
+    TextStatus,
+)
 from invitations.models.events import EventKind
-from invitations.models import Channel, Invitation, InvitationTemplate, RevokeReason, Status, TextStatus
 from invitations.vocabulary import SendBy
 from patients.models import SmsOptOut, SmsOptOutReason
 from tests.clock import NOW
 from tests.factories import PatientFactory
 from tests.invitations.text_fixtures import (  # noqa: F401  (fixtures)
-    DATE_OF_BIRTH, MOBILE, _twilio_server, events, fresh_sms_rate, invite_now, patient, text_files, text_path,
-    texted, texting, texting_practice, token_in, twilio, written_texts,
+    DATE_OF_BIRTH,
+    MOBILE,
+    _twilio_server,
+    events,
+    fresh_sms_rate,
+    invite_now,
+    patient,
+    text_files,
+    text_path,
+    texted,
+    texting,
+    texting_practice,
+    token_in,
+    twilio,
+    written_texts,
 )
 from tests.twilio_standin import INVALID_NUMBER, NOT_MOBILE, UNSUBSCRIBED
 
@@ -28,7 +48,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 User = get_user_model()
 
 
-def answers(**overrides):
+def zoe_answers(**overrides):
     data = {
         "last_name": "quintanilla", "date_of_birth": DATE_OF_BIRTH.strftime("%m/%d/%Y"), "username": "zoe.q",
         "password1": "correct horse battery 42", "password2": "correct horse battery 42",
@@ -87,7 +107,7 @@ def test_the_texts_link_opens_the_registration_page_and_consumes_nothing(texting
 def test_the_texts_link_registers_the_patient(texting, patient, invite_now, client):
     invitation = invite_now(patient, SendBy.TEXT).invitation
     path = text_path(token_in(texting.accepted()[0]["body"]))
-    response = client.post(path, answers())
+    response = client.post(path, zoe_answers())
     assert response.status_code == 302 and response["Location"] == "/portal/"
     invitation.refresh_from_db()
     assert (invitation.status, invitation.accepted_via, invitation.accepted_at) == (Status.ACCEPTED, Channel.TEXT, NOW)
@@ -101,7 +121,7 @@ def test_the_texts_link_registers_the_patient(texting, patient, invite_now, clie
 def test_a_wrong_answer_on_the_texts_link_is_counted_like_the_emails(texting, patient, invite_now, client):
     invitation = invite_now(patient, SendBy.TEXT).invitation
     path = text_path(token_in(texting.accepted()[0]["body"]))
-    response = client.post(path, answers(date_of_birth="01/01/1990"))
+    response = client.post(path, zoe_answers(date_of_birth="01/01/1990"))
     assert response.status_code == 400
     invitation.refresh_from_db()
     assert (invitation.status, invitation.failed_attempts) == (Status.SENT, 1)
@@ -123,12 +143,12 @@ def test_an_invitation_by_both_carries_two_links_either_registers_and_then_the_o
 
     used, other = (email_path, text_link) if register_with == Channel.EMAIL else (text_link, email_path)
     assert client.get(other).status_code == 200  # both work until one is used
-    assert client.post(used, answers()).status_code == 302
+    assert client.post(used, zoe_answers()).status_code == 302
     invitation.refresh_from_db()
     assert (invitation.status, invitation.accepted_via) == (Status.ACCEPTED, register_with)
     client.logout()
     assert client.get(other).status_code == 410
-    assert client.post(other, answers(username="someone.else")).status_code == 410
+    assert client.post(other, zoe_answers(username="someone.else")).status_code == 410
     assert User.objects.count() == 1
 
 
@@ -150,7 +170,7 @@ def test_auto_sends_an_email_when_email_can_be_used_else_a_text(texting, patient
     assert (by_email.by_email, by_email.by_text, by_email.text_status) == (True, False, TextStatus.NONE)
     assert len(mail.outbox) == 1 and texting.accepted() == []
 
-    no_email = PatientFactory(practice=patient.practice, email="", mobile_phone="+16175550199", sms_consent=True)
+    no_email = PatientFactory(practice=patient.practice, email="", mobile_phone="+16175550199", texting=True)
     by_text = invite_now(no_email, SendBy.AUTO).invitation
     assert (by_text.by_email, by_text.by_text, by_text.status) == (False, True, Status.SENT)
     assert len(mail.outbox) == 1 and [m["to"] for m in texting.accepted()] == ["+16175550199"]
@@ -164,7 +184,7 @@ def test_a_practice_with_texts_off_never_texts(texting, patient, invite_now):
     assert not refused.created and reason_codes(refused) == ["texts_disabled"]
     both = invite_now(patient, SendBy.BOTH)
     assert not both.created and reason_codes(both) == ["texts_disabled"]
-    no_email = PatientFactory(practice=practice, email="", mobile_phone="+16175550199", sms_consent=True)
+    no_email = PatientFactory(practice=practice, email="", mobile_phone="+16175550199", texting=True)
     auto = invite_now(no_email, SendBy.AUTO)
     assert not auto.created and reason_codes(auto) == ["missing_email"]  # a text is no option here
     assert invite_now(patient, SendBy.AUTO).invitation.by_text is False
@@ -213,9 +233,9 @@ def test_an_unsubscribed_number_goes_on_the_opt_out_list_and_its_text_only_links
     patient.save()
     # A child on the parent's number, invited by text only yesterday; a sibling by email and text.
     yesterday = NOW - datetime.timedelta(days=1)
-    child = PatientFactory(practice=practice, email="", mobile_phone=UNSUBSCRIBED, sms_consent=True)
+    child = PatientFactory(practice=practice, email="", mobile_phone=UNSUBSCRIBED, texting=True)
     child_link = services.invite(child, now=yesterday, send_by=SendBy.TEXT).invitation
-    sibling = PatientFactory(practice=practice, mobile_phone=UNSUBSCRIBED, sms_consent=True)
+    sibling = PatientFactory(practice=practice, mobile_phone=UNSUBSCRIBED, texting=True)
     sibling_link = services.invite(sibling, now=yesterday, send_by=SendBy.BOTH).invitation
 
     invitation = invite_now(patient, SendBy.TEXT).invitation
@@ -237,6 +257,6 @@ def test_a_last_name_typed_with_a_phones_curly_apostrophe_registers(texting, pat
     patient.save()
     invitation = invite_now(patient, SendBy.TEXT).invitation
     path = text_path(token_in(texting.accepted()[0]["body"]))
-    assert client.post(path, answers(last_name="O’Brien")).status_code == 302  # iOS types ’ for '
+    assert client.post(path, zoe_answers(last_name="O’Brien")).status_code == 302  # iOS types ’ for '
     invitation.refresh_from_db()
     assert invitation.status == Status.ACCEPTED

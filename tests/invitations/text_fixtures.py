@@ -39,7 +39,7 @@ def patient(texting_practice):
     """Invitable by email and by text."""
     return PatientFactory(
         practice=texting_practice, first_name="Zoë", last_name="Quintanilla", date_of_birth=DATE_OF_BIRTH,
-        email="zoe@example.com", mobile_phone=MOBILE, sms_consent=True,
+        email="zoe@example.com", mobile_phone=MOBILE, texting=True,
     )
 
 
@@ -105,7 +105,7 @@ def events(invitation: Invitation) -> list[tuple[str, str]]:
     return list(invitation.events.order_by("at", "pk").values_list("kind", "detail"))
 
 
-def post_signed(client, path: str, params: dict, *, base: str = "https://portal.example.test", signature=None, **extra):
+def post_as_twilio(client, path: str, params: dict, *, base: str = "https://portal.example.test", signature=None, **extra):
     """POST `params` to `path` as Twilio would: signed for PORTAL_BASE_URL + path (the query string
     included); `signature` "" sends none, a string sends that one."""
     url = base + path

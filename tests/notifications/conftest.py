@@ -40,7 +40,7 @@ def team(alice, bob):
 
 
 @pytest.fixture
-def patient(office):
+def plan_patient(office):
     return PatientFactory(
         practice=office,
         chart_number="CH-1001",

@@ -5,7 +5,11 @@ import json
 
 import factory
 
-from notifications.models import ApplicationStatus, PaymentPlanApplication, PracticeLenderSettings
+from notifications.models import (
+    ApplicationStatus,
+    PaymentPlanApplication,
+    PracticeLenderSettings,
+)
 from tests.clock import UTC
 from tests.factories import PatientFactory, PracticeFactory
 
@@ -39,7 +43,7 @@ class LenderSettingsFactory(factory.django.DjangoModelFactory):
     webhook_secret = "s3cret-for-tests-0123456789abcdef"
 
 
-def sign(secret: str, timestamp: int, body: bytes) -> str:
+def lender_signature(secret: str, timestamp: int, body: bytes) -> str:
     return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
@@ -50,7 +54,7 @@ def post_event(client, payload, *, secret, timestamp=None, body=None, signature=
         timestamp = int(datetime.datetime.now(UTC).timestamp())
     sent_headers = {
         "X-Lender-Timestamp": str(timestamp),
-        "X-Lender-Signature": signature if signature is not None else sign(secret, timestamp, body),
+        "X-Lender-Signature": signature if signature is not None else lender_signature(secret, timestamp, body),
     }
     sent_headers.update(headers or {})
     return client.post(

@@ -29,8 +29,8 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("ticking")]
 
 
 @pytest.fixture
-def app_a(office, patient):
-    return ApplicationFactory(practice=office, patient=patient, lender_application_id="A-APP")
+def app_a(office, plan_patient):
+    return ApplicationFactory(practice=office, patient=plan_patient, lender_application_id="A-APP")
 
 
 @pytest.fixture
@@ -155,7 +155,7 @@ def test_a_viewer_sees_but_cannot_record(client, office, app_a):
 
 
 @pytest.fixture
-def failed_a(app_a, alice):
+def failed_alert_a(app_a, alice):
     return NotificationDelivery.objects.create(
         practice=app_a.practice, application=app_a, alert_type=AlertType.DECLINED, recipient=alice,
         status=DeliveryStatus.FAILED, attempts=3, last_error="AnymailAPIError: 503",
@@ -171,7 +171,7 @@ def failed_b(app_b, other_office):
     )
 
 
-def test_failed_sends_are_visible_and_scoped(alice_client, failed_a, failed_b):
+def test_failed_sends_are_visible_and_scoped(alice_client, failed_alert_a, failed_b):
     url = reverse("admin:notifications_notificationdelivery_changelist")
     content = alice_client.get(url, {"status__exact": "failed"}).content.decode()
     assert "AnymailAPIError: 503" in content
@@ -179,22 +179,22 @@ def test_failed_sends_are_visible_and_scoped(alice_client, failed_a, failed_b):
     assert alice_client.get(reverse("admin:notifications_notificationdelivery_change", args=[failed_b.pk])).status_code == 404
 
 
-def test_a_manager_retries_failed_sends(client, bob, failed_a, failed_b, django_capture_on_commit_callbacks):
+def test_a_manager_retries_failed_sends(client, bob, failed_alert_a, failed_b, django_capture_on_commit_callbacks):
     client.force_login(bob)
     url = reverse("admin:notifications_notificationdelivery_changelist")
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
-            url, {"action": "retry_failed", "_selected_action": [failed_a.pk, failed_b.pk]}, follow=True
+            url, {"action": "retry_failed", "_selected_action": [failed_alert_a.pk, failed_b.pk]}, follow=True
         )
     assert "Sending 1 alert again." in response.content.decode()
-    failed_a.refresh_from_db()
+    failed_alert_a.refresh_from_db()
     failed_b.refresh_from_db()
-    assert failed_a.status == DeliveryStatus.SENT
+    assert failed_alert_a.status == DeliveryStatus.SENT
     assert failed_b.status == DeliveryStatus.FAILED  # another practice's row is untouched
     assert [m.to for m in mail.outbox] == [["alice@maple.example"]]
 
 
-def test_the_application_page_links_to_its_alerts(alice_client, app_a, failed_a, office, alice):
+def test_the_application_page_links_to_its_alerts(alice_client, app_a, failed_alert_a, office, alice):
     other = ApplicationFactory(practice=office, lender_application_id="A-OTHER")
     NotificationDelivery.objects.create(practice=office, application=other, alert_type=AlertType.ACTIVATED, recipient=alice)
     page = alice_client.get(reverse("admin:notifications_paymentplanapplication_change", args=[app_a.pk]))
@@ -202,10 +202,10 @@ def test_the_application_page_links_to_its_alerts(alice_client, app_a, failed_a,
     assert link in page.content.decode()
     listing = alice_client.get(link)
     assert listing.status_code == 200
-    assert [d.pk for d in listing.context["cl"].result_list] == [failed_a.pk]
+    assert [d.pk for d in listing.context["cl"].result_list] == [failed_alert_a.pk]
 
 
-def test_front_desk_cannot_retry(alice_client, failed_a):
+def test_front_desk_cannot_retry(alice_client, failed_alert_a):
     response = alice_client.get(reverse("admin:notifications_notificationdelivery_changelist"))
     assert "retry_failed" not in response.content.decode()
 

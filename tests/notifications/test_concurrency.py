@@ -9,7 +9,6 @@ import threading
 import pytest
 import time_machine
 from django.core import mail
-from django.db import connection
 
 from notifications import services
 from notifications.models import (
@@ -21,6 +20,7 @@ from notifications.models import (
     PaymentPlanApplication,
 )
 from tests.clock import NOW
+from tests.threads import run_together
 
 from .factories import ApplicationFactory
 
@@ -29,35 +29,12 @@ THREADS = 4
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
-def run_together(target, count=THREADS):
-    """Start `count` threads at one barrier, each on its own database connection."""
-    barrier = threading.Barrier(count)
-    results, errors = [], []
-
-    def worker():
-        try:
-            barrier.wait(timeout=10)
-            results.append(target())
-        except Exception as exc:  # surfaced below, in the test's thread
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert not errors, errors
-    return results
-
-
 def test_concurrent_sweeps_send_one_alert_per_member(office, team):
     applications = [
         ApplicationFactory(practice=office, started_at=NOW - datetime.timedelta(days=15)) for _ in range(5)
     ]
     with time_machine.travel(NOW, tick=False):
-        reports = run_together(lambda: services.sweep(now=NOW))
+        reports = run_together(lambda: services.sweep(now=NOW), THREADS)
 
     assert sum(r.incomplete for r in reports) == len(applications)
     deliveries = NotificationDelivery.objects.filter(alert_type=AlertType.INCOMPLETE)
@@ -74,32 +51,32 @@ def test_concurrent_workers_send_one_email(office, alice):
         practice=office, application=application, alert_type=AlertType.DECLINED, recipient=alice
     )
     with time_machine.travel(NOW, tick=False):
-        outcomes = run_together(lambda: services.deliver_alert(delivery.pk))
+        outcomes = run_together(lambda: services.deliver_alert(delivery.pk), THREADS)
     assert sorted(outcomes) == ["sent"] + ["skipped"] * (THREADS - 1)
     assert len(mail.outbox) == 1
 
 
-def test_the_same_event_delivered_concurrently_is_applied_once(office, team, patient):
+def test_the_same_event_delivered_concurrently_is_applied_once(office, team, plan_patient):
     def apply():
         return services.apply_event(
             practice_id=office.pk,
             event_id="evt-dup",
             lender_application_id="LND-9",
-            patient_id=patient.pk,
+            patient_id=plan_patient.pk,
             event_type="activated",
             occurred_at=NOW,
             now=NOW,
         ).outcome
 
     with time_machine.travel(NOW, tick=False):
-        outcomes = run_together(apply)
+        outcomes = run_together(apply, THREADS)
     assert sorted(outcomes) == ["applied"] + ["duplicate"] * (THREADS - 1)
     assert LenderEvent.objects.count() == 1
     assert PaymentPlanApplication.objects.get().status == ApplicationStatus.ACTIVATED
     assert len(mail.outbox) == len(team)
 
 
-def test_different_events_for_a_new_application_create_it_once(office, team, patient):
+def test_different_events_for_a_new_application_create_it_once(office, team, plan_patient):
     types = ["started", "pre_qualified", "approved", "activated"]
 
     def apply(event_type):
@@ -107,7 +84,7 @@ def test_different_events_for_a_new_application_create_it_once(office, team, pat
             practice_id=office.pk,
             event_id=f"evt-{event_type}",
             lender_application_id="LND-10",
-            patient_id=patient.pk,
+            patient_id=plan_patient.pk,
             event_type=event_type,
             occurred_at=NOW,
             now=NOW,

@@ -7,7 +7,12 @@ from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 from django.core import mail
 
 from notifications import emails, services
-from notifications.models import AlertType, DeliveryMode, DeliveryStatus, NotificationDelivery
+from notifications.models import (
+    AlertType,
+    DeliveryMode,
+    DeliveryStatus,
+    NotificationDelivery,
+)
 from tests.clock import NOW
 
 from .factories import ApplicationFactory
@@ -16,8 +21,8 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 
 
 @pytest.fixture
-def application(office, patient):
-    return ApplicationFactory(practice=office, patient=patient, lender_application_id="LND-778812")
+def application(office, plan_patient):
+    return ApplicationFactory(practice=office, patient=plan_patient, lender_application_id="LND-778812")
 
 
 @pytest.fixture
@@ -109,7 +114,7 @@ def test_the_email_names_the_type_and_patient_and_links_to_the_application(deliv
 
 
 @pytest.mark.parametrize("alert_type", list(AlertType))
-def test_no_other_health_or_financial_detail_appears(application, alice, patient, alert_type):
+def test_no_other_health_or_financial_detail_appears(application, alice, plan_patient, alert_type):
     delivery = NotificationDelivery.objects.create(
         practice=application.practice, application=application, alert_type=alert_type, recipient=alice
     )
@@ -117,13 +122,13 @@ def test_no_other_health_or_financial_detail_appears(application, alice, patient
     message = mail.outbox[0]
     html = message.alternatives[0][0]
     forbidden = [
-        patient.last_name,  # only the initial
-        patient.email,
-        patient.chart_number,
-        patient.phone,
-        patient.zip_code,
-        patient.date_of_birth.isoformat(),
-        patient.date_of_birth.strftime("%m/%d/%Y"),
+        plan_patient.last_name,  # only the initial
+        plan_patient.email,
+        plan_patient.chart_number,
+        plan_patient.phone,
+        plan_patient.zip_code,
+        plan_patient.date_of_birth.isoformat(),
+        plan_patient.date_of_birth.strftime("%m/%d/%Y"),
         application.lender_application_id,
         "$",
     ]

@@ -8,7 +8,12 @@ import time_machine
 from django.core import mail
 
 from notifications import digests, services, tasks
-from notifications.models import AlertType, DeliveryMode, DeliveryStatus, NotificationDelivery
+from notifications.models import (
+    AlertType,
+    DeliveryMode,
+    DeliveryStatus,
+    NotificationDelivery,
+)
 from patients.models import Membership, Role
 from tests.clock import UTC
 from tests.factories import PatientFactory
@@ -91,8 +96,8 @@ def test_one_digest_per_member_per_office(office, other_office, alice, bob_diges
     assert "Lee P." in mail.outbox[1].body
 
 
-def test_alerts_after_the_digest_time_wait_for_the_next_one(office, bob_digest, patient):
-    alert(office, patient, "declined", NOW - datetime.timedelta(minutes=20), "A1")  # 7:10 New York
+def test_alerts_after_the_digest_time_wait_for_the_next_one(office, bob_digest, plan_patient):
+    alert(office, plan_patient, "declined", NOW - datetime.timedelta(minutes=20), "A1")  # 7:10 New York
     assert run_digests_at(NOW) == 0
     assert mail.outbox == []
     # A missed hour is caught up: the next morning's run, or any run after it.
@@ -100,12 +105,12 @@ def test_alerts_after_the_digest_time_wait_for_the_next_one(office, bob_digest, 
     assert "Rosalind O." in mail.outbox[0].body
 
 
-def test_a_failed_digest_is_kept_and_retried(office, bob_digest, patient):
+def test_a_failed_digest_is_kept_and_retried(office, bob_digest, plan_patient):
     from unittest import mock
 
     from anymail.exceptions import AnymailAPIError
 
-    alert(office, patient, "declined", YESTERDAY, "A1")
+    alert(office, plan_patient, "declined", YESTERDAY, "A1")
     with time_machine.travel(NOW, tick=False), mock.patch(
         "django.core.mail.EmailMultiAlternatives.send", side_effect=AnymailAPIError("ESP down")
     ):
@@ -122,9 +127,9 @@ def test_a_failed_digest_is_kept_and_retried(office, bob_digest, patient):
     assert len(mail.outbox) == 1
 
 
-def test_a_type_switched_off_before_the_digest_is_left_out(office, bob_digest, patient):
+def test_a_type_switched_off_before_the_digest_is_left_out(office, bob_digest, plan_patient):
     tom = PatientFactory(practice=office, first_name="Tomas", last_name="Varga")
-    alert(office, patient, "declined", YESTERDAY, "A1")
+    alert(office, plan_patient, "declined", YESTERDAY, "A1")
     alert(office, tom, "activated", YESTERDAY, "A2")
     services.save_preferences(
         user=bob_digest,

@@ -33,23 +33,23 @@ def apply(patient, event_type, *, event_id, occurred_at, application_id="APP-1")
     )
 
 
-def test_it_creates_the_application_on_its_first_event(patient):
+def test_it_creates_the_application_on_its_first_event(plan_patient):
     started = NOW - datetime.timedelta(hours=1)
-    result = apply(patient, "started", event_id="e1", occurred_at=started)
+    result = apply(plan_patient, "started", event_id="e1", occurred_at=started)
 
     application = PaymentPlanApplication.objects.get()
     assert result.outcome == "applied"
-    assert (application.status, application.started_at, application.patient) == ("started", started, patient)
+    assert (application.status, application.started_at, application.patient) == ("started", started, plan_patient)
     assert application.incomplete_due_at == started + INCOMPLETE_AFTER
     assert application.open_approval_due_at is None
     assert LenderEvent.objects.get().outcome == EventOutcome.APPLIED
 
 
-def test_it_moves_forward_through_the_steps(patient, django_capture_on_commit_callbacks):
+def test_it_moves_forward_through_the_steps(plan_patient, django_capture_on_commit_callbacks):
     t = NOW - datetime.timedelta(days=3)
     with django_capture_on_commit_callbacks(execute=True):
         for i, step in enumerate(["started", "pre_qualified", "approved", "activated"]):
-            apply(patient, step, event_id=f"e{i}", occurred_at=t + datetime.timedelta(hours=i))
+            apply(plan_patient, step, event_id=f"e{i}", occurred_at=t + datetime.timedelta(hours=i))
 
     application = PaymentPlanApplication.objects.get()
     assert application.status == ApplicationStatus.ACTIVATED
@@ -59,13 +59,13 @@ def test_it_moves_forward_through_the_steps(patient, django_capture_on_commit_ca
     assert application.incomplete_due_at is None and application.open_approval_due_at is None
 
 
-def test_an_older_event_never_moves_the_application_back(patient, django_capture_on_commit_callbacks):
+def test_an_older_event_never_moves_the_application_back(plan_patient, django_capture_on_commit_callbacks):
     approved = NOW - datetime.timedelta(hours=2)
     pre_qualified = NOW - datetime.timedelta(hours=3)
     with django_capture_on_commit_callbacks(execute=True):
-        apply(patient, "approved", event_id="e-approved", occurred_at=approved)
-        result = apply(patient, "pre_qualified", event_id="e-prequal", occurred_at=pre_qualified)
-        apply(patient, "started", event_id="e-started", occurred_at=NOW - datetime.timedelta(hours=4))
+        apply(plan_patient, "approved", event_id="e-approved", occurred_at=approved)
+        result = apply(plan_patient, "pre_qualified", event_id="e-prequal", occurred_at=pre_qualified)
+        apply(plan_patient, "started", event_id="e-started", occurred_at=NOW - datetime.timedelta(hours=4))
 
     application = PaymentPlanApplication.objects.get()
     assert result.outcome == "recorded"
@@ -85,43 +85,43 @@ def test_an_older_event_never_moves_the_application_back(patient, django_capture
     }
 
 
-def test_a_step_time_already_known_is_kept(patient):
+def test_a_step_time_already_known_is_kept(plan_patient):
     first = NOW - datetime.timedelta(days=2)
-    apply(patient, "started", event_id="e1", occurred_at=first)
-    apply(patient, "started", event_id="e2", occurred_at=NOW - datetime.timedelta(days=1))
+    apply(plan_patient, "started", event_id="e1", occurred_at=first)
+    apply(plan_patient, "started", event_id="e2", occurred_at=NOW - datetime.timedelta(days=1))
     assert PaymentPlanApplication.objects.get().started_at == first
 
 
-def test_declined_is_not_overridden_by_a_later_approval(patient, django_capture_on_commit_callbacks):
+def test_declined_is_not_overridden_by_a_later_approval(plan_patient, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        apply(patient, "started", event_id="e1", occurred_at=NOW - datetime.timedelta(hours=5))
-        apply(patient, "declined", event_id="e2", occurred_at=NOW - datetime.timedelta(hours=4))
-        apply(patient, "approved", event_id="e3", occurred_at=NOW - datetime.timedelta(hours=3))
+        apply(plan_patient, "started", event_id="e1", occurred_at=NOW - datetime.timedelta(hours=5))
+        apply(plan_patient, "declined", event_id="e2", occurred_at=NOW - datetime.timedelta(hours=4))
+        apply(plan_patient, "approved", event_id="e3", occurred_at=NOW - datetime.timedelta(hours=3))
     application = PaymentPlanApplication.objects.get()
     assert application.status == ApplicationStatus.DECLINED
     assert application.approved_at is not None
     assert application.open_approval_due_at is None
 
 
-def test_an_approval_is_not_overridden_by_a_decline(patient):
-    apply(patient, "approved", event_id="e1", occurred_at=NOW - datetime.timedelta(hours=5))
-    apply(patient, "declined", event_id="e2", occurred_at=NOW - datetime.timedelta(hours=4))
+def test_an_approval_is_not_overridden_by_a_decline(plan_patient):
+    apply(plan_patient, "approved", event_id="e1", occurred_at=NOW - datetime.timedelta(hours=5))
+    apply(plan_patient, "declined", event_id="e2", occurred_at=NOW - datetime.timedelta(hours=4))
     assert PaymentPlanApplication.objects.get().status == ApplicationStatus.APPROVED
 
 
-def test_activation_wins_over_everything(patient, django_capture_on_commit_callbacks):
+def test_activation_wins_over_everything(plan_patient, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        apply(patient, "declined", event_id="e1", occurred_at=NOW - datetime.timedelta(hours=5))
-        apply(patient, "activated", event_id="e2", occurred_at=NOW - datetime.timedelta(hours=4))
+        apply(plan_patient, "declined", event_id="e1", occurred_at=NOW - datetime.timedelta(hours=5))
+        apply(plan_patient, "activated", event_id="e2", occurred_at=NOW - datetime.timedelta(hours=4))
     assert PaymentPlanApplication.objects.get().status == ApplicationStatus.ACTIVATED
 
 
-def test_the_same_event_id_is_applied_once(patient, team, django_capture_on_commit_callbacks):
+def test_the_same_event_id_is_applied_once(plan_patient, team, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        first = apply(patient, "declined", event_id="dup-1", occurred_at=NOW)
-        second = apply(patient, "declined", event_id="dup-1", occurred_at=NOW)
+        first = apply(plan_patient, "declined", event_id="dup-1", occurred_at=NOW)
+        second = apply(plan_patient, "declined", event_id="dup-1", occurred_at=NOW)
         # Even with different content, an event id already seen changes nothing.
-        third = apply(patient, "activated", event_id="dup-1", occurred_at=NOW)
+        third = apply(plan_patient, "activated", event_id="dup-1", occurred_at=NOW)
 
     assert (first.outcome, second.outcome, third.outcome) == ("applied", "duplicate", "duplicate")
     assert LenderEvent.objects.count() == 1
@@ -130,21 +130,21 @@ def test_the_same_event_id_is_applied_once(patient, team, django_capture_on_comm
     assert len(mail.outbox) == len(team)
 
 
-def test_event_ids_are_per_practice(patient, other_office, django_capture_on_commit_callbacks):
+def test_event_ids_are_per_practice(plan_patient, other_office, django_capture_on_commit_callbacks):
     from tests.factories import PatientFactory
 
     other_patient = PatientFactory(practice=other_office)
-    apply(patient, "started", event_id="same-id", occurred_at=NOW)
+    apply(plan_patient, "started", event_id="same-id", occurred_at=NOW)
     result = apply(other_patient, "started", event_id="same-id", occurred_at=NOW)
     assert result.outcome == "applied"
     assert PaymentPlanApplication.objects.count() == 2
 
 
-def test_an_application_cannot_switch_patients(patient):
+def test_an_application_cannot_switch_patients(plan_patient):
     from tests.factories import PatientFactory
 
-    apply(patient, "started", event_id="e1", occurred_at=NOW)
-    stranger = PatientFactory(practice=patient.practice)
+    apply(plan_patient, "started", event_id="e1", occurred_at=NOW)
+    stranger = PatientFactory(practice=plan_patient.practice)
     with pytest.raises(services.EventRejected) as caught:
         apply(stranger, "approved", event_id="e2", occurred_at=NOW)
     assert caught.value.code == "patient_mismatch"
@@ -161,11 +161,11 @@ def test_an_application_cannot_switch_patients(patient):
     ],
 )
 def test_each_immediate_alert_goes_to_every_member_once(
-    patient, team, event_type, alert_type, label, django_capture_on_commit_callbacks
+    plan_patient, team, event_type, alert_type, label, django_capture_on_commit_callbacks
 ):
-    apply(patient, "started", event_id="e0", occurred_at=NOW - datetime.timedelta(hours=2))
+    apply(plan_patient, "started", event_id="e0", occurred_at=NOW - datetime.timedelta(hours=2))
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        apply(patient, event_type, event_id="e1", occurred_at=NOW - datetime.timedelta(hours=1))
+        apply(plan_patient, event_type, event_id="e1", occurred_at=NOW - datetime.timedelta(hours=1))
         # Nothing is sent before the transaction commits.
         assert mail.outbox == []
     assert len(callbacks) == len(team)
@@ -180,8 +180,8 @@ def test_each_immediate_alert_goes_to_every_member_once(
 
 
 @pytest.mark.parametrize("event_type", ["started", "approved"])
-def test_started_and_approved_send_nothing_at_once(patient, event_type, django_capture_on_commit_callbacks):
+def test_started_and_approved_send_nothing_at_once(plan_patient, event_type, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        apply(patient, event_type, event_id="e1", occurred_at=NOW)
+        apply(plan_patient, event_type, event_id="e1", occurred_at=NOW)
     assert mail.outbox == []
     assert not NotificationDelivery.objects.exists()

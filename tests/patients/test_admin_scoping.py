@@ -10,7 +10,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def rows(practice_a, practice_b):
+def rows_of_both(practice_a, practice_b):
     return {
         "patient_a": PatientFactory(practice=practice_a, last_name="Alpha"),
         "patient_b": PatientFactory(practice=practice_b, last_name="Bravo"),
@@ -18,7 +18,7 @@ def rows(practice_a, practice_b):
     }
 
 
-def test_it_lists_only_own_practice_patients(client_a, rows):
+def test_it_lists_only_own_practice_patients(client_a, rows_of_both):
     response = client_a.get(reverse("admin:patients_patient_changelist"))
     assert response.status_code == 200
     content = response.content.decode()
@@ -35,8 +35,8 @@ def test_it_lists_only_own_practice_patients(client_a, rows):
         ("admin:patients_emailoptout_change", "optout_b"),
     ],
 )
-def test_it_gives_404_for_other_practice_ids(client_a, rows, url_name, row):
-    response = client_a.get(reverse(url_name, args=[rows[row].pk]))
+def test_it_gives_404_for_other_practice_ids(client_a, rows_of_both, url_name, row):
+    response = client_a.get(reverse(url_name, args=[rows_of_both[row].pk]))
     assert response.status_code == 404
 
 
@@ -44,8 +44,8 @@ def test_it_gives_404_for_other_practice_itself(client_a, practice_b):
     assert client_a.get(reverse("admin:patients_practice_change", args=[practice_b.pk])).status_code in (403, 404)
 
 
-def test_it_cannot_post_changes_to_other_practice_patient(client_a, rows):
-    patient = rows["patient_b"]
+def test_it_cannot_post_changes_to_other_practice_patient(client_a, rows_of_both):
+    patient = rows_of_both["patient_b"]
     response = client_a.post(
         reverse("admin:patients_patient_change", args=[patient.pk]),
         {"chart_number": "HACK", "first_name": "X", "last_name": "Y"},
@@ -96,12 +96,12 @@ def test_it_offers_only_own_practices_in_the_filter(practice_a, practice_b, clie
     assert "Practice B" not in choices
 
 
-def test_it_filters_to_nothing_with_another_practices_id(client_a, rows, practice_b):
+def test_it_filters_to_nothing_with_another_practices_id(client_a, rows_of_both, practice_b):
     response = client_a.get(reverse("admin:patients_patient_changelist") + f"?practice__id__exact={practice_b.pk}")
     assert "Bravo" not in response.content.decode()
 
 
-def test_it_scopes_autocomplete(client_a, rows):
+def test_it_scopes_autocomplete(client_a, rows_of_both):
     response = client_a.get(
         reverse("admin:autocomplete"),
         {"app_label": "patients", "model_name": "emailoptout", "field_name": "practice", "term": ""},
@@ -111,7 +111,7 @@ def test_it_scopes_autocomplete(client_a, rows):
     assert names == ["Practice A"]
 
 
-def test_superuser_sees_every_practice(admin_client, rows):
+def test_superuser_sees_every_practice(admin_client, rows_of_both):
     content = admin_client.get(reverse("admin:patients_patient_changelist")).content.decode()
     assert "Alpha" in content and "Bravo" in content
 

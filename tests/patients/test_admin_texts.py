@@ -165,7 +165,7 @@ def test_the_patient_list_shows_mobile_numbers_as_staff_read_them_without_a_quer
 
 
 def test_the_list_filters_by_text_consent(client_a, practice_a):
-    PatientFactory(practice=practice_a, last_name="Texts", sms_consent=True)
+    PatientFactory(practice=practice_a, last_name="Texts", texting=True)
     PatientFactory(practice=practice_a, last_name="Notexts")
     response = client_a.get(PATIENTS, {"sms_consent__exact": "1"})
     assert [p.last_name for p in response.context["cl"].result_list] == ["Texts"]
@@ -218,7 +218,7 @@ def test_consent_ticked_on_a_new_patient_is_recorded_and_unticked_is_not(client_
 
 
 def test_a_consent_from_before_the_record_says_so(client_a, practice_a):
-    patient = PatientFactory(practice=practice_a, sms_consent=True, mobile_phone="+16175550123")
+    patient = PatientFactory(practice=practice_a, texting=True, mobile_phone="+16175550123")
     assert "Given; when and by whom was not recorded." in client_a.get(change_url(patient)).content.decode()
 
 
@@ -228,7 +228,7 @@ def test_a_consent_from_before_the_record_says_so(client_a, practice_a):
 def test_the_undeliverable_reason_shows_while_it_is_the_number_on_file_and_a_new_number_lifts_it(client_a, practice_a):
     patient = PatientFactory(
         practice=practice_a, mobile_phone="+16175550123", undeliverable_mobile="+16175550123",
-        undeliverable_mobile_reason="The number is a landline", sms_consent=True,
+        undeliverable_mobile_reason="The number is a landline", texting=True,
     )
     page = client_a.get(change_url(patient)).content.decode()
     assert "Cannot be delivered: The number is a landline." in page

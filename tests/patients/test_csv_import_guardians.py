@@ -14,7 +14,13 @@ from django.urls import reverse
 from patients import imports
 from patients.audit import AuditAction, AuditEntry
 from patients.models import Patient
-from patients.models.representatives import AccessLevel, AccessStatus, Relationship, Representative, RepresentativeAccess
+from patients.models.representatives import (
+    AccessLevel,
+    AccessStatus,
+    Relationship,
+    Representative,
+    RepresentativeAccess,
+)
 from tests.clock import NOW
 from tests.factories import UserFactory
 from tests.family_factories import RepresentativeFactory
@@ -31,13 +37,13 @@ def line(chart, dob=CHILD_DOB, name="Maria Garcia", email="maria@family.example"
     return f'{chart},{first},Garcia,{dob},{name},{email},"{mobile}",{texts},{relationship},{consent},{court}\n'
 
 
-def read(practice, *lines, header=HEADER):
+def read_guardians(practice, *lines, header=HEADER):
     report = imports.validate_rows(practice=practice, text=header + "".join(lines), now=NOW)
     assert not report.file_errors
     return report
 
 
-def errors_of(report, chart):
+def row_errors(report, chart):
     [row] = [row for row in report.rows if row.values["chart_number"] == chart]
     return dict(row.errors)
 
@@ -55,7 +61,7 @@ def errors_of(report, chart):
     ids=["guardian-name", "parent-last-comma-first", "two-name-columns", "cell-and-texts", "parent-cell"],
 )
 def test_it_reads_the_guardian_columns_under_the_headers_practices_use(practice_a, header, cells):
-    [row] = read(practice_a, cells + "\n", header=header + "\n").valid_rows
+    [row] = read_guardians(practice_a, cells + "\n", header=header + "\n").valid_rows
     guardian = row.guardian
     assert (guardian.person.first_name, guardian.person.last_name) == ("Maria", "Garcia")
     assert guardian.person.email in ("maria@family.example", "")
@@ -71,12 +77,12 @@ def test_it_reads_the_guardian_columns_under_the_headers_practices_use(practice_
      ("carer", Relationship.CAREGIVER), ("Adult caregiver", Relationship.CAREGIVER)],
 )
 def test_relationships_are_read_in_the_usual_words(practice_a, written, relationship):
-    [row] = read(practice_a, line("K1", relationship=written, court="Probate court 2025-123")).valid_rows
+    [row] = read_guardians(practice_a, line("K1", relationship=written, court="Probate court 2025-123")).valid_rows
     assert row.guardian.relationship == relationship
 
 
 def test_the_age_bands_decide_the_level_and_the_ending_as_the_patient_page_does(practice_a):
-    report = read(
+    report = read_guardians(
         practice_a,
         line("CHILD", dob=CHILD_DOB),
         line("TEEN", dob=TEEN_DOB, name="Ana Garcia", email="ana@family.example"),
@@ -101,7 +107,7 @@ def test_the_age_bands_decide_the_level_and_the_ending_as_the_patient_page_does(
 
 
 def test_every_problem_is_an_error_on_its_column_and_the_row_is_skipped(practice_a):
-    report = read(
+    report = read_guardians(
         practice_a,
         line("BAD_EMAIL", email="maria@family"),
         line("BAD_MOBILE", email="", mobile="555-0123"),
@@ -117,42 +123,42 @@ def test_every_problem_is_an_error_on_its_column_and_the_row_is_skipped(practice
         line("GOOD"),
     )
     assert [row.values["chart_number"] for row in report.valid_rows] == ["GOOD"]
-    assert errors_of(report, "BAD_EMAIL") == {"guardian_email": "“maria@family” is not an email address; check it for typos."}
-    assert errors_of(report, "BAD_MOBILE") == {
+    assert row_errors(report, "BAD_EMAIL") == {"guardian_email": "“maria@family” is not an email address; check it for typos."}
+    assert row_errors(report, "BAD_MOBILE") == {
         "guardian_mobile": "“555-0123” has no area code: enter the whole number (US numbers have 10 digits).",
     }
-    assert errors_of(report, "WHO")["guardian_relationship"].startswith("“neighbour” is not a relationship the portal knows; use parent")
+    assert row_errors(report, "WHO")["guardian_relationship"].startswith("“neighbour” is not a relationship the portal knows; use parent")
     for chart in ("ADULT", "ADULT_NO"):
-        assert errors_of(report, chart)["guardian_consent"].startswith("The patient is an adult: a caregiver needs the patient's consent.")
-    assert "write the relationship" in errors_of(report, "ADULT_BLANK")["guardian_relationship"]
-    assert errors_of(report, "COURT") == {
+        assert row_errors(report, chart)["guardian_consent"].startswith("The patient is an adult: a caregiver needs the patient's consent.")
+    assert "write the relationship" in row_errors(report, "ADULT_BLANK")["guardian_relationship"]
+    assert row_errors(report, "COURT") == {
         "guardian_court_order": "A court guardian needs the court order (court, number, date) in the court order column.",
     }
-    assert errors_of(report, "NO_CONTACT") == {
+    assert row_errors(report, "NO_CONTACT") == {
         "guardian_email": "The guardian needs an email address or a mobile number, to be invited.",
     }
-    assert "first and a last name" in errors_of(report, "ONE_NAME")["guardian_name"]
-    assert errors_of(report, "NO_DOB") == {"date_of_birth": "A guardian needs the patient's date of birth: it decides who may act for them."}
-    assert errors_of(report, "TEXTS")["guardian_sms_consent"].startswith("“perhaps” is not yes or no")
+    assert "first and a last name" in row_errors(report, "ONE_NAME")["guardian_name"]
+    assert row_errors(report, "NO_DOB") == {"date_of_birth": "A guardian needs the patient's date of birth: it decides who may act for them."}
+    assert row_errors(report, "TEXTS")["guardian_sms_consent"].startswith("“perhaps” is not yes or no")
 
 
 def test_a_practice_without_family_access_refuses_guardians_and_says_how(practice_a):
     practice_a.family_access_enabled = False
     practice_a.save()
-    report = read(practice_a, line("K1"))
-    assert "Family and caregiver access is turned off" in errors_of(report, "K1")["guardian_name"]
+    report = read_guardians(practice_a, line("K1"))
+    assert "Family and caregiver access is turned off" in row_errors(report, "K1")["guardian_name"]
     assert not report.valid_rows
 
 
 def test_rows_without_guardian_columns_or_values_have_no_guardian(practice_a):
-    report = read(practice_a, "K1,Sofia,Garcia,2018-05-17,,,,,,,\n")
+    report = read_guardians(practice_a, "K1,Sofia,Garcia,2018-05-17,,,,,,,\n")
     assert report.valid_rows[0].guardian is None and not report.guardians
     plain = imports.validate_rows(practice=practice_a, text="Chart,DOB\nK2,2018-05-17\n", now=NOW)
     assert plain.valid_rows[0].guardian is None
 
 
 def test_siblings_with_the_same_guardian_share_one_person(practice_a):
-    report = read(
+    report = read_guardians(
         practice_a,
         line("K1", first="Sofia"),
         line("K2", first="Lucas", name="MARIA  garcia", email="Maria@Family.example", mobile="617-555-0150", texts="yes"),
@@ -164,7 +170,7 @@ def test_siblings_with_the_same_guardian_share_one_person(practice_a):
     assert [row.guardian.person is first for row in report.rows[:3]] == [True, True, True]
     assert (first.email, first.mobile_phone, first.sms_consent, first.also_on) == ("maria@family.example", "+16175550150", True, [3, 4])
     assert report.rows[3].guardian.person is not first
-    assert errors_of(report, "K5") == {
+    assert row_errors(report, "K5") == {
         "guardian_mobile": "The guardian on line 2 has the same name but another mobile number; write the same one on both lines "
                            "if they are one person.",
     }
@@ -176,7 +182,7 @@ def test_a_guardian_already_on_file_is_linked_not_duplicated_and_only_in_the_pra
                                     portal_user=UserFactory())
     RepresentativeFactory(practice=practice_a, first_name="Maria", last_name="Garcia", email="maria@family.example")  # no login
     RepresentativeFactory(practice=practice_b, first_name="Ana", last_name="Garcia", email="ana@family.example")
-    report = read(practice_a, line("K1"), line("K2", name="Ana Garcia", email="ana@family.example"))
+    report = read_guardians(practice_a, line("K1"), line("K2", name="Ana Garcia", email="ana@family.example"))
     assert report.rows[0].guardian.person.existing == on_file  # the one with a login
     assert report.rows[1].guardian.person.existing is None  # another practice's representative is not this practice's
 
@@ -239,7 +245,7 @@ def test_guardians_cost_a_constant_number_of_queries_per_thousand_rows(practice_
         for n in range(families) for child in (1, 2)
     ]
     with CaptureQueriesContext(connection) as validating:
-        report = read(practice_a, *lines)
+        report = read_guardians(practice_a, *lines)
     assert len(report.valid_rows) == 2 * families and len(report.guardians) == families
     # The chart numbers taken and the representatives on file: one query each per 1,000.
     assert len(validating) == math.ceil(2 * families / 1000) + math.ceil(families / 1000)

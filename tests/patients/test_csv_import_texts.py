@@ -27,7 +27,7 @@ def row(mobile: str, consent: str = "yes", chart: str = "M1") -> str:
     return f'{chart},Ann,Lee,ann@example.com,"{mobile}",{consent}\n'
 
 
-def read(practice, *lines: str, header: str = HEADER) -> imports.ImportReport:
+def read_texts(practice, *lines: str, header: str = HEADER) -> imports.ImportReport:
     report = imports.validate_rows(practice=practice, text=header + "".join(lines))
     assert not report.file_errors
     return report
@@ -39,7 +39,7 @@ def read(practice, *lines: str, header: str = HEADER) -> imports.ImportReport:
      "16175550123", "1-617-555-0123", "+1 (617) 555-0123"],
 )
 def test_it_reads_the_usual_ways_of_writing_a_us_number(practice_a, written):
-    [result] = read(practice_a, row(written)).valid_rows
+    [result] = read_texts(practice_a, row(written)).valid_rows
     assert (result.patient.mobile_phone, result.shown_mobile, result.warnings) == ("+16175550123", "(617) 555-0123", [])
 
 
@@ -58,7 +58,7 @@ def test_it_reads_the_usual_ways_of_writing_a_us_number(practice_a, written):
     ids=["no-area-code", "too-short", "too-long", "bad-area-code", "extension", "country-code", "words", "huge"],
 )
 def test_a_bad_number_is_left_out_with_what_is_wrong_and_the_patient_is_still_imported(practice_a, written, message):
-    report = read(practice_a, row(written))
+    report = read_texts(practice_a, row(written))
     [result] = report.valid_rows
     assert result.warnings == [("mobile_phone", message)]
     assert result.notes == [("mobile phone", message)]
@@ -67,7 +67,7 @@ def test_a_bad_number_is_left_out_with_what_is_wrong_and_the_patient_is_still_im
 
 
 def test_a_skipped_row_lists_its_mobile_problem_with_its_errors(practice_a):
-    report = read(practice_a, ',Ann,Lee,not-an-email,555-0123,yes\n')
+    report = read_texts(practice_a, ',Ann,Lee,not-an-email,555-0123,yes\n')
     [result] = report.invalid_rows
     columns = [column for column, _ in result.problems]
     assert columns == ["email", "chart number", "mobile phone"]
@@ -76,7 +76,7 @@ def test_a_skipped_row_lists_its_mobile_problem_with_its_errors(practice_a):
 
 def test_a_practice_in_great_britain_reads_its_own_local_numbers(practice_a):
     practice = PracticeFactory(country="GB")
-    report = read(
+    report = read_texts(
         practice,
         row("07400 123456", chart="G1"), row("+44 7400 123456", chart="G2"), row("0044 7400 123456", chart="G3"),
         row("+1 617 555 0123", chart="G4"), row("(617) 555-0123", chart="G5"), row("07700 900123", chart="G6"),
@@ -98,7 +98,7 @@ def test_a_practice_in_great_britain_reads_its_own_local_numbers(practice_a):
         "G6": [("mobile_phone", "“07700 900123” is not a valid GB phone number: check the area code and the digits.")],
     }
     # The same file in a US practice: local numbers are American.
-    assert read(practice_a, row("07400 123456")).valid_rows[0].patient.mobile_phone == ""
+    assert read_texts(practice_a, row("07400 123456")).valid_rows[0].patient.mobile_phone == ""
 
 
 @pytest.mark.parametrize(
@@ -107,23 +107,23 @@ def test_a_practice_in_great_britain_reads_its_own_local_numbers(practice_a):
      "Mobile Number,Texts OK", "CELL-NUMBER,text_consent"],
 )
 def test_the_usual_headers_are_understood(practice_a, header):
-    [result] = read(practice_a, "M1,617.555.0123,yes\n", header=f"Chart Number,{header}\n").valid_rows
+    [result] = read_texts(practice_a, "M1,617.555.0123,yes\n", header=f"Chart Number,{header}\n").valid_rows
     assert (result.patient.mobile_phone, result.patient.sms_consent) == ("+16175550123", True)
 
 
 def test_a_phone_column_is_kept_as_written_and_is_not_the_mobile(practice_a):
-    [result] = read(practice_a, "M1,555-0100,617.555.0123\n", header="Chart Number,Phone,Mobile\n").valid_rows
+    [result] = read_texts(practice_a, "M1,555-0100,617.555.0123\n", header="Chart Number,Phone,Mobile\n").valid_rows
     assert (result.patient.phone, result.patient.mobile_phone, result.warnings) == ("555-0100", "+16175550123", [])
 
 
 @pytest.mark.parametrize("word, consent", [("yes", True), ("Y", True), ("x", True), ("1", True), ("no", False), ("", False)])
 def test_text_consent_reads_yes_and_no_like_email_consent(practice_a, word, consent):
-    [result] = read(practice_a, row("617.555.0123", consent=word)).valid_rows
+    [result] = read_texts(practice_a, row("617.555.0123", consent=word)).valid_rows
     assert result.patient.sms_consent is consent
 
 
 def test_a_text_consent_that_is_neither_yes_nor_no_skips_the_row(practice_a):
-    [result] = read(practice_a, row("617.555.0123", consent="maybe")).invalid_rows
+    [result] = read_texts(practice_a, row("617.555.0123", consent="maybe")).invalid_rows
     assert result.errors == [
         ("sms_consent", "“maybe” is not yes or no; use yes, y, true, t, 1 or x for yes; no, n, false, f, 0 or blank for no.")
     ]
@@ -176,7 +176,7 @@ def test_the_confirm_message_names_one_line_or_several(client_a, practice_a):
 
 
 def test_consent_is_recorded_at_the_time_the_caller_gives(practice_a, front_desk_a):
-    report = read(practice_a, row("617.555.0123"))
+    report = read_texts(practice_a, row("617.555.0123"))
     imports.import_valid_rows(report, practice=practice_a, actor=front_desk_a, now=NOW)
     patient = Patient.objects.get(practice=practice_a)
     assert (patient.sms_consent_changed_at, patient.sms_consent_changed_by) == (NOW, front_desk_a)
@@ -219,7 +219,7 @@ def test_the_columns_needed_for_a_text_match_eligibility():
 def test_numbers_and_consent_cost_no_query_per_row(practice_a, front_desk_a, size, django_assert_max_num_queries):
     lines = [row(f"617.555.{i % 100:04d}", chart=f"Q{i}") for i in range(size)]
     with CaptureQueriesContext(connection) as validating:
-        report = read(practice_a, *lines)
+        report = read_texts(practice_a, *lines)
     assert len(validating) == 1  # the chart numbers already taken, whatever the file's size
     assert len(report.valid_rows) == size and not report.rows_without_mobile
     fields = [f for f in Patient._meta.concrete_fields if not f.primary_key]

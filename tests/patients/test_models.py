@@ -11,7 +11,7 @@ pytestmark = pytest.mark.django_db
 TODAY = datetime.date(2026, 11, 22)
 
 
-def errors_of(patient: Patient) -> dict:
+def validation_errors(patient: Patient) -> dict:
     with pytest.raises(ValidationError) as excinfo:
         patient.full_clean()
     return excinfo.value.message_dict
@@ -20,7 +20,7 @@ def errors_of(patient: Patient) -> dict:
 @time_machine.travel(datetime.datetime(2026, 11, 22, 12, tzinfo=datetime.timezone.utc))
 def test_it_rejects_a_date_of_birth_in_the_future(practice_a):
     patient = PatientFactory.build(practice=practice_a, date_of_birth=TODAY + datetime.timedelta(days=1))
-    assert errors_of(patient)["date_of_birth"] == ["Date of birth cannot be in the future."]
+    assert validation_errors(patient)["date_of_birth"] == ["Date of birth cannot be in the future."]
 
 
 @time_machine.travel(datetime.datetime(2026, 11, 22, 12, tzinfo=datetime.timezone.utc))
@@ -31,14 +31,14 @@ def test_it_accepts_today_as_date_of_birth(practice_a):
 @time_machine.travel(datetime.datetime(2026, 11, 22, 12, tzinfo=datetime.timezone.utc))
 def test_it_rejects_an_absurdly_old_date_of_birth(practice_a):
     patient = PatientFactory.build(practice=practice_a, date_of_birth=datetime.date(1900, 1, 1))
-    assert "check the year" in errors_of(patient)["date_of_birth"][0]
+    assert "check the year" in validation_errors(patient)["date_of_birth"][0]
     PatientFactory.build(practice=practice_a, date_of_birth=datetime.date(1901, 11, 22)).full_clean()
 
 
 @pytest.mark.parametrize("zip_code", ["0213", "021390", "02139-43", "ABCDE", "02139 4307"])
 def test_it_rejects_bad_zip_codes(practice_a, zip_code):
     patient = PatientFactory.build(practice=practice_a, zip_code=zip_code)
-    assert "ZIP" in errors_of(patient)["zip_code"][0]
+    assert "ZIP" in validation_errors(patient)["zip_code"][0]
 
 
 @pytest.mark.parametrize("zip_code", ["02139", "02139-4307", ""])
@@ -48,7 +48,7 @@ def test_it_accepts_zip_and_zip_plus_four(practice_a, zip_code):
 
 def test_it_rejects_bad_email_syntax(practice_a):
     patient = PatientFactory.build(practice=practice_a, email="not-an-address")
-    assert "email" in errors_of(patient)
+    assert "email" in validation_errors(patient)
 
 
 def test_it_trims_names_and_lowercases_email(practice_a):
@@ -61,7 +61,7 @@ def test_it_keeps_chart_numbers_unique_within_a_practice(practice_a, practice_b)
     PatientFactory(practice=practice_a, chart_number="A-1")
     PatientFactory(practice=practice_b, chart_number="A-1")  # another practice may reuse it
     duplicate = PatientFactory.build(practice=practice_a, chart_number="A-1")
-    assert errors_of(duplicate)["__all__"] == ["Another patient of this practice has this chart number."]
+    assert validation_errors(duplicate)["__all__"] == ["Another patient of this practice has this chart number."]
 
 
 def test_family_members_may_share_an_email(practice_a):

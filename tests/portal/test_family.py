@@ -14,20 +14,27 @@ from invitations import representatives
 from invitations.models import Invitation, Status
 from patients.audit import AuditAction, AuditEntry
 from patients.models import Patient, Role
-from patients.models.representatives import AccessLevel, AccessStatus, Relationship, RepresentativeAccess
+from patients.models.representatives import (
+    AccessLevel,
+    AccessStatus,
+    Relationship,
+    RepresentativeAccess,
+)
 from tests.clock import NOW
 from tests.factories import PatientFactory, PracticeFactory, staff_member
-from tests.family_factories import AccessFactory, RepresentativeFactory, adult, born_years_before, child, teenager
+from tests.family_factories import (
+    AccessFactory,
+    RepresentativeFactory,
+    adult,
+    born_years_before,
+    child,
+    teenager,
+)
 from tests.invitations.factories import invitation_with_token
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 User = get_user_model()
 PASSWORD = "correct horse battery 42"
-
-
-@pytest.fixture
-def practice():
-    return PracticeFactory(name="Maple Street Dental")
 
 
 def _link_for(access):
@@ -54,7 +61,7 @@ def _answers(patient, **overrides):
 
 
 @pytest.fixture
-def family(practice):
+def ruiz_children(practice):
     """Two children with one parent on file (two accesses to the same person's two rows)."""
     sofia = child(practice, first_name="Sofia", last_name="Ruiz")
     lucas = child(practice, first_name="Lucas", last_name="Ruiz", date_of_birth=born_years_before(5))
@@ -64,8 +71,8 @@ def family(practice):
     return sofia, lucas, first, second
 
 
-def test_a_parent_registers_once_links_the_second_child_and_switches(client, family):
-    sofia, lucas, first, second = family
+def test_a_parent_registers_once_links_the_second_child_and_switches(client, ruiz_children):
+    sofia, lucas, first, second = ruiz_children
     token = _link_for(first)
     page = client.get(_register_url(token)).content.decode()
     assert "Sofia" in page and "Set up access" in page
@@ -94,8 +101,8 @@ def test_a_parent_registers_once_links_the_second_child_and_switches(client, fam
     assert "Ruiz" not in " ".join(visits.values_list("summary", flat=True))
 
 
-def test_another_patients_id_in_the_switcher_is_a_404(client, family, practice):
-    sofia, _, first, _ = family
+def test_another_patients_id_in_the_switcher_is_a_404(client, ruiz_children, practice):
+    sofia, _, first, _ = ruiz_children
     client.post(_register_url(_link_for(first)), _answers(sofia))
     stranger = PatientFactory(practice=practice)
     other_practice_patient = PatientFactory(practice=PracticeFactory())
@@ -104,8 +111,8 @@ def test_another_patients_id_in_the_switcher_is_a_404(client, family, practice):
     assert "Sofia's portal" in client.get(reverse("portal:home")).content.decode()
 
 
-def test_a_representative_signs_in_through_the_portal_and_a_staff_account_does_not(client, family, practice):
-    sofia, _, first, _ = family
+def test_a_representative_signs_in_through_the_portal_and_a_staff_account_does_not(client, ruiz_children, practice):
+    sofia, _, first, _ = ruiz_children
     Client().post(_register_url(_link_for(first)), _answers(sofia))
     assert client.post(reverse("portal:login"), {"username": "elena.r", "password": PASSWORD}).status_code == 302
     staff_member(practice, Role.FRONT_DESK, username="desk")
@@ -125,8 +132,8 @@ def test_a_teenagers_parent_sees_the_limited_set_and_is_told_so(client, practice
     assert client.get(reverse("portal:email_preferences")).status_code == 404
 
 
-def test_a_revoked_access_stops_working_on_the_next_request(client, family):
-    sofia, _, first, _ = family
+def test_a_revoked_access_stops_working_on_the_next_request(client, ruiz_children):
+    sofia, _, first, _ = ruiz_children
     client.post(_register_url(_link_for(first)), _answers(sofia))
     assert client.get(reverse("portal:home")).status_code == 200
     assert representatives.revoke(first, now=NOW, actor=None)
@@ -184,8 +191,8 @@ def test_the_caregiver_form_says_what_is_missing(client, rosa):
     assert not RepresentativeAccess.objects.exists()
 
 
-def test_only_an_adult_on_their_own_record_manages_caregivers(client, practice, family):
-    sofia, _, first, _ = family
+def test_only_an_adult_on_their_own_record_manages_caregivers(client, practice, ruiz_children):
+    sofia, _, first, _ = ruiz_children
     client.post(_register_url(_link_for(first)), _answers(sofia))
     assert client.get(reverse("portal:caregivers")).status_code == 403  # a parent, on a child's record
     teen = teenager(practice)

@@ -101,22 +101,22 @@ def test_a_language_is_read_as_people_write_it():
 
 
 @pytest.fixture
-def practice():
+def valle_clinic():
     return PracticeFactory(name="Clínica del Valle", contact_phone="(617) 555-0142", contact_email="hola@valle.example",
                            self_signup_enabled=True)
 
 
-def registered(practice, username="ana.r", **fields):
+def registered_ana(practice, username="ana.r", **fields):
     patient = PatientFactory(practice=practice, first_name="Ana", last_name="Ruiz", preferred_language="es", **fields)
     patient.portal_user = User.objects.create_user(username, email=patient.email, password=PASSWORD, first_name="Ana")
     patient.save()
     return patient
 
 
-def test_every_patient_page_in_spanish_holds_no_english_sentence(client, practice):
+def test_every_patient_page_in_spanish_holds_no_english_sentence(client, valle_clinic):
     client.cookies.load(SPANISH)
-    invitation, token = invitation_with_token(patient=PatientFactory(practice=practice, last_name="Ruiz"))
-    used, used_token = invitation_with_token(patient=PatientFactory(practice=practice))
+    invitation, token = invitation_with_token(patient=PatientFactory(practice=valle_clinic, last_name="Ruiz"))
+    used, used_token = invitation_with_token(patient=PatientFactory(practice=valle_clinic))
     Invitation.objects.filter(pk=used.pk).update(status="accepted")
     pages = {
         "registration": client.get(reverse("portal:register", args=[token])),
@@ -136,14 +136,14 @@ def test_every_patient_page_in_spanish_holds_no_english_sentence(client, practic
         "password reset sent": client.get(reverse("portal:password_reset_done")),
         "bad reset link": client.get(reverse("portal:password_reset_confirm", args=["MQ", "set-password"])),
         "password changed": client.get(reverse("portal:password_reset_complete")),
-        "request access": client.get(reverse("portal:request_access", args=[practice.pk])),
-        "request access errors": client.post(reverse("portal:request_access", args=[practice.pk]), {"email": "nope"}),
+        "request access": client.get(reverse("portal:request_access", args=[valle_clinic.pk])),
+        "request access errors": client.post(reverse("portal:request_access", args=[valle_clinic.pk]), {"email": "nope"}),
     }
     Invitation.objects.filter(pk=invitation.pk).update(expires_at=invitation.created_at)
     pages["expired link"] = client.get(reverse("portal:register", args=[token]))
     Invitation.objects.filter(pk=invitation.pk).update(status="revoked", revoke_reason="staff")
     pages["voided link"] = client.get(reverse("portal:register", args=[token]))
-    registered(practice)
+    registered_ana(valle_clinic)
     client.post(reverse("portal:login"), {"username": "ana.r", "password": PASSWORD})
     pages["email preferences"] = client.get(reverse("portal:email_preferences"))
     for where, response in pages.items():
@@ -156,9 +156,9 @@ def test_every_patient_page_in_spanish_holds_no_english_sentence(client, practic
     assert "No pudimos confirmar sus datos" in pages["wrong answer"].content.decode()
 
 
-def test_the_password_reset_email_is_in_each_account_holders_language(client, practice, eager_celery, django_capture_on_commit_callbacks):
-    ana = registered(practice, email="familia@example.com")
-    english = PatientFactory(practice=practice, first_name="Tom", email="familia@example.com", preferred_language="en")
+def test_the_password_reset_email_is_in_each_account_holders_language(client, valle_clinic, eager_celery, django_capture_on_commit_callbacks):
+    ana = registered_ana(valle_clinic, email="familia@example.com")
+    english = PatientFactory(practice=valle_clinic, first_name="Tom", email="familia@example.com", preferred_language="en")
     english.portal_user = User.objects.create_user("tom.r", email="familia@example.com", password=PASSWORD)
     english.save()
     with django_capture_on_commit_callbacks(execute=True):  # a worker sends it, after commit
@@ -173,8 +173,8 @@ def test_the_password_reset_email_is_in_each_account_holders_language(client, pr
 # -- which language a page is in ------------------------------------------------------------------
 
 
-def test_a_link_opens_in_the_invitations_language_and_a_choice_made_on_this_browser_wins(client, practice):
-    patient = PatientFactory(practice=practice, preferred_language="es")
+def test_a_link_opens_in_the_invitations_language_and_a_choice_made_on_this_browser_wins(client, valle_clinic):
+    patient = PatientFactory(practice=valle_clinic, preferred_language="es")
     invitation, token = invitation_with_token(patient=patient)
     assert invitation.language == "es"
     page = client.get(reverse("portal:register", args=[token]), HTTP_ACCEPT_LANGUAGE="en-US")
@@ -190,8 +190,8 @@ def test_a_browser_without_a_choice_gets_its_own_language_on_other_pages(client)
     assert '<html lang="en">' in client.get(reverse("portal:login"), HTTP_ACCEPT_LANGUAGE="fr-FR").content.decode()
 
 
-def test_the_switch_is_remembered_on_the_account_and_goes_back_only_to_this_site(client, practice):
-    patient = registered(practice)
+def test_the_switch_is_remembered_on_the_account_and_goes_back_only_to_this_site(client, valle_clinic):
+    patient = registered_ana(valle_clinic)
     client.post(reverse("portal:login"), {"username": "ana.r", "password": PASSWORD})
     response = client.post(reverse("portal:language"), {"language": "en", "next": reverse("portal:home")})
     assert response["Location"] == reverse("portal:home")
@@ -206,8 +206,8 @@ def test_the_switch_is_remembered_on_the_account_and_goes_back_only_to_this_site
     assert client.get(reverse("portal:language")).status_code == 405
 
 
-def test_registering_keeps_the_language_the_patient_registered_in(client, practice):
-    patient = PatientFactory(practice=practice, last_name="Ruiz", date_of_birth=datetime.date(1980, 5, 17), preferred_language="en")
+def test_registering_keeps_the_language_the_patient_registered_in(client, valle_clinic):
+    patient = PatientFactory(practice=valle_clinic, last_name="Ruiz", date_of_birth=datetime.date(1980, 5, 17), preferred_language="en")
     _, token = invitation_with_token(patient=patient)
     client.cookies.load(SPANISH)
     response = client.post(reverse("portal:register", args=[token]), {
@@ -218,8 +218,8 @@ def test_registering_keeps_the_language_the_patient_registered_in(client, practi
     assert patient.preferred_language == "es" and patient.portal_user is not None
 
 
-def test_dates_are_typed_in_the_languages_order(client, practice):
-    patient = PatientFactory(practice=practice, last_name="Ruiz", date_of_birth=datetime.date(1980, 5, 4))
+def test_dates_are_typed_in_the_languages_order(client, valle_clinic):
+    patient = PatientFactory(practice=valle_clinic, last_name="Ruiz", date_of_birth=datetime.date(1980, 5, 4))
     _, token = invitation_with_token(patient=patient)
     english = client.post(reverse("portal:register", args=[token]), {
         "last_name": "Ruiz", "date_of_birth": "04/05/1980", "username": "ana.r", "password1": PASSWORD, "password2": PASSWORD,
@@ -241,8 +241,8 @@ def test_the_staff_admin_stays_english(admin_client):
 # -- what a screen-reader or keyboard user meets after a failed submit ----------------------------
 
 
-def test_a_wrong_answer_is_announced_and_tied_to_both_fields(client, practice):
-    _, token = invitation_with_token(patient=PatientFactory(practice=practice, last_name="Ruiz"))
+def test_a_wrong_answer_is_announced_and_tied_to_both_fields(client, valle_clinic):
+    _, token = invitation_with_token(patient=PatientFactory(practice=valle_clinic, last_name="Ruiz"))
     response = client.post(reverse("portal:register", args=[token]), {
         "last_name": "Otro", "date_of_birth": "05/17/1980", "username": "ana.r", "password1": PASSWORD, "password2": PASSWORD,
     })
@@ -258,8 +258,8 @@ def test_a_wrong_answer_is_announced_and_tied_to_both_fields(client, practice):
     assert 'value="' + PASSWORD not in content
 
 
-def test_a_field_error_is_linked_from_the_summary(client, practice):
-    _, token = invitation_with_token(patient=PatientFactory(practice=practice))
+def test_a_field_error_is_linked_from_the_summary(client, valle_clinic):
+    _, token = invitation_with_token(patient=PatientFactory(practice=valle_clinic))
     content = client.post(reverse("portal:register", args=[token]), {"last_name": "", "date_of_birth": "someday"}).content.decode()
     assert '<a href="#id_last_name">Last name: This field is required.</a>' in content
     assert '<a href="#id_date_of_birth">Date of birth: Enter the date as in the example' in content
@@ -267,15 +267,15 @@ def test_a_field_error_is_linked_from_the_summary(client, practice):
     assert 'type="text"' in tag and 'inputmode="numeric"' in tag and 'aria-invalid="true"' in tag
 
 
-def test_a_spanish_access_request_makes_a_spanish_chart_and_a_spanish_email(client, practice, eager_celery, django_capture_on_commit_callbacks):
+def test_a_spanish_access_request_makes_a_spanish_chart_and_a_spanish_email(client, valle_clinic, eager_celery, django_capture_on_commit_callbacks):
     client.cookies.load(SPANISH)
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(reverse("portal:request_access", args=[practice.pk]), {
+        response = client.post(reverse("portal:request_access", args=[valle_clinic.pk]), {
             "first_name": "Lucía", "last_name": "Pérez", "date_of_birth": "17/05/1980", "email": "lucia@example.com",
             "zip_code": "02139", "birth_sex": "F",
         })
     assert response.status_code == 200
-    patient = practice.patients.get(email="lucia@example.com")
+    patient = valle_clinic.patients.get(email="lucia@example.com")
     assert patient.preferred_language == "es"
     [message] = mail.outbox
     assert message.subject == "Su invitación al portal del paciente de Clínica del Valle"

@@ -17,7 +17,7 @@ User = get_user_model()
 PASSWORD = "correct horse battery 42"
 
 
-def registered(username, **fields):
+def registered_patient(username, **fields):
     patient = PatientFactory(**fields)
     patient.portal_user = User.objects.create_user(username, email=patient.email, password=PASSWORD, first_name=patient.first_name)
     patient.save()
@@ -30,7 +30,7 @@ def login(client, username, password=PASSWORD):
 
 def test_a_patient_signs_in_and_sees_their_own_details_and_practice_contact():
     practice = PracticeFactory(name="Riverside Aesthetics", contact_phone="(312) 555-0199", contact_email="hello@riverside.example")
-    patient = registered("liam.k", practice=practice, first_name="Liam", last_name="Kowalski", phone="(555) 010-9999")
+    patient = registered_patient("liam.k", practice=practice, first_name="Liam", last_name="Kowalski", phone="(555) 010-9999")
     from django.test import Client
 
     client = Client()
@@ -45,7 +45,7 @@ def test_a_patient_signs_in_and_sees_their_own_details_and_practice_contact():
 
 @pytest.mark.parametrize("typed", ["Paula.p", "PAULA.P", " paula.p "])
 def test_a_patient_signs_in_however_the_phone_capitalised_the_username(client, typed):
-    registered("paula.p")
+    registered_patient("paula.p")
     assert login(client, typed).status_code == 302
 
 
@@ -55,7 +55,7 @@ def test_successful_portal_sign_ins_from_one_address_never_count(client):
     from portal.pages.account import LOGIN_LIMIT
 
     for n in range(LOGIN_LIMIT[0] + 5):  # a family, or a waiting room's tablet
-        registered(f"family{n}")
+        registered_patient(f"family{n}")
         assert login(Client(), f"family{n}").status_code == 302
 
 
@@ -68,7 +68,7 @@ def test_staff_cannot_sign_in_to_the_portal(client, practice_a):
 
 
 def test_a_patient_can_never_reach_the_admin(client):
-    registered("pat.one")
+    registered_patient("pat.one")
     assert login(client, "pat.one").status_code == 302
     response = client.get(reverse("admin:index"))
     assert response.status_code == 302 and reverse("admin:login") in response["Location"]
@@ -88,7 +88,7 @@ def test_portal_pages_need_sign_in(client):
 
 
 def test_sign_out(client):
-    registered("pat.two")
+    registered_patient("pat.two")
     login(client, "pat.two")
     assert client.post(reverse("portal:logout")).status_code == 302
     assert client.get(reverse("portal:home")).status_code == 302
@@ -98,8 +98,8 @@ def test_password_reset_sends_one_email_per_family_account_naming_the_username(
     client, practice_a, front_desk_a, eager_celery, django_capture_on_commit_callbacks
 ):
     shared = "family@example.com"
-    registered("mum.s", practice=practice_a, email=shared, first_name="Mum")
-    registered("kid.s", practice=practice_a, email=shared, first_name="Kid")
+    registered_patient("mum.s", practice=practice_a, email=shared, first_name="Mum")
+    registered_patient("kid.s", practice=practice_a, email=shared, first_name="Kid")
     front_desk_a.email = shared
     front_desk_a.save()  # a staff account on the same address gets nothing from the portal
     with django_capture_on_commit_callbacks(execute=True):  # a worker sends them, after commit
@@ -119,7 +119,7 @@ def test_password_reset_sends_one_email_per_family_account_naming_the_username(
 
 
 def test_a_patient_stops_all_emails_and_open_links_are_revoked(client):
-    patient = registered("stop.me", email="shared@example.com")
+    patient = registered_patient("stop.me", email="shared@example.com")
     sibling_link = InvitationFactory(patient=PatientFactory(practice=patient.practice, email="shared@example.com"))
     login(client, "stop.me")
     page = client.get(reverse("portal:email_preferences"))
@@ -137,7 +137,7 @@ def test_a_patient_stops_all_emails_and_open_links_are_revoked(client):
 
 
 def test_a_patient_cannot_undo_an_opt_out_made_for_a_bounce(client):
-    patient = registered("bounced.one")
+    patient = registered_patient("bounced.one")
     EmailOptOut.objects.create(practice=patient.practice, email=patient.email, reason=OptOutReason.HARD_BOUNCE)
     login(client, "bounced.one")
     client.post(reverse("portal:email_preferences"), {"action": "resume"})
@@ -147,14 +147,14 @@ def test_a_patient_cannot_undo_an_opt_out_made_for_a_bounce(client):
 def test_login_is_rate_limited(client):
     from portal.pages.account import LOGIN_LIMIT
 
-    registered("limited")
+    registered_patient("limited")
     for _ in range(LOGIN_LIMIT[0]):
         login(client, "limited", password="wrong")
     assert login(client, "limited").status_code == 429
 
 
 def test_a_new_address_on_the_chart_becomes_the_accounts_reset_address(client, eager_celery, django_capture_on_commit_callbacks):
-    patient = registered("moved.away", email="old@example.com")
+    patient = registered_patient("moved.away", email="old@example.com")
     patient.email = "new@example.com"
     patient.save()
     patient.portal_user.refresh_from_db()

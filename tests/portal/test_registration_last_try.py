@@ -16,7 +16,7 @@ WARNING = "after one more wrong answer this link stops working"
 
 
 @pytest.fixture
-def sent():
+def nunez_invited():
     practice = PracticeFactory(name="Maple Street Dental")
     patient = PatientFactory(practice=practice, last_name="Núñez", date_of_birth=datetime.date(1975, 1, 31))
     return invitation_with_token(patient=patient)
@@ -29,8 +29,8 @@ def wrong(client, token):
     })
 
 
-def test_the_page_warns_before_the_answer_that_voids_the_link(client, sent):
-    invitation, token = sent
+def test_the_page_warns_before_the_answer_that_voids_the_link(client, nunez_invited):
+    invitation, token = nunez_invited
     for attempt in range(1, MAX_FAILED_ATTEMPTS):
         page = wrong(client, token).content.decode()
         assert (WARNING in page) == (attempt == MAX_FAILED_ATTEMPTS - 1), attempt
@@ -39,8 +39,8 @@ def test_the_page_warns_before_the_answer_that_voids_the_link(client, sent):
     assert Invitation.objects.get(pk=invitation.pk).status == "revoked"  # the fifth voids it, as warned
 
 
-def test_the_warning_speaks_the_patients_language(client, sent):
-    invitation, token = sent
+def test_the_warning_speaks_the_patients_language(client, nunez_invited):
+    invitation, token = nunez_invited
     Invitation.objects.filter(pk=invitation.pk).update(failed_attempts=MAX_FAILED_ATTEMPTS - 1, language="es")
     page = client.get(reverse("portal:register", args=[token])).content.decode()  # the link opens in Spanish
     assert "después de una respuesta incorrecta más, este enlace dejará de funcionar" in page

@@ -27,8 +27,10 @@ answers, and the anymail settings that reach it), `server` (the HTTP server) and
 control API and the settings that point anymail here).
 """
 
+from tests.standin_http import control
+
 from .account import Behaviour, Counters, Provider, Refused
-from .client import anymail_environment, anymail_settings, control
+from .client import anymail_environment, anymail_settings
 from .mailgun import MAILGUN_DOMAIN, MAILGUN_KEY
 from .postmark import POSTMARK_TOKEN
 from .sendgrid import SENDGRID_KEY

@@ -2,22 +2,12 @@
 anymail's real backends (in this process or a worker's environment) at it."""
 
 import json
-import urllib.request
-from typing import Any, Optional
+from typing import Any
 
 from . import amazon_ses, mailgun, postmark, sendgrid
 
 # The APIs the stand-in speaks, by anymail's name for the provider.
 APIS = {api.NAME: api for api in (postmark, mailgun, sendgrid, amazon_ses)}
-
-
-def control(url: str, what: str, data: Optional[dict] = None) -> Any:
-    request = urllib.request.Request(
-        f"{url}/_standin/{what}", data=None if data is None else json.dumps(data).encode(),
-        method="GET" if data is None else "POST", headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
 
 
 def anymail_settings(url: str, provider: str) -> dict[str, Any]:

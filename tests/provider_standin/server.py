@@ -9,10 +9,10 @@ import math
 from dataclasses import asdict
 from typing import Any, Optional
 
-from tests.standin_http import HttpStandIn
+from tests.standin_http import HttpStandIn, control
 
 from .account import Behaviour, Provider, Refused
-from .client import APIS, anymail_settings, control
+from .client import APIS, anymail_settings
 
 
 class StandIn(HttpStandIn):

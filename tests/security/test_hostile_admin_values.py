@@ -48,12 +48,12 @@ def changelist_url(model_admin) -> str:
 
 
 @pytest.fixture
-def rows(practice_a):
+def some_rows(practice_a):
     PatientFactory(practice=practice_a)
 
 
 @pytest.mark.parametrize("model_admin", ADMINS)
-def test_hostile_list_parameters_never_fail(model_admin, admin_client, admin_user, rows):
+def test_hostile_list_parameters_never_fail(model_admin, admin_client, admin_user, some_rows):
     url = changelist_url(model_admin)
     failures = []
     for name in sorted(list_parameters(model_admin, admin_user)):
@@ -65,7 +65,7 @@ def test_hostile_list_parameters_never_fail(model_admin, admin_client, admin_use
 
 
 @pytest.mark.parametrize("model_admin", ADMINS)
-def test_hostile_action_ids_never_fail(model_admin, admin_client, admin_user, rows):
+def test_hostile_action_ids_never_fail(model_admin, admin_client, admin_user, some_rows):
     request = RequestFactory().get("/")
     request.user = admin_user
     url = changelist_url(model_admin)

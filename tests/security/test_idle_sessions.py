@@ -10,14 +10,8 @@ from django.urls import reverse
 from patients.models import Role
 from tests.factories import PatientFactory, PracticeFactory, UserFactory, staff_member
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen"), pytest.mark.sessions_idle_out]
 PASSWORD = "pw-for-tests-only"
-
-
-@pytest.fixture(autouse=True)
-def _sessions_never_idle_out():
-    """Overrides tests/conftest.py's: here sessions do end."""
-    yield
 
 
 def minutes(n: float) -> datetime.timedelta:

@@ -18,16 +18,15 @@ from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from core import throttle
 from portal.pages import access_requests, account
-from tests.conftest import redis_url
+from tests.conftest import count_limits_in
 from tests.factories import PatientFactory, PracticeFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "a long portal passphrase 9"
 
 
-def registered(username: str, email: str = "family@example.com", practice=None):
+def registered_user(username: str, email: str = "family@example.com", practice=None):
     user = UserFactory(username=username, email=email, is_staff=False)
     user.set_password(PASSWORD)
     user.save()
@@ -35,7 +34,7 @@ def registered(username: str, email: str = "family@example.com", practice=None):
     return user
 
 
-def sign_in(username: str, password: str, address: str = "10.0.0.1", client: Client | None = None):
+def portal_sign_in(username: str, password: str, address: str = "10.0.0.1", client: Client | None = None):
     return (client or Client()).post(reverse("portal:login"), {"username": username, "password": password}, REMOTE_ADDR=address)
 
 
@@ -43,41 +42,41 @@ def sign_in(username: str, password: str, address: str = "10.0.0.1", client: Cli
 
 
 def test_five_failures_lock_the_account_from_that_address(practice_a):
-    registered("paula.p", practice=practice_a)
+    registered_user("paula.p", practice=practice_a)
     for n in range(5):
-        assert sign_in("paula.p", f"guess{n}").status_code == 200
-    assert sign_in("paula.p", PASSWORD).status_code == 429
-    assert sign_in("paula.p", PASSWORD, address="10.0.0.2").status_code == 302
+        assert portal_sign_in("paula.p", f"guess{n}").status_code == 200
+    assert portal_sign_in("paula.p", PASSWORD).status_code == 429
+    assert portal_sign_in("paula.p", PASSWORD, address="10.0.0.2").status_code == 302
 
 
 def test_guessing_one_account_from_many_addresses_is_slowed_down(practice_a):
     """The probe: 25 addresses x 1 guess were all evaluated, then the right password worked."""
-    registered("paula.p", practice=practice_a)
-    statuses = [sign_in("Paula.P", f"guess{n}", address=f"10.1.{n}.1").status_code for n in range(25)]
+    registered_user("paula.p", practice=practice_a)
+    statuses = [portal_sign_in("Paula.P", f"guess{n}", address=f"10.1.{n}.1").status_code for n in range(25)]
     assert statuses.count(200) == 11  # ten, then one turn of the slow-down
-    assert sign_in("paula.p", PASSWORD, address="10.2.0.1").status_code == 429
+    assert portal_sign_in("paula.p", PASSWORD, address="10.2.0.1").status_code == 429
 
 
 def test_the_patients_own_browser_is_not_slowed_down_and_a_reset_unlocks(practice_a):
-    user = registered("paula.p", practice=practice_a)
+    user = registered_user("paula.p", practice=practice_a)
     own = Client()
-    assert sign_in("paula.p", PASSWORD, client=own).status_code == 302
+    assert portal_sign_in("paula.p", PASSWORD, client=own).status_code == 302
     remembered = own.cookies["portal_patient_browser"].value
     own.logout()
     own.cookies["portal_patient_browser"] = remembered
     for n in range(12):
-        sign_in("paula.p", f"guess{n}", address=f"10.1.{n}.1")
-    assert sign_in("paula.p", PASSWORD, address="10.3.0.1", client=own).status_code == 302
+        portal_sign_in("paula.p", f"guess{n}", address=f"10.1.{n}.1")
+    assert portal_sign_in("paula.p", PASSWORD, address="10.3.0.1", client=own).status_code == 302
     for n in range(5):
-        sign_in("paula.p", f"guess{n}", address="10.4.0.1")
-    assert sign_in("paula.p", PASSWORD, address="10.4.0.1").status_code == 429
+        portal_sign_in("paula.p", f"guess{n}", address="10.4.0.1")
+    assert portal_sign_in("paula.p", PASSWORD, address="10.4.0.1").status_code == 429
     user.refresh_from_db()  # the token depends on the last sign-in
     uid, token = urlsafe_base64_encode(force_bytes(user.pk)), default_token_generator.make_token(user)
     browser = Client()
     page = browser.get(reverse("portal:password_reset_confirm", args=[uid, token]), follow=True)
     new = "another long passphrase 10"
     assert browser.post(page.redirect_chain[-1][0], {"new_password1": new, "new_password2": new}).status_code == 302
-    assert sign_in("paula.p", new, address="10.4.0.1").status_code == 302
+    assert portal_sign_in("paula.p", new, address="10.4.0.1").status_code == 302
 
 
 STORES = [
@@ -87,13 +86,11 @@ STORES = [
 
 
 @pytest.fixture(params=STORES)
-def store(request, monkeypatch):
-    url = redis_url() if request.param == "redis" else "database"
-    monkeypatch.setattr(throttle, "store_url", lambda: url)
-    return request.param
+def portal_limit_store(request, monkeypatch):
+    return count_limits_in(request.param, monkeypatch)
 
 
-def burst(requests) -> list[int]:
+def portal_burst(requests) -> list[int]:
     barrier = threading.Barrier(len(requests))
     statuses, errors = [], []
 
@@ -101,7 +98,7 @@ def burst(requests) -> list[int]:
         try:
             client = Client()
             barrier.wait()
-            statuses.append(sign_in(username, password, address, client=client).status_code)
+            statuses.append(portal_sign_in(username, password, address, client=client).status_code)
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
         finally:
@@ -117,16 +114,16 @@ def burst(requests) -> list[int]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_forty_guesses_at_once_from_one_address_are_five_evaluated(store):
-    registered("paula.p")
-    statuses = burst([("paula.p", f"guess{n}", "10.0.0.1") for n in range(40)])
+def test_forty_guesses_at_once_from_one_address_are_five_evaluated(portal_limit_store):
+    registered_user("paula.p")
+    statuses = portal_burst([("paula.p", f"guess{n}", "10.0.0.1") for n in range(40)])
     assert statuses.count(200) == 5 and statuses.count(429) == 35
 
 
 @pytest.mark.django_db(transaction=True)
-def test_forty_accounts_at_once_from_one_address_are_twenty_evaluated(store):
+def test_forty_accounts_at_once_from_one_address_are_twenty_evaluated(portal_limit_store):
     """The probe got 33 through the address's limit of 20."""
-    statuses = burst([(f"nobody{n}", "guess", "10.0.0.1") for n in range(40)])
+    statuses = portal_burst([(f"nobody{n}", "guess", "10.0.0.1") for n in range(40)])
     assert statuses.count(200) == 20 and statuses.count(429) == 20
 
 
@@ -134,7 +131,7 @@ def test_forty_accounts_at_once_from_one_address_are_twenty_evaluated(store):
 
 
 def test_a_reset_for_a_known_and_an_unknown_address_is_the_same_work(practice_a, django_capture_on_commit_callbacks):
-    registered("paula.p", email="paula@example.com", practice=practice_a)
+    registered_user("paula.p", email="paula@example.com", practice=practice_a)
     shapes = []
     for n, email in enumerate(("paula@example.com", "nobody@example.com")):
         with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks() as enqueued:
@@ -195,7 +192,7 @@ def test_known_and_unknown_people_are_answered_alike(use_provider, monkeypatch):
     monkeypatch.setattr(account, "RESET_ADDRESS_LIMIT", ("portal-reset", 1000, 3600))
     monkeypatch.setattr(account, "RESET_EMAIL_LIMIT", ("portal-reset-email", 1000, 3600))
     monkeypatch.setattr(access_requests, "ACCESS_REQUEST_LIMIT", (1000, 3600))
-    registered("paula.p", email="paula@example.com")
+    registered_user("paula.p", email="paula@example.com")
     practice = PracticeFactory(self_signup_enabled=True)
     PatientFactory(practice=practice, last_name="Dubois", date_of_birth=datetime.date(1988, 8, 8), email="renee@example.com")
     client = Client()

@@ -15,14 +15,14 @@ from django.utils.http import urlsafe_base64_encode
 from core import throttle
 from patients.models import Role
 from patients.staff_auth import limits
-from tests.conftest import redis_url
+from tests.conftest import count_limits_in
 from tests.factories import staff_member
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "pw-for-tests-only"
 
 
-def sign_in(username: str, password: str, address: str = "10.0.0.1", client: Client | None = None):
+def staff_sign_in(username: str, password: str, address: str = "10.0.0.1", client: Client | None = None):
     return (client or Client()).post("/admin/login/", {"username": username, "password": password}, REMOTE_ADDR=address)
 
 
@@ -42,65 +42,65 @@ def test_successful_sign_ins_never_count(practice_a):
     """An office behind one router: fifteen people sign in at opening time."""
     staff = [staff_member(practice_a, Role.FRONT_DESK, username=f"desk{n}") for n in range(15)]
     for member in staff:
-        assert sign_in(member.username, PASSWORD).status_code == 302, member.username
+        assert staff_sign_in(member.username, PASSWORD).status_code == 302, member.username
     assert throttle.count("staff-login", "10.0.0.1", window_seconds=300) == 0
 
 
 def test_five_failures_lock_the_account_from_that_address_only(front_desk_a):
     for n in range(5):
-        assert sign_in("FrontDesk_A", f"guess{n}").status_code == 200
-    refused = sign_in("frontdesk_a", PASSWORD)
+        assert staff_sign_in("FrontDesk_A", f"guess{n}").status_code == 200
+    refused = staff_sign_in("frontdesk_a", PASSWORD)
     assert refused.status_code == 429
     assert "This account is locked on this network for 15 minutes" in refused.content.decode()
     # Its owner at another desk is not locked out by whoever guessed over there.
-    assert sign_in("frontdesk_a", PASSWORD, address="10.0.0.2").status_code == 302
+    assert staff_sign_in("frontdesk_a", PASSWORD, address="10.0.0.2").status_code == 302
 
 
 def test_the_lock_ends_with_its_window(front_desk_a, frozen):
     for n in range(5):
-        sign_in("frontdesk_a", f"guess{n}")
+        staff_sign_in("frontdesk_a", f"guess{n}")
     frozen.shift(14 * 60 + 59)
-    assert sign_in("frontdesk_a", PASSWORD).status_code == 429
+    assert staff_sign_in("frontdesk_a", PASSWORD).status_code == 429
     frozen.shift(1)
-    assert sign_in("frontdesk_a", PASSWORD).status_code == 302
+    assert staff_sign_in("frontdesk_a", PASSWORD).status_code == 302
 
 
 def test_guessing_from_many_addresses_slows_the_account_down(front_desk_a, practice_a):
     for n in range(10):  # a guesser spreading over ten addresses, under every per-address limit
-        assert sign_in("frontdesk_a", f"guess{n}", address=f"10.1.{n}.1").status_code == 200
+        assert staff_sign_in("frontdesk_a", f"guess{n}", address=f"10.1.{n}.1").status_code == 200
     # Past ten failures, one attempt per growing delay is evaluated, from wherever it comes.
-    assert sign_in("frontdesk_a", "guess10", address="10.2.0.1").status_code == 200
-    slowed = sign_in("frontdesk_a", PASSWORD, address="10.2.0.2")
+    assert staff_sign_in("frontdesk_a", "guess10", address="10.2.0.1").status_code == 200
+    slowed = staff_sign_in("frontdesk_a", PASSWORD, address="10.2.0.2")
     assert slowed.status_code == 429
     assert "accepts one try a minute from a new browser" in slowed.content.decode()
     colleague = staff_member(practice_a, Role.FRONT_DESK, username="colleague")
-    assert sign_in(colleague.username, PASSWORD, address="10.2.0.2").status_code == 302
+    assert staff_sign_in(colleague.username, PASSWORD, address="10.2.0.2").status_code == 302
 
 
 def test_a_browser_the_account_signed_in_from_is_never_slowed_down(front_desk_a):
     own_browser = Client()
-    assert sign_in("frontdesk_a", PASSWORD, client=own_browser).status_code == 302
+    assert staff_sign_in("frontdesk_a", PASSWORD, client=own_browser).status_code == 302
     remembered = own_browser.cookies[limits.KNOWN_BROWSER_COOKIE].value
     own_browser.logout()  # the test client forgets every cookie here; a browser keeps this one
     own_browser.cookies[limits.KNOWN_BROWSER_COOKIE] = remembered
     for n in range(12):
-        sign_in("frontdesk_a", f"guess{n}", address=f"10.1.{n}.1")
-    assert sign_in("frontdesk_a", PASSWORD, address="10.3.0.1").status_code == 429  # a new browser waits
-    assert sign_in("frontdesk_a", PASSWORD, address="10.3.0.1", client=own_browser).status_code == 302
+        staff_sign_in("frontdesk_a", f"guess{n}", address=f"10.1.{n}.1")
+    assert staff_sign_in("frontdesk_a", PASSWORD, address="10.3.0.1").status_code == 429  # a new browser waits
+    assert staff_sign_in("frontdesk_a", PASSWORD, address="10.3.0.1", client=own_browser).status_code == 302
 
 
 def test_another_accounts_browser_cookie_does_not_count(front_desk_a, practice_a):
     colleague = staff_member(practice_a, Role.FRONT_DESK, username="colleague")
     shared = Client()
-    sign_in(colleague.username, PASSWORD, client=shared)
+    staff_sign_in(colleague.username, PASSWORD, client=shared)
     remembered = shared.cookies[limits.KNOWN_BROWSER_COOKIE].value
     shared.logout()
     shared.cookies[limits.KNOWN_BROWSER_COOKIE] = remembered
     for n in range(12):
-        sign_in("frontdesk_a", f"guess{n}", address=f"10.1.{n}.1")
-    assert sign_in("frontdesk_a", PASSWORD, address="10.3.0.1", client=shared).status_code == 429
+        staff_sign_in("frontdesk_a", f"guess{n}", address=f"10.1.{n}.1")
+    assert staff_sign_in("frontdesk_a", PASSWORD, address="10.3.0.1", client=shared).status_code == 429
     shared.cookies[limits.KNOWN_BROWSER_COOKIE] = "forged"
-    assert sign_in("frontdesk_a", PASSWORD, address="10.3.0.1", client=shared).status_code == 429
+    assert staff_sign_in("frontdesk_a", PASSWORD, address="10.3.0.1", client=shared).status_code == 429
 
 
 @pytest.mark.parametrize(("failures", "seconds"), [(10, 0), (11, 2), (12, 4), (15, 32), (16, 60), (400, 60)])
@@ -120,16 +120,16 @@ def reset_password(client: Client, user, new_password: str = "a-new-long-passwor
 
 def test_a_password_reset_unlocks_the_account_everywhere(front_desk_a):
     for n in range(5):
-        sign_in("frontdesk_a", f"guess{n}")
+        staff_sign_in("frontdesk_a", f"guess{n}")
     for n in range(10):
-        sign_in("frontdesk_a", f"guess{n}", address=f"10.1.{n}.1")
-    assert sign_in("frontdesk_a", PASSWORD, address="10.0.0.1").status_code == 429
-    assert sign_in("frontdesk_a", PASSWORD, address="10.4.0.1").status_code in (200, 429)
+        staff_sign_in("frontdesk_a", f"guess{n}", address=f"10.1.{n}.1")
+    assert staff_sign_in("frontdesk_a", PASSWORD, address="10.0.0.1").status_code == 429
+    assert staff_sign_in("frontdesk_a", PASSWORD, address="10.4.0.1").status_code in (200, 429)
     new_password = reset_password(Client(), front_desk_a)
     # Unlocked where it was locked, and no longer slowed down for a new browser either.
-    assert sign_in("frontdesk_a", new_password, address="10.0.0.1").status_code == 302
-    assert sign_in("frontdesk_a", "wrong", address="10.5.0.1").status_code == 200
-    assert sign_in("frontdesk_a", new_password, address="10.5.0.2").status_code == 302
+    assert staff_sign_in("frontdesk_a", new_password, address="10.0.0.1").status_code == 302
+    assert staff_sign_in("frontdesk_a", "wrong", address="10.5.0.1").status_code == 200
+    assert staff_sign_in("frontdesk_a", new_password, address="10.5.0.2").status_code == 302
 
 
 def test_the_reset_page_remembers_the_browser(front_desk_a):
@@ -183,13 +183,11 @@ STORES = [
 
 
 @pytest.fixture(params=STORES)
-def store(request, monkeypatch):
-    url = redis_url() if request.param == "redis" else "database"
-    monkeypatch.setattr(throttle, "store_url", lambda: url)
-    return request.param
+def staff_limit_store(request, monkeypatch):
+    return count_limits_in(request.param, monkeypatch)
 
 
-def burst(requests: list[tuple[str, str, str]]) -> list[int]:
+def staff_burst(requests: list[tuple[str, str, str]]) -> list[int]:
     """POST each (username, password, address) to the login from its own thread, all at once."""
     barrier = threading.Barrier(len(requests))
     statuses, errors = [], []
@@ -198,7 +196,7 @@ def burst(requests: list[tuple[str, str, str]]) -> list[int]:
         try:
             client = Client()
             barrier.wait()
-            statuses.append(sign_in(username, password, address, client=client).status_code)
+            statuses.append(staff_sign_in(username, password, address, client=client).status_code)
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
         finally:
@@ -214,22 +212,22 @@ def burst(requests: list[tuple[str, str, str]]) -> list[int]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_forty_guesses_at_once_from_one_address_are_five_evaluated(store, front_desk_a):
-    statuses = burst([("frontdesk_a", f"guess{n}", "10.0.0.1") for n in range(40)])
+def test_forty_guesses_at_once_from_one_address_are_five_evaluated(staff_limit_store, front_desk_a):
+    statuses = staff_burst([("frontdesk_a", f"guess{n}", "10.0.0.1") for n in range(40)])
     assert statuses.count(200) == 5  # evaluated (and wrong)
     assert statuses.count(429) == 35
 
 
 @pytest.mark.django_db(transaction=True)
-def test_forty_guesses_at_once_from_forty_addresses_are_eleven_evaluated(store, front_desk_a):
+def test_forty_guesses_at_once_from_forty_addresses_are_eleven_evaluated(staff_limit_store, front_desk_a):
     """Ten within the account's limit, then one turn of the slow-down."""
-    statuses = burst([("frontdesk_a", f"guess{n}", f"10.1.{n}.1") for n in range(40)])
+    statuses = staff_burst([("frontdesk_a", f"guess{n}", f"10.1.{n}.1") for n in range(40)])
     assert statuses.count(200) == 11
     assert statuses.count(429) == 29
 
 
 @pytest.mark.django_db(transaction=True)
-def test_forty_accounts_at_once_from_one_address_are_ten_evaluated(store, practice_a):
-    statuses = burst([(f"nobody{n}", "guess", "10.0.0.1") for n in range(40)])
+def test_forty_accounts_at_once_from_one_address_are_ten_evaluated(staff_limit_store, practice_a):
+    statuses = staff_burst([(f"nobody{n}", "guess", "10.0.0.1") for n in range(40)])
     assert statuses.count(200) == 10
     assert statuses.count(429) == 30

@@ -10,7 +10,6 @@ from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from patients.models import Role
-from patients.staff_auth import two_factor
 from tests.factories import PracticeFactory, StaffFactory, staff_member
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +21,7 @@ def code_for(device: TOTPDevice) -> str:
     return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits):06d}"
 
 
-def sign_in(client: Client, username: str):
+def sign_in_with_password(client: Client, username: str):
     response = client.post("/admin/login/?next=/admin/patients/patient/", {"username": username, "password": PASSWORD, "next": "/admin/patients/patient/"})
     assert response.status_code == 302, response.content.decode()[:1500]
     return client.get(response["Location"])
@@ -37,7 +36,7 @@ def enrol(client: Client | None, user, frozen) -> list[str]:
     """Enrol an authenticator for `user` (signing in first when no client is given); the recovery codes."""
     if client is None:
         client = Client()
-        sign_in(client, user.username)
+        sign_in_with_password(client, user.username)
     page = client.get(PAGE)
     assert page.status_code == 200 and "<svg" in page.content.decode()
     device = TOTPDevice.objects.get(user=user, confirmed=False)
@@ -53,7 +52,7 @@ def enrol(client: Client | None, user, frozen) -> list[str]:
 
 def test_a_superuser_signing_in_must_enrol_before_using_the_admin(superuser, frozen):
     client = Client()
-    landed = sign_in(client, "boss")
+    landed = sign_in_with_password(client, "boss")
     assert landed.status_code == 302 and landed["Location"].startswith(PAGE)
     assert client.get("/admin/").status_code == 302  # every admin page sends them here
     codes = enrol(client, superuser, frozen)
@@ -68,7 +67,7 @@ def test_the_next_sign_in_asks_for_a_code_and_refuses_a_wrong_one(superuser, fro
     enrol(None, superuser, frozen)
     device = TOTPDevice.objects.get(user=superuser, confirmed=True)
     client = Client()
-    landed = sign_in(client, "boss")
+    landed = sign_in_with_password(client, "boss")
     assert landed["Location"].startswith(PAGE)
     wrong = client.post(PAGE, {"code": "000000" if code_for(device) != "000000" else "111111", "next": "/admin/patients/patient/"})
     assert wrong.status_code == 400 and "That code is not right" in wrong.content.decode()
@@ -78,18 +77,18 @@ def test_the_next_sign_in_asks_for_a_code_and_refuses_a_wrong_one(superuser, fro
     assert client.get("/admin/patients/patient/").status_code == 200
     # The same code cannot be used twice.
     again = Client()
-    sign_in(again, "boss")
+    sign_in_with_password(again, "boss")
     assert again.post(PAGE, {"code": code_for(device)}).status_code == 400
 
 
 def test_a_recovery_code_works_once(superuser, frozen):
     codes = enrol(None, superuser, frozen)
     client = Client()
-    sign_in(client, "boss")
+    sign_in_with_password(client, "boss")
     response = client.post(PAGE, {"code": codes[3].upper(), "next": "/admin/"}, follow=True)
     assert response.status_code == 200 and "You used a recovery code; 9 left" in response.content.decode()
     other = Client()
-    sign_in(other, "boss")
+    sign_in_with_password(other, "boss")
     frozen.shift(datetime.timedelta(seconds=5))
     assert other.post(PAGE, {"code": codes[3]}).status_code == 400
 
@@ -97,7 +96,7 @@ def test_a_recovery_code_works_once(superuser, frozen):
 def test_five_wrong_codes_sign_the_session_out(superuser, frozen):
     enrol(None, superuser, frozen)
     client = Client()
-    sign_in(client, "boss")
+    sign_in_with_password(client, "boss")
     for _ in range(5):
         frozen.shift(datetime.timedelta(seconds=60))  # past django-otp's own growing delay
         assert client.post(PAGE, {"code": "12345x"}).status_code == 400
@@ -109,23 +108,23 @@ def test_five_wrong_codes_sign_the_session_out(superuser, frozen):
 def test_a_practice_that_requires_it_makes_its_members_enrol(practice_a, frozen):
     member = staff_member(practice_a, Role.FRONT_DESK, username="desk")
     client = Client()
-    assert sign_in(client, "desk").status_code == 200  # not required yet
+    assert sign_in_with_password(client, "desk").status_code == 200  # not required yet
     practice_a.require_two_factor = True
     practice_a.save()
     client = Client()
-    assert sign_in(client, "desk")["Location"].startswith(PAGE)
+    assert sign_in_with_password(client, "desk")["Location"].startswith(PAGE)
     enrol(client, member, frozen)
     other = staff_member(PracticeFactory(), Role.FRONT_DESK, username="elsewhere")
-    assert sign_in(Client(), other.username).status_code == 200
+    assert sign_in_with_password(Client(), other.username).status_code == 200
 
 
 def test_anyone_who_enrolled_is_asked_and_may_turn_it_off_unless_required(practice_a, frozen):
     member = staff_member(practice_a, Role.FRONT_DESK, username="desk")
     client = Client()
-    sign_in(client, "desk")
+    sign_in_with_password(client, "desk")
     enrol(client, member, frozen)
     client = Client()
-    assert sign_in(client, "desk")["Location"].startswith(PAGE)
+    assert sign_in_with_password(client, "desk")["Location"].startswith(PAGE)
     device = TOTPDevice.objects.get(user=member, confirmed=True)
     client.post(PAGE, {"code": code_for(device)})
     frozen.shift(datetime.timedelta(seconds=31))
@@ -134,12 +133,12 @@ def test_anyone_who_enrolled_is_asked_and_may_turn_it_off_unless_required(practi
     off = client.post(PAGE, {"action": "turn_off", "code": code_for(device)})
     assert off.status_code == 302
     assert not TOTPDevice.objects.filter(user=member).exists()
-    assert sign_in(Client(), "desk").status_code == 200
+    assert sign_in_with_password(Client(), "desk").status_code == 200
 
 
 def test_a_required_account_cannot_turn_it_off(superuser, frozen):
     client = Client()
-    sign_in(client, "boss")
+    sign_in_with_password(client, "boss")
     enrol(client, superuser, frozen)
     device = TOTPDevice.objects.get(user=superuser, confirmed=True)
     assert "cannot be turned off" in client.get(PAGE).content.decode()
@@ -149,12 +148,12 @@ def test_a_required_account_cannot_turn_it_off(superuser, frozen):
 
 def test_new_recovery_codes_replace_the_old_ones(superuser, frozen):
     client = Client()
-    sign_in(client, "boss")
+    sign_in_with_password(client, "boss")
     old = enrol(client, superuser, frozen)
     new = client.post(PAGE, {"action": "new_codes"}).context["codes"]
     assert not set(old) & set(new)
     other = Client()
-    sign_in(other, "boss")
+    sign_in_with_password(other, "boss")
     assert other.post(PAGE, {"code": old[0]}).status_code == 400
     frozen.shift(datetime.timedelta(seconds=2))  # django-otp's own delay after a wrong code
     assert other.post(PAGE, {"code": new[0]}).status_code == 302
@@ -162,11 +161,11 @@ def test_new_recovery_codes_replace_the_old_ones(superuser, frozen):
 
 def test_the_code_page_only_returns_to_this_site(superuser, frozen):
     client = Client()
-    sign_in(client, "boss")
+    sign_in_with_password(client, "boss")
     enrol(client, superuser, frozen)
     device = TOTPDevice.objects.get(user=superuser, confirmed=True)
     client = Client()
-    sign_in(client, "boss")
+    sign_in_with_password(client, "boss")
     response = client.post(PAGE, {"code": code_for(device), "next": "https://evil.example/"})
     assert response["Location"] == "/admin/"
 
@@ -174,11 +173,11 @@ def test_the_code_page_only_returns_to_this_site(superuser, frozen):
 def test_with_debug_on_the_demo_waives_it_for_accounts_without_an_authenticator(superuser, settings, frozen):
     settings.DEBUG = True
     client = Client()
-    assert sign_in(client, "boss").status_code == 200
+    assert sign_in_with_password(client, "boss").status_code == 200
     page = client.get(PAGE)
     assert "it is waived because this server runs" in page.content.decode()
     enrol(client, superuser, frozen)
-    assert sign_in(Client(), "boss")["Location"].startswith(PAGE)  # enrolled: asked, DEBUG or not
+    assert sign_in_with_password(Client(), "boss")["Location"].startswith(PAGE)  # enrolled: asked, DEBUG or not
 
 
 def test_force_login_in_tests_gives_the_second_factor(admin_client):
@@ -220,7 +219,7 @@ def test_a_practice_admin_resets_a_members_two_factor_and_it_is_audited(client, 
     assert not TOTPDevice.objects.filter(user=member).exists() and not StaticToken.objects.filter(device__user=member).exists()
     entry = AuditEntry.objects.get(action=AuditAction.MEMBER_CHANGED, practice=practice_a)
     assert entry.actor == admin_a and "Two-factor sign-in reset" in entry.summary
-    assert sign_in(Client(), "desk").status_code == 200  # no second factor until they enrol again
+    assert sign_in_with_password(Client(), "desk").status_code == 200  # no second factor until they enrol again
 
 
 def test_the_reset_skips_the_admins_own_a_superusers_and_someone_of_another_practice(client, practice_a, practice_b, admin_a, frozen):

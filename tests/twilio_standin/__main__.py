@@ -1,12 +1,12 @@
 """python -m tests.twilio_standin --port 8026 --latency 0.2 --rate-limit 1: the stand-in as its own
-process (benchmarks, by hand), with any `Behaviour` field as an option."""
+process (benchmarks, by hand), with any `TwilioBehaviour` field as an option."""
 
 import argparse
 import asyncio
 from dataclasses import fields
 
-from .account import Behaviour
-from .server import StandIn
+from .account import TwilioBehaviour
+from .server import TwilioStandIn
 
 
 def main() -> None:
@@ -14,7 +14,7 @@ def main() -> None:
         prog="python -m tests.twilio_standin", description="A local stand-in of Twilio's Messages API."
     )
     parser.add_argument("--port", type=int, default=8026)
-    for spec in fields(Behaviour):
+    for spec in fields(TwilioBehaviour):
         option = f"--{spec.name.replace('_', '-')}"
         if spec.name in ("unsubscribed", "landlines"):
             parser.add_argument(option, type=lambda v: [n.strip() for n in v.split(",") if n.strip()], default=[])
@@ -23,9 +23,9 @@ def main() -> None:
         else:
             parser.add_argument(option, type=float if spec.type in ("float", float) else int, default=spec.default)
     args = parser.parse_args()
-    behaviour = Behaviour(**{spec.name: getattr(args, spec.name) for spec in fields(Behaviour)})
+    behaviour = TwilioBehaviour(**{spec.name: getattr(args, spec.name) for spec in fields(TwilioBehaviour)})
     try:
-        asyncio.run(StandIn(args.port, behaviour).serve_forever())
+        asyncio.run(TwilioStandIn(args.port, behaviour).serve_forever())
     except KeyboardInterrupt:
         pass
 

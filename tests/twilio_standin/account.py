@@ -1,5 +1,5 @@
 """The stand-in's Twilio account: its credentials and sender, Twilio's magic test numbers, how it
-behaves (`Behaviour`), what it counts (`Counters`), and `Account`, which checks and accepts a
+behaves (`TwilioBehaviour`), what it counts (`TwilioCounters`), and `Account`, which checks and accepts a
 Messages.json POST as Twilio does or refuses it with Twilio's error (`TwilioError`); and Twilio's
 own count of a text's segments."""
 
@@ -45,7 +45,7 @@ _OPT_IN = {"START", "YES", "UNSTOP"}
 
 
 @dataclass
-class Behaviour:
+class TwilioBehaviour:
     """How the account behaves; every field can be changed while it runs."""
 
     latency: float = 0.0  # seconds before each answer
@@ -63,7 +63,7 @@ class Behaviour:
 
 
 @dataclass
-class Counters:
+class TwilioCounters:
     requests: int = 0
     accepted: int = 0
     throttled: int = 0  # 429 answers
@@ -101,20 +101,20 @@ class TwilioError(Exception):
 class Account:
     """The state of the Twilio account: behaviour, token bucket, counters, accepted texts."""
 
-    def __init__(self, behaviour: Optional[Behaviour] = None):
-        self.behaviour = behaviour or Behaviour()
-        self.counters = Counters()
+    def __init__(self, behaviour: Optional[TwilioBehaviour] = None):
+        self.behaviour = behaviour or TwilioBehaviour()
+        self.counters = TwilioCounters()
         self.messages: list[dict[str, Any]] = []
         self.callbacks: list[dict[str, Any]] = []
         self._bucket = TokenBucket()
 
     def reset(self) -> None:
-        self.counters = Counters()
+        self.counters = TwilioCounters()
         self.messages, self.callbacks = [], []
         self._bucket.reset()
 
     def configure(self, changes: dict[str, Any]) -> None:
-        unknown = set(changes) - {f.name for f in fields(Behaviour)}
+        unknown = set(changes) - {f.name for f in fields(TwilioBehaviour)}
         if unknown:
             raise ValueError(f"unknown behaviour fields: {sorted(unknown)}")
         for name, value in changes.items():

@@ -1,6 +1,6 @@
 """The stand-in's HTTP server: one Twilio account (`account.Account`) on 127.0.0.1, in a thread of
-the test process (`StandIn().start()`) or as its own process (`StandIn.serve_forever`), with its
-control API (``/_standin/...``) and that API's client side (`control`, `StandIn.stats`, ...)."""
+the test process (`TwilioStandIn().start()`) or as its own process (`TwilioStandIn.serve_forever`), with its
+control API (``/_standin/...``) and that API's client side (`control`, `TwilioStandIn.stats`, ...)."""
 
 from __future__ import annotations
 
@@ -12,21 +12,28 @@ import urllib.request
 from dataclasses import asdict
 from typing import Any, Optional
 
-from .account import (
-    ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, MESSAGES_PATH, MESSAGING_SERVICE_SID, Account, Behaviour, TwilioError,
-)
-from tests.standin_http import REASONS, HttpStandIn
+from tests.standin_http import REASONS, HttpStandIn, control
 
+from .account import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    FROM_NUMBER,
+    MESSAGES_PATH,
+    MESSAGING_SERVICE_SID,
+    Account,
+    TwilioBehaviour,
+    TwilioError,
+)
 from .webhooks import inbound_params, post_quietly, post_signed, status_params
 
 
-class StandIn(HttpStandIn):
+class TwilioStandIn(HttpStandIn):
     """One stand-in Twilio account on 127.0.0.1."""
 
     name = "Twilio stand-in"
     content_type = "application/json; charset=utf-8"
 
-    def __init__(self, port: int = 0, behaviour: Optional[Behaviour] = None):
+    def __init__(self, port: int = 0, behaviour: Optional[TwilioBehaviour] = None):
         super().__init__(port)
         self.account = Account(behaviour)
         self._callbacks_due: set[asyncio.Task] = set()
@@ -133,7 +140,7 @@ class StandIn(HttpStandIn):
             for task in list(self._callbacks_due):  # an earlier test's texts report no more
                 task.cancel()
             account.reset()
-            account.configure({**asdict(Behaviour()), **json.loads(body or b"{}")})
+            account.configure({**asdict(TwilioBehaviour()), **json.loads(body or b"{}")})
             return 200, {"ok": True}
         if path == "/_standin/config" and method == "POST":
             try:
@@ -174,10 +181,3 @@ class StandIn(HttpStandIn):
         return control(self.url, "inbound", {"url": url, "from": from_, "body": body, "to": to, "signed_url": signed_url})
 
 
-def control(url: str, what: str, data: Optional[dict] = None) -> Any:
-    request = urllib.request.Request(
-        f"{url}/_standin/{what}", data=None if data is None else json.dumps(data).encode(),
-        method="GET" if data is None else "POST", headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
