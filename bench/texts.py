@@ -114,12 +114,12 @@ def run_scenario(scenario: Scenario, practice, *, concurrency: int, start_worker
     from invitations.bulk import runs
     from invitations.models.bulk_runs import BulkRunChunk
     from invitations.models import Invitation
-    from tests.twilio_standin import StandIn, control
+    from tests.twilio_standin import TwilioStandIn, control
 
     url = f"http://127.0.0.1:{STANDIN_PORT}"
     forget_runs()
     standin = start_standin(scenario)
-    env = {**StandIn(STANDIN_PORT).environment(), "PORTAL_SMS_RATE_LIMIT": str(scenario.our_rate), **scenario.extra_env}
+    env = {**TwilioStandIn(STANDIN_PORT).environment(), "PORTAL_SMS_RATE_LIMIT": str(scenario.our_rate), **scenario.extra_env}
     worker = start_worker(concurrency, env)
     try:
         started = time.perf_counter()
