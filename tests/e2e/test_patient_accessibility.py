@@ -1,4 +1,5 @@
-"""Every patient page and state, in English and in Spanish, passes axe-core's WCAG 2.1 A and AA
+"""Every patient page and state (a parent's registration for a child, an adult's caregivers, the
+too-many-tries and no-record-of-one's-own pages included), in English and in Spanish, passes axe-core's WCAG 2.1 A and AA
 rules in Chromium; a keyboard-only registration with a wrong answer lands on the error summary,
 and the focus ring can be seen (3:1 against the white card) on every control."""
 
@@ -10,9 +11,12 @@ from django.contrib.auth.tokens import default_token_generator
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from invitations.models import RevokeReason, Status
+from core import throttle
+from invitations import representatives
+from invitations.models import Invitation, RevokeReason, Status, hash_token
 from tests.e2e.accessibility import violations
 from tests.factories import PatientFactory, PracticeFactory
+from tests.family_factories import AccessFactory, RepresentativeFactory, child
 from tests.invitations.factories import invitation_with_token
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -35,7 +39,7 @@ def fill_registration(page, *, last_name: str, date_of_birth: str) -> None:
 
 
 @pytest.mark.parametrize("language", ["en", "es"])
-def test_every_patient_page_and_state_passes_wcag_21_aa(page, live_server, language):
+def test_every_patient_page_and_state_passes_wcag_21_aa(page, live_server, language, monkeypatch):
     in_language(page, live_server, language)
     base, now = live_server.url, datetime.datetime.now(datetime.timezone.utc)
     practice = PracticeFactory(name="Clínica Maple", contact_phone="(617) 555-0142", contact_email="hola@maple.example",
@@ -128,9 +132,39 @@ def test_every_patient_page_and_state_passes_wcag_21_aa(page, live_server, langu
     check("portal home")
     page.goto(f"{base}/portal/email-preferences/")
     check("email preferences")
+    page.goto(f"{base}/portal/caregivers/")
+    check("caregivers")
+    page.click("form[novalidate] button[type=submit]")
+    page.wait_for_load_state()
+    check("caregivers, nothing filled in")
+
+    # A login whose patient record is no longer its own (the access ended while signed in).
+    patient.portal_user = None
+    patient.save()
+    assert page.goto(f"{base}/portal/").status == 403
+    check("signed in, no record of one's own")
+
+    # A parent invited for a child: the representative's registration.
+    access = AccessFactory(patient=child(practice, first_name="Lucía", last_name="Quintanilla"),
+                           representative=RepresentativeFactory(practice=practice, first_name="Elena"))
+    invitation = representatives.invite(access, now=now).invitation
+    parent_token = f"rep-token-{invitation.pk:06d}-abcdefghijklmnopqrstuvwxyz"
+    Invitation.objects.filter(pk=invitation.pk).update(token_hash=hash_token(parent_token), status=Status.SENT, sent_at=now)
+    page.context.clear_cookies()
+    in_language(page, live_server, language)
+    page.goto(f"{base}/invite/{parent_token}/")
+    assert page.locator("#id_has_login").count() + page.locator("#id_username").count() >= 1
+    check("representative's registration")
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    check("representative's registration, nothing filled in")
+
+    monkeypatch.setattr(throttle, "allow", lambda *args, **kwargs: False)  # this address tried too often
+    assert page.goto(f"{base}/invite/{token}/").status == 429
+    check("too many tries")
 
     assert {state: problems for state, problems in found.items() if problems} == {}
-    assert len(found) == 21
+    assert len(found) == 27
 
 
 def test_a_keyboard_only_registration_with_a_wrong_answer_lands_on_the_error_summary(page, live_server):
