@@ -62,8 +62,9 @@ def start_held_run(practice, capture, **kwargs):
         return runs.start_run(practice=practice, now=NOW, **kwargs)
 
 
-def run_until_done(run, *, capture, now=NOW, attempts: int = 60) -> list[str]:
-    """What the worker does: process each chunk, again whenever it was handed on."""
+def run_until_done(run, *, capture, now=NOW, attempts: int = 60, on_commit: bool = False) -> list[str]:
+    """What the worker does: process each chunk, again whenever it was handed on. What a chunk
+    does after its commit (the tasks it enqueues) is held, or run with `on_commit`."""
     outcomes = []
     for _ in range(attempts):
         pending = list(run.chunks.exclude(status=ChunkStatus.DONE).values_list("pk", flat=True))
@@ -71,7 +72,7 @@ def run_until_done(run, *, capture, now=NOW, attempts: int = 60) -> list[str]:
             return outcomes
         for chunk_id in pending:
             try:
-                with capture(execute=False):
+                with capture(execute=on_commit):
                     outcomes.append(chunks.process_chunk(chunk_id, now=now))
             except chunks.ChunkDeferred:
                 outcomes.append("deferred")

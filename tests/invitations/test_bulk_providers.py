@@ -20,7 +20,7 @@ from invitations.models import (
 from invitations.models.bulk_runs import BulkRunStatus, BulkRunTick, ChunkStatus
 from tests.clock import NOW
 from tests.factories import PatientFactory
-from tests.invitations.bulk_texting import start_held_run
+from tests.invitations.bulk_texting import run_until_done, start_held_run
 
 pytestmark = pytest.mark.django_db
 
@@ -33,22 +33,6 @@ def enqueued_chunks(monkeypatch):
     calls = []
     monkeypatch.setattr("invitations.tasks.process_bulk_chunk.apply_async", lambda args, **kw: calls.append(args[0]))
     return calls
-
-
-def send_every_chunk(run, *, capture, now=NOW, attempts: int = 50) -> list[str]:
-    """What the worker does: process each chunk, again whenever it was handed on."""
-    outcomes = []
-    for _ in range(attempts):
-        pending = list(run.chunks.exclude(status=ChunkStatus.DONE).values_list("pk", flat=True))
-        if not pending:
-            return outcomes
-        for chunk_id in pending:
-            try:
-                with capture(execute=True):
-                    outcomes.append(chunks.process_chunk(chunk_id, now=now))
-            except chunks.ChunkDeferred:
-                outcomes.append("deferred")
-    raise AssertionError(f"not done after {attempts} rounds: {outcomes[-5:]}")
 
 
 def assert_each_patient_got_one_working_link(standin, patients):
@@ -72,7 +56,7 @@ def test_a_chunk_sends_each_patient_their_own_link_through_the_real_backend(
     standin = use_provider(provider)
     patients = PatientFactory.create_batch(12, practice=practice)
     run = start_held_run(practice, django_capture_on_commit_callbacks)
-    assert send_every_chunk(run, capture=django_capture_on_commit_callbacks) == ["done"]
+    assert run_until_done(run, on_commit=True, capture=django_capture_on_commit_callbacks) == ["done"]
     assert_each_patient_got_one_working_link(standin, patients)
     run.refresh_from_db()
     assert (run.status, run.sent, run.failed) == (BulkRunStatus.DONE, 12, 0)
@@ -89,7 +73,7 @@ def test_a_batch_provider_sends_family_members_sharing_an_address_their_own_link
     family = [PatientFactory(practice=practice, email="family@example.com", first_name=name) for name in ("Ann", "Bo")]
     others = PatientFactory.create_batch(3, practice=practice)
     run = start_held_run(practice, django_capture_on_commit_callbacks)
-    send_every_chunk(run, capture=django_capture_on_commit_callbacks)
+    run_until_done(run, on_commit=True, capture=django_capture_on_commit_callbacks)
     assert_each_patient_got_one_working_link(standin, family + others)
     greetings = sorted(m["text"].split(",")[0] for m in standin.accepted() if m["to"] == "family@example.com")
     assert greetings == ["Hello Ann", "Hello Bo"]
@@ -105,7 +89,7 @@ def test_throttling_by_the_provider_is_retried_inside_the_run_and_nobody_fails(
     standin.configure(rate_limit=25, burst=5)
     patients = PatientFactory.create_batch(40, practice=practice)
     run = start_held_run(practice, django_capture_on_commit_callbacks)
-    assert send_every_chunk(run, capture=django_capture_on_commit_callbacks) == ["done"]
+    assert run_until_done(run, on_commit=True, capture=django_capture_on_commit_callbacks) == ["done"]
     stats = standin.stats()
     assert stats["throttled"] > 0
     assert_each_patient_got_one_working_link(standin, patients)
@@ -142,7 +126,7 @@ def test_a_chunk_whose_time_runs_out_hands_the_rest_on_at_once_and_the_run_waits
     assert (progress["finished"], progress["sent"], progress["processed"]) == (False, sent_first, sent_first)
     assert progress["rate"] > 0 and progress["seconds_left"] > 0 and progress["time_left"]
 
-    outcomes = send_every_chunk(run, capture=django_capture_on_commit_callbacks)
+    outcomes = run_until_done(run, on_commit=True, capture=django_capture_on_commit_callbacks)
     assert outcomes[-1] == "done" and set(outcomes[:-1]) <= {"continued"}
     assert_each_patient_got_one_working_link(standin, patients)
     assert standin.stats()["invitations_emailed_twice"] == 0
@@ -170,7 +154,7 @@ def test_an_outage_defers_the_chunk_and_it_finishes_when_the_service_is_back(
     assert progress["waiting"] == 4 and "HTTP 503" in progress["send_problem"] and not progress["finished"]
 
     standin.configure(fail_next=0)
-    assert send_every_chunk(run, capture=django_capture_on_commit_callbacks) == ["done"]
+    assert run_until_done(run, on_commit=True, capture=django_capture_on_commit_callbacks) == ["done"]
     assert_each_patient_got_one_working_link(standin, patients)
     run.refresh_from_db()
     assert (run.status, run.sent, run.failed) == (BulkRunStatus.DONE, 4, 0)
@@ -224,7 +208,7 @@ def test_addresses_the_provider_refuses_fail_with_the_reason_and_the_others_go(
     good = PatientFactory.create_batch(5, practice=practice)
     bad = PatientFactory(practice=practice, email="invalid.mailbox@example.com")
     run = start_held_run(practice, django_capture_on_commit_callbacks)
-    send_every_chunk(run, capture=django_capture_on_commit_callbacks)
+    run_until_done(run, on_commit=True, capture=django_capture_on_commit_callbacks)
     assert_each_patient_got_one_working_link(standin, good)
     failed = Invitation.objects.get(patient=bad)
     assert failed.status == Status.FAILED and "HTTP 400" in failed.failure_reason
@@ -269,7 +253,7 @@ def test_a_later_attempt_never_invites_again_a_patient_this_run_already_invited(
         assert chunks.process_chunk(chunk.pk, now=NOW) == "continued"
     later = NOW + datetime.timedelta(hours=2)
     frozen.move_to(later)
-    outcomes = send_every_chunk(run, capture=django_capture_on_commit_callbacks, now=later)
+    outcomes = run_until_done(run, on_commit=True, capture=django_capture_on_commit_callbacks, now=later)
     assert outcomes[-1] == "done"
     assert standin.stats()["recipients_emailed_twice"] == 0
     assert Invitation.objects.filter(patient=refused).count() == 1

@@ -5,7 +5,6 @@ do the same work for a known and an unknown person (the worker does the rest, af
 import datetime
 import re
 import statistics
-import threading
 import time
 
 import pytest
@@ -21,6 +20,7 @@ from django.utils.http import urlsafe_base64_encode
 from portal.pages import access_requests, account
 from tests.conftest import count_limits_in
 from tests.factories import PatientFactory, PracticeFactory, UserFactory
+from tests.threads import run_together
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "a long portal passphrase 9"
@@ -90,27 +90,9 @@ def portal_limit_store(request, monkeypatch):
     return count_limits_in(request.param, monkeypatch)
 
 
-def portal_burst(requests) -> list[int]:
-    barrier = threading.Barrier(len(requests))
-    statuses, errors = [], []
-
-    def worker(username, password, address):
-        try:
-            client = Client()
-            barrier.wait()
-            statuses.append(portal_sign_in(username, password, address, client=client).status_code)
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=request) for request in requests]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    return statuses
+def portal_burst(requests: list[tuple[str, str, str]]) -> list[int]:
+    """POST each (username, password, address) to the portal's sign-in from its own thread, all at once."""
+    return run_together([lambda request=request: portal_sign_in(*request, client=Client()).status_code for request in requests])
 
 
 @pytest.mark.django_db(transaction=True)

@@ -3,11 +3,9 @@ per account from anywhere; unlocked by a password reset; counted before each att
 also when 40 arrive at once (PostgreSQL and Redis)."""
 
 import re
-import threading
 
 import pytest
 from django.contrib.auth.tokens import default_token_generator
-from django.db import connection
 from django.test import Client
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
@@ -17,6 +15,7 @@ from patients.models import Role
 from patients.staff_auth import limits
 from tests.conftest import count_limits_in
 from tests.factories import staff_member
+from tests.threads import run_together
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "pw-for-tests-only"
@@ -188,27 +187,8 @@ def staff_limit_store(request, monkeypatch):
 
 
 def staff_burst(requests: list[tuple[str, str, str]]) -> list[int]:
-    """POST each (username, password, address) to the login from its own thread, all at once."""
-    barrier = threading.Barrier(len(requests))
-    statuses, errors = [], []
-
-    def worker(username, password, address):
-        try:
-            client = Client()
-            barrier.wait()
-            statuses.append(staff_sign_in(username, password, address, client=client).status_code)
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=request) for request in requests]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    return statuses
+    """POST each (username, password, address) to the staff sign-in from its own thread, all at once."""
+    return run_together([lambda request=request: staff_sign_in(*request, client=Client()).status_code for request in requests])
 
 
 @pytest.mark.django_db(transaction=True)
