@@ -1,4 +1,5 @@
-"""Every patient page and state (a parent's registration for a child, an adult's caregivers, the
+"""Every patient page and state (a parent's registration for a child and the portal with the record
+switch, an adult's caregivers, the
 too-many-tries and no-record-of-one's-own pages included), in English and in Spanish, passes axe-core's WCAG 2.1 A and AA
 rules in Chromium; a keyboard-only registration with a wrong answer lands on the error summary,
 and the focus ring can be seen (3:1 against the white card) on every control."""
@@ -144,27 +145,46 @@ def test_every_patient_page_and_state_passes_wcag_21_aa(page, live_server, langu
     assert page.goto(f"{base}/portal/").status == 403
     check("signed in, no record of one's own")
 
-    # A parent invited for a child: the representative's registration.
-    access = AccessFactory(patient=child(practice, first_name="Lucía", last_name="Quintanilla"),
-                           representative=RepresentativeFactory(practice=practice, first_name="Elena"))
-    invitation = representatives.invite(access, now=now).invitation
-    parent_token = f"rep-token-{invitation.pk:06d}-abcdefghijklmnopqrstuvwxyz"
-    Invitation.objects.filter(pk=invitation.pk).update(token_hash=hash_token(parent_token), status=Status.SENT, sent_at=now)
+    # A parent invited for two children: the representative's registration, then the portal with
+    # whose record is open and the switch between the two.
+    parent = RepresentativeFactory(practice=practice, first_name="Elena")
+    lucia, pablo = (child(practice, first_name=name, last_name="Quintanilla") for name in ("Lucía", "Pablo"))
+    parent_links = {}
+    for kid in (lucia, pablo):
+        invitation = representatives.invite(AccessFactory(patient=kid, representative=parent), now=now).invitation
+        parent_links[kid] = f"rep-token-{invitation.pk:06d}-abcdefghijklmnopqrstuvwxyz"
+        Invitation.objects.filter(pk=invitation.pk).update(
+            token_hash=hash_token(parent_links[kid]), status=Status.SENT, sent_at=now,
+        )
     page.context.clear_cookies()
     in_language(page, live_server, language)
-    page.goto(f"{base}/invite/{parent_token}/")
-    assert page.locator("#id_has_login").count() + page.locator("#id_username").count() >= 1
+    page.goto(f"{base}/invite/{parent_links[lucia]}/")
     check("representative's registration")
-    page.click("button[type=submit]")
+    page.click("form[novalidate] button[type=submit]")
     page.wait_for_load_state()
     check("representative's registration, nothing filled in")
+    page.fill("#id_last_name", "Quintanilla")
+    page.fill("#id_date_of_birth", lucia.date_of_birth.isoformat())
+    page.fill("#id_username", "elena.q")
+    page.fill("#id_password1", PASSWORD)
+    page.fill("#id_password2", PASSWORD)
+    page.click("form[novalidate] button[type=submit]")
+    page.wait_for_selector(".record-bar")
+    check("portal home, a parent for one child")
+    page.goto(f"{base}/invite/{parent_links[pablo]}/")
+    check("representative's registration, signed in")
+    page.fill("#id_last_name", "Quintanilla")
+    page.fill("#id_date_of_birth", pablo.date_of_birth.isoformat())
+    page.click("form[novalidate] button[type=submit]")
+    page.wait_for_selector("#record-switch")
+    check("portal home, a parent of two, with the switch")
 
     monkeypatch.setattr(throttle, "allow", lambda *args, **kwargs: False)  # this address tried too often
     assert page.goto(f"{base}/invite/{token}/").status == 429
     check("too many tries")
 
     assert {state: problems for state, problems in found.items() if problems} == {}
-    assert len(found) == 27
+    assert len(found) == 30
 
 
 def test_a_keyboard_only_registration_with_a_wrong_answer_lands_on_the_error_summary(page, live_server):
