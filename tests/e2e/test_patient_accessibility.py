@@ -1,8 +1,8 @@
-"""Every patient page and state (a parent's registration for a child and the portal with the record
-switch, an adult's caregivers, the
-too-many-tries and no-record-of-one's-own pages included), in English and in Spanish, passes axe-core's WCAG 2.1 A and AA
-rules in Chromium; a keyboard-only registration with a wrong answer lands on the error summary,
-and the focus ring can be seen (3:1 against the white card) on every control."""
+"""Every patient page and state, in English and in Spanish, passes axe-core's WCAG 2.1 A and AA
+rules in Chromium (a parent's registration for a child and the portal with the record switch, an
+adult's caregivers, the too-many-tries and no-record-of-one's-own pages included); a keyboard-only
+registration with a wrong answer lands on the error summary, and the focus ring can be seen (3:1
+against the white card) on every control."""
 
 import datetime
 
