@@ -44,15 +44,21 @@ def request_reset(request: HttpRequest, email: str) -> None:
     enqueue_on_commit(SEND_TASK, email, private=True)
 
 
-def send_reset_email(email: str) -> int:
-    """Email a reset link to each active staff account with this address (the worker's part); the
-    number of emails sent. The link points at PORTAL_BASE_URL, like every link the site emails."""
-    form = StaffPasswordResetForm(data={"email": email})
+def email_reset_links(form_class: type[PasswordResetForm], email: str, **save_options) -> int:
+    """Email a reset link to each account `form_class` finds for this address (the worker's part,
+    for staff and patients alike); the number of emails sent. The link points at PORTAL_BASE_URL,
+    like every link the site emails."""
+    form = form_class(data={"email": email})
     if not form.is_valid():
         return 0
     users = list(form.get_users(form.cleaned_data["email"]))
     if not users:
         return 0
     base = urlsplit(settings.PORTAL_BASE_URL)
-    form.save(domain_override=base.netloc, use_https=base.scheme == "https")
+    form.save(domain_override=base.netloc, use_https=base.scheme == "https", **save_options)
     return len(users)
+
+
+def send_reset_email(email: str) -> int:
+    """Email a reset link to each active staff account with this address; how many."""
+    return email_reset_links(StaffPasswordResetForm, email)

@@ -2,8 +2,6 @@
 attempt is evaluated: patients.staff_auth.limits.PATIENTS), sign-out and password reset (one email per
 patient account on the address, each naming its username, sent by a worker)."""
 
-from urllib.parse import urlsplit
-
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.http import HttpResponseRedirect
@@ -12,7 +10,7 @@ from django.urls import reverse_lazy
 
 from core import throttle
 from core.queue import enqueue_on_commit
-from patients.staff_auth import limits
+from patients.staff_auth import limits, reset
 from portal.forms import PatientAuthenticationForm, PatientPasswordResetForm, PatientSetPasswordForm
 
 LOGIN_LIMIT = limits.PATIENTS.address[1:]  # failed sign-ins per client address per 15 minutes
@@ -70,20 +68,12 @@ class PortalPasswordResetView(auth_views.PasswordResetView):
 
 def send_reset_email(email: str) -> int:
     """Email a reset link to each patient account on this address (the worker's part); how many."""
-    form = PatientPasswordResetForm(data={"email": email})
-    if not form.is_valid():
-        return 0
-    users = list(form.get_users(form.cleaned_data["email"]))
-    if not users:
-        return 0
-    base = urlsplit(settings.PORTAL_BASE_URL)
-    form.save(
-        domain_override=base.netloc, use_https=base.scheme == "https",
+    return reset.email_reset_links(
+        PatientPasswordResetForm, email,
         subject_template_name=PortalPasswordResetView.subject_template_name,
         email_template_name=PortalPasswordResetView.email_template_name,
         extra_email_context={"portal_base_url": settings.PORTAL_BASE_URL},
     )
-    return len(users)
 
 
 class PortalPasswordResetConfirmView(auth_views.PasswordResetConfirmView):
