@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -52,16 +51,6 @@ SCENARIOS = [
     Scenario("long code, a chunk's time cut to 30 s (handed on)", 120, 1, 1, "PORTAL_BULK_SEND_SECONDS=30",
              extra_env={"PORTAL_BULK_SEND_SECONDS": "30"}),
 ]
-
-
-def stop(process: subprocess.Popen) -> None:
-    """Stop the stand-in; on a loaded machine it may not finish its answers in time: then kill it."""
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=30)
 
 
 def port_free(port: int) -> bool:
@@ -110,7 +99,7 @@ def run_scenario(scenario: Scenario, practice, *, concurrency: int, start_worker
     from django.db.models import Count, Sum
     from django.utils import timezone
 
-    from bench.providers import forget_runs
+    from bench.providers import forget_runs, stop
     from invitations.bulk import runs
     from invitations.models.bulk_runs import BulkRunChunk
     from invitations.models import Invitation
